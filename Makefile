@@ -1,0 +1,28 @@
+# `make bench` and `make test` work on a fresh clone with nothing installed but Python >= 3.10.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# The CPU build of torch; a plain `torch` would pull a multi-GB CUDA build.
+TORCH  ?= torch==2.13.0
+PYTEST_ARGS ?=
+
+.PHONY: bench test setup clean
+
+bench: $(STAMP)
+	$(BIN)/sessionbench evaluate --dataset synthetic --model pop
+	$(BIN)/sessionbench evaluate --dataset synthetic --model spop
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) datasets/cache .pytest_cache

@@ -1,0 +1,57 @@
+"""Errors that sessionbench reports to its users.
+
+Every error a user can cause (a bad file, a bad spec, a bad command-line value,
+a plugin that breaks the API contract) is a :class:`SessionbenchError`. The CLI
+prints such an error as one line and exits with status 2; anything else is a
+bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class SessionbenchError(Exception):
+    """An error caused by user input; printed as one line by the CLI (exit 2)."""
+
+
+class DataError(SessionbenchError):
+    """A raw data file cannot be read or gives an unusable dataset.
+
+    The message names the file and, where they apply, the line (1-based, as an
+    editor shows it, header included) and the column.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | Path | None = None,
+        line: int | None = None,
+        column: str | None = None,
+    ) -> None:
+        self.path = None if path is None else str(path)
+        self.line = line
+        self.column = column
+        self.reason = message
+        where = []
+        if self.path is not None:
+            where.append(self.path)
+        if line is not None:
+            where.append(f"line {line}")
+        if column is not None:
+            where.append(f"column {column!r}")
+        prefix = ", ".join(where)
+        super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class ConfigError(SessionbenchError):
+    """A spec, suite or command-line value is invalid (names file and key)."""
+
+
+class UnknownNameError(SessionbenchError):
+    """An unknown dataset preset or model name."""
+
+
+class ContractError(SessionbenchError):
+    """A model (plugin) broke a rule of the plugin API; names model and rule."""

@@ -1,0 +1,449 @@
+"""Readers for raw click logs.
+
+Every reader returns a pandas DataFrame in file order with at least
+
+``session``
+    the raw session id: int64 when every id is a plain integer, else ``str``;
+``item``
+    the raw item id as a string (``str`` dtype);
+``time``
+    float64 epoch seconds, UTC.
+
+Some readers add the columns that a preprocessing rule needs
+(:func:`read_diginetica` keeps ``timeframe`` and ``eventdate``).
+
+Errors are :class:`~harness.errors.DataError` and name the file, the line
+(1-based as an editor shows it, header included) and the column where they
+apply. Blank lines are skipped but still counted, so line numbers stay those
+of the file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness.errors import DataError
+
+__all__ = [
+    "TIME_FORMATS",
+    "TableLayout",
+    "SESSION_REC_LAYOUT",
+    "read_diginetica",
+    "read_yoochoose",
+    "read_session_rec",
+    "read_table",
+]
+
+#: Named time formats of :class:`TableLayout`; anything else containing ``%``
+#: is a ``strftime`` format.
+TIME_FORMATS = ("epoch_s", "epoch_ms", "iso")
+
+#: DIGINETICA header spellings: the SR-GNN sample uses snake_case, the CIKM Cup
+#: 2016 file camelCase.
+_DIGINETICA_HEADERS = {
+    "session_id": "session",
+    "sessionId": "session",
+    "item_id": "item",
+    "itemId": "item",
+    "timeframe": "timeframe",
+    "eventdate": "eventdate",
+}
+_DIGINETICA_EXPECTED = "session_id;user_id;item_id;timeframe;eventdate (or sessionId;userId;itemId;timeframe;eventdate)"
+_YOOCHOOSE_EXPECTED = "session,timestamp,item,category rows (RecSys Challenge 2015 yoochoose-clicks.dat)"
+_INTEGER = re.compile(r"-?(0|[1-9][0-9]*)")
+
+
+@dataclass(frozen=True)
+class TableLayout:
+    """How to read a generic event table (CSV, TSV or Parquet).
+
+    Attributes:
+        sep: field separator of a text file (ignored for Parquet).
+        session, item, time: the column names holding each field.
+        time_format: ``epoch_s``, ``epoch_ms``, ``iso`` (ISO-8601; a time
+            without zone is taken as UTC) or a ``strftime`` format such as
+            ``%Y-%m-%d %H:%M:%S``.
+    """
+
+    sep: str = ","
+    session: str = "session"
+    item: str = "item"
+    time: str = "time"
+    time_format: str = "epoch_s"
+
+    def __post_init__(self) -> None:
+        if self.time_format not in TIME_FORMATS and "%" not in self.time_format:
+            raise ValueError(
+                f"time_format: expected one of {', '.join(TIME_FORMATS)} or a strftime format "
+                f"containing '%', got {self.time_format!r}"
+            )
+        if len(self.sep) != 1:
+            raise ValueError(f"sep: expected a single character, got {self.sep!r}")
+
+
+#: The session-rec framework's pre-split files: ``SessionId<TAB>ItemId<TAB>Time``.
+SESSION_REC_LAYOUT = TableLayout(sep="\t", session="SessionId", item="ItemId", time="Time", time_format="epoch_s")
+
+
+# --------------------------------------------------------------------------- #
+# public readers
+# --------------------------------------------------------------------------- #
+
+
+def read_diginetica(path: str | Path) -> pd.DataFrame:
+    """Read DIGINETICA ``train-item-views.csv`` (CIKM Cup 2016).
+
+    The file is ``;``-separated with the header
+    ``session_id;user_id;item_id;timeframe;eventdate`` or its camelCase
+    spelling. Returns ``session``, ``item``, ``time`` plus ``timeframe``
+    (int64 milliseconds, orders the clicks of a session) and ``eventdate``
+    (float64 epoch seconds of that day's UTC midnight). ``time`` is
+    ``eventdate + timeframe / 1000``.
+    """
+    path = Path(path)
+    frame = _read_text(path, sep=";", header=True, expected=_DIGINETICA_EXPECTED)
+    frame = _rename_diginetica(frame, path)
+    _require_values(frame, path, header=True, columns=("session", "item", "timeframe", "eventdate"))
+    timeframe = _parse_integer(frame["timeframe"], path, "timeframe", header=True, expected="an integer timeframe (ms)")
+    eventdate = _parse_datetime(
+        frame["eventdate"], path, "eventdate", header=True, fmt="%Y-%m-%d", expected="a date YYYY-MM-DD"
+    )
+    return pd.DataFrame(
+        {
+            "session": _session_ids(frame["session"]),
+            "item": frame["item"].astype(str).array,
+            "time": eventdate + timeframe / 1000.0,
+            "timeframe": timeframe,
+            "eventdate": eventdate,
+        }
+    )
+
+
+def read_yoochoose(path: str | Path, *, chunksize: int = 2_000_000) -> pd.DataFrame:
+    """Read YOOCHOOSE ``yoochoose-clicks.dat`` (RecSys Challenge 2015).
+
+    ``,``-separated ``session,timestamp,item,category`` with ISO-8601
+    timestamps such as ``2014-04-07T10:51:09.277Z``. The original file has no
+    header; a header line (which the SR-GNN script needs, so many copies have
+    one) is recognised and skipped. The category column is not read. The full
+    file has 33M rows, so it is read in chunks with the C parser and parsed
+    vectorised; strings stay in pandas' compact ``str`` dtype. Returns
+    ``session`` (int64), ``item`` (str), ``time``.
+    """
+    path = Path(path)
+    header = _yoochoose_header(path)
+    try:  # fast path: the C parser converts session ids itself
+        chunks = _read_text_chunks(path, chunksize, skip_header=header, session_dtype=np.int64)
+        parts = [_yoochoose_chunk(chunk, path, header) for chunk in chunks]
+    except _ConversionFailed:  # read again as text to say where and why
+        chunks = _read_text_chunks(path, chunksize, skip_header=header, session_dtype=str)
+        parts = [_yoochoose_chunk(chunk, path, header) for chunk in chunks]
+    frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    if frame.empty:
+        raise DataError(f"no click rows; expected {_YOOCHOOSE_EXPECTED}", path=path)
+    return frame
+
+
+def read_session_rec(path: str | Path) -> pd.DataFrame:
+    """Read a session-rec framework file: tab-separated ``SessionId ItemId Time``
+    with ``Time`` in epoch seconds."""
+    return read_table(path, SESSION_REC_LAYOUT)
+
+
+def read_table(path: str | Path, layout: TableLayout = TableLayout()) -> pd.DataFrame:
+    """Read a generic event table: CSV/TSV with a header, or Parquet
+    (``.parquet``/``.pq``), with the columns and time format of ``layout``."""
+    path = Path(path)
+    names = {layout.session: "session", layout.item: "item", layout.time: "time"}
+    if path.suffix.lower() in (".parquet", ".pq"):
+        frame, header = _read_parquet(path, list(names)), None
+    else:
+        sep_name = "TAB" if layout.sep == "\t" else repr(layout.sep)
+        expected = f"{sep_name}-separated columns with a header naming {', '.join(map(repr, names))}"
+        frame, header = _read_text(path, sep=layout.sep, header=True, expected=expected), True
+        missing = [c for c in names if c not in frame.columns]
+        if missing:
+            raise DataError(
+                f"missing column(s) {missing}; expected {expected}; found {list(frame.columns)}"
+                + _separator_hint(frame.columns, layout.sep),
+                path=path,
+                line=1,
+            )
+        frame = frame.loc[:, list(names)].astype(str)
+    frame = frame.rename(columns=names)
+    _require_values(frame, path, header=header, columns=("session", "item", "time"))
+    return pd.DataFrame(
+        {
+            "session": _session_ids(frame["session"]),
+            "item": frame["item"].astype(str).array,
+            "time": _parse_time(frame["time"], path, layout.time, header, layout.time_format),
+        }
+    )
+
+
+# --------------------------------------------------------------------------- #
+# text input
+# --------------------------------------------------------------------------- #
+
+_READ_OPTIONS = dict(dtype=str, keep_default_na=False, skip_blank_lines=False, engine="c")
+
+
+def _read_text(path: Path, *, sep: str, header: bool, expected: str) -> pd.DataFrame:
+    """All fields as strings, blank lines dropped; index ``i`` is file line
+    ``i + 2`` (header) or ``i + 1`` (no header)."""
+    _check_file(path, expected)
+    try:
+        frame = pd.read_csv(path, sep=sep, header=0 if header else None, **_READ_OPTIONS)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise _parser_error(exc, path, expected) from None
+    if frame.empty:
+        raise DataError(f"no data rows after the header; expected {expected}", path=path, line=1)
+    return _drop_blank_lines(frame)
+
+
+class _ConversionFailed(Exception):
+    """The C parser could not convert a field to the requested dtype."""
+
+
+def _read_text_chunks(path: Path, chunksize: int, *, skip_header: bool, session_dtype: type) -> Iterator[pd.DataFrame]:
+    """YOOCHOOSE rows in chunks: session as ``session_dtype``, timestamp and
+    item as strings; index ``i`` is file line ``i + 1`` (``i + 2`` after a
+    skipped header). With a numeric ``session_dtype`` a field it cannot
+    convert (or a blank line) raises :class:`_ConversionFailed`."""
+    dtypes = {"session": session_dtype, "timestamp": str, "item": str}
+    try:
+        reader = pd.read_csv(
+            path,
+            sep=",",
+            header=None,
+            usecols=[0, 1, 2],
+            names=list(dtypes),
+            skiprows=1 if skip_header else 0,
+            chunksize=chunksize,
+            **{**_READ_OPTIONS, "dtype": dtypes},
+        )
+        with reader:
+            for chunk in reader:
+                yield _drop_blank_lines(chunk)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise _parser_error(exc, path, _YOOCHOOSE_EXPECTED) from None
+    except (ValueError, OverflowError) as exc:
+        if session_dtype is not str:
+            raise _ConversionFailed from exc
+        raise _parser_error(exc, path, _YOOCHOOSE_EXPECTED) from None
+
+
+def _check_file(path: Path, expected: str) -> None:
+    if not path.is_file():
+        raise DataError(f"file not found; expected {expected}", path=path)
+    if path.stat().st_size == 0:
+        raise DataError(f"file is empty (0 bytes); expected {expected}", path=path)
+
+
+def _parser_error(exc: Exception, path: Path, expected: str) -> DataError:
+    """Turn a pandas parser failure into a one-line DataError with its line."""
+    text = " ".join(str(exc).split())
+    found = re.search(r"line (\d+)", text)
+    line = int(found.group(1)) if found else None
+    detail = re.sub(r"^Error tokenizing data\. C error: ", "", text)
+    return DataError(f"cannot parse ({detail}); expected {expected}", path=path, line=line)
+
+
+def _drop_blank_lines(frame: pd.DataFrame) -> pd.DataFrame:
+    # keep_default_na=False turns a blank line into a row of empty strings;
+    # the index (and so the line number) of every other row is kept
+    blank = (frame == "").all(axis=1)
+    return frame[~blank] if blank.any() else frame
+
+
+def _line_of(index_label: int, header: bool | None) -> int | None:
+    """File line of a row index (None for Parquet, which has no lines)."""
+    if header is None:
+        return None
+    return int(index_label) + (2 if header else 1)
+
+
+def _fail_at(
+    frame_index: pd.Index,
+    bad: np.ndarray,
+    values: pd.Series,
+    path: Path,
+    column: str,
+    header: bool | None,
+    expected: str,
+) -> None:
+    """Raise a DataError for the first True in ``bad`` (if any)."""
+    if not bad.any():
+        return
+    pos = int(np.argmax(bad))
+    label = frame_index[pos]
+    where = "" if header is not None else f" (row {int(label) + 1})"
+    raise DataError(
+        f"expected {expected}, found {values.iloc[pos]!r}{where}",
+        path=path,
+        line=_line_of(label, header),
+        column=column,
+    )
+
+
+def _require_values(frame: pd.DataFrame, path: Path, *, header: bool | None, columns: tuple[str, ...]) -> None:
+    """Every required field must be non-empty (short rows read as '')."""
+    for col in columns:
+        values = frame[col]
+        if pd.api.types.is_numeric_dtype(values.dtype):
+            bad = values.isna().to_numpy()
+        else:
+            bad = (values.isna() | (values.astype(str).str.strip() == "")).to_numpy()
+        _fail_at(frame.index, bad, values, path, col, header, "a value (the field is empty or the row is short)")
+
+
+# --------------------------------------------------------------------------- #
+# field parsing
+# --------------------------------------------------------------------------- #
+
+
+def _parse_integer(values: pd.Series, path: Path, column: str, *, header: bool | None, expected: str) -> np.ndarray:
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = ~np.isfinite(numbers) | (numbers != np.floor(numbers))
+    _fail_at(values.index, bad, values, path, column, header, expected)
+    return numbers.astype(np.int64)
+
+
+def _parse_number(values: pd.Series, path: Path, column: str, *, header: bool | None, expected: str) -> np.ndarray:
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    _fail_at(values.index, ~np.isfinite(numbers), values, path, column, header, expected)
+    return numbers
+
+
+def _parse_datetime(
+    values: pd.Series, path: Path, column: str, *, header: bool | None, fmt: str, expected: str
+) -> np.ndarray:
+    """Parse times vectorised; a time without zone is UTC. Returns epoch seconds."""
+    stamps = pd.to_datetime(values, format=fmt, utc=True, errors="coerce")
+    _fail_at(values.index, stamps.isna().to_numpy(), values, path, column, header, expected)
+    return stamps.dt.as_unit("us").astype("int64").to_numpy() / 1e6
+
+
+def _parse_time(values: pd.Series, path: Path, column: str, header: bool | None, time_format: str) -> np.ndarray:
+    if time_format in ("epoch_s", "epoch_ms"):
+        if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
+            numbers = values.to_numpy(dtype=np.float64)  # Parquet numbers need no text parsing
+            _fail_at(values.index, ~np.isfinite(numbers), values, path, column, header, f"a number ({time_format})")
+        else:
+            numbers = _parse_number(values, path, column, header=header, expected=f"a number ({time_format})")
+        return numbers / 1000.0 if time_format == "epoch_ms" else numbers
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        values = values.astype(str)  # re-parse Parquet timestamps through one path
+        time_format = "ISO8601"
+    fmt = "ISO8601" if time_format == "iso" else time_format
+    return _parse_datetime(values, path, column, header=header, fmt=fmt, expected=f"a time in format {time_format!r}")
+
+
+def _session_ids(values: pd.Series) -> np.ndarray | pd.api.extensions.ExtensionArray:
+    """int64 when every id is a plain integer (no leading zeros, so the
+    conversion merges no two ids), else the strings themselves.
+
+    Returns an array, not a Series: the caller's rows may have index gaps
+    (blank lines), and a Series would be aligned on them.
+    """
+    if pd.api.types.is_integer_dtype(values.dtype):
+        return values.to_numpy(dtype=np.int64)
+    text = values.astype(str)
+    if text.str.fullmatch(_INTEGER.pattern).all():
+        numbers = pd.to_numeric(text, errors="coerce")
+        if numbers.notna().all() and pd.api.types.is_integer_dtype(numbers.dtype):
+            return numbers.to_numpy(dtype=np.int64)
+    return text.array
+
+
+# --------------------------------------------------------------------------- #
+# format specifics
+# --------------------------------------------------------------------------- #
+
+
+def _rename_diginetica(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    present = {col: _DIGINETICA_HEADERS[col] for col in frame.columns if col in _DIGINETICA_HEADERS}
+    if len(set(present.values())) < len(set(_DIGINETICA_HEADERS.values())):
+        missing = [
+            "/".join(spellings)
+            for field in dict.fromkeys(_DIGINETICA_HEADERS.values())
+            if field not in present.values()
+            for spellings in [[h for h, f in _DIGINETICA_HEADERS.items() if f == field]]
+        ]
+        raise DataError(
+            f"missing column(s) {missing}; expected the header {_DIGINETICA_EXPECTED}; "
+            f"found {';'.join(map(str, frame.columns))!r}" + _separator_hint(frame.columns, ";"),
+            path=path,
+            line=1,
+        )
+    return frame.loc[:, list(present)].rename(columns=present)
+
+
+def _separator_hint(columns: pd.Index, sep: str) -> str:
+    """Say which separator the header seems to use when it is not ``sep``."""
+    header = "".join(map(str, columns))
+    for candidate, name in ((",", "','"), (";", "';'"), ("\t", "TAB"), ("|", "'|'")):
+        if candidate != sep and candidate in header:
+            expected = "TAB" if sep == "\t" else repr(sep)
+            return f" (the file looks {name}-separated, expected {expected})"
+    return ""
+
+
+def _yoochoose_header(path: Path) -> bool:
+    """Check the first line: three or more ``,``-separated fields, and
+    whether it is a header (its first field is not a session number)."""
+    _check_file(path, _YOOCHOOSE_EXPECTED)
+    with path.open("rb") as handle:
+        first = handle.readline().decode("utf-8", errors="replace").strip()
+    fields = first.split(",")
+    if len(fields) < 3:
+        raise DataError(
+            f"found {len(fields)} ','-separated field(s) in {first[:80]!r}; expected {_YOOCHOOSE_EXPECTED}"
+            + _separator_hint(pd.Index([first]), ","),
+            path=path,
+            line=1,
+        )
+    return _INTEGER.fullmatch(fields[0].strip()) is None and "session" in fields[0].lower()
+
+
+def _yoochoose_chunk(chunk: pd.DataFrame, path: Path, header: bool) -> pd.DataFrame:
+    """Validate and convert one chunk of raw YOOCHOOSE rows."""
+    _require_values(chunk, path, header=header, columns=("session", "timestamp", "item"))
+    session = chunk["session"].to_numpy()
+    if session.dtype != np.int64:
+        session = _parse_integer(chunk["session"], path, "session", header=header, expected="an integer session id")
+    time = _parse_datetime(
+        chunk["timestamp"],
+        path,
+        "timestamp",
+        header=header,
+        fmt="ISO8601",
+        expected="an ISO-8601 timestamp like 2014-04-07T10:51:09.277Z",
+    )
+    return pd.DataFrame({"session": session, "item": chunk["item"].astype(str).array, "time": time})
+
+
+def _read_parquet(path: Path, columns: list[str]) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError(f"file not found; expected a Parquet file with columns {columns}", path=path)
+    try:
+        import pyarrow.parquet as pq
+
+        schema = pq.read_schema(path)
+        missing = [c for c in columns if c not in schema.names]
+        if missing:
+            raise DataError(f"missing column(s) {missing}; found {schema.names}", path=path)
+        frame = pd.read_parquet(path, columns=columns)
+    except DataError:
+        raise
+    except Exception as exc:  # pyarrow raises several types for a corrupt file
+        raise DataError(f"cannot read as Parquet ({' '.join(str(exc).split())})", path=path) from None
+    if frame.empty:
+        raise DataError(f"no rows; expected events with columns {columns}", path=path)
+    return frame

@@ -1,0 +1,181 @@
+"""Finding models by name.
+
+Three ways, in this order of precedence:
+
+1. ``@register("name")`` on a :class:`SessionRecommender` subclass;
+2. the entry-point group ``sessionbench.models`` of installed packages: an
+   entry point either names a model class (registered under the entry point's
+   name) or a module whose ``@register`` decorators run when it is imported
+   (this is how sessionbench's own ``baselines`` and ``srgnn`` are found, so
+   the harness never imports a model module by name);
+3. a ``package.module:ClassName`` string wherever a model name is accepted.
+
+Entry points are loaded lazily, on the first lookup, so importing
+``harness`` has no side effects.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import inspect
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.errors import ConfigError, ContractError, UnknownNameError
+from harness.plugin import SessionRecommender
+
+ENTRY_POINT_GROUP = "sessionbench.models"
+
+_REGISTRY: dict[str, type[SessionRecommender]] = {}
+_entry_points_loaded = False
+
+
+def register(name: str) -> Callable[[type[SessionRecommender]], type[SessionRecommender]]:
+    """Class decorator: make a model available under ``name``.
+
+    Refuses a name that is already taken by another class.
+    """
+
+    def decorate(cls: type[SessionRecommender]) -> type[SessionRecommender]:
+        _add(name, cls, origin=f"@register in {cls.__module__}")
+        return cls
+
+    return decorate
+
+
+def _add(name: str, cls: Any, *, origin: str) -> None:
+    if not (inspect.isclass(cls) and issubclass(cls, SessionRecommender)):
+        raise ContractError(f"{origin}: {cls!r} registered as {name!r} is not a SessionRecommender subclass")
+    if not name or ":" in name:
+        raise ContractError(f"{origin}: invalid model name {name!r} (non-empty, no ':')")
+    known = _REGISTRY.get(name)
+    if known is not None and known is not cls:
+        raise ContractError(
+            f"{origin}: model name {name!r} is already registered by "
+            f"{known.__module__}.{known.__qualname__}; choose another name"
+        )
+    cls.name = name
+    _REGISTRY[name] = cls
+
+
+def _load_entry_points() -> None:
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        origin = f"entry point {ep.name!r} = {ep.value!r} ({ENTRY_POINT_GROUP})"
+        try:
+            obj = ep.load()
+        except Exception as err:  # a broken plugin must not hide the others
+            raise ContractError(f"{origin} failed to import: {type(err).__name__}: {err}") from err
+        if inspect.isclass(obj):
+            _add(ep.name, obj, origin=origin)
+
+
+def available_models() -> dict[str, type[SessionRecommender]]:
+    """All registered models, by name (sorted)."""
+    _load_entry_points()
+    return dict(sorted(_REGISTRY.items()))
+
+
+def _import_class(spec: str) -> type[SessionRecommender]:
+    module_name, _, attr = spec.partition(":")
+    # Allow the user's own module in the current directory, as `python -m` does.
+    cwd = str(Path.cwd())
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise UnknownNameError(
+            f"model {spec!r}: cannot import module {module_name!r} ({err}); "
+            "is it on the Python path or in the current directory?"
+        ) from None
+    cls = module
+    for part in attr.split("."):
+        cls = getattr(cls, part, None)
+        if cls is None:
+            raise UnknownNameError(f"model {spec!r}: module {module_name!r} has no attribute {attr!r}")
+    if not (inspect.isclass(cls) and issubclass(cls, SessionRecommender)):
+        raise ContractError(f"model {spec!r} is not a subclass of harness.plugin.SessionRecommender")
+    return cls
+
+
+def get_model_class(name: str) -> type[SessionRecommender]:
+    """The model class for a registered name or a ``package.module:ClassName``."""
+    if ":" in name:
+        return _import_class(name)
+    models = available_models()
+    if name not in models:
+        known = ", ".join(models) or "none"
+        raise UnknownNameError(f"unknown model {name!r}; registered models: {known} (or use package.module:ClassName)")
+    return models[name]
+
+
+def coerce_params(cls: type[SessionRecommender], params: Mapping[str, Any], *, source: str = "--param") -> dict[str, Any]:
+    """Check hyper-parameter names against ``cls`` and coerce values to the
+    type of each default.
+
+    YAML reads ``1e-3`` as a string and ``5`` as an int; a float default
+    accepts both, an int default refuses ``0.5``. Unknown names are an error.
+    """
+    defaults = cls.hyperparameters()
+    out = {}
+    for key, value in params.items():
+        if key not in defaults:
+            raise ConfigError(
+                f"{source}: model {cls.name or cls.__name__!r} has no hyper-parameter {key!r}; "
+                f"it takes: {', '.join(defaults) or 'none'}"
+            )
+        out[key] = _coerce(value, defaults[key], f"{source}: {key}")
+    return out
+
+
+def _coerce(value: Any, default: Any, where: str) -> Any:
+    if default is None or value is None:
+        return value
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if isinstance(default, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        try:
+            return float(str(value))
+        except ValueError:
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if isinstance(default, str) and not isinstance(value, str):
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    return value
+
+
+def parse_param(text: str) -> tuple[str, Any]:
+    """Parse one ``key=value`` from the command line; the value is read as a YAML scalar."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key.isidentifier():
+        raise ConfigError(f"--param {text!r}: expected key=value, e.g. --param alpha=0.5")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        raise ConfigError(f"--param {text!r}: value {raw!r} is not a YAML scalar") from None
+    if isinstance(value, (dict, list)):
+        raise ConfigError(f"--param {text!r}: expected a single value, got a YAML {type(value).__name__}")
+    return key, value
+
+
+def make_model(name: str, params: Mapping[str, Any] | None = None, *, source: str = "--param") -> SessionRecommender:
+    """Instantiate a model by name with checked, coerced hyper-parameters."""
+    cls = get_model_class(name)
+    return cls(**coerce_params(cls, params or {}, source=source))

@@ -1,0 +1,190 @@
+"""The command line: every sub-command, its output, and one-line errors."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from data_paths import DIGINETICA_SAMPLE, YOOCHOOSE_100K
+
+from harness.cli import main
+
+DIGI_DIR = str(DIGINETICA_SAMPLE.parent)
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("SESSIONBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cli-cache"))
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("argv", [[], ["datasets"], ["datasets", "stats"], ["models"], ["evaluate"]])
+def test_help_on_every_command(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: sessionbench" in capsys.readouterr().out
+
+
+def test_datasets_lists_presets_with_files_and_sources(capsys):
+    code, out, _ = run(capsys, "datasets")
+    assert code == 0
+    for name in ("diginetica", "yoochoose-1-64", "yoochoose-1-4", "yoochoose-100k", "synthetic"):
+        assert f"\n{name}\n" in out
+    assert "train-item-views.csv" in out and "yoochoose-clicks.dat" in out
+    assert "--data-dir" in out and "codalab" in out
+
+
+def test_datasets_stats_json_on_the_diginetica_sample(capsys):
+    code, out, _ = run(capsys, "datasets", "stats", "diginetica", "--data-dir", DIGI_DIR, "--json")
+    stats = json.loads(out)
+    assert code == 0
+    assert stats["n_items"] == 309
+    assert (stats["train"]["sessions"], stats["test"]["sessions"]) == (469, 39)
+    assert (stats["train"]["prefixes"], stats["test"]["prefixes"]) == (1205, 99)
+
+
+def test_datasets_stats_table(capsys):
+    code, out, _ = run(capsys, "datasets", "stats", "diginetica", "--data-dir", DIGI_DIR)
+    assert code == 0
+    assert "309 items" in out
+    assert out.splitlines()[3].split()[:5] == ["sessions", "469", "450", "14", "39"]
+
+
+def test_models_lists_names_and_hyperparameters(capsys):
+    code, out, _ = run(capsys, "models")
+    assert code == 0
+    assert "pop " in out and "spop " in out and "tiebreak=0.5" in out
+    code, out, _ = run(capsys, "models", "--json")
+    assert json.loads(out)["spop"]["hyperparameters"] == {"tiebreak": 0.5}
+
+
+def test_evaluate_prints_a_metric_table(capsys):
+    code, out, _ = run(capsys, "evaluate", "--dataset", "diginetica", "--data-dir", DIGI_DIR, "--model", "pop")
+    assert code == 0
+    lines = out.splitlines()
+    assert "99 test cases" in lines[0]
+    assert lines[1].split() == ["metric", "@5", "@10", "@20", "@50"]
+    assert [line.split()[0] for line in lines[2:8]] == ["HitRate", "Recall", "MRR", "NDCG", "Coverage", "Popularity"]
+    assert "fit_seconds=" in lines[8]
+
+
+def test_evaluate_json_on_yoochoose_100k(capsys):
+    code, out, _ = run(
+        capsys, "evaluate", "--dataset", "yoochoose-100k", "--data-dir", str(YOOCHOOSE_100K),
+        "--model", "spop", "--param", "tiebreak=0.25", "--k", "20,5", "--json",
+    )  # fmt: skip
+    result = json.loads(out)
+    assert code == 0
+    assert (result["dataset"], result["model"], result["protocol"], result["cases"]) == (
+        "yoochoose-100k", "spop", "next", 10152
+    )
+    assert result["params"] == {"tiebreak": 0.25}
+    assert set(result["metrics"]) == {f"{m}@{k}" for m in
+                                      ("HitRate", "Recall", "MRR", "NDCG", "Coverage", "Popularity") for k in (5, 20)}
+    assert 0 < result["metrics"]["MRR@20"] <= result["metrics"]["HitRate@20"] < 1
+    assert result["timings"]["prefixes_per_second"] > 0 and result["timings"]["fit_seconds"] >= 0
+
+
+def test_evaluate_rest_protocol_and_module_class(capsys):
+    code, out, _ = run(
+        capsys, "evaluate", "--dataset", "diginetica", "--data-dir", DIGI_DIR,
+        "--model", "baselines.popularity:SessionPopularity", "--protocol", "rest", "--json",
+    )  # fmt: skip
+    result = json.loads(out)
+    assert code == 0 and result["protocol"] == "rest"
+    assert result["metrics"]["Recall@20"] <= result["metrics"]["HitRate@20"]
+
+
+# -- bad input: one line on stderr, exit status 2, no traceback --------------
+
+
+def write(path, text):
+    path.write_text(textwrap.dedent(text).lstrip())
+    return path
+
+
+def table_spec(tmp_path, csv_text, read="{sep: ',', session: sid, item: iid, time: ts}"):
+    write(tmp_path / "clicks.csv", csv_text)
+    return str(write(tmp_path / "mine.yaml", f"""
+        name: mine
+        description: a user's table
+        source: made in a test
+        format: table
+        files: {{events: clicks.csv}}
+        read: {read}
+        preprocess: {{method: standard, test_days: 1, valid_days: 1}}
+        """))
+
+
+def bad_cases(tmp_path):
+    empty_dir = tmp_path / "empty"
+    empty_dir.mkdir()
+    comma_dir = tmp_path / "comma"
+    comma_dir.mkdir()
+    write(comma_dir / "train-item-views.csv", "session_id,user_id,item_id,timeframe,eventdate\n1,NA,5,10,2016-05-09\n")
+    yc_dir = tmp_path / "yc"
+    yc_dir.mkdir()
+    write(yc_dir / "yoochoose-clicks.dat", "1,2014-04-07T10:51:09.277Z,214536502,0\n1,yesterday,214536500,0\n")
+    empty_file_dir = tmp_path / "emptyfile"
+    empty_file_dir.mkdir()
+    (empty_file_dir / "train-item-views.csv").write_text("")
+    digi = ["--dataset", "diginetica", "--model", "pop"]
+    return {
+        "missing file": ([*digi, "--data-dir", str(empty_dir)], "train-item-views.csv"),
+        "wrong separator": ([*digi, "--data-dir", str(comma_dir)], "separat"),
+        "missing column": (
+            ["--dataset", table_spec(tmp_path / "c", "sid,iid,when\n1,2,3\n"), "--model", "pop"], "'ts'"),
+        "non-numeric time": (
+            ["--dataset", table_spec(tmp_path / "n", "sid,iid,ts\n1,2,3\n1,3,4\n1,4,abc\n"), "--model", "pop"],
+            "line 4"),
+        "unparsable timestamp": (
+            ["--dataset", "yoochoose-1-64", "--data-dir", str(yc_dir), "--model", "pop"], "line 2"),
+        "empty file": ([*digi, "--data-dir", str(empty_file_dir)], "empty"),
+        "empty after filtering": (
+            ["--dataset", table_spec(tmp_path / "f", "sid,iid,ts\n1,2,3\n2,3,4\n3,4,5\n"), "--model", "pop"],
+            "no sessions left"),
+        "unknown dataset": (["--dataset", "nosuchdata", "--model", "pop"], "nosuchdata"),
+        "unknown model": ([*digi, "--data-dir", DIGI_DIR, "--model", "nosuchmodel"], "unknown model 'nosuchmodel'"),
+        "bad param syntax": ([*digi, "--param", "tiebreak"], "expected key=value"),
+        "unknown param": ([*digi, "--param", "alpha=1"], "no hyper-parameter 'alpha'"),
+        "bad param type": (
+            ["--dataset", "diginetica", "--model", "spop", "--param", "tiebreak=high"], "expected a number"),
+    }
+
+
+BAD_IDS = [
+    "missing file", "wrong separator", "missing column", "non-numeric time", "unparsable timestamp", "empty file",
+    "empty after filtering", "unknown dataset", "unknown model", "bad param syntax", "unknown param", "bad param type",
+]
+
+
+@pytest.mark.parametrize("case", BAD_IDS)
+def test_bad_input_is_one_line_with_exit_2(case, tmp_path, capsys):
+    for sub in ("c", "n", "f"):
+        (tmp_path / sub).mkdir()
+    argv, expected = bad_cases(tmp_path)[case]
+    code, out, err = run(capsys, "evaluate", *argv)
+    assert code == 2
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("sessionbench: error: ")
+    assert expected in lines[0]
+
+
+def test_console_script_exit_code_and_no_traceback(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "evaluate", "--dataset", "diginetica", "--model", "pop",
+         "--data-dir", str(tmp_path)],
+        capture_output=True, text=True, env={"SESSIONBENCH_CACHE": str(tmp_path / "c"), "PATH": ""},
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "train-item-views.csv" in proc.stderr

@@ -1,0 +1,254 @@
+"""The evaluator on a tiny hand-built dataset with a fake model whose scores we control."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from harness.dataset import PrefixBatch, SessionDataset, SessionSplit
+from harness.errors import ConfigError, ContractError
+from harness.evaluate import METADATA_KEY, EvaluationResult, evaluate
+from harness.metrics import UNRANKED
+
+L2 = math.log2
+
+
+def split(sessions: dict[int, list[int]]) -> SessionSplit:
+    rows = []
+    clock = 0.0
+    for sid, items in sessions.items():
+        for item in items:
+            rows.append((sid, item, clock))
+            clock += 60.0
+    return SessionSplit(pd.DataFrame(rows, columns=["session", "item", "time"]))
+
+
+# train counts: 1:1, 2:4, 3:1, 4:1, 5:2, 6:1  -> pop 2 = 1, 5 = .5, others .25
+TRAIN_TR = {1: [1, 2], 2: [2, 3, 2]}  # counts 1:1, 2:3, 3:1
+VALID = {3: [4, 5, 6], 4: [2, 5]}
+TEST = {10: [1, 2, 3], 11: [4, 5, 2, 5], 12: [5, 1]}
+
+
+@pytest.fixture
+def data() -> SessionDataset:
+    return SessionDataset(
+        name="tiny",
+        n_items=6,
+        item_map={str(i): i for i in range(1, 7)},
+        train=split({**TRAIN_TR, **VALID}),
+        train_tr=split(TRAIN_TR),
+        valid=split(VALID),
+        test=split(TEST),
+    )
+
+
+# fixed scores; the padding column is the highest and must never rank.
+# ranking: 5 (.9), then 2 and 4 tied (.6), 3 (.3), 1 (.1), 6 (0)
+#                   pad   1    2    3    4    5    6
+FIXED = torch.tensor([100, 0.1, 0.6, 0.3, 0.6, 0.9, 0.0])
+
+
+class FixedModel:
+    """Scores every prefix the same way and records what it was given."""
+
+    name = "fixed"
+
+    def __init__(self, scores: torch.Tensor = FIXED) -> None:
+        self.scores = scores
+        self.batches: list[PrefixBatch] = []
+        self.grad_enabled: list[bool] = []
+
+    def score(self, batch: PrefixBatch) -> torch.Tensor:
+        self.batches.append(batch)
+        self.grad_enabled.append(torch.is_grad_enabled())
+        return self.scores.expand(len(batch), -1).clone()
+
+
+# ---------------------------------------------------------------- next protocol
+
+
+def test_next_protocol_ranks_and_metrics_by_hand(data):
+    res = evaluate(FixedModel(), data, ks=(1, 3, 5))
+    # cases: [1]->2, [1,2]->3 | [4]->5, [4,5]->2, [4,5,2]->5 | [5]->1
+    assert res.session_ids.tolist() == [10, 10, 11, 11, 11, 12]
+    assert res.prefix_lengths.tolist() == [1, 2, 1, 2, 3, 1]
+    assert res.n_targets.tolist() == [1] * 6
+    assert res.ranks.tolist() == [3, 4, 1, 3, 1, 5]  # item 2 ties with 4: rank 3, not 2
+    assert res.top.tolist() == [[5, 2, 4, 3, 1]] * 6  # top_k = max(ks); ties by id
+    m = res.metrics()
+    assert list(m) == [
+        "HitRate@1", "HitRate@3", "HitRate@5", "Recall@1", "Recall@3", "Recall@5", "MRR@1", "MRR@3", "MRR@5", "NDCG@1", "NDCG@3", "NDCG@5",
+        "Coverage@1", "Coverage@3", "Coverage@5", "Popularity@1", "Popularity@3", "Popularity@5",
+    ]  # fmt: skip
+    assert m["HitRate@1"] == pytest.approx(2 / 6)
+    assert m["HitRate@3"] == pytest.approx(4 / 6)
+    assert m["HitRate@5"] == pytest.approx(1.0)
+    assert m["MRR@3"] == pytest.approx((1 / 3 + 0 + 1 + 1 / 3 + 1 + 0) / 6)
+    assert m["MRR@5"] == pytest.approx((1 / 3 + 1 / 4 + 1 + 1 / 3 + 1 + 1 / 5) / 6)
+    assert m["NDCG@3"] == pytest.approx((0.5 + 0 + 1 + 0.5 + 1 + 0) / 6)
+    assert m["NDCG@5"] == pytest.approx((0.5 + 1 / L2(5) + 1 + 0.5 + 1 + 1 / L2(6)) / 6)
+    assert m["Coverage@1"] == pytest.approx(1 / 6)
+    assert m["Coverage@5"] == pytest.approx(5 / 6)
+    # popularity from train: 5 -> .5, 2 -> 1, 4 -> .25
+    assert res.popularity_split == "train"
+    assert m["Popularity@1"] == pytest.approx(0.5)
+    assert m["Popularity@3"] == pytest.approx((0.5 + 1 + 0.25) / 3)
+    # metrics at other K from the stored ranks; list metrics only up to top_k
+    m2 = res.metrics(ks=(2, 50))
+    assert m2["HitRate@2"] == pytest.approx(2 / 6)
+    assert m2["HitRate@50"] == pytest.approx(1.0)
+    assert "Coverage@2" in m2 and "Coverage@50" not in m2
+    with pytest.raises(ValueError):
+        res.metrics(ks=50, names=["Coverage"])
+    assert res.metrics(ks=3, names=["Recall"]) == {"Recall@3": pytest.approx(4 / 6)}
+
+
+def test_next_protocol_exclude_seen_by_hand(data):
+    res = evaluate(FixedModel(), data, ks=(1, 3, 5), exclude_seen=True)
+    # [1]->2: 3 | [1,2]->3: only 5 and 4 ahead: 3 | [4]->5: 1 | [4,5]->2: 1
+    # [4,5,2]->5: 5 is in the prefix: UNRANKED | [5]->1: 2, 4, 3 ahead: 4
+    assert res.ranks.tolist() == [3, 3, 1, 1, UNRANKED, 4]
+    assert res.top[1].tolist() == [5, 4, 3, 6, 0]  # 1 and 2 removed; padded with 0
+    assert res.top[4].tolist() == [3, 1, 6, 0, 0]
+    m = res.metrics()
+    assert m["HitRate@5"] == pytest.approx(5 / 6)
+    assert m["MRR@1"] == pytest.approx(2 / 6)
+    assert res.best_rank[4] == UNRANKED
+
+
+def test_per_case_table(data):
+    res = evaluate(FixedModel(), data, ks=(1, 3))
+    pc = res.per_case()
+    assert list(pc.columns) == [
+        "session", "prefix_length", "n_targets",
+        "HitRate@1", "HitRate@3", "Recall@1", "Recall@3", "MRR@1", "MRR@3", "NDCG@1", "NDCG@3", "Popularity@1", "Popularity@3",
+    ]  # fmt: skip
+    assert pc["HitRate@3"].tolist() == [1, 0, 1, 1, 1, 0]
+    assert pc["MRR@3"].tolist() == pytest.approx([1 / 3, 0, 1, 1 / 3, 1, 0])
+    assert pc["session"].tolist() == [10, 10, 11, 11, 11, 12]
+    # the means of the per-case table are the summary
+    m = res.metrics()
+    for col in pc.columns[3:]:
+        assert pc[col].mean() == pytest.approx(m[col])
+
+
+# ---------------------------------------------------------------- rest protocol
+
+
+def test_rest_protocol_by_hand(data):
+    res = evaluate(FixedModel(), data, protocol="rest", ks=(1, 3))
+    # [1]->{2,3}: 3, 4 | [1,2]->{3}: 4 | [4]->{5,2} (5 twice, counted once): 1, 3
+    # [4,5]->{2,5}: 3, 1 | [4,5,2]->{5}: 1 | [5]->{1}: 5
+    assert res.n_targets.tolist() == [2, 1, 2, 2, 1, 1]
+    assert res.ranks.tolist() == [3, 4, 4, 1, 3, 3, 1, 1, 5]
+    assert res.ranks_padded().tolist() == [[3, 4], [4, 0], [1, 3], [3, 1], [1, 0], [5, 0]]
+    pc = res.per_case()
+    assert pc["Recall@1"].tolist() == pytest.approx([0, 0, 0.5, 0.5, 1, 0])
+    assert pc["Recall@3"].tolist() == pytest.approx([0.5, 0, 1, 1, 1, 0])
+    assert pc["HitRate@3"].tolist() == [1, 0, 1, 1, 1, 0]
+    assert pc["MRR@3"].tolist() == pytest.approx([1 / 3, 0, 1, 1, 1, 0])
+    ideal2 = 1 + 1 / L2(3)
+    assert pc["NDCG@3"].tolist() == pytest.approx([0.5 / ideal2, 0, 1.5 / ideal2, 1.5 / ideal2, 1, 0])
+    assert res.metrics()["Recall@1"] == pytest.approx(2 / 6)
+
+
+def test_rest_protocol_exclude_seen(data):
+    res = evaluate(FixedModel(), data, protocol="rest", ks=(1, 3), exclude_seen=True)
+    # [4,5]->{2,5}: 5 is in the prefix (UNRANKED, still a target); 2 ranks first
+    assert res.ranks_padded()[3].tolist() == [1, UNRANKED]
+    assert res.per_case()["Recall@1"][3] == pytest.approx(0.5)
+
+
+# ---------------------------------------------------------------- invariants
+
+
+def test_model_never_sees_the_target(data):
+    model = FixedModel()
+    evaluate(model, data, batch_size=4)
+    sessions = list(data.test.sessions())
+    expected = [s[:t].tolist() for s in sessions for t in range(1, len(s))]
+    seen = []
+    for b in model.batches:
+        assert b.items.shape[1] == int(b.lengths.max())
+        for row, n in zip(b.items.tolist(), b.lengths.tolist()):
+            assert all(x == 0 for x in row[n:])  # nothing beyond the prefix
+            seen.append(row[:n])
+    assert seen == expected
+    assert not any(model.grad_enabled)  # scoring runs under inference_mode
+
+
+@pytest.mark.parametrize("protocol", ["next", "rest"])
+@pytest.mark.parametrize("exclude_seen", [False, True])
+def test_batch_size_does_not_change_results(data, protocol, exclude_seen):
+    g = torch.Generator().manual_seed(3)
+    scores = torch.randint(0, 3, (7,), generator=g).float()  # many ties
+    runs = [
+        evaluate(FixedModel(scores), data, protocol=protocol, batch_size=b, exclude_seen=exclude_seen)
+        for b in (1, 7, 10_000)
+    ]
+    assert [r.timings["n_batches"] for r in runs] == [6, 1, 1]
+    for r in runs[1:]:
+        assert np.array_equal(r.ranks, runs[0].ranks)
+        assert np.array_equal(r.n_targets, runs[0].n_targets)
+        assert np.array_equal(r.top, runs[0].top)
+        assert r.metrics() == runs[0].metrics()
+
+
+def test_save_load_and_frame_round_trip(data, tmp_path):
+    for protocol in ("next", "rest"):
+        res = evaluate(FixedModel(), data, protocol=protocol, ks=(1, 3), exclude_seen=True)
+        path = res.save(tmp_path / f"{protocol}.parquet")
+        back = EvaluationResult.load(path)
+        assert back.equals(res)
+        assert back.metrics() == res.metrics()
+        pd.testing.assert_frame_equal(back.per_case(ks=(1, 2)), res.per_case(ks=(1, 2)))
+        frame = res.to_frame()
+        assert list(frame.columns) == ["session", "prefix_length", "n_targets", "rank", "ranks", "top_items"]
+        assert METADATA_KEY in frame.attrs
+        assert EvaluationResult.from_frame(frame).equals(res)
+        # plain pandas reads the file too
+        plain = pd.read_parquet(path)
+        assert [list(x) for x in plain["ranks"]] == [
+            list(res.ranks[a:b]) for a, b in zip(res.offsets[:-1], res.offsets[1:])
+        ]
+    assert not back.equals(evaluate(FixedModel(), data, protocol="rest", ks=(1, 3)))
+
+
+def test_popularity_split_and_timings(data):
+    res = evaluate(FixedModel(), data, split="valid", ks=(1,))
+    assert res.popularity_split == "train_tr"
+    assert res.item_popularity.tolist() == [0, 1, 3, 1, 0, 0, 0]
+    # valid cases: [4]->5, [4,5]->6, [2]->5; top-1 is item 5, count 0 in train_tr
+    assert res.ranks.tolist() == [1, 6, 1]
+    assert res.metrics()["Popularity@1"] == 0.0
+    assert set(res.timings) >= {"score_seconds", "rank_seconds", "total_seconds", "prefixes_per_second"}
+    assert res.timings["score_seconds"] >= 0 and res.timings["prefixes_per_second"] > 0
+    assert res.meta["model"] == "fixed"
+    res2 = evaluate(FixedModel(), data, split="valid", ks=(1,), popularity_split="train")
+    assert res2.item_popularity.tolist() == [0, 1, 4, 1, 1, 2, 1]
+
+
+def test_bad_model_output_and_bad_options(data):
+    class Wrong(FixedModel):
+        def score(self, batch):
+            return torch.zeros(len(batch), 6)
+
+    with pytest.raises(ContractError, match=r"\[B, n_items \+ 1\]"):
+        evaluate(Wrong(), data)
+
+    class NotTensor(FixedModel):
+        def score(self, batch):
+            return np.zeros((len(batch), 7))
+
+    with pytest.raises(ContractError):
+        evaluate(NotTensor(), data)
+    with pytest.raises(ConfigError):
+        evaluate(FixedModel(), data, protocol="all")
+    with pytest.raises(ConfigError):
+        evaluate(FixedModel(), data, batch_size=0)
+    with pytest.raises(ConfigError):
+        evaluate(FixedModel(), data, ks=(0,))

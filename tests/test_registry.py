@@ -1,0 +1,93 @@
+"""Finding models: @register, entry points, module:Class strings, params."""
+
+import sys
+import textwrap
+
+import pytest
+
+from harness.errors import ConfigError, ContractError, UnknownNameError
+from harness.plugin import SessionRecommender
+from harness.registry import (
+    available_models,
+    coerce_params,
+    get_model_class,
+    make_model,
+    parse_param,
+    register,
+)
+
+
+def test_builtin_models_are_found_through_entry_points():
+    models = available_models()
+    assert {"pop", "spop"} <= set(models)
+    assert models["pop"].name == "pop"
+
+
+def test_register_refuses_a_duplicate_name():
+    with pytest.raises(ContractError, match="'pop' is already registered by baselines.popularity.Popularity"):
+
+        @register("pop")
+        class Impostor(SessionRecommender):  # noqa: F841
+            def _fit(self, data, *, seed): ...
+            def _score(self, batch): ...
+
+
+def test_register_refuses_a_non_model():
+    with pytest.raises(ContractError, match="not a SessionRecommender"):
+        register("thing")(dict)
+
+
+def test_unknown_name_lists_the_known_ones():
+    with pytest.raises(UnknownNameError, match="unknown model 'nope'; registered models: .*pop"):
+        get_model_class("nope")
+
+
+def test_module_colon_class_from_the_current_directory(tmp_path, monkeypatch):
+    (tmp_path / "my_plugin_mod.py").write_text(textwrap.dedent("""
+        import torch
+        from harness.plugin import SessionRecommender
+
+        class Const(SessionRecommender):
+            def __init__(self, *, level: float = 1.0):
+                self.level = level
+            def _fit(self, data, *, seed):
+                pass
+            def _score(self, batch):
+                return torch.full((len(batch), self.n_items_ + 1), self.level)
+        """))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    model = make_model("my_plugin_mod:Const", {"level": "1e-3"})
+    assert model.level == pytest.approx(1e-3)
+
+
+def test_module_colon_class_errors():
+    with pytest.raises(UnknownNameError, match="cannot import module 'no_such_mod_xyz'"):
+        get_model_class("no_such_mod_xyz:Model")
+    with pytest.raises(UnknownNameError, match="has no attribute 'Nope'"):
+        get_model_class("harness.plugin:Nope")
+    with pytest.raises(ContractError, match="not a subclass"):
+        get_model_class("harness.dataset:PrefixBatch")
+
+
+def test_params_are_read_as_yaml_scalars():
+    assert parse_param("tiebreak=0.25") == ("tiebreak", 0.25)
+    assert parse_param("name=log") == ("name", "log")
+    assert parse_param("flag=true") == ("flag", True)
+    assert parse_param("lr=1e-3") == ("lr", "1e-3")  # YAML 1.1; coerced by the model's default type
+
+
+@pytest.mark.parametrize("bad", ["noequals", "=3", "a b=3", "x=[1, 2]"])
+def test_bad_param_text(bad):
+    with pytest.raises(ConfigError, match="--param"):
+        parse_param(bad)
+
+
+def test_params_are_checked_against_the_model():
+    spop = get_model_class("spop")
+    assert coerce_params(spop, {"tiebreak": "1e-3"}) == {"tiebreak": 1e-3}
+    assert coerce_params(spop, {"tiebreak": 0}) == {"tiebreak": 0.0}
+    with pytest.raises(ConfigError, match="no hyper-parameter 'alpha'; it takes: tiebreak"):
+        coerce_params(spop, {"alpha": 1})
+    with pytest.raises(ConfigError, match="tiebreak: expected a number, got 'high'"):
+        coerce_params(spop, {"tiebreak": "high"})

@@ -1,0 +1,70 @@
+"""The shared epoch-selection rule (harness.training)."""
+
+import pytest
+import torch
+
+from harness.errors import ConfigError
+from harness.testing import tiny_dataset
+from harness.training import EpochTrainedRecommender
+
+
+class Scripted(EpochTrainedRecommender):
+    """A model whose quality per epoch is scripted: at epoch `good` it scores
+    by training popularity (good on valid), otherwise by reversed popularity."""
+
+    def __init__(self, *, epochs: int = 6, patience: int = 2, refit: bool = True, good: int = 3):
+        self.epochs = epochs
+        self.patience = patience
+        self.refit = refit
+        self.good = good
+
+    def _start_training(self, data, split, seed):
+        self.splits_ = getattr(self, "splits_", []) + [split]
+        self.pop_ = torch.from_numpy(data.item_popularity(split)).float()
+        self.epoch_ = 0
+
+    def _train_epoch(self, epoch):
+        self.epoch_ = epoch
+        self.quality_ = 1.0 if epoch == self.good else -1.0
+        return 10.0 / epoch
+
+    def _score(self, batch):
+        return (self.quality_ * self.pop_).expand(len(batch), -1).clone()
+
+
+@pytest.fixture(scope="module")
+def data():
+    return tiny_dataset()
+
+
+def test_selects_best_valid_epoch_stops_early_and_refits(data):
+    model = Scripted(epochs=10, patience=2, good=3).fit(data)
+    select = [r for r in model.training_curve_ if r["phase"] == "select"]
+    refit = [r for r in model.training_curve_ if r["phase"] == "refit"]
+    assert model.best_epoch_ == 3
+    assert [r["epoch"] for r in select] == [1, 2, 3, 4, 5]  # stopped 2 epochs after the best
+    assert select[2]["valid_MRR@20"] > select[1]["valid_MRR@20"]
+    assert [r["epoch"] for r in refit] == [1, 2, 3]
+    assert model.splits_ == ["train_tr", "train"]
+    assert model.epoch_ == 3 and model.quality_ == 1.0
+
+
+def test_without_refit_keeps_the_best_epoch_weights(data):
+    model = Scripted(epochs=10, patience=2, refit=False, good=2).fit(data)
+    assert model.best_epoch_ == 2
+    assert model.splits_ == ["train_tr"]
+    assert model.epoch_ == 2 and model.quality_ == 1.0  # restored, not the last epoch (4)
+
+
+def test_patience_zero_trains_exactly_epochs_on_train(data):
+    model = Scripted(epochs=4, patience=0).fit(data)
+    assert model.splits_ == ["train"]
+    assert [r["phase"] for r in model.training_curve_] == ["train"] * 4
+    assert [r["loss"] for r in model.training_curve_] == [10.0, 5.0, 10.0 / 3, 2.5]
+    assert model.best_epoch_ == 4
+
+
+@pytest.mark.parametrize("params", [{"epochs": 0}, {"patience": -1}])
+def test_bad_epoch_settings_are_clear_errors(data, params):
+    with pytest.raises(ConfigError, match="epochs must be|patience must be"):
+        Scripted(**params).fit(data)
