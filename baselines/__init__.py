@@ -5,3 +5,6 @@ harness finds it through the ``sessionbench.models`` entry point.
 """
 
 from baselines import popularity  # noqa: F401  (registers pop, spop)
+from baselines import markov  # noqa: F401  (registers markov)
+from baselines import rules  # noqa: F401  (registers ar, sr)
+from baselines import itemknn  # noqa: F401  (registers itemknn)
