@@ -8,7 +8,10 @@ from harness.registry import available_models
 from harness.testing import ConformanceError, check_recommender
 
 #: small hyper-parameters so that trained models fit the tiny data quickly
-FAST_PARAMS: dict[str, dict] = {}
+FAST_PARAMS: dict[str, dict] = {
+    "gru4rec": {"hidden_size": 16, "batch_size": 16, "epochs": 2, "patience": 1},
+    "srgnn": {"hidden_size": 16, "epochs": 2, "patience": 1},
+}
 
 
 @pytest.mark.parametrize("name", sorted(available_models()))
