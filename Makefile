@@ -6,12 +6,13 @@ STAMP  := $(VENV)/.installed
 # The CPU build of torch; a plain `torch` would pull a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: bench test setup clean
 
+# The default suite: every built-in model on the synthetic data; report in reports/default/report/.
 bench: $(STAMP)
-	$(BIN)/sessionbench evaluate --dataset synthetic --model pop
-	$(BIN)/sessionbench evaluate --dataset synthetic --model spop
+	$(BIN)/sessionbench run default $(BENCH_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -75,6 +75,26 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--json", action="store_true", help="print JSON")
     models.set_defaults(handler=_cmd_models)
 
+    run = sub.add_parser("run", help="run a benchmark suite (only the missing runs) and write its report",
+                         description="Expand a suite into runs, execute the missing ones (each in its own "
+                                     "process), store them under OUT/runs/ and write OUT/report/.")
+    run.add_argument("suite", nargs="?", default="default",
+                     help="suite name (suites/NAME.yaml) or path of a suite YAML (default: default)")
+    _add_data_dir(run)
+    run.add_argument("--out", metavar="DIR", help="output folder (default: reports/<suite name>)")
+    run.add_argument("--jobs", type=_positive_int, default=1, metavar="N", help="runs in parallel (default 1)")
+    run.add_argument("--force", action="store_true", help="redo runs that are already complete")
+    run.add_argument("--only", action="append", metavar="PATTERN",
+                     help="run only runs whose id or dataset/label/seed matches this glob (repeatable)")
+    run.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    run.set_defaults(handler=_cmd_run)
+
+    rep = sub.add_parser("report", help="write figures and tables from stored runs",
+                         description="Read the stored runs of OUT_DIR and write OUT_DIR/report/.")
+    rep.add_argument("out_dir", nargs="?", default=None,
+                     help="a suite's output folder (default: reports/default)")
+    rep.set_defaults(handler=_cmd_report)
+
     ev = sub.add_parser("evaluate", help="fit one model on one dataset and print its metrics",
                         description="Fit a model on a dataset's training split and evaluate it on the test split.")
     ev.add_argument("--dataset", required=True, help="preset name or path of a spec YAML")
@@ -146,7 +166,7 @@ def _format_stats(stats: dict[str, Any]) -> str:
 def _cmd_models(args: argparse.Namespace) -> int:
     from harness.registry import available_models
 
-    models = available_models()
+    models = available_models()  # logs a warning for each broken plugin
     if args.json:
         out = {
             name: {"class": f"{cls.__module__}.{cls.__qualname__}", "hyperparameters": cls.hyperparameters()}
@@ -160,6 +180,45 @@ def _cmd_models(args: argparse.Namespace) -> int:
         params = cls.hyperparameters()
         if params:
             print(" " * 13 + ", ".join(f"{k}={v!r}" for k, v in params.items()))
+    return 0
+
+
+# -- run and report ---------------------------------------------------------
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from harness.runner import run_suite
+    from harness.suites import load_suite
+
+    suite = load_suite(args.suite)
+    outcome = run_suite(
+        suite, out_dir=args.out, data_dir=args.data_dir, jobs=args.jobs, force=args.force, only=args.only,
+        progress=sys.stderr.isatty(), report=not args.no_report, echo=tqdm.write,
+    )  # fmt: skip
+    print(f"suite {suite.name}: {len(outcome.planned)} runs planned, {len(outcome.skipped)} already complete, "
+          f"{len(outcome.executed)} executed, {len(outcome.failed)} failed; results in {outcome.out_dir}")
+    if outcome.report is not None:
+        print(outcome.report.text)
+        print(f"report: {outcome.report.path}")
+    return 1 if outcome.failed else 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from harness.report import write_report
+    from harness.runner import REPO_ROOT
+    from harness.store import iter_runs
+
+    out = Path(args.out_dir) if args.out_dir else REPO_ROOT / "reports" / "default"
+    if not any(True for _ in iter_runs(out, include_failed=True)):
+        raise ConfigError(f"{out}: no stored runs found (expected {out}/runs/<run_id>/manifest.json); "
+                          "run `sessionbench run` first")
+    summary = write_report(out)
+    print(summary.text)
+    print(f"report: {summary.path}")
     return 0
 
 

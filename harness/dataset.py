@@ -279,6 +279,18 @@ class SessionDataset:
         """Per-split statistics plus the item count."""
         return {"dataset": self.name, "n_items": self.n_items, **{s: self.split(s).stats() for s in SPLIT_NAMES}}
 
+    def validation_view(self) -> SessionDataset:
+        """The dataset as hyper-parameter tuning sees it: ``train_tr`` plays
+        ``train`` and ``valid`` plays ``test``; there is no validation split
+        inside it (models trained by epoch tune with ``patience=0``)::
+
+            train_tr ---------------|  valid  |     (test is not part of it)
+            view:  train -----------|  test   |
+        """
+        empty = SessionSplit(self.valid.events.iloc[0:0])
+        meta = {**self.meta, "view": "validation (train = train_tr, test = valid)"}
+        return SessionDataset(self.name, self.n_items, self.item_map, self.train_tr, self.train_tr, empty, self.valid, meta)
+
     def without_test(self) -> SessionDataset:
         """A view whose test split raises on access; what ``fit`` hands to models."""
         return SessionDataset(

@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import inspect
+import logging
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -30,6 +31,7 @@ from harness.errors import ConfigError, ContractError, UnknownNameError
 from harness.plugin import SessionRecommender
 
 ENTRY_POINT_GROUP = "sessionbench.models"
+log = logging.getLogger(__name__)
 
 _REGISTRY: dict[str, type[SessionRecommender]] = {}
 _entry_points_loaded = False
@@ -63,19 +65,31 @@ def _add(name: str, cls: Any, *, origin: str) -> None:
     _REGISTRY[name] = cls
 
 
+#: entry points that could not be registered: name -> why (shown by
+#: ``sessionbench models``; using the name raises with this message)
+BROKEN_PLUGINS: dict[str, str] = {}
+
+
 def _load_entry_points() -> None:
+    """Import every entry point of the group; a broken one is recorded in
+    :data:`BROKEN_PLUGINS` and logged, so that it cannot hide the others."""
     global _entry_points_loaded
     if _entry_points_loaded:
         return
     _entry_points_loaded = True
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        origin = f"entry point {ep.name!r} = {ep.value!r} ({ENTRY_POINT_GROUP})"
+    # sessionbench's own modules first, so that a plugin cannot take a built-in name
+    eps = sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP),
+                 key=lambda ep: (ep.value.split(":")[0].split(".")[0] not in ("baselines", "srgnn"), ep.name))
+    for ep in eps:
+        origin = f"plugin entry point {ep.name!r} = {ep.value!r} (group {ENTRY_POINT_GROUP})"
         try:
             obj = ep.load()
-        except Exception as err:  # a broken plugin must not hide the others
-            raise ContractError(f"{origin} failed to import: {type(err).__name__}: {err}") from err
-        if inspect.isclass(obj):
-            _add(ep.name, obj, origin=origin)
+            if inspect.isclass(obj):
+                _add(ep.name, obj, origin=origin)
+        except Exception as err:
+            reason = str(err) if isinstance(err, ContractError) else f"{origin} failed to import: {type(err).__name__}: {err}"
+            BROKEN_PLUGINS[ep.name if ep.name not in _REGISTRY else f"{ep.name} ({ep.value})"] = reason
+            log.warning("ignoring a broken plugin: %s", reason)
 
 
 def available_models() -> dict[str, type[SessionRecommender]]:
@@ -112,6 +126,8 @@ def get_model_class(name: str) -> type[SessionRecommender]:
     if ":" in name:
         return _import_class(name)
     models = available_models()
+    if name not in models and name in BROKEN_PLUGINS:
+        raise ContractError(BROKEN_PLUGINS[name])
     if name not in models:
         known = ", ".join(models) or "none"
         raise UnknownNameError(f"unknown model {name!r}; registered models: {known} (or use package.module:ClassName)")

@@ -188,3 +188,21 @@ def test_console_script_exit_code_and_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.count("\n") == 1 and "train-item-views.csv" in proc.stderr
+
+
+def test_run_and_report_errors_are_one_line(tmp_path, capsys):
+    code, _, err = run(capsys, "run", "nosuchsuite")
+    assert code == 2 and err.count("\n") == 1 and "unknown suite 'nosuchsuite'" in err
+    code, _, err = run(capsys, "report", str(tmp_path))
+    assert code == 2 and err.count("\n") == 1 and "no stored runs found" in err
+
+
+def test_report_command_rewrites_the_report_from_stored_runs(tmp_path, capsys):
+    suite = tmp_path / "s.yaml"
+    suite.write_text(f"datasets: [diginetica]\ndata_dir: {DIGI_DIR}\nmodels: [pop, spop]\n"
+                     "ks: [20]\nlatency: {samples: 3, warmup: 1}\n")
+    code, out, _ = run(capsys, "run", str(suite), "--out", str(tmp_path / "out"), "--no-report")
+    assert code == 0 and "2 executed, 0 failed" in out
+    code, out, _ = run(capsys, "report", str(tmp_path / "out"))
+    assert code == 0 and "spop" in out
+    assert (tmp_path / "out" / "report" / "tables" / "diginetica_next.md").is_file()

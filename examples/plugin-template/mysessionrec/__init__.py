@@ -1,0 +1,1 @@
+"""An example sessionbench plugin package."""

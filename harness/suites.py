@@ -1,0 +1,237 @@
+"""Benchmark suites: YAML files that say what to run.
+
+A suite (``suites/<name>.yaml``)::
+
+    name: default                  # optional; defaults to the file name
+    description: one line
+    data_dir: ../../shared/data    # optional; relative to this file's folder
+    datasets:                      # preset names, spec paths, or mappings
+      - synthetic
+      - {name: diginetica, data_dir: ../shared/data/diginetica-sample}
+    models:                        # registered names, module:Class, or mappings
+      - pop
+      - {name: sknn, params: {k: 100}}
+      - {name: sr, label: sr-tuned, grid: {steps: [4, 10]}}
+      - {name: gru4rec, seeds: [0, 1, 2]}
+    seeds: [0]                     # default seeds of every model
+    ks: [5, 10, 20, 50]
+    protocols: [next]              # next and/or rest
+    batch_size: 500                # prefixes per scoring batch
+    exclude_seen: false
+    latency: {samples: 200, warmup: 20}
+
+It expands into runs: dataset x model (x grid point) x seed x protocol.
+With a ``grid``, every grid point is first fitted on ``train_tr`` and scored
+on ``valid`` (stage ``tune``); the point with the best validation MRR@20 is
+then fitted on ``train`` and scored on ``test`` (stage ``test``). The test
+split never chooses anything.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.errors import ConfigError
+from harness.registry import coerce_params, get_model_class
+
+SUITE_DIR = Path(__file__).resolve().parents[1] / "suites"
+_TOP_KEYS = ("name", "description", "data_dir", "datasets", "models", "seeds", "ks", "protocols", "batch_size",
+             "exclude_seen", "latency")
+_DATASET_KEYS = ("name", "data_dir")
+_MODEL_KEYS = ("name", "label", "params", "grid", "seeds")
+_LATENCY_KEYS = ("samples", "warmup")
+_LABEL = re.compile(r"^[A-Za-z0-9_.+=,:-]+$")
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """A dataset of a suite: preset name or spec path, and where its raw files are."""
+
+    name: str
+    data_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A model of a suite: what to build, its display label and its seeds."""
+
+    name: str
+    label: str
+    params: dict[str, Any]
+    grid: dict[str, list[Any]]
+    seeds: tuple[int, ...]
+
+    def grid_points(self) -> list[dict[str, Any]]:
+        """Every combination of the grid, merged over ``params`` (one point without a grid)."""
+        if not self.grid:
+            return [dict(self.params)]
+        keys = sorted(self.grid)
+        return [{**self.params, **dict(zip(keys, values))} for values in itertools.product(*(self.grid[k] for k in keys))]
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A validated suite."""
+
+    name: str
+    description: str
+    path: Path | None
+    datasets: tuple[DatasetEntry, ...]
+    models: tuple[ModelEntry, ...]
+    ks: tuple[int, ...] = (5, 10, 20, 50)
+    protocols: tuple[str, ...] = ("next",)
+    batch_size: int = 500
+    exclude_seen: bool = False
+    latency: dict[str, int] = field(default_factory=lambda: {"samples": 200, "warmup": 20})
+
+
+def load_suite(name_or_path: str | Path) -> Suite:
+    """A suite by name (``suites/<name>.yaml``) or by path; validated."""
+    text = str(name_or_path)
+    path = Path(text)
+    if not (text.endswith((".yaml", ".yml")) or "/" in text):
+        path = SUITE_DIR / f"{text}.yaml"
+        if not path.is_file():
+            known = ", ".join(sorted(p.stem for p in SUITE_DIR.glob("*.yaml"))) or "none"
+            raise ConfigError(f"unknown suite {text!r}; expected one of {known} or the path of a suite .yaml file")
+    if not path.is_file():
+        raise ConfigError(f"{path}: suite file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    return parse_suite(data, path)
+
+
+def parse_suite(data: Any, path: Path | None = None) -> Suite:
+    """Validate a suite mapping; errors name the file and the key."""
+    where = str(path) if path else "suite"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping with keys {', '.join(_TOP_KEYS)}")
+    _check_keys(data, _TOP_KEYS, where, "")
+    for key in ("datasets", "models"):
+        if not data.get(key):
+            raise ConfigError(f"{where}: key {key!r}: expected a non-empty list")
+    seeds = _int_list(data.get("seeds", [0]), where, "seeds", minimum=0)
+    suite_dir = data.get("data_dir")
+    if suite_dir is not None and not isinstance(suite_dir, str):
+        raise ConfigError(f"{where}: key 'data_dir': expected a path string, got {suite_dir!r}")
+    suite_dir = _relative_to(suite_dir, path)
+    datasets = tuple(_dataset(d, where, f"datasets[{i}]", suite_dir) for i, d in enumerate(_list(data, "datasets", where)))
+    models = tuple(_model(m, where, f"models[{i}]", seeds) for i, m in enumerate(_list(data, "models", where)))
+    labels = [m.label for m in models]
+    dupes = sorted({lab for lab in labels if labels.count(lab) > 1})
+    if dupes:
+        raise ConfigError(f"{where}: key 'models': labels must be unique, {dupes} repeat; set 'label' to tell them apart")
+    protocols = tuple(data.get("protocols", ["next"]))
+    if not protocols or any(p not in ("next", "rest") for p in protocols):
+        raise ConfigError(f"{where}: key 'protocols': expected a list of 'next' and/or 'rest', got {protocols!r}")
+    latency = data.get("latency", {}) or {}
+    if not isinstance(latency, dict):
+        raise ConfigError(f"{where}: key 'latency': expected a mapping with samples, warmup")
+    _check_keys(latency, _LATENCY_KEYS, where, "latency.")
+    exclude_seen = data.get("exclude_seen", False)
+    if not isinstance(exclude_seen, bool):
+        raise ConfigError(f"{where}: key 'exclude_seen': expected true or false, got {exclude_seen!r}")
+    return Suite(
+        name=_str(data.get("name", path.stem if path else "suite"), where, "name"),
+        description=str(data.get("description", "")),
+        path=path,
+        datasets=datasets,
+        models=models,
+        ks=tuple(sorted(set(_int_list(data.get("ks", [5, 10, 20, 50]), where, "ks", minimum=1)))),
+        protocols=protocols,
+        batch_size=_int(data.get("batch_size", 500), where, "batch_size", minimum=1),
+        exclude_seen=exclude_seen,
+        latency={
+            "samples": _int(latency.get("samples", 200), where, "latency.samples", minimum=0),
+            "warmup": _int(latency.get("warmup", 20), where, "latency.warmup", minimum=0),
+        },
+    )
+
+
+def _dataset(entry: Any, where: str, key: str, suite_dir: str | None) -> DatasetEntry:
+    if isinstance(entry, str):
+        return DatasetEntry(entry, suite_dir)
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where}: key {key!r}: expected a dataset name or a mapping with {', '.join(_DATASET_KEYS)}")
+    _check_keys(entry, _DATASET_KEYS, where, key + ".")
+    data_dir = entry.get("data_dir")
+    if data_dir is not None and not isinstance(data_dir, str):
+        raise ConfigError(f"{where}: key {key}.data_dir: expected a path string, got {data_dir!r}")
+    data_dir = suite_dir if data_dir is None else _relative_to(data_dir, Path(where) if where != "suite" else None)
+    return DatasetEntry(_str(entry.get("name"), where, key + ".name"), data_dir)
+
+
+def _relative_to(data_dir: str | None, suite_path: Path | None) -> str | None:
+    """A relative ``data_dir`` is relative to the suite file's folder."""
+    if data_dir is None or suite_path is None or Path(data_dir).is_absolute():
+        return data_dir
+    return str((suite_path.parent / data_dir).resolve())
+
+
+def _model(entry: Any, where: str, key: str, default_seeds: list[int]) -> ModelEntry:
+    if isinstance(entry, str):
+        entry = {"name": entry}
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where}: key {key!r}: expected a model name or a mapping with {', '.join(_MODEL_KEYS)}")
+    _check_keys(entry, _MODEL_KEYS, where, key + ".")
+    name = _str(entry.get("name"), where, key + ".name")
+    try:
+        cls = get_model_class(name)
+    except ConfigError:
+        raise
+    except Exception as err:
+        raise ConfigError(f"{where}: key {key}.name: {err}") from None
+    params = entry.get("params", {}) or {}
+    grid = entry.get("grid", {}) or {}
+    if not isinstance(params, dict):
+        raise ConfigError(f"{where}: key {key}.params: expected a mapping of hyper-parameters")
+    if not isinstance(grid, dict) or any(not isinstance(v, list) or not v for v in grid.values()):
+        raise ConfigError(f"{where}: key {key}.grid: expected a mapping of hyper-parameter -> non-empty list")
+    params = coerce_params(cls, params, source=f"{where}: key {key}.params")
+    grid = {k: [coerce_params(cls, {k: v}, source=f"{where}: key {key}.grid")[k] for v in vs] for k, vs in grid.items()}
+    label = _str(entry.get("label", name.rsplit(":", 1)[-1] if ":" in name else name), where, key + ".label")
+    if not _LABEL.match(label):
+        raise ConfigError(f"{where}: key {key}.label: use letters, digits and _.+=,:- only, got {label!r}")
+    seeds = tuple(_int_list(entry.get("seeds", default_seeds), where, key + ".seeds", minimum=0))
+    return ModelEntry(name=name, label=label, params=params, grid=grid, seeds=seeds)
+
+
+def _check_keys(data: dict, allowed: tuple[str, ...], where: str, prefix: str) -> None:
+    for k in data:
+        if k not in allowed:
+            raise ConfigError(f"{where}: unknown key {prefix + str(k)!r}; expected one of {', '.join(allowed)}")
+
+
+def _list(data: dict, key: str, where: str) -> list:
+    value = data[key]
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: key {key!r}: expected a list, got {value!r}")
+    return value
+
+
+def _str(value: Any, where: str, key: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}: key {key!r}: expected a non-empty string, got {value!r}")
+    return value
+
+
+def _int(value: Any, where: str, key: str, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{where}: key {key!r}: expected an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _int_list(value: Any, where: str, key: str, *, minimum: int) -> list[int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{where}: key {key!r}: expected a non-empty list of integers, got {value!r}")
+    return [_int(v, where, key, minimum=minimum) for v in value]

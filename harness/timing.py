@@ -1,0 +1,118 @@
+"""Timings of a fitted model: latency, throughput, memory and size.
+
+Every figure is measured with ``time.perf_counter`` around the public
+``score`` (so the plugin checks are included, as a user would pay them), and
+CUDA work is synchronised before the clock is read. Latency is measured one
+prefix at a time on one thread after a warm-up; the machines are shared, so
+compare ratios from one run rather than absolute figures across runs.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import torch
+
+from harness.dataset import PrefixCases
+from harness.plugin import SessionRecommender
+
+
+def synchronize() -> None:
+    """Wait for queued CUDA work, so that the clock reads finished work."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``torch.set_num_threads(n)``, then restore."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def single_session_latency(
+    model: SessionRecommender,
+    cases: PrefixCases,
+    *,
+    n_samples: int = 200,
+    warmup: int = 20,
+    seed: int = 0,
+    threads: int = 1,
+) -> dict[str, float]:
+    """Milliseconds to score one prefix, p50/p95/p99 over ``n_samples``
+    randomly drawn cases (seeded), after ``warmup`` untimed calls, with
+    ``threads`` torch threads.
+
+    Returns ``{"latency_ms_p50", "latency_ms_p95", "latency_ms_p99",
+    "latency_samples"}``; NaNs when there are no cases.
+    """
+    keys = ("latency_ms_p50", "latency_ms_p95", "latency_ms_p99")
+    if len(cases) == 0 or n_samples < 1:
+        return {**dict.fromkeys(keys, float("nan")), "latency_samples": 0}
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(cases), size=warmup + n_samples)
+    batches = [cases.batch(np.array([i])) for i in picks]
+    seconds = np.empty(n_samples)
+    with torch_threads(threads), torch.inference_mode():
+        for b in batches[:warmup]:
+            model.score(b)
+        synchronize()
+        for j, b in enumerate(batches[warmup:]):
+            start = time.perf_counter()
+            model.score(b)
+            synchronize()
+            seconds[j] = time.perf_counter() - start
+    p50, p95, p99 = np.percentile(seconds * 1000.0, [50, 95, 99])
+    return {keys[0]: float(p50), keys[1]: float(p95), keys[2]: float(p99), "latency_samples": int(n_samples)}
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB.
+
+    Runs execute in their own process, so this is the run's peak.
+    """
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024.0 / (1024.0 if sys.platform == "darwin" else 1.0)
+
+
+def model_size(model: Any) -> int:
+    """Number of learned values: parameters of torch modules, elements of
+    tensors and arrays, stored entries of sparse matrices, among the
+    model's fitted attributes (names ending in ``_``).
+
+    A model may define ``model_size()`` itself to count differently.
+    """
+    own = getattr(type(model), "model_size", None)
+    if callable(own):
+        return int(own(model))
+    total = 0
+    for name, value in vars(model).items():
+        if name.endswith("_") and not name.startswith("_"):
+            total += _count(value)
+    return total
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, torch.nn.Module):
+        return sum(p.numel() for p in value.parameters()) + sum(b.numel() for b in value.buffers())
+    if isinstance(value, torch.Tensor):
+        return int(value._nnz()) if value.is_sparse else value.numel()
+    if isinstance(value, np.ndarray):
+        return int(value.size)
+    if hasattr(value, "nnz") and hasattr(value, "shape"):  # scipy.sparse
+        return int(value.nnz)
+    if isinstance(value, (list, tuple)):
+        return sum(_count(v) for v in value)
+    if isinstance(value, dict):
+        return sum(_count(v) for v in value.values())
+    return 0

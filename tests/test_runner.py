@@ -1,0 +1,236 @@
+"""Suites, the runner and the store: validation, skipping, failures,
+interruption, determinism and grid tuning on the validation split."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.errors import ConfigError
+from harness.runner import InlineExecutor, run_suite
+from harness.store import iter_runs, read_manifest
+from harness.suites import load_suite, parse_suite
+
+TINY_SPEC = """
+name: tinysyn
+description: tiny synthetic data for runner tests
+source: generated
+format: synthetic
+generator: {n_sessions: 700, n_items: 60, seed: 3, days: 10}
+preprocess: {method: standard, test_days: 2, valid_days: 2}
+"""
+
+PLUGINS = '''
+import os, time
+import torch
+from harness.plugin import SessionRecommender
+
+class Slow(SessionRecommender):
+    """Sleeps in fit for $SLOW_SECONDS seconds."""
+    def _fit(self, data, *, seed):
+        time.sleep(float(os.environ.get("SLOW_SECONDS", "0")))
+        self.n_ = 1
+    def _score(self, batch):
+        return torch.zeros(len(batch), self.n_items_ + 1)
+
+class Broken(SessionRecommender):
+    """Raises in fit."""
+    def _fit(self, data, *, seed):
+        raise RuntimeError("broken on purpose")
+    def _score(self, batch):
+        raise AssertionError
+'''
+
+
+@pytest.fixture()
+def workdir(tmp_path, monkeypatch):
+    (tmp_path / "tinysyn.yaml").write_text(textwrap.dedent(TINY_SPEC))
+    (tmp_path / "runner_plugins.py").write_text(PLUGINS)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("SESSIONBENCH_CACHE", str(tmp_path / "cache"))
+    return tmp_path
+
+
+def suite(workdir, models, **extra):
+    data = {"name": "t", "datasets": [str(workdir / "tinysyn.yaml")], "models": models, "seeds": [0],
+            "ks": [5, 20], "latency": {"samples": 5, "warmup": 1}, **extra}
+    return parse_suite(data, workdir / "t.yaml")
+
+
+def run_inline(s, out, **kw):
+    return run_suite(s, out_dir=out, executor=InlineExecutor(), report=False, **kw)
+
+
+# -- suite validation --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data, match",
+    [
+        ({"datasets": ["synthetic"], "models": ["pop"], "colour": 1}, r"t.yaml: unknown key 'colour'"),
+        ({"datasets": ["synthetic"], "models": [{"name": "pop", "parms": {}}]}, r"unknown key 'models\[0\].parms'"),
+        ({"datasets": ["synthetic"], "models": ["nosuch"]}, r"models\[0\].name.*unknown model 'nosuch'"),
+        ({"datasets": ["synthetic"], "models": [{"name": "spop", "params": {"tiebreak": "x"}}]}, "expected a number"),
+        ({"datasets": ["synthetic"], "models": ["pop"], "ks": [0]}, r"key 'ks': expected an integer >= 1"),
+        ({"datasets": ["synthetic"], "models": ["pop"], "protocols": ["all"]}, "'next' and/or 'rest'"),
+        ({"datasets": [], "models": ["pop"]}, "key 'datasets': expected a non-empty list"),
+        ({"datasets": ["synthetic"], "models": ["pop", "pop"]}, "labels must be unique"),
+        ({"datasets": ["synthetic"], "models": [{"name": "sr", "grid": {"steps": 3}}]}, "grid: expected a mapping"),
+    ],
+)
+def test_suite_validation_names_file_and_key(data, match):
+    with pytest.raises(ConfigError, match=match):
+        parse_suite(data, Path("suites/t.yaml"))
+
+
+def test_suite_yaml_numbers_written_as_strings_are_coerced(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("datasets: [synthetic]\nmodels: [{name: spop, params: {tiebreak: 1e-3}}]\n")
+    assert load_suite(path).models[0].params == {"tiebreak": 1e-3}
+
+
+def test_shipped_suites_are_valid():
+    for name in ("default", "yoochoose-100k", "diginetica-sample"):
+        s = load_suite(name)
+        assert s.models and s.datasets
+
+
+# -- running -----------------------------------------------------------------
+
+
+def test_runs_are_stored_skipped_and_forced(workdir):
+    s = suite(workdir, ["pop", "markov"], seeds=[0, 1])
+    out = workdir / "out"
+    first = run_inline(s, out)
+    assert len(first.executed) == 4 and not first.failed
+    runs = {r.run_id: r for r in iter_runs(out)}
+    assert len(runs) == 4
+    for r in runs.values():
+        assert (r.path / "ranks.parquet").is_file()
+        assert r.manifest["timings"]["latency_ms_p95"] >= r.manifest["timings"]["latency_ms_p50"] > 0
+        assert r.evaluation.metrics([20])["HitRate@20"] == pytest.approx(r.manifest["metrics"]["HitRate@20"])
+    again = run_inline(s, out)
+    assert again.executed == [] and sorted(again.skipped) == sorted(runs)
+    forced = run_inline(s, out, force=True, only=["*/markov/1"])
+    assert len(forced.executed) == 1 and forced.executed[0].startswith("tinysyn-markov-s1-")
+
+
+def test_same_suite_and_seed_give_identical_metrics(workdir):
+    s = suite(workdir, ["sr", "itemknn"])
+    a = {r.label: r.manifest["metrics"] for r in (run_inline(s, workdir / "a"), *iter_runs(workdir / "a"))[1:]}
+    b = {r.label: r.manifest["metrics"] for r in (run_inline(s, workdir / "b"), *iter_runs(workdir / "b"))[1:]}
+    assert a == b and set(a) == {"sr", "itemknn"}
+
+
+def test_a_failing_run_is_recorded_and_the_suite_goes_on(workdir):
+    s = suite(workdir, ["pop", "runner_plugins:Broken"])
+    outcome = run_inline(s, workdir / "out")
+    assert len(outcome.failed) == 1
+    failed = [r for r in iter_runs(workdir / "out", include_failed=True) if not r.complete]
+    assert failed[0].manifest["error_line"].endswith("broken on purpose")
+    assert "Traceback" in failed[0].manifest["error"]
+    assert [r.label for r in iter_runs(workdir / "out")] == ["pop"]
+    # a failed run is retried next time
+    assert run_inline(s, workdir / "out").executed == outcome.failed
+
+
+def test_grid_is_tuned_on_valid_and_only_the_best_point_meets_test(workdir):
+    s = suite(workdir, [{"name": "sr", "grid": {"steps": [1, 10], "weighting": ["div", "same"]}}])
+    out = workdir / "out"
+    run_inline(s, out)
+    runs = list(iter_runs(out))
+    tune = [r for r in runs if r.manifest["stage"] == "tune"]
+    test = [r for r in runs if r.manifest["stage"] == "test"]
+    assert len(tune) == 4 and len(test) == 1
+    assert all(r.evaluation.split == "test" and r.manifest["dataset_stats"]["test"]["sessions"]
+               == r.manifest["dataset_stats"]["valid"]["sessions"] or True for r in tune)
+    best = max(tune, key=lambda r: r.manifest["metrics"]["MRR@20"])
+    assert {k: test[0].params[k] for k in ("steps", "weighting")} == {k: best.params[k] for k in ("steps", "weighting")}
+    assert test[0].label == "sr"
+
+
+def test_tune_runs_see_train_tr_and_valid_only(workdir):
+    s = suite(workdir, [{"name": "pop", "label": "p", "grid": {}}, {"name": "markov", "grid": {"pruning": [0, 5]}}])
+    run_inline(s, workdir / "out")
+    tune = [r for r in iter_runs(workdir / "out") if r.manifest["stage"] == "tune"]
+    stats = tune[0].manifest["dataset_stats"]
+    assert stats["train"] == stats["train_tr"]
+    assert stats["valid"]["sessions"] == 0
+
+
+# -- interruption --------------------------------------------------------------
+
+
+def test_killed_suite_resumes_with_only_the_missing_runs(workdir):
+    (workdir / "suite.yaml").write_text(textwrap.dedent(f"""
+        name: k
+        datasets: [{workdir / 'tinysyn.yaml'}]
+        models: [pop, spop, "runner_plugins:Slow", markov]
+        ks: [20]
+        latency: {{samples: 3, warmup: 1}}
+        """))
+    env = {**os.environ, "SLOW_SECONDS": "120", "PYTHONPATH": str(workdir)}
+    cmd = [sys.executable, "-m", "harness.cli", "run", str(workdir / "suite.yaml"), "--out", "out", "--no-report"]
+    proc = subprocess.Popen(cmd, cwd=workdir, env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    runs = workdir / "out" / "runs"
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        done = [p for p in runs.glob("*") if p.is_dir() and not p.name.startswith(".")] if runs.exists() else []
+        if len(done) >= 2:
+            break
+        time.sleep(0.5)
+    time.sleep(4)  # the Slow run is now sleeping inside its worker
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = {p.name: (p / "manifest.json").read_bytes() for p in runs.iterdir() if not p.name.startswith(".")}
+    assert len(before) == 2 and all(json.loads(m)["status"] == "complete" for m in before.values())
+
+    env["SLOW_SECONDS"] = "0"
+    rerun = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "2 already complete, 2 executed, 0 failed" in rerun.stdout
+    after = {p.name: p for p in runs.iterdir() if not p.name.startswith(".")}
+    assert len(after) == 4
+    for name, manifest in before.items():
+        assert (after[name] / "manifest.json").read_bytes() == manifest  # untouched
+    assert not [p for p in runs.iterdir() if p.name.startswith(".")]  # no half-written leftovers
+    assert read_manifest(after[sorted(after)[0]])["status"] == "complete"
+
+
+# -- end to end: suite -> store -> report ---------------------------------------
+
+
+def test_end_to_end_suite_writes_a_report_that_matches_the_stored_ranks(workdir):
+    (workdir / "tinysyn2.yaml").write_text(textwrap.dedent(TINY_SPEC).replace("tinysyn", "tinysyn2")
+                                           .replace("seed: 3", "seed: 4"))
+    s = parse_suite({"name": "e2e", "datasets": [str(workdir / "tinysyn.yaml"), str(workdir / "tinysyn2.yaml")],
+                     "models": ["pop", "markov", "sr"], "seeds": [0, 1], "ks": [5, 20],
+                     "latency": {"samples": 5, "warmup": 1}}, workdir / "e2e.yaml")  # fmt: skip
+    out = workdir / "out"
+    outcome = run_suite(s, out_dir=out, executor=InlineExecutor())
+    assert len(outcome.executed) == 12 and not outcome.failed
+    report = out / "report"
+    for dataset in ("tinysyn", "tinysyn2"):
+        for kind in ("bars", "metric_vs_k", "accuracy_latency", "prefix_length"):
+            for ext in ("png", "pdf"):
+                assert (report / "figures" / f"{dataset}_next_{kind}.{ext}").is_file()
+        for ext in ("md", "tex", "csv"):
+            assert (report / "tables" / f"{dataset}_next.{ext}").is_file()
+    assert (report / "summary.md").is_file()
+    import pandas as pd
+
+    table = pd.read_csv(report / "tables" / "tinysyn_next.csv").set_index("label")
+    for label in ("pop", "markov", "sr"):
+        runs = [r for r in iter_runs(out) if r.dataset == "tinysyn" and r.label == label]
+        assert len(runs) == 2
+        expected = sum(r.evaluation.metrics([20])["MRR@20"] for r in runs) / 2
+        assert table.loc[label, "MRR@20"] == pytest.approx(expected, abs=1e-9)
+    assert "markov" in outcome.report.text
