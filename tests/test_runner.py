@@ -39,6 +39,27 @@ class Slow(SessionRecommender):
     def _score(self, batch):
         return torch.zeros(len(batch), self.n_items_ + 1)
 
+class WrongShape(SessionRecommender):
+    """Forgets the padding column."""
+    def _fit(self, data, *, seed):
+        pass
+    def _score(self, batch):
+        return torch.zeros(len(batch), self.n_items_)
+
+class NaNScores(SessionRecommender):
+    """Returns NaN."""
+    def _fit(self, data, *, seed):
+        pass
+    def _score(self, batch):
+        return torch.full((len(batch), self.n_items_ + 1), float("nan"))
+
+class PeeksAtTest(SessionRecommender):
+    """Reads the test split while fitting."""
+    def _fit(self, data, *, seed):
+        self.n_test_ = data.test.n_sessions
+    def _score(self, batch):
+        return torch.zeros(len(batch), self.n_items_ + 1)
+
 class Broken(SessionRecommender):
     """Raises in fit."""
     def _fit(self, data, *, seed):
@@ -139,6 +160,18 @@ def test_a_failing_run_is_recorded_and_the_suite_goes_on(workdir):
     assert [r.label for r in iter_runs(workdir / "out")] == ["pop"]
     # a failed run is retried next time
     assert run_inline(s, workdir / "out").executed == outcome.failed
+
+
+def test_plugins_that_break_the_contract_fail_alone_with_the_rule_named(workdir):
+    s = suite(workdir, ["pop", "runner_plugins:WrongShape", "runner_plugins:NaNScores", "runner_plugins:PeeksAtTest"])
+    outcome = run_inline(s, workdir / "out")
+    assert len(outcome.failed) == 3
+    errors = {r.label: r.manifest["error_line"] for r in iter_runs(workdir / "out", include_failed=True)
+              if not r.complete}  # fmt: skip
+    assert "runner_plugins.WrongShape" in errors["WrongShape"] and "expected [B, n_items + 1]" in errors["WrongShape"]
+    assert "runner_plugins.NaNScores" in errors["NaNScores"] and "NaN or infinite" in errors["NaNScores"]
+    assert "PeeksAtTest" in errors["PeeksAtTest"] and "read the test split during fit" in errors["PeeksAtTest"]
+    assert [r.label for r in iter_runs(workdir / "out")] == ["pop"]
 
 
 def test_grid_is_tuned_on_valid_and_only_the_best_point_meets_test(workdir):
