@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 
 import numpy as np
 import pandas as pd
@@ -347,11 +346,3 @@ def test_bad_parameters_raise_config_error(kwargs, needle):
 def test_default_communities_adapt_to_few_items():
     _, meta = generate_events(n_sessions=50, n_items=9, seed=0)
     assert meta["params"]["n_communities"] == 4
-
-
-def test_generation_is_fast():
-    t0 = time.perf_counter()
-    ev, _ = generate_events(n_sessions=100_000, n_items=5_000, seed=0)
-    elapsed = time.perf_counter() - t0
-    assert len(ev) > 300_000
-    assert elapsed < 3.0

@@ -32,12 +32,8 @@ BATCH_SIZE = 500
 
 
 @pytest.fixture(scope="module")
-def yoochoose(tmp_path_factory):
-    if not YOOCHOOSE_100K.is_dir():
-        pytest.skip(f"shared data not found at {YOOCHOOSE_100K}")
-    from harness.specs import load_dataset
-
-    return load_dataset("yoochoose-100k", data_dir=YOOCHOOSE_100K, cache_dir=tmp_path_factory.mktemp("cache"))
+def yoochoose(yoochoose_100k):
+    return yoochoose_100k
 
 
 @pytest.fixture(scope="module")
