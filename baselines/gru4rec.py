@@ -135,7 +135,6 @@ with one seed on the CPU give identical models.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import sys
 from collections.abc import Iterator
@@ -150,6 +149,7 @@ from torch import nn
 from harness.dataset import PrefixBatch, SessionDataset
 from harness.errors import ConfigError
 from harness.registry import register
+from harness.timing import resolve_device, torch_threads
 from harness.training import EpochTrainedRecommender
 
 LOSSES = ("cross-entropy", "bpr-max", "top1-max")
@@ -496,33 +496,6 @@ class AdagradM(torch.optim.Optimizer):
 # --------------------------------------------------------------------------- #
 
 
-def _resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        raise ConfigError(f"gru4rec: device must be 'auto', 'cpu', 'cuda' or 'cuda:K', got {name!r}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"gru4rec: device {name!r} asked for, but CUDA is not available (use device='auto')")
-    if device.type not in ("cpu", "cuda"):
-        raise ConfigError(f"gru4rec: device must be 'auto', 'cpu', 'cuda' or 'cuda:K', got {name!r}")
-    return device
-
-
-@contextlib.contextmanager
-def _cpu_threads(n: int) -> Iterator[None]:
-    """Run with ``n`` torch intra-op threads (0: leave the setting), then restore it."""
-    before = torch.get_num_threads()
-    if n and n != before:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
-
-
 @register("gru4rec")
 class GRU4Rec(EpochTrainedRecommender):
     """GRU4Rec (Hidasi et al., ICLR 2016; Hidasi & Karatzoglou, CIKM 2018).
@@ -619,9 +592,9 @@ class GRU4Rec(EpochTrainedRecommender):
 
     def _fit(self, data: SessionDataset, *, seed: int) -> None:
         self._check_params()
-        self.device_ = _resolve_device(self.device)
+        self.device_ = resolve_device(self.device, "gru4rec")
         try:
-            with _cpu_threads(self.num_threads):
+            with torch_threads(self.num_threads):
                 super()._fit(data, seed=seed)
         finally:  # training-only state is not part of the fitted model
             for name in ("_plan", "_optim", "_dropout_gen", "_sample_gen", "_sample_cdf", "_samples",
@@ -742,6 +715,6 @@ class GRU4Rec(EpochTrainedRecommender):
 
     def _score(self, batch: PrefixBatch) -> torch.Tensor:
         net = self.network_
-        with torch.inference_mode(), _cpu_threads(self.num_threads):
+        with torch.inference_mode(), torch_threads(self.num_threads):
             h = net.encode_prefixes(batch.items.to(self.device_), batch.lengths.to(self.device_))
             return net.scores(h)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from harness.dataset import PrefixCases
+from harness.errors import ConfigError
 from harness.plugin import SessionRecommender
 
 
@@ -31,13 +32,41 @@ def synchronize() -> None:
 
 @contextmanager
 def torch_threads(n: int) -> Iterator[None]:
-    """Run the block with ``torch.set_num_threads(n)``, then restore."""
+    """Run the block with ``n`` torch intra-op threads (0: leave the
+    setting as it is), then restore the previous setting.
+
+    Neural models train and score under this (``num_threads``): on a shared
+    2-core machine torch's spinning worker threads can make each step many
+    times slower than one thread.
+    """
     before = torch.get_num_threads()
-    torch.set_num_threads(n)
+    if n and n != before:
+        torch.set_num_threads(n)
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+def resolve_device(name: str, model: str) -> torch.device:
+    """The torch device for a model's ``device`` hyper-parameter: ``"auto"``
+    (CUDA when available, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+
+    Called in ``fit``, never in ``__init__``. Raises :class:`ConfigError`
+    naming ``model`` for anything else, or for CUDA on a machine without it.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"{model}: device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {name!r}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"{model}: device {name!r} asked for, but CUDA is not available (use device='auto')")
+    return device
 
 
 def single_session_latency(

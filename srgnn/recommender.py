@@ -16,9 +16,7 @@ Model selection uses the validation split only, through
 
 from __future__ import annotations
 
-import contextlib
 import sys
-from collections.abc import Iterator
 from typing import ClassVar
 
 import numpy as np
@@ -27,22 +25,10 @@ import torch
 from harness.dataset import PrefixBatch, SessionDataset
 from harness.errors import ConfigError
 from harness.registry import register
+from harness.timing import resolve_device, torch_threads
 from harness.training import EpochTrainedRecommender
 from srgnn.graph import EDGE_WEIGHTS, SessionGraphs, build_session_graphs
 from srgnn.model import SRGNN
-
-
-@contextlib.contextmanager
-def _cpu_threads(n: int) -> Iterator[None]:
-    """Run with ``n`` torch intra-op threads (0: leave the setting), then restore it."""
-    before = torch.get_num_threads()
-    if n and n != before:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
 
 
 @register("srgnn")
@@ -153,25 +139,12 @@ class SRGNNRecommender(EpochTrainedRecommender):
         if self.edge_weight not in EDGE_WEIGHTS:
             raise ConfigError(f"srgnn: edge_weight must be one of {EDGE_WEIGHTS}, got {self.edge_weight!r}")
 
-    def _resolve_device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        try:
-            device = torch.device(self.device)
-        except (RuntimeError, TypeError):
-            raise ConfigError(f"srgnn: unknown device {self.device!r}; use 'auto', 'cpu' or 'cuda[:N]'") from None
-        if device.type not in ("cpu", "cuda"):
-            raise ConfigError(f"srgnn: device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError(f"srgnn: device {self.device!r} asked for, but CUDA is not available")
-        return device
-
     # -- training (EpochTrainedRecommender) -----------------------------------
 
     def _fit(self, data: SessionDataset, *, seed: int) -> None:
         self._check_params()
         try:
-            with _cpu_threads(int(self.num_threads)):
+            with torch_threads(int(self.num_threads)):
                 super()._fit(data, seed=seed)
         finally:  # training-only state is not part of the fitted model
             for name in ("_cases", "_generator", "_optimizer", "_scheduler"):
@@ -183,7 +156,7 @@ class SRGNNRecommender(EpochTrainedRecommender):
         One ``torch.Generator`` seeded with ``seed`` draws the initial weights
         and then every epoch's shuffle, so training is deterministic on CPU.
         """
-        self.device_ = self._resolve_device()
+        self.device_ = resolve_device(self.device, "srgnn")
         self._generator = torch.Generator().manual_seed(int(seed))
         model = SRGNN(self.n_items_, int(self.hidden_size), int(self.step), self.nonhybrid, self.edge_bias)
         model.reset_parameters(self._generator)
@@ -234,7 +207,7 @@ class SRGNNRecommender(EpochTrainedRecommender):
     def embed(self, batch: PrefixBatch) -> torch.Tensor:
         """[B, d]: the session embedding s_h of each prefix (s_g with ``nonhybrid``)."""
         self.model_.eval()
-        with torch.inference_mode(), _cpu_threads(int(self.num_threads)):
+        with torch.inference_mode(), torch_threads(int(self.num_threads)):
             return self.model_(self._graphs(batch))
 
     def item_embeddings(self) -> torch.Tensor:
@@ -244,5 +217,5 @@ class SRGNNRecommender(EpochTrainedRecommender):
     def _score(self, batch: PrefixBatch) -> torch.Tensor:
         """float [B, n_items + 1]: ``s_h . e_j`` for every item, in one matrix product."""
         self.model_.eval()
-        with torch.inference_mode(), _cpu_threads(int(self.num_threads)):
+        with torch.inference_mode(), torch_threads(int(self.num_threads)):
             return self.model_.scores(self.model_(self._graphs(batch)))

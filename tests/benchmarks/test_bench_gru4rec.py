@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from baselines.gru4rec import GRU4Rec, _cpu_threads
+from baselines.gru4rec import GRU4Rec
+from harness.timing import torch_threads
 from harness.dataset import SessionDataset, SessionSplit
 
 YOOCHOOSE_100K = Path(__file__).resolve().parents[3] / "shared" / "data" / "yoochoose-100k"
@@ -53,7 +54,7 @@ def test_train_epoch(benchmark, yoochoose):
     epochs = iter(range(1, 1000))
 
     def epoch():
-        with _cpu_threads(model.num_threads):  # as fit() runs it
+        with torch_threads(model.num_threads):  # as fit() runs it
             return model._train_epoch(next(epochs))
 
     loss = benchmark.pedantic(epoch, rounds=3, iterations=1, warmup_rounds=0)
