@@ -202,7 +202,7 @@ def execute_run(spec: RunSpec, out_dir: str, progress: bool = False) -> None:
     from harness.timing import model_size, peak_rss_mb, single_session_latency
 
     manifest = {**base_manifest(spec), "started": _now(), "versions": _versions(), "git_commit": _git_commit(),
-                "machine": _machine()}  # fmt: skip
+                "machine": _machine(), "pid": os.getpid()}  # fmt: skip
     try:
         data = load_dataset(spec.dataset, data_dir=spec.data_dir)
         if data.meta.get("cache", {}).get("key") != spec.dataset_key:

@@ -267,3 +267,15 @@ def test_end_to_end_suite_writes_a_report_that_matches_the_stored_ranks(workdir)
         expected = sum(r.evaluation.metrics([20])["MRR@20"] for r in runs) / 2
         assert table.loc[label, "MRR@20"] == pytest.approx(expected, abs=1e-9)
     assert "markov" in outcome.report.text
+
+
+def test_parallel_jobs_run_each_run_in_its_own_process(workdir):
+    from harness.runner import LocalProcessExecutor
+
+    s = suite(workdir, ["pop", "spop", "markov"])
+    outcome = run_suite(s, out_dir=workdir / "out", executor=LocalProcessExecutor(jobs=2), report=False)
+    assert len(outcome.executed) == 3 and not outcome.failed
+    pids = {r.manifest["pid"] for r in iter_runs(workdir / "out")}
+    assert len(pids) == 3 and os.getpid() not in pids
+    peaks = [r.manifest["timings"]["peak_rss_mb"] for r in iter_runs(workdir / "out")]
+    assert all(p > 0 for p in peaks)
