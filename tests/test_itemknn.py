@@ -14,6 +14,7 @@ import torch
 from baselines.itemknn import ItemKNN
 from harness.dataset import PrefixBatch, SessionDataset, SessionSplit
 from harness.errors import ConfigError
+from hand_data import dataset_from, rows, split_from  # noqa: F401
 
 # The hand dataset: five items, four training sessions
 #   S1: 1 2 3     S2: 1 2 4     S3: 2 2 3 1     S4: 5 1
@@ -26,26 +27,6 @@ from harness.errors import ConfigError
 #   N(1,4) = N(4,1) = N(2,4) = N(4,2) = N(1,5) = N(5,1) = 1; all others 0
 HAND = [[1, 2, 3], [1, 2, 4], [2, 2, 3, 1], [5, 1]]
 SUPP = {1: 4, 2: 4, 3: 2, 4: 1, 5: 1}
-
-
-def split_from(sessions, first_id=1, start=0.0):
-    rows, clock = [], start
-    for offset, items in enumerate(sessions):
-        for item in items:
-            rows.append((first_id + offset, int(item), clock))
-            clock += 1.0
-    return SessionSplit(pd.DataFrame(rows, columns=["session", "item", "time"]))
-
-
-def dataset_from(sessions, n_items):
-    train = split_from(sessions)
-    test = split_from([[1, 2]], first_id=len(sessions) + 1, start=1e6)
-    return SessionDataset("hand", n_items, {str(i): i for i in range(1, n_items + 1)}, train, train, train, test)
-
-
-def rows(model, last_items):
-    """Scores of items 1..n for one-item prefixes."""
-    return model.score(PrefixBatch.from_sequences([[i] for i in last_items]))[:, 1:]
 
 
 def test_defaults_follow_the_reference_code():

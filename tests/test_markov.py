@@ -14,6 +14,7 @@ from baselines.markov import MarkovChain
 from harness.dataset import PrefixBatch, SessionDataset, SessionSplit
 from harness.errors import ConfigError
 from harness.synthetic import generate_events, optimal_next_item_hit_rate
+from hand_data import dataset_from, rows, split_from  # noqa: F401
 
 # The hand dataset: five items, four training sessions (event index in brackets)
 #   S1: 1 2 3        [0 1 2]
@@ -23,26 +24,6 @@ from harness.synthetic import generate_events, optimal_next_item_hit_rate
 # Training clicks: item 1: 4, item 2: 4, item 3: 2, item 4: 1, item 5: 1, so the
 # popularity of fallback="pop" is pop = [1, 1, 0.5, 0.25, 0.25] for items 1..5.
 HAND = [[1, 2, 3], [1, 2, 4], [2, 2, 3, 1], [5, 1]]
-
-
-def split_from(sessions, first_id=1, start=0.0):
-    rows, clock = [], start
-    for offset, items in enumerate(sessions):
-        for item in items:
-            rows.append((first_id + offset, int(item), clock))
-            clock += 1.0
-    return SessionSplit(pd.DataFrame(rows, columns=["session", "item", "time"]))
-
-
-def dataset_from(sessions, n_items):
-    train = split_from(sessions)
-    test = split_from([[1, 2]], first_id=len(sessions) + 1, start=1e6)
-    return SessionDataset("hand", n_items, {str(i): i for i in range(1, n_items + 1)}, train, train, train, test)
-
-
-def rows(model, last_items):
-    """Scores of items 1..n for one-item prefixes."""
-    return model.score(PrefixBatch.from_sequences([[i] for i in last_items]))[:, 1:]
 
 
 # Transitions: 1->2 (t1), 2->3 (t2), 1->2 (t4), 2->4 (t5), 2->2 (t7), 2->3 (t8), 3->1 (t9), 5->1 (t11)

@@ -16,6 +16,7 @@ import torch
 from baselines.rules import WEIGHTINGS, AssociationRules, SequentialRules
 from harness.dataset import PrefixBatch, SessionDataset, SessionSplit
 from harness.errors import ConfigError
+from hand_data import dataset_from, rows, split_from  # noqa: F401
 
 # The hand dataset: five items, four training sessions (event index in brackets)
 #   S1: 1 2 3        [0 1 2]
@@ -25,26 +26,6 @@ from harness.errors import ConfigError
 # Training clicks: item 1: 4, item 2: 4, item 3: 2, item 4: 1, item 5: 1, so the
 # popularity of fallback="pop" is pop = [1, 1, 0.5, 0.25, 0.25] for items 1..5.
 HAND = [[1, 2, 3], [1, 2, 4], [2, 2, 3, 1], [5, 1]]
-
-
-def split_from(sessions, first_id=1, start=0.0):
-    rows, clock = [], start
-    for offset, items in enumerate(sessions):
-        for item in items:
-            rows.append((first_id + offset, int(item), clock))
-            clock += 1.0
-    return SessionSplit(pd.DataFrame(rows, columns=["session", "item", "time"]))
-
-
-def dataset_from(sessions, n_items):
-    train = split_from(sessions)
-    test = split_from([[1, 2]], first_id=len(sessions) + 1, start=1e6)
-    return SessionDataset("hand", n_items, {str(i): i for i in range(1, n_items + 1)}, train, train, train, test)
-
-
-def rows(model, last_items):
-    """Scores of items 1..n for one-item prefixes."""
-    return model.score(PrefixBatch.from_sequences([[i] for i in last_items]))[:, 1:]
 
 
 # --------------------------------------------------------------------------- #
