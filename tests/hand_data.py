@@ -1,4 +1,5 @@
-"""Hand-made session sets for the exact-score tests of the rule and KNN models."""
+"""Small datasets for tests: hand-made session sets (exact-score tests of the
+rule and KNN models) and cuts of a real dataset (benchmarks)."""
 
 import pandas as pd
 
@@ -25,3 +26,10 @@ def dataset_from(sessions, n_items):
 def rows(model, last_items):
     """Scores of items 1..n for one-item prefixes."""
     return model.score(PrefixBatch.from_sequences([[i] for i in last_items]))[:, 1:]
+
+
+def first_sessions(data: SessionDataset, count: int) -> SessionDataset:
+    """``data`` with ``train`` cut to its first ``count`` sessions (same items, same test)."""
+    events = data.train.events
+    keep = SessionSplit(events[events["session"].isin(data.train.session_ids[:count])])
+    return SessionDataset(data.name, data.n_items, data.item_map, keep, keep, data.valid, data.test, data.meta)

@@ -19,29 +19,20 @@ with the epoch on a subset. To measure the full epoch::
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
+from hand_data import first_sessions
 import torch
 
 from baselines.gru4rec import GRU4Rec
 from harness.timing import torch_threads
-from harness.dataset import SessionDataset, SessionSplit
 
-YOOCHOOSE_100K = Path(__file__).resolve().parents[3] / "shared" / "data" / "yoochoose-100k"
 SUBSET_SESSIONS = 1700
 
 
 @pytest.fixture(scope="module")
 def yoochoose(yoochoose_100k):
     return yoochoose_100k
-
-
-def first_sessions(data: SessionDataset, count: int) -> SessionDataset:
-    """``data`` with ``train`` cut to its first ``count`` sessions (same items, same test)."""
-    events = data.train.events
-    keep = SessionSplit(events[events["session"].isin(data.train.session_ids[:count])])
-    return SessionDataset(data.name, data.n_items, data.item_map, keep, keep, data.valid, data.test, data.meta)
 
 
 def test_train_epoch(benchmark, yoochoose):

@@ -20,8 +20,8 @@ with the epoch on a subset. To measure the full epoch::
 from __future__ import annotations
 
 import pytest
+from hand_data import first_sessions
 
-from harness.dataset import SessionDataset, SessionSplit
 from srgnn.recommender import SRGNNRecommender
 
 SUBSET_SESSIONS = 1700
@@ -30,13 +30,6 @@ SUBSET_SESSIONS = 1700
 @pytest.fixture(scope="module")
 def yoochoose(yoochoose_100k):
     return yoochoose_100k
-
-
-def first_sessions(data: SessionDataset, count: int) -> SessionDataset:
-    """``data`` with ``train`` cut to its first ``count`` sessions (same items, same test)."""
-    events = data.train.events
-    keep = SessionSplit(events[events["session"].isin(data.train.session_ids[:count])])
-    return SessionDataset(data.name, data.n_items, data.item_map, keep, keep, data.valid, data.test, data.meta)
 
 
 def test_train_epoch(benchmark, yoochoose):
