@@ -76,7 +76,7 @@ import numpy as np
 import pandas as pd
 
 from harness.metrics import METRICS, RANK_METRICS, MetricSpec, metric_key, normalise_ks, parse_metric_key
-from harness.store import RunRecord, iter_runs
+from harness.store import RunRecord, iter_runs, replace_folder
 
 #: significance level of the tests (after Holm correction)
 ALPHA = 0.05
@@ -1232,13 +1232,7 @@ def write_report(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
-    if final.exists():
-        old = out_dir / f".{REPORT_DIR}.old-{os.getpid()}"
-        final.rename(old)
-        tmp.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(final)
+    replace_folder(tmp, final)
 
     def moved(paths: Iterable[Path]) -> tuple[Path, ...]:
         return tuple(final / p.relative_to(tmp) for p in paths)

@@ -148,14 +148,20 @@ def write_run(
         pd.DataFrame(curve).to_csv(tmp / CURVE, index=False)
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n")
     final = base / run_id
+    replace_folder(tmp, final)
+    return final
+
+
+def replace_folder(tmp: Path, final: Path) -> None:
+    """Move the finished folder ``tmp`` to ``final``, replacing any previous
+    one; readers see either the old folder or the new one, never a mix."""
     if final.exists():
-        trash = base / f".old-{run_id}-{os.getpid()}"
-        final.rename(trash)
+        old = final.parent / f".old-{final.name}-{os.getpid()}"
+        final.rename(old)
         tmp.rename(final)
-        shutil.rmtree(trash, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
     else:
         tmp.rename(final)
-    return final
 
 
 def clean_temporary(out_dir: str | Path) -> int:

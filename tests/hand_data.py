@@ -33,3 +33,9 @@ def first_sessions(data: SessionDataset, count: int) -> SessionDataset:
     events = data.train.events
     keep = SessionSplit(events[events["session"].isin(data.train.session_ids[:count])])
     return SessionDataset(data.name, data.n_items, data.item_map, keep, keep, data.valid, data.test, data.meta)
+
+
+def prefix_batches(data: SessionDataset, batch_size: int, *, with_times: bool = True) -> list[PrefixBatch]:
+    """The test prefixes of ``data`` as batches, built before any timing starts."""
+    cases = data.prefixes("test")
+    return [cases.batch(part, with_times=with_times) for part in cases.slices(batch_size)]

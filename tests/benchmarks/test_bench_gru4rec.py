@@ -21,7 +21,7 @@ from __future__ import annotations
 
 
 import pytest
-from hand_data import first_sessions
+from hand_data import first_sessions, prefix_batches
 import torch
 
 from baselines.gru4rec import GRU4Rec
@@ -57,12 +57,11 @@ def test_train_epoch(benchmark, yoochoose):
 def test_score_all_test_prefixes(benchmark, yoochoose, batch_size):
     # scoring cost does not depend on the weights: fit briefly on a few sessions
     model = GRU4Rec(epochs=1, patience=0, device="cpu").fit(first_sessions(yoochoose, 300), seed=0)
-    cases = yoochoose.prefixes("test")
-    batches = [cases.batch(part, with_times=False) for part in cases.slices(batch_size)]
+    batches = prefix_batches(yoochoose, batch_size, with_times=False)
 
     def score_all():
         return [model.score(batch) for batch in batches]
 
     scores = benchmark(score_all)
-    assert sum(s.shape[0] for s in scores) == len(cases) == 10152
-    benchmark.extra_info["prefixes"] = len(cases)
+    assert sum(s.shape[0] for s in scores) == yoochoose.test.n_prefixes == 10152
+    benchmark.extra_info["prefixes"] = yoochoose.test.n_prefixes

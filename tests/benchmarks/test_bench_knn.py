@@ -24,6 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hand_data import prefix_batches
 import torch
 
 from harness.registry import make_model
@@ -59,8 +60,7 @@ def yoochoose(yoochoose_100k):
 
 @pytest.fixture(scope="module")
 def test_batches(yoochoose):
-    cases = yoochoose.prefixes("test")
-    return [cases.batch(part) for part in cases.slices(BATCH_SIZE)]
+    return prefix_batches(yoochoose, BATCH_SIZE)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hand_data import prefix_batches
 
 from harness.registry import make_model
 
@@ -38,8 +39,7 @@ def yoochoose(yoochoose_100k):
 
 @pytest.fixture(scope="module")
 def test_batches(yoochoose):
-    cases = yoochoose.prefixes("test")
-    return [cases.batch(part, with_times=False) for part in cases.slices(BATCH_SIZE)]
+    return prefix_batches(yoochoose, BATCH_SIZE, with_times=False)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
