@@ -175,7 +175,7 @@ class NeuralRecommender(EpochTrainedRecommender):
         """float [n_items + 1, d]: the vector of every item id (row 0: padding,
         never recommended), a copy detached from the network."""
         self._check_fitted()
-        with torch.inference_mode():
+        with torch.no_grad():  # not inference mode: the copy is an ordinary tensor the caller may change
             return self._item_embeddings().detach().clone()
 
     def _score(self, batch: PrefixBatch) -> torch.Tensor:
