@@ -70,11 +70,14 @@ class RunSpec:
     latency: dict[str, int]
     stage: str = "test"  # "tune": fit on train_tr, score valid
     model_code: str = ""
+    retrieval: tuple[dict[str, Any], ...] = ()  # ANN settings evaluated after the test run (harness.retrieval)
 
     def frozen(self) -> dict[str, Any]:
         d = asdict(self)
         for volatile in ("suite", "dataset", "data_dir", "latency"):
             d.pop(volatile)
+        if not self.retrieval:  # runs without retrieval keep the ids they always had
+            d.pop("retrieval")
         d["ks"] = list(self.ks)
         return d
 
@@ -131,7 +134,7 @@ def expand(suite: Suite, datasets: dict[str, tuple[str, str]], *, stage_of: Call
                     data_dir=entry.data_dir, model=model.name, label=label,
                     params=_full_params(model.name, params), seed=seed, protocol=protocol, ks=suite.ks,
                     batch_size=suite.batch_size, exclude_seen=suite.exclude_seen, latency=dict(suite.latency),
-                    stage=stage, model_code=code,
+                    stage=stage, model_code=code, retrieval=model.retrieval,
                 ))  # fmt: skip
     return runs
 
@@ -219,6 +222,11 @@ def execute_run(spec: RunSpec, out_dir: str, progress: bool = False) -> None:
             timings.update(single_session_latency(model, data.prefixes("test"), n_samples=spec.latency["samples"],
                                                   warmup=spec.latency["warmup"], seed=spec.seed))  # fmt: skip
         timings.update({"peak_rss_mb": peak_rss_mb(), "model_size": model_size(model)})
+        if spec.retrieval and spec.stage == "test":
+            from harness.retrieval import evaluate_settings
+
+            manifest["retrieval"] = evaluate_settings(model, data, spec.retrieval, protocol=spec.protocol, ks=spec.ks,
+                                                      batch_size=spec.batch_size, exclude_seen=spec.exclude_seen)
         manifest.update({
             "status": COMPLETE, "finished": _now(), "timings": timings, "metrics": result.metrics(sorted({*spec.ks, 20})),
             "cases": result.n_cases, "trains_by_epoch": type(model).trains_by_epoch,

@@ -13,6 +13,7 @@ A suite (``suites/<name>.yaml``)::
       - {name: sknn, params: {k: 100}}
       - {name: sr, label: sr-tuned, grid: {steps: [4, 10]}}
       - {name: gru4rec, seeds: [0, 1, 2]}
+      - {name: srgnn, retrieval: {method: faiss-hnsw, efSearch: [16, 64]}}
     seeds: [0]                     # default seeds of every model
     ks: [5, 10, 20, 50]
     protocols: [next]              # next and/or rest
@@ -25,6 +26,11 @@ With a ``grid``, every grid point is first fitted on ``train_tr`` and scored
 on ``valid`` (stage ``tune``); the point with the best validation MRR@20 is
 then fitted on ``train`` and scored on ``test`` (stage ``test``). The test
 split never chooses anything.
+
+A model's ``retrieval`` (only for models that declare
+``provides_embeddings``) lists ANN index settings, a list value sweeping a
+parameter (see :func:`harness.retrieval.parse_settings`); its test run then
+also evaluates every setting (see docs/retrieval.md).
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ SUITE_DIR = Path(__file__).resolve().parents[1] / "suites"
 _TOP_KEYS = ("name", "description", "data_dir", "datasets", "models", "seeds", "ks", "protocols", "batch_size",
              "exclude_seen", "latency")
 _DATASET_KEYS = ("name", "data_dir")
-_MODEL_KEYS = ("name", "label", "params", "grid", "seeds")
+_MODEL_KEYS = ("name", "label", "params", "grid", "seeds", "retrieval")
 _LATENCY_KEYS = ("samples", "warmup")
 _LABEL = re.compile(r"^[A-Za-z0-9_.+=,:-]+$")
 
@@ -66,6 +72,7 @@ class ModelEntry:
     params: dict[str, Any]
     grid: dict[str, list[Any]]
     seeds: tuple[int, ...]
+    retrieval: tuple[dict[str, Any], ...] = ()  # ANN settings ({"method": ..., **params}), harness.retrieval
 
     def grid_points(self) -> list[dict[str, Any]]:
         """Every combination of the grid, merged over ``params`` (one point without a grid)."""
@@ -201,7 +208,17 @@ def _model(entry: Any, where: str, key: str, default_seeds: list[int]) -> ModelE
     if not _LABEL.match(label):
         raise ConfigError(f"{where}: key {key}.label: use letters, digits and _.+=,:- only, got {label!r}")
     seeds = tuple(_int_list(entry.get("seeds", default_seeds), where, key + ".seeds", minimum=0))
-    return ModelEntry(name=name, label=label, params=params, grid=grid, seeds=seeds)
+    retrieval = _retrieval(entry, cls, where, key) if "retrieval" in entry else ()
+    return ModelEntry(name=name, label=label, params=params, grid=grid, seeds=seeds, retrieval=retrieval)
+
+
+def _retrieval(entry: dict, cls: type, where: str, key: str) -> tuple[dict[str, Any], ...]:
+    from harness.retrieval import parse_settings
+
+    if not cls.provides_embeddings:
+        raise ConfigError(f"{where}: key {key}.retrieval: model {entry['name']!r} does not declare "
+                          "provides_embeddings, so it cannot be served by an index")
+    return tuple(s.as_dict() for s in parse_settings(entry["retrieval"], where=f"{where}: key {key}.retrieval"))
 
 
 def _check_keys(data: dict, allowed: tuple[str, ...], where: str, prefix: str) -> None:
