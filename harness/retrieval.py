@@ -60,6 +60,7 @@ import torch
 
 from harness.errors import ConfigError
 from harness.metrics import UNRANKED, rank_and_top
+from harness.timing import torch_threads
 
 #: Tunable parameters of each method and their defaults (``rerank`` is common to all).
 PARAMETERS: dict[str, dict[str, int]] = {
@@ -352,11 +353,10 @@ def make_index(setting: RetrievalSetting) -> ItemIndex:
     return FaissIndex(setting.method, params)
 
 
-def _set_threads(n: int) -> None:
-    """faiss's OpenMP threads (when faiss is loaded) and torch's, alike."""
+def _set_faiss_threads(n: int) -> None:
+    """faiss's OpenMP threads, when faiss is loaded (only indexes use faiss)."""
     import sys
 
-    torch.set_num_threads(n)
     if "faiss" in sys.modules:
         sys.modules["faiss"].omp_set_num_threads(n)
 
@@ -397,14 +397,19 @@ class Retrieval:
         qps_queries: at most this many queries are searched in batches for
             the queries-per-second figure.
         seed: picks the timed queries.
+        threads: threads of every index build and search (faiss's OpenMP
+            threads; torch's for ``exact``). One by default: every method is
+            then measured per core, and on a busy machine OpenMP threads that
+            spin-wait for a core can slow faiss down tens of times.
     """
 
     def __init__(self, method: str, params: Mapping[str, Any] | None = None, *, latency_queries: int = 200,
-                 qps_queries: int = 10_000, seed: int = 0):
+                 qps_queries: int = 10_000, seed: int = 0, threads: int = 1):
         self.setting = make_setting(method, params)
         self.latency_queries = int(latency_queries)
         self.qps_queries = int(qps_queries)
         self.seed = int(seed)
+        self.threads = int(threads)
 
     # -- set-up --------------------------------------------------------------
 
@@ -420,12 +425,14 @@ class Retrieval:
                               f"expected n_items + 1 = {n_items + 1}")
         self.items_ = np.ascontiguousarray(vectors[1:])  # row 0 (padding) is never indexed
         self.n_items_, self.depth_ = int(n_items), int(depth)
-        self.threads_ = torch.get_num_threads()
         self.index_ = make_index(self.setting)
+        if isinstance(self.index_, FaissIndex):
+            _faiss()  # loaded before timing, so that its threads can be set
+        _set_faiss_threads(self.threads)
         start = time.perf_counter()
-        self.index_.build(self.items_)
+        with torch_threads(self.threads):
+            self.index_.build(self.items_)
         self.build_seconds_ = time.perf_counter() - start
-        _set_threads(self.threads_)
         self.queries_: list[np.ndarray] = []
         self.recall_sums_: dict[int, float] = {}
         self.n_cases_ = 0
@@ -434,7 +441,8 @@ class Retrieval:
         """int64 [B, k]: item ids retrieved for each query (0 where none),
         after the optional exact re-ranking of ``rerank * k`` candidates."""
         rerank = self.setting.params["rerank"]
-        ids = self.index_.search(queries, min(k * rerank, self.n_items_))
+        with torch_threads(self.threads):
+            ids = self.index_.search(queries, min(k * rerank, self.n_items_))
         if rerank > 1:
             vectors = self.items_[np.maximum(ids - 1, 0)]  # [B, k * rerank, d]
             exact = np.einsum("bd,bkd->bk", queries, vectors)
@@ -461,6 +469,7 @@ class Retrieval:
         """
         queries = self.embed_(batch).detach().float().cpu().numpy()
         self.queries_.append(queries)
+        _set_faiss_threads(self.threads)
         extra = 0
         if exclude is not None:
             extra = int((torch.sort(exclude, dim=1).values.diff(dim=1) != 0).sum(1).max()) + 1
@@ -503,25 +512,22 @@ class Retrieval:
         }  # fmt: skip
 
     def measure_speed(self, queries: np.ndarray, batch_size: int = 500) -> dict[str, float]:
-        """Search latency of single queries (1 thread, p50/p95 ms and queries/s
-        = 1000 / mean ms) and batched throughput (queries/s, the evaluation's
-        threads, batches of ``batch_size``), top-``depth`` each time."""
+        """Search latency of single queries (p50/p95 ms, and queries/s = 1000 /
+        mean ms) and batched throughput (queries/s in batches of
+        ``batch_size``), top-``depth`` each time, on ``threads`` threads."""
         nan = float("nan")
         if len(queries) == 0:
             return {"latency_ms_p50": nan, "latency_ms_p95": nan, "single_qps": nan, "batch_qps": nan,
-                    "threads": self.threads_}
+                    "threads": self.threads}
         rng = np.random.default_rng(self.seed)
         picks = rng.integers(0, len(queries), size=self.latency_queries + 10)
         seconds = np.empty(self.latency_queries)
-        try:
-            _set_threads(1)  # one query on one thread, like harness.timing.single_session_latency
-            for j, i in enumerate(picks):
-                start = time.perf_counter()
-                self.retrieve(queries[i : i + 1], self.depth_)
-                if j >= 10:  # the first ten warm the caches
-                    seconds[j - 10] = time.perf_counter() - start
-        finally:
-            _set_threads(self.threads_)
+        _set_faiss_threads(self.threads)
+        for j, i in enumerate(picks):
+            start = time.perf_counter()
+            self.retrieve(queries[i : i + 1], self.depth_)
+            if j >= 10:  # the first ten warm the caches
+                seconds[j - 10] = time.perf_counter() - start
         batched = queries[: self.qps_queries]
         start = time.perf_counter()
         for lo in range(0, len(batched), batch_size):
@@ -533,7 +539,7 @@ class Retrieval:
             "latency_ms_p95": float(np.percentile(ms, 95)) if len(ms) else nan,
             "single_qps": float(1000.0 / ms.mean()) if len(ms) else nan,
             "batch_qps": float(len(batched) / total) if total > 0 else nan,
-            "threads": self.threads_, "latency_queries": int(len(ms)), "qps_queries": int(len(batched)),
+            "threads": self.threads, "latency_queries": int(len(ms)), "qps_queries": int(len(batched)),
         }  # fmt: skip
 
 

@@ -240,7 +240,7 @@ def test_ann_recall_at_k_counts_the_overlap_of_the_top_lists():
     exact = torch.tensor([[1, 3, 9], [7, 8, 4]])
     retrieval._add_recall(top, exact)
     retrieval.items_, retrieval.n_items_, retrieval.depth_ = np.zeros((9, 2), np.float32), 9, 3
-    retrieval.queries_, retrieval.build_seconds_, retrieval.threads_ = [], 0.0, 1
+    retrieval.queries_, retrieval.build_seconds_ = [], 0.0
     retrieval.index_ = make_index(make_setting("exact")).build(retrieval.items_)
     recall = retrieval.finish((1, 2, 3))["recall"]
     assert recall == {"1": pytest.approx(0.5), "2": pytest.approx(0.25), "3": pytest.approx((2 / 3 + 1 / 3) / 2)}
@@ -291,3 +291,37 @@ def test_cli_evaluate_with_retrieval(capsys):
     assert main(["evaluate", "--dataset", "synthetic", "--model", "pop", "--retrieval-param", "nprobe=2"]) == 2
     assert main([*args, "--retrieval", "faiss-ivf", "--retrieval-param", "efSearch=2"]) == 2
     assert "has no parameter 'efSearch'" in capsys.readouterr().err
+
+
+def test_a_suite_run_stores_every_setting_and_the_report_draws_them(tmp_path, monkeypatch):
+    from harness.report import write_report
+    from harness.runner import InlineExecutor, run_suite
+    from harness.store import iter_runs
+    from harness.suites import parse_suite
+
+    (tmp_path / "tiny.yaml").write_text(
+        "name: tiny\ndescription: tiny\nsource: generated\nformat: synthetic\n"
+        "generator: {n_sessions: 700, n_items: 300, seed: 3, days: 10, zipf_exponent: 0.3}\n"
+        "preprocess: {method: standard, test_days: 2, valid_days: 2, min_item_support: 1}\n"
+    )
+    monkeypatch.setenv("SESSIONBENCH_CACHE", str(tmp_path / "cache"))
+    suite = parse_suite({
+        "name": "t", "datasets": [str(tmp_path / "tiny.yaml")], "ks": [5, 20], "latency": {"samples": 5, "warmup": 1},
+        "models": ["pop", {"name": "bprmf", "params": {"epochs": 1, "patience": 0},
+                           "retrieval": [{"method": "faiss-hnsw", "efSearch": [4, 64]}, {"method": "annoy"}]}],
+    })  # fmt: skip
+    outcome = run_suite(suite, out_dir=tmp_path / "out", executor=InlineExecutor(), report=False)
+    assert not outcome.failed
+    runs = {r.label: r.manifest for r in iter_runs(tmp_path / "out")}
+    assert "retrieval" not in runs["pop"]
+    rows = runs["bprmf"]["retrieval"]
+    assert [r["label"] for r in rows] == ["exact", "faiss-hnsw[efSearch=4]", "faiss-hnsw", "annoy"]
+    assert rows[0]["metrics"]["HitRate@20"] == pytest.approx(runs["bprmf"]["metrics"]["HitRate@20"])
+    summary = write_report(tmp_path / "out", n_bootstrap=10)
+    names = sorted(p.name for p in summary.figures + summary.tables if "retrieval" in p.name)
+    stem = "retrieval_tiny_next_bprmf"
+    assert names == sorted(f"{stem}.{ext}" for ext in ("png", "pdf", "md", "csv"))
+    table = (summary.path / "tables" / f"{stem}.md").read_text()
+    assert "| faiss-hnsw[efSearch=4] | native |" in table and "| exact | native |" in table
+    assert "1.00x" in table  # exact against itself
+    assert "## Retrieval" in summary.summary_path.read_text()

@@ -38,6 +38,7 @@ from harness.report.constants import (
     BAR_KS, FIGURES_DIR, LIST_K, PREFIX_BINS, REPORT_DIR, TABLES_DIR, TIMINGS, Timing,
 )
 from harness.report.figures import _PLOTTERS, _RC, FIGURE_KINDS, _save
+from harness.report.retrieval import write_retrieval
 from harness.report.statistics import ALPHA, bootstrap_ci, holm, paired_ttest, pareto_front
 from harness.report.styles import KNOWN_MODELS, Style, model_styles
 from harness.report.tables import (
@@ -120,7 +121,9 @@ def write_report(
         text = _compact_text(groups)
         notes = tuple(f"{g.title}: {n}" for g in groups for n in g.notes)
         summary_md = _summary_markdown(groups, figures, failed, text, n_bootstrap, seed, notes)
-        (tmp / "summary.md").write_text(summary_md)
+        # ANN retrieval (runs whose suite asked for it): figures, tables and a summary section
+        figures[("retrieval", "")], tables[("retrieval", "")], retrieval_md = write_retrieval(out_dir, tmp)
+        (tmp / "summary.md").write_text(summary_md + "".join(f"\n{line}" for line in retrieval_md))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
