@@ -41,6 +41,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
 def _add_data_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir",
@@ -85,9 +95,29 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--jobs", type=_positive_int, default=1, metavar="N", help="runs in parallel (default 1)")
     run.add_argument("--force", action="store_true", help="redo runs that are already complete")
     run.add_argument("--only", action="append", metavar="PATTERN",
-                     help="run only runs whose id or dataset/label/seed matches this glob (repeatable)")
+                     help="run only runs whose label, run id or dataset/label/seed is PATTERN, else matches it "
+                          "as a glob (repeatable)")
+    run.add_argument("--timeout", type=_positive_seconds, metavar="SECONDS",
+                     help="time limit of fit and of scoring, for runs the suite gives no timeout")
     run.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     run.set_defaults(handler=_cmd_run)
+
+    runs = sub.add_parser("runs", help="list or prune the stored runs of an output folder",
+                          description="List the stored runs of OUT (with broken and failed ones), or delete "
+                                      "the runs that its plan.json no longer lists.")
+    runs_sub = runs.add_subparsers(dest="runs_command", metavar="SUBCOMMAND", required=True)
+    runs_ls = runs_sub.add_parser("ls", help="list the runs: status, label, dataset, seed, protocol, config, plan",
+                                  description="List every run folder of OUT/runs/ with its status (complete, "
+                                              "failed, broken), and whether OUT/plan.json lists it.")
+    runs_ls.add_argument("out_dir", metavar="OUT", help="a suite's output folder")
+    runs_ls.add_argument("--json", action="store_true", help="print JSON")
+    runs_ls.set_defaults(handler=_cmd_runs_ls)
+    runs_prune = runs_sub.add_parser("prune", help="delete the runs that OUT/plan.json does not list",
+                                     description="Delete the run folders of OUT/runs/ that the plan of the last "
+                                                 "`sessionbench run` into OUT does not list (superseded runs).")
+    runs_prune.add_argument("out_dir", metavar="OUT", help="a suite's output folder")
+    runs_prune.add_argument("--yes", action="store_true", help="delete them (without it: only list them)")
+    runs_prune.set_defaults(handler=_cmd_runs_prune)
 
     rep = sub.add_parser("report", help="write figures and tables from stored runs",
                          description="Read the stored runs of OUT_DIR and write OUT_DIR/report/.")
@@ -110,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_dir(ev)
     ev.add_argument("--seed", type=int, default=0, help="random seed for fit (default 0)")
     ev.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    ev.add_argument("--timeout", type=_positive_seconds, metavar="SECONDS",
+                    help="time limit of fit and of the evaluation each (exit status 124 past it)")
     ev.set_defaults(handler=_cmd_evaluate)
     return parser
 
@@ -196,6 +228,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     outcome = run_suite(
         suite, out_dir=args.out, data_dir=args.data_dir, jobs=args.jobs, force=args.force, only=args.only,
         progress=sys.stderr.isatty(), report=not args.no_report, echo=tqdm.write,
+        timeout=None if args.timeout is None else {"fit": args.timeout, "score": args.timeout},
     )  # fmt: skip
     print(f"suite {suite.name}: {len(outcome.planned)} runs planned, {len(outcome.skipped)} already complete, "
           f"{len(outcome.executed)} executed, {len(outcome.failed)} failed; results in {outcome.out_dir}")
@@ -222,6 +255,82 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- runs -------------------------------------------------------------------
+
+
+def _runs_table(out_dir: str) -> tuple[list[dict[str, Any]], Any]:
+    """One row per run folder of ``out_dir`` and its plan (None without one)."""
+    from pathlib import Path
+
+    from harness.store import iter_runs, read_plan, runs_dir
+
+    out = Path(out_dir)
+    if not runs_dir(out).is_dir():
+        raise ConfigError(f"{out}: no stored runs (expected {runs_dir(out)}/<run_id>/manifest.json)")
+    try:
+        plan = read_plan(out)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    planned = set(plan.run_ids) if plan is not None else None
+    rows = []
+    for r in iter_runs(out, include_failed=True, include_broken=True):
+        m = r.manifest if r.problem is None else {**r.manifest, "status": "broken"}
+        rows.append({
+            "run_id": r.run_id, "status": r.status, "stage": m.get("stage", ""), "label": m.get("label", ""),
+            "dataset": m.get("dataset", ""), "seed": m.get("seed", ""), "protocol": m.get("protocol", ""),
+            "config_digest": r.config_digest or "", "code_digest": r.code_digest or "",
+            "in_plan": None if planned is None else r.run_id in planned,
+            "problem": r.problem or m.get("error_line") or "",
+        })  # fmt: skip
+    return rows, plan
+
+
+def _cmd_runs_ls(args: argparse.Namespace) -> int:
+    rows, plan = _runs_table(args.out_dir)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if plan is None:
+        print(f"{args.out_dir}: no plan.json (written by `sessionbench run`); plan membership unknown")
+    else:
+        missing = set(plan.run_ids) - {r["run_id"] for r in rows}
+        print(f"plan: suite {plan.suite_name}, {len(plan.run_ids)} runs ({len(missing)} not stored)")
+    header = ("status", "plan", "label", "dataset", "seed", "protocol", "stage", "config", "run id")
+    table = [[r["status"], {None: "-", True: "yes", False: "no"}[r["in_plan"]], r["label"], r["dataset"],
+              str(r["seed"]), r["protocol"], r["stage"], r["config_digest"][:12] or "-", r["run_id"]] for r in rows]
+    widths = [max(len(h), *(len(row[i]) for row in table)) if table else len(h) for i, h in enumerate(header)]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
+    for row, r in zip(table, rows):
+        line = "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
+        print(line + (f"  ({r['problem']})" if r["status"] != "complete" and r["problem"] else ""))
+    return 0
+
+
+def _cmd_runs_prune(args: argparse.Namespace) -> int:
+    from harness.lock import OutputLock
+    from harness.store import remove_run
+
+    with OutputLock(args.out_dir, command="sessionbench runs prune"):
+        rows, plan = _runs_table(args.out_dir)
+        if plan is None:
+            raise ConfigError(f"{args.out_dir}: no plan.json, so no run is known to be superseded; "
+                              "`sessionbench run` writes one")  # fmt: skip
+        gone = [r for r in rows if not r["in_plan"]]
+        for r in gone:
+            print(f"{'deleted' if args.yes else 'would delete'}  {r['status']:<8}  {r['run_id']}")
+        if not args.yes:
+            if gone:
+                print(f"{len(gone)} run(s) outside the plan of suite {plan.suite_name}; "
+                      "run again with --yes to delete them", file=sys.stderr)
+                return 1
+            print(f"nothing to prune: every run is in the plan of suite {plan.suite_name}")
+            return 0
+        for r in gone:
+            remove_run(args.out_dir, r["run_id"])
+        print(f"{len(gone)} run(s) deleted; {len(rows) - len(gone)} kept")
+    return 0
+
+
 # -- evaluate ---------------------------------------------------------------
 
 
@@ -238,17 +347,20 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         params[key] = value
     model = make_model(args.model, params)
     data = specs.load_dataset(args.dataset, data_dir=args.data_dir)
+    limit = _phase_limits(args.timeout)
     log.info("fitting %r on %s (%d training sessions)", model, data.name, data.train.n_sessions)
-    model.fit(data, seed=args.seed)
-    result = evaluate(
-        model,
-        data,
-        protocol=args.protocol,
-        ks=args.k,
-        batch_size=args.batch_size,
-        exclude_seen=args.exclude_seen,
-        progress=not args.json and sys.stderr.isatty(),
-    )
+    with limit("fit", args.timeout):
+        model.fit(data, seed=args.seed)
+    with limit("score", args.timeout):
+        result = evaluate(
+            model,
+            data,
+            protocol=args.protocol,
+            ks=args.k,
+            batch_size=args.batch_size,
+            exclude_seen=args.exclude_seen,
+            progress=not args.json and sys.stderr.isatty(),
+        )
     metrics = result.metrics(args.k)
     timings = {"fit_seconds": model.fit_seconds_, **result.timings}
     if args.json:
@@ -267,6 +379,21 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print(format_metric_table(metrics, args.k))
     print("  ".join(f"{k}={v:.4g}" for k, v in timings.items()))
     return 0
+
+
+def _phase_limits(timeout: float | None) -> Any:
+    """``limit(phase, seconds)`` context managers: a watchdog that prints one
+    line and ends the process (status 124) past the limit, or no-ops."""
+    from contextlib import nullcontext
+
+    if timeout is None:
+        return lambda phase, seconds: nullcontext()
+    from harness.watchdog import Watchdog, format_seconds
+
+    def stop(phase: str, seconds: float) -> None:
+        print(f"sessionbench: error: timeout after {format_seconds(seconds)} s in {phase}", file=sys.stderr, flush=True)
+
+    return Watchdog(stop).phase
 
 
 def format_metric_table(metrics: dict[str, float], ks: Sequence[int]) -> str:
