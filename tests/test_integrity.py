@@ -49,6 +49,12 @@ class SleepScore(Zero):
     def _score(self, batch):
         time.sleep(3600)
 
+class HoldsTheInterpreter(Zero):
+    """Sleeps in C code without releasing the interpreter lock."""
+    def _fit(self, data, *, seed):
+        import ctypes
+        ctypes.PyDLL(None).sleep(3600)
+
 class ExitInScore(Zero):
     """Leaves without a word."""
     def _score(self, batch):
@@ -288,8 +294,10 @@ def test_only_matches_grid_labels_literally_and_refuses_no_match(workdir, capsys
 # -- processes: limits and deaths ------------------------------------------------------
 
 
-def test_runs_past_their_limit_or_whose_process_dies_are_stored_failed(workdir):
+def test_runs_past_their_limit_or_whose_process_dies_are_stored_failed(workdir, monkeypatch):
+    monkeypatch.setattr("harness.runner.LIMIT_MARGIN_S", 2.0)
     s = suite(workdir, [
+        {"name": "integrity_plugins:HoldsTheInterpreter", "label": "holds", "timeout": 1},
         "pop",
         {"name": "integrity_plugins:SlowFit", "label": "slowfit", "timeout": {"fit": 1}},
         {"name": "integrity_plugins:SleepScore", "label": "sleepscore", "timeout": {"fit": 30, "score": 1.5}},
@@ -299,13 +307,15 @@ def test_runs_past_their_limit_or_whose_process_dies_are_stored_failed(workdir):
     lines = []
     outcome = run_suite(s, out_dir=workdir / "out", executor=LocalProcessExecutor(jobs=2), report=False,
                         timeout={"fit": 60, "score": 60}, echo=lines.append)  # fmt: skip
-    assert len(outcome.executed) == 5 and len(outcome.failed) == 4
+    assert len(outcome.executed) == 6 and len(outcome.failed) == 5
     runs = {r.label: r for r in iter_runs(workdir / "out", include_failed=True, include_broken=True)}
     assert runs["pop"].complete
     assert runs["slowfit"].manifest["error_line"] == "timeout after 1 s in fit"
     assert runs["sleepscore"].manifest["error_line"] == "timeout after 1.5 s in score"
     assert runs["exits"].manifest["error_line"] == "worker process exited with code 3"
     assert runs["killed"].manifest["error_line"] == "worker process killed by signal SIGKILL"
+    # the watchdog thread cannot run: the executor ends the worker after both limits and the margin
+    assert runs["holds"].manifest["error_line"].startswith("timeout after 4 s")
     assert all(r.status == "failed" and r.problem is None for label, r in runs.items() if label != "pop")
     assert any(line.startswith("FAILED tinysyn/slowfit/0: timeout after 1 s in fit") for line in lines), lines
     assert not [p for p in (workdir / "out" / "runs").iterdir() if p.name.startswith(".")]
