@@ -243,6 +243,8 @@ class _HiddenSplit:
     __slots__ = ()
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # protocol look-ups (copy, pickle, hasattr) see a plain empty object
+            raise AttributeError(name)
         raise ContractError(
             "a model read the test split during fit; models may train and select "
             "only on 'train', 'train_tr' and 'valid'"
