@@ -165,7 +165,7 @@ class SessionRecommender(abc.ABC):
     # -- checks -------------------------------------------------------------
 
     def _label(self) -> str:
-        return f"model {self.name or type(self).__name__!r} ({type(self).__module__}.{type(self).__qualname__})"
+        return model_label(self)
 
     def _check_batch(self, batch: PrefixBatch) -> None:
         if not isinstance(batch, PrefixBatch):
@@ -232,10 +232,16 @@ def calling_model(model: Any, method: str) -> Iterator[None]:
     """Turn an exception raised by a model's own code into :class:`ModelFailure`
     (naming the model, ``method``, the exception type and message; the
     original is kept as ``__cause__``). Errors of sessionbench's own types
-    (a broken contract, a bad hyper-parameter value) pass unchanged."""
+    (a broken contract, a bad hyper-parameter value) keep their type and get
+    the model's name in front when their message lacks it."""
     try:
         yield
-    except (SessionbenchError, ModelFailure):
+    except ModelFailure:
+        raise
+    except SessionbenchError as err:
+        label = model_label(model)
+        if label not in str(err):
+            err.args = (f"{label} in {method}: {err}", *err.args[1:])
         raise
     except Exception as err:
         raise ModelFailure(model_label(model), method, err) from err
