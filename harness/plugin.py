@@ -184,7 +184,8 @@ class SessionRecommender(abc.ABC):
             return
         problem = training_curve_problem(curve)
         if problem is not None:
-            log.warning("%s: training_curve_ dropped, %s (format: docs/plugins.md)", self._label(), problem)
+            log.warning("%s: training_curve_ dropped, %s (format: docs/plugins.md)", self._label(), problem,
+                        extra={"curve_problem": problem})
             vars(self).pop("training_curve_", None)
 
 
