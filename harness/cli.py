@@ -1,8 +1,9 @@
 """The ``sessionbench`` command line.
 
 Errors a user can cause are printed as one line (``sessionbench: error:
-...``) with exit status 2 and no traceback. Logging is configured here and
-nowhere else.
+...``) with exit status 2 and no traceback; a model whose own code raises
+under ``evaluate`` gives one line and exit status 1. ``--traceback`` prints
+the full traceback first. Logging is configured here and nowhere else.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import argparse
 import json
 import logging
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
-from harness.errors import ConfigError, SessionbenchError
+from harness.errors import ConfigError, ModelFailure, SessionbenchError
 
 log = logging.getLogger("sessionbench")
 
@@ -66,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Benchmark harness for session-based recommendation.",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    parser.add_argument("--traceback", action="store_true",
+                        help="on an error, print the full traceback before the one-line message")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     ds = sub.add_parser("datasets", help="list dataset presets, or print a dataset's statistics",
@@ -142,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     ev.add_argument("--timeout", type=_positive_seconds, metavar="SECONDS",
                     help="time limit of fit and of the evaluation each (exit status 124 past it)")
+    ev.add_argument("--traceback", action="store_true", default=argparse.SUPPRESS,
+                    help="on an error, print the full traceback (also accepted before the command)")
     ev.set_defaults(handler=_cmd_evaluate)
     return parser
 
@@ -335,8 +341,12 @@ def _cmd_runs_prune(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    """Fit and evaluate one model. Bad input or a broken plugin contract
+    raises :class:`SessionbenchError` (exit 2); an exception raised by the
+    model's own ``fit`` or ``score`` becomes :class:`ModelFailure` (exit 1)."""
     from harness import specs
     from harness.evaluate import evaluate
+    from harness.plugin import calling_model
     from harness.registry import make_model, parse_param
 
     params: dict[str, Any] = {}
@@ -349,7 +359,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     data = specs.load_dataset(args.dataset, data_dir=args.data_dir)
     limit = _phase_limits(args.timeout)
     log.info("fitting %r on %s (%d training sessions)", model, data.name, data.train.n_sessions)
-    with limit("fit", args.timeout):
+    with limit("fit", args.timeout), calling_model(model, "fit"):
         model.fit(data, seed=args.seed)
     with limit("score", args.timeout):
         result = evaluate(
@@ -412,6 +422,15 @@ def format_metric_table(metrics: dict[str, float], ks: Sequence[int]) -> str:
     return "\n".join(lines)
 
 
+def _report(err: Exception, full: bool, hint: str = "") -> None:
+    """Print ``err`` as one line on stderr (after its traceback when ``full``)."""
+    if full:
+        traceback.print_exception(err, file=sys.stderr)
+        hint = ""
+    message = " ".join(str(err).split())  # one line, whatever the message holds
+    print(f"sessionbench: error: {message}{hint}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sessionbench`` console script; returns the exit status."""
     parser = build_parser()
@@ -421,8 +440,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except SessionbenchError as err:
-        print(f"sessionbench: error: {err}", file=sys.stderr)
+        _report(err, args.traceback)
         return 2
+    except ModelFailure as err:
+        _report(err, args.traceback, hint=" (run with --traceback for the model's traceback)")
+        return 1
     except KeyboardInterrupt:
         print("sessionbench: interrupted", file=sys.stderr)
         return 130
