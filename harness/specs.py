@@ -37,6 +37,7 @@ import yaml
 from harness import preprocess, readers
 from harness.dataset import SPLIT_NAMES, SessionDataset, SessionSplit
 from harness.errors import ConfigError, DataError, UnknownNameError, describe, quote
+from harness.limits import MAX_NAME_LENGTH
 from harness.yamlfile import load_yaml_file
 
 __all__ = [
@@ -184,8 +185,11 @@ def _parse_spec(data: dict[str, Any], path: Path) -> DatasetSpec:
         if key not in data:
             raise ConfigError(f"{path}: missing key {key!r}")
     name, fmt = _as_str(data["name"], path, "name"), _as_str(data["format"], path, "format")
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):  # it names a cache folder
-        raise ConfigError(f"{path}: key 'name': expected letters, digits, '.', '_' or '-', got {quote(name)}")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name) or len(name) > MAX_NAME_LENGTH:  # it names folders
+        raise ConfigError(
+            f"{path}: key 'name': expected at most {MAX_NAME_LENGTH} letters, digits, '.', '_' or '-', "
+            f"got {quote(name)}"
+        )
     if fmt not in FORMATS:
         raise ConfigError(f"{path}: key 'format': expected one of {', '.join(FORMATS)}, got {quote(fmt)}")
     config = _parse_preprocess(data["preprocess"], path)

@@ -349,7 +349,8 @@ def test_table_spec_reads_its_layout(tmp_path):
         ("preprocess: [1, 2]", r"key 'preprocess': expected a mapping"),
         ("preprocess: {method: srgnn}\nread: {sep: ','}", r"key 'read' applies only to format 'table'"),
         ("preprocess: {method: srgnn}\nfolders: 3", r"key 'folders': expected a string or a list"),
-        ("preprocess: {method: srgnn}\nname: ../up", r"key 'name': expected letters"),
+        ("preprocess: {method: srgnn}\nname: ../up", r"key 'name': expected at most 64 letters"),
+        ("preprocess: {method: srgnn}\nname: " + "a" * 65, r"key 'name': expected at most 64 letters"),
     ],
 )
 def test_bad_spec_values_name_file_and_key(tmp_path, text, match):
