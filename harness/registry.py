@@ -221,9 +221,9 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
             return value
         raise ConfigError(f"{where}: expected true or false, got {quote(value)}")
     if isinstance(default, int):
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{where}: expected an integer, got {quote(value)}")
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63:
+            return value  # beyond 64 bits no array, tensor or C library takes it
+        raise ConfigError(f"{where}: expected a 64-bit integer, got {quote(value)}")
     if isinstance(default, float):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)

@@ -422,7 +422,7 @@ def _sha256(path: Path) -> str:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     except OSError as exc:
-        raise DataError(f"cannot read the raw file ({exc.strerror or type(exc).__name__})", path=path) from None
+        raise DataError(f"cannot read the file ({exc.strerror or type(exc).__name__})", path=path) from None
     return digest.hexdigest()
 
 

@@ -237,7 +237,8 @@ def _check_grid(grid: dict[str, list[Any]], label: str, where: str, key: str) ->
                 )
     if points > MAX_GRID_POINTS:
         raise ConfigError(f"{where}: key {key}.grid: {points} grid points, expected at most {MAX_GRID_POINTS}")
-    longest = len(label) + 2 + sum(len(k) + 2 + max(len(str(v)) for v in vs) for k, vs in grid.items()) if grid else 0
+    # label[k1=v1,k2=v2]: the longest value of each key, as the runner writes it
+    longest = len(label) + 1 + sum(len(k) + 2 + max(len(str(v)) for v in vs) for k, vs in grid.items()) if grid else 0
     if longest > MAX_GRID_LABEL_LENGTH:
         raise ConfigError(
             f"{where}: key {key}.grid: the grid-point label {label}[key=value,...] reaches {longest} characters, "
