@@ -416,6 +416,8 @@ def _parse_time(values: pd.Series, path: Path, column: str, header: bool | None,
         _check_time_range(seconds, values, path, column, header, time_format)
         return seconds
     fmt = "ISO8601" if time_format == "iso" else time_format
+    if pd.api.types.is_numeric_dtype(values.dtype):  # Parquet numbers: parsed as text, like a CSV's
+        values = values.astype(str)
     return _parse_datetime(values, path, column, header=header, fmt=fmt, expected=f"a time in format {quote(time_format)}")
 
 

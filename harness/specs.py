@@ -37,7 +37,7 @@ import yaml
 from harness import preprocess, readers
 from harness.dataset import SPLIT_NAMES, SessionDataset, SessionSplit
 from harness.errors import ConfigError, DataError, UnknownNameError, describe, quote
-from harness.limits import MAX_NAME_LENGTH
+from harness.limits import MAX_NAME_LENGTH, MAX_SEED
 from harness.yamlfile import load_yaml_file
 
 __all__ = [
@@ -71,6 +71,9 @@ _PRESPLIT_ROLES = ("train", "test", "train_tr", "valid")
 _TOP_KEYS = ("name", "description", "source", "format", "files", "folders", "read", "generator", "preprocess")
 _REQUIRED_KEYS = ("name", "description", "source", "format", "preprocess")
 _GENERATOR_REQUIRED = ("n_sessions", "n_items", "seed", "days")
+#: Upper bounds of generator settings (see docs/datasets.md).
+_GENERATOR_LIMITS = {"n_sessions": 10_000_000, "n_items": 10_000_000, "days": 36_500, "max_length": 1_000,
+                     "seed": MAX_SEED}
 
 
 @dataclass(frozen=True)
@@ -339,6 +342,10 @@ def _parse_generator(value: Any, fmt: str, path: Path) -> dict[str, Any] | None:
                 data[key] = float(item)
             except ValueError:
                 pass
+    for key, limit in _GENERATOR_LIMITS.items():  # a typo must not become hours of generation or 2300 AD
+        value = data.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > limit:
+            raise ConfigError(f"{path}: key 'generator.{key}': expected at most {limit:,}, got {quote(value)}")
     return data
 
 
