@@ -10,6 +10,31 @@ and exit status 1. Anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+#: Quoted user input is cut to about this many characters, so that an error
+#: about a 10 MB line is still one readable line.
+QUOTE_LIMIT = 200
+
+
+def quote(value: Any, limit: int = QUOTE_LIMIT) -> str:
+    """``repr(value)`` for an error message, cut to about ``limit`` characters.
+
+    Every error message that shows a user's input goes through this one
+    function. A long string keeps its first ``limit`` characters and says how
+    long it was; any other long value is cut likewise.
+    """
+    if isinstance(value, (str, bytes)) and len(value) > limit:
+        return f"{value[:limit]!r}... ({len(value):,} characters)"
+    text = repr(value)
+    if len(text) > limit:
+        return f"{text[:limit]}... ({len(text):,} characters)"
+    return text
+
+
+def describe(value: Any) -> str:
+    """``<type> <quoted value>``: what a key held, for "expected X, got Y" messages."""
+    return f"{type(value).__name__} {quote(value)}"
 
 
 class SessionbenchError(Exception):

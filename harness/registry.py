@@ -21,21 +21,24 @@ import importlib.metadata
 import inspect
 import logging
 import math
+import re
 import sys
 import traceback
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from harness.errors import ConfigError, ContractError, SessionbenchError, UnknownNameError
+from harness.errors import ConfigError, ContractError, SessionbenchError, UnknownNameError, quote
 from harness.plugin import SessionRecommender
 
 ENTRY_POINT_GROUP = "sessionbench.models"
 log = logging.getLogger(__name__)
 
 _REGISTRY: dict[str, type[SessionRecommender]] = {}
+_CLASS_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 _entry_points_loaded = False
 
 
@@ -145,34 +148,89 @@ def _import_failure(module_name: str, err: BaseException) -> str:
 def get_model_class(name: str) -> type[SessionRecommender]:
     """The model class for a registered name or a ``package.module:ClassName``."""
     if ":" in name:
+        if not _CLASS_PATH.fullmatch(name):
+            raise UnknownNameError(
+                f"model {quote(name)}: expected a registered name or package.module:ClassName "
+                "(Python identifiers separated by dots)"
+            )
         return _import_class(name)
     models = available_models()
     if name not in models and name in BROKEN_PLUGINS:
         raise ContractError(BROKEN_PLUGINS[name])
     if name not in models:
         known = ", ".join(models) or "none"
-        raise UnknownNameError(f"unknown model {name!r}; registered models: {known} (or use package.module:ClassName)")
+        raise UnknownNameError(f"unknown model {quote(name)}; registered models: {known} (or use package.module:ClassName)")
     return models[name]
 
 
+@dataclass(frozen=True)
+class Range:
+    """The allowed interval of a numeric hyper-parameter.
+
+    A model declares them in the class attribute ``hyperparameter_ranges``
+    (name -> Range); :func:`coerce_params` checks every value given on the
+    command line or in a suite against them, so that ``epochs: -1`` stops a
+    suite when it is loaded rather than when the run starts::
+
+        hyperparameter_ranges = {"epochs": Range(1), "dropout": Range(0, 1, high_open=True)}
+
+    Attributes:
+        low, high: the bounds (``None``: unbounded on that side).
+        low_open, high_open: exclude the bound itself.
+    """
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return True  # the type check of _coerce reports wrong types
+        if isinstance(value, float) and math.isnan(value):
+            return False
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            return False
+        return self.high is None or (value < self.high or (not self.high_open and value == self.high))
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low}"
+        if self.low is None:
+            return f"{'<' if self.high_open else '<='} {self.high}"
+        return f"in {'(' if self.low_open else '['}{self.low}, {self.high}{')' if self.high_open else ']'}"
+
+
+def hyperparameter_ranges(cls: type[SessionRecommender]) -> dict[str, Range]:
+    """The ranges ``cls`` and its base classes declare (a subclass's entry wins)."""
+    ranges: dict[str, Range] = {}
+    for klass in reversed(cls.__mro__):
+        ranges.update(vars(klass).get("hyperparameter_ranges", {}))
+    return ranges
+
+
 def coerce_params(cls: type[SessionRecommender], params: Mapping[str, Any], *, source: str = "--param") -> dict[str, Any]:
-    """Check hyper-parameter names against ``cls`` and coerce values to the
-    type of each default.
+    """Check hyper-parameter names against ``cls``, coerce values to the
+    type of each default and check them against the declared ranges.
 
     YAML reads ``1e-3`` as a string and ``5`` as an int; a float default
     accepts both, an int default refuses ``0.5``. NaN and infinities
     (``.inf``, ``1e999``) are refused for every hyper-parameter. Unknown names
-    are an error.
+    are an error, and so is a value outside the model's
+    ``hyperparameter_ranges`` (see :class:`Range`).
     """
     defaults = cls.hyperparameters()
+    ranges = hyperparameter_ranges(cls)
     out = {}
     for key, value in params.items():
-        if key not in defaults:
+        if not isinstance(key, str) or key not in defaults:
             raise ConfigError(
-                f"{source}: model {cls.name or cls.__name__!r} has no hyper-parameter {key!r}; "
+                f"{source}: model {cls.name or cls.__name__!r} has no hyper-parameter {quote(key)}; "
                 f"it takes: {', '.join(defaults) or 'none'}"
             )
         out[key] = _coerce(value, defaults[key], f"{source}: {key}")
+        if key in ranges and out[key] not in ranges[key]:
+            raise ConfigError(f"{source}: {key}: expected a number {ranges[key]}, got {quote(value)}")
     return out
 
 
@@ -195,20 +253,20 @@ def _convert(value: Any, default: Any, where: str) -> Any:
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        raise ConfigError(f"{where}: expected true or false, got {quote(value)}")
     if isinstance(default, int):
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63:
+            return value  # beyond 64 bits no array, tensor or C library takes it
+        raise ConfigError(f"{where}: expected a 64-bit integer, got {quote(value)}")
     if isinstance(default, float):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
         try:
             return float(str(value))
         except ValueError:
-            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+            raise ConfigError(f"{where}: expected a number, got {quote(value)}") from None
     if isinstance(default, str) and not isinstance(value, str):
-        raise ConfigError(f"{where}: expected a string, got {value!r}")
+        raise ConfigError(f"{where}: expected a string, got {quote(value)}")
     return value
 
 
@@ -217,13 +275,13 @@ def parse_param(text: str) -> tuple[str, Any]:
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key.isidentifier():
-        raise ConfigError(f"--param {text!r}: expected key=value, e.g. --param alpha=0.5")
+        raise ConfigError(f"--param {quote(text)}: expected key=value, e.g. --param alpha=0.5")
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        raise ConfigError(f"--param {text!r}: value {raw!r} is not a YAML scalar") from None
+    except (yaml.YAMLError, RecursionError):
+        raise ConfigError(f"--param {quote(text)}: value {quote(raw)} is not a YAML scalar") from None
     if isinstance(value, (dict, list)):
-        raise ConfigError(f"--param {text!r}: expected a single value, got a YAML {type(value).__name__}")
+        raise ConfigError(f"--param {quote(text)}: expected a single value, got a YAML {type(value).__name__}")
     return key, value
 
 

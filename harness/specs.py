@@ -33,8 +33,10 @@ import pandas as pd
 import yaml
 
 from harness import cache, preprocess, readers
-from harness.dataset import SessionDataset
-from harness.errors import ConfigError, DataError, UnknownNameError
+from harness.dataset import SPLIT_NAMES, SessionDataset, SessionSplit
+from harness.errors import ConfigError, DataError, UnknownNameError, describe, quote
+from harness.limits import MAX_NAME_LENGTH, MAX_SEED
+from harness.yamlfile import load_yaml_file
 
 __all__ = [
     "REPO_ROOT",
@@ -67,6 +69,9 @@ _PRESPLIT_ROLES = ("train", "test", "train_tr", "valid")
 _TOP_KEYS = ("name", "description", "source", "format", "files", "folders", "read", "generator", "preprocess")
 _REQUIRED_KEYS = ("name", "description", "source", "format", "preprocess")
 _GENERATOR_REQUIRED = ("n_sessions", "n_items", "seed", "days")
+#: Upper bounds of generator settings (see docs/datasets.md).
+_GENERATOR_LIMITS = {"n_sessions": 10_000_000, "n_items": 10_000_000, "days": 36_500, "max_length": 1_000,
+                     "seed": MAX_SEED}
 
 
 @dataclass(frozen=True)
@@ -162,19 +167,13 @@ def load_spec(name_or_path: str | Path) -> DatasetSpec:
         if not path.is_file():
             known = ", ".join(p.stem for p in sorted(PRESET_DIR.glob("*.yaml")))
             raise UnknownNameError(
-                f"unknown dataset {text!r}; expected a preset ({known}) or the path to a spec .yaml file"
+                f"unknown dataset {quote(text)}; expected a preset ({known}) or the path to a spec .yaml file"
             )
     return _parse_spec(_read_yaml(path), path)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f", line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from None
+    data = load_yaml_file(path, "dataset spec")
     if not isinstance(data, dict):
         keys = ", ".join(_TOP_KEYS)
         raise ConfigError(f"{path}: expected a mapping of spec keys ({keys}), got {type(data).__name__}")
@@ -187,10 +186,13 @@ def _parse_spec(data: dict[str, Any], path: Path) -> DatasetSpec:
         if key not in data:
             raise ConfigError(f"{path}: missing key {key!r}")
     name, fmt = _as_str(data["name"], path, "name"), _as_str(data["format"], path, "format")
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):  # it names a cache folder
-        raise ConfigError(f"{path}: key 'name': expected letters, digits, '.', '_' or '-', got {name!r}")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name) or len(name) > MAX_NAME_LENGTH:  # it names folders
+        raise ConfigError(
+            f"{path}: key 'name': expected at most {MAX_NAME_LENGTH} letters, digits, '.', '_' or '-', "
+            f"got {quote(name)}"
+        )
     if fmt not in FORMATS:
-        raise ConfigError(f"{path}: key 'format': expected one of {', '.join(FORMATS)}, got {fmt!r}")
+        raise ConfigError(f"{path}: key 'format': expected one of {', '.join(FORMATS)}, got {quote(fmt)}")
     config = _parse_preprocess(data["preprocess"], path)
     spec = DatasetSpec(
         name=name,
@@ -211,7 +213,7 @@ def _parse_spec(data: dict[str, Any], path: Path) -> DatasetSpec:
 def _check_keys(data: Mapping[str, Any], allowed: tuple[str, ...] | list[str], path: Path, prefix: str) -> None:
     for key in data:
         if key not in allowed:
-            raise ConfigError(f"{path}: unknown key {prefix + str(key)!r}; expected one of {', '.join(allowed)}")
+            raise ConfigError(f"{path}: unknown key {quote(prefix + str(key))}; expected one of {', '.join(allowed)}")
 
 
 def _mapping(value: Any, path: Path, key: str) -> Mapping[str, Any]:
@@ -221,7 +223,7 @@ def _mapping(value: Any, path: Path, key: str) -> Mapping[str, Any]:
 
 
 def _shown(value: Any) -> str:
-    return f"{type(value).__name__} {value!r}"
+    return describe(value)
 
 
 def _as_str(value: Any, path: Path, key: str) -> str:
@@ -246,7 +248,7 @@ def _as_float(value: Any, path: Path, key: str) -> float:
     except ValueError:
         raise ConfigError(f"{path}: key {key!r}: expected a number, got {_shown(value)}") from None
     if not math.isfinite(number):
-        raise ConfigError(f"{path}: key {key!r}: expected a finite number, got {value!r}")
+        raise ConfigError(f"{path}: key {key!r}: expected a finite number, got {quote(value)}")
     return number
 
 
@@ -297,7 +299,7 @@ def _parse_preprocess(value: Any, path: Path) -> Any:
     method = data.pop("method", None)
     if method not in preprocess.METHODS:
         raise ConfigError(
-            f"{path}: key 'preprocess.method': expected one of {', '.join(preprocess.METHODS)}, got {method!r}"
+            f"{path}: key 'preprocess.method': expected one of {', '.join(preprocess.METHODS)}, got {quote(method)}"
         )
     return _build(preprocess.METHODS[method], data, path, "preprocess.")
 
@@ -338,6 +340,10 @@ def _parse_generator(value: Any, fmt: str, path: Path) -> dict[str, Any] | None:
                 data[key] = float(item)
             except ValueError:
                 pass
+    for key, limit in _GENERATOR_LIMITS.items():  # a typo must not become hours of generation or 2300 AD
+        value = data.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > limit:
+            raise ConfigError(f"{path}: key 'generator.{key}': expected at most {limit:,}, got {quote(value)}")
     return data
 
 
@@ -416,9 +422,12 @@ def resolve_raw_files(spec: DatasetSpec, data_dir: str | Path | None = None) -> 
 
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    try:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise DataError(f"cannot read the file ({exc.strerror or type(exc).__name__})", path=path) from None
     return digest.hexdigest()
 
 
