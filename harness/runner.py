@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
-from harness import __version__
+from harness import __version__, paths
 from harness.errors import SessionbenchError
 from harness.store import COMPLETE, FAILED, clean_temporary, is_complete, iter_runs, read_manifest, run_path, write_run
 from harness.suites import ModelEntry, Suite
@@ -339,7 +339,7 @@ def run_suite(
     """
     from harness.specs import load_dataset
 
-    out = Path(out_dir) if out_dir is not None else REPO_ROOT / "reports" / suite.name
+    out = Path(out_dir) if out_dir is not None else paths.reports_dir(suite.name)
     outcome = SuiteOutcome(out_dir=out)
     clean_temporary(out)
     if data_dir is not None:

@@ -37,10 +37,11 @@ from typing import Any
 
 import yaml
 
+from harness import paths
 from harness.errors import ConfigError
 from harness.registry import coerce_params, get_model_class
 
-SUITE_DIR = Path(__file__).resolve().parents[1] / "suites"
+SUITE_DIR = paths.suite_dir()  # the shipped suites (package data)
 _TOP_KEYS = ("name", "description", "data_dir", "datasets", "models", "seeds", "ks", "protocols", "batch_size",
              "exclude_seen", "latency")
 _DATASET_KEYS = ("name", "data_dir")
