@@ -64,9 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
                                     "(the default), fetch the public files, or print a dataset's statistics.")
     ds_sub = ds.add_subparsers(dest="datasets_command", metavar="SUBCOMMAND")
     _add_data_dir(ds)
+    ds.add_argument("--json", action="store_true", help="print JSON")
     ds_list = ds_sub.add_parser("list", help="list the presets and the state of their raw files (the default)")
-    _add_data_dir(ds_list, default=argparse.SUPPRESS)  # keeps a --data-dir given before `list`
-    ds_list.add_argument("--json", action="store_true", help="print JSON")
+    # SUPPRESS: a --data-dir or --json given before `list` is kept
+    _add_data_dir(ds_list, default=argparse.SUPPRESS)
+    ds_list.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
     ds_fetch = ds_sub.add_parser(
         "fetch", help="download public raw files into the data folder",
         description="Download, check (size, SHA-256) and unpack the public files of each NAME (a download or a "
@@ -82,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     ds_stats.add_argument("name", help="preset name or path of a spec YAML")
     _add_data_dir(ds_stats)
     ds_stats.add_argument("--json", action="store_true", help="print JSON")
-    ds.set_defaults(handler=_cmd_datasets, json=False)
+    ds.set_defaults(handler=_cmd_datasets)
 
     models = sub.add_parser("models", help="list registered models with their hyper-parameters",
                             description="List the registered models with their hyper-parameters and defaults.")
