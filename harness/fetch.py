@@ -311,6 +311,7 @@ def fetch(
     mirror: str | None = None,
     echo: Callable[[str], None] = print,
     progress: bool | None = None,
+    available: Mapping[str, tuple[RemoteFile, ...]] | None = None,
 ) -> list[FileState]:
     """Fetch the named downloads into ``data_dir`` (default: the data folder).
 
@@ -323,7 +324,7 @@ def fetch(
     Raises:
         FetchError: at the first failure (one line); files done so far stay.
     """
-    available = downloads()
+    available = downloads() if available is None else available
     base = Path(data_dir) if data_dir is not None else paths.data_dir()
     results: list[FileState] = []
     for name in resolve_names(names, available):
@@ -389,11 +390,13 @@ def _download(sources: list[str], part: Path, entry: RemoteFile, progress: bool 
         if urllib.parse.urlsplit(source).scheme in ("http", "https"):
             if _http_download(source, part, entry, progress):
                 return
+            misses.append(f"{source} (HTTP 404 Not Found)")
         elif Path(source).is_file():
             _copy_local(Path(source), part, entry, progress)
             return
-        misses.append(source)
-    raise FetchError(f"{entry.name}: {entry.file} not found at {' or '.join(misses)}")
+        else:
+            misses.append(f"{source} (no such file)")
+    raise FetchError(f"{entry.name}: {entry.file} not found: {'; '.join(misses)}")
 
 
 def _http_download(url: str, part: Path, entry: RemoteFile, progress: bool | None) -> bool:
@@ -508,6 +511,7 @@ def _verify(entry: RemoteFile, part: Path, folder: Path, echo: Callable[[str], N
     aside = folder / REJECTED_DIR / f"{entry.file}.{uuid.uuid4().hex[:8]}"
     _mkdir(aside.parent)
     os.replace(part, aside)
+    _tidy(part.parent)
     raise FetchError(f"{entry.file}: checksum mismatch ({problem}); the download was set aside at {aside} "
                      "and is not used")  # fmt: skip
 
