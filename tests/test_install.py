@@ -110,3 +110,20 @@ def test_installed_package_runs_the_default_suite_from_an_empty_folder(venv, tmp
     assert snapshot(ROOT, skip=(".git", ".venv", ".pytest_cache", ".hypothesis", ".benchmarks")) == checkout_before
     written = {p.relative_to(tmp_path).parts[0] for p in tmp_path.rglob("*") if p.is_file()}
     assert written <= {"work", "home"}
+
+
+@pytest.mark.slow
+def test_the_plugin_template_installs_against_the_installed_wheel(venv, tmp_path):
+    """The template's dependency ``sessionbench`` is met by the installed wheel:
+    no index is asked (``--no-index``), and the plugin's model is registered."""
+    template = tmp_path / "plugin"
+    shutil.copytree(ROOT / "examples" / "plugin-template", template, ignore=IGNORE)
+    proc = subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
+                           "--no-index", "--no-build-isolation", "--quiet", str(template)],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    models = subprocess.run([str(venv / "bin" / "sessionbench"), "models"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert models.returncode == 0, models.stderr
+    assert "\nrepeat " in "\n" + models.stdout and "decay=0.5" in models.stdout
