@@ -1,13 +1,14 @@
 """Benchmark suites: YAML files that say what to run.
 
-A suite (``suites/<name>.yaml``)::
+A suite (a shipped one, ``harness/presets/suites/<name>.yaml``, or any file)::
 
     name: default                  # optional; defaults to the file name
     description: one line
-    data_dir: ../../shared/data    # optional; relative to this file's folder
+    data_dir: data                 # optional; relative to this file's folder;
+                                   # default: --data-dir, $SESSIONBENCH_DATA, the user data folder
     datasets:                      # preset names, spec paths, or mappings
       - synthetic
-      - {name: diginetica, data_dir: ../shared/data/diginetica-sample}
+      - {name: diginetica, data_dir: /data/diginetica-full}
     models:                        # registered names, module:Class, or mappings
       - pop
       - {name: sknn, params: {k: 100}}
@@ -93,7 +94,7 @@ class Suite:
 
 
 def load_suite(name_or_path: str | Path) -> Suite:
-    """A suite by name (``suites/<name>.yaml``) or by path; validated."""
+    """A shipped suite by name (``harness/presets/suites/<name>.yaml``) or any suite by path; validated."""
     text = str(name_or_path)
     path = Path(text)
     if not (text.endswith((".yaml", ".yml")) or "/" in text):
