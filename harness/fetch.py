@@ -364,9 +364,12 @@ def _fetch_one(entry: RemoteFile, folder: Path, mirror: str | None, echo: Callab
     else:
         os.replace(part, folder / entry.file)  # atomic: never a half-written file under the final name
     _tidy(folder / PARTIAL_DIR)
-    done = file_state(entry, folder, check_hash=False)
+    if entry.sha256 and not entry.unpack:  # checked above, before the rename
+        done = [FileState("verified", folder / entry.file)]
+    else:
+        done = file_state(entry, folder, check_hash=False)
     for s in done:
-        echo(f"{entry.name}: {s.path} fetched ({'verified' if entry.sha256 and not entry.unpack else s.detail})")
+        echo(f"{entry.name}: {s.path} fetched ({s.state}{', ' + s.detail if s.detail else ''})")
     return done
 
 

@@ -115,7 +115,7 @@ def test_download_checks_and_renames_into_place(server, tmp_path, capsys):
     states = fetch.fetch(["mini"], data_dir=tmp_path / "data", available=available, progress=True)
     target = tmp_path / "data" / "mini" / "clicks.txt"
     assert target.read_bytes() == PAYLOAD
-    assert [s.state for s in states] == ["present"]  # hashed once, while fetching
+    assert [s.state for s in states] == ["verified"]
     assert sorted(p.name for p in target.parent.iterdir()) == ["clicks.txt"]  # no partial left behind
     err = capsys.readouterr().err
     assert "clicks.txt" in err and "B/s" in err  # the progress bar went to stderr
@@ -406,4 +406,4 @@ def test_the_shipped_checksums_match_the_real_files(tmp_path, capsys):
     """Fetching from the data folder as a mirror verifies every published size and SHA-256."""
     fetch.fetch(["yoochoose-100k", "diginetica-sample", "raw-samples"], data_dir=tmp_path, mirror=str(DATA_ROOT))
     out = capsys.readouterr().out
-    assert out.count("fetched (verified)") == 7
+    assert out.count("fetched (verified)") == 7, out
