@@ -114,11 +114,12 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _add_data_dir(parser: argparse.ArgumentParser) -> None:
+def _add_data_dir(parser: argparse.ArgumentParser, **extra: Any) -> None:
     parser.add_argument(
         "--data-dir",
         metavar="D",
-        help="folder with the raw files (default: $SESSIONBENCH_DATA, else datasets/raw/)",
+        **extra,
+        help="folder with the raw files (default: $SESSIONBENCH_DATA, else the user data folder)",
     )
 
 
@@ -133,17 +134,32 @@ def build_parser() -> argparse.ArgumentParser:
                         help="on an error, print the full traceback before the one-line message")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    ds = sub.add_parser("datasets", help="list dataset presets, or print a dataset's statistics",
-                        description="List the dataset presets with the raw file each needs, or print statistics.")
+    ds = sub.add_parser("datasets", help="list dataset presets and their state, fetch public data, print statistics",
+                        description="List the dataset presets with their raw files and whether they are present "
+                                    "(the default), fetch the public files, or print a dataset's statistics.")
     ds_sub = ds.add_subparsers(dest="datasets_command", metavar="SUBCOMMAND")
-    ds_list = ds_sub.add_parser("list", help="list the presets (the default)")
-    ds_list.add_argument("--json", action="store_true", help="print JSON")
+    _add_data_dir(ds)
+    ds.add_argument("--json", action="store_true", help="print JSON")
+    ds_list = ds_sub.add_parser("list", help="list the presets and the state of their raw files (the default)")
+    # SUPPRESS: a --data-dir or --json given before `list` is kept
+    _add_data_dir(ds_list, default=argparse.SUPPRESS)
+    ds_list.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
+    ds_fetch = ds_sub.add_parser(
+        "fetch", help="download public raw files into the data folder",
+        description="Download, check (size, SHA-256) and unpack the public files of each NAME (a download or a "
+                    "preset name) into DATA_DIR/<folder>/. A partial download is resumed; a file that fails its "
+                    "checksum is set aside. Files behind a registration print the steps to get them by hand.")
+    ds_fetch.add_argument("names", nargs="+", metavar="NAME", help="download or preset name (see `sessionbench datasets`)")
+    _add_data_dir(ds_fetch)
+    ds_fetch.add_argument("--mirror", metavar="URL_OR_DIR",
+                          help="another base URL, or a local folder, holding the same file names "
+                               "(as <mirror>/<folder>/<file> or <mirror>/<file>)")
     ds_stats = ds_sub.add_parser("stats", help="prepare a dataset and print its statistics",
                                  description="Prepare (or load from cache) a dataset and print per-split statistics.")
     ds_stats.add_argument("name", help="preset name or path of a spec YAML")
     _add_data_dir(ds_stats)
     ds_stats.add_argument("--json", action="store_true", help="print JSON")
-    ds.set_defaults(handler=_cmd_datasets, json=False)
+    ds.set_defaults(handler=_cmd_datasets)
 
     models = sub.add_parser("models", help="list registered models with their hyper-parameters",
                             description="List the registered models with their hyper-parameters and defaults.")
@@ -154,9 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Expand a suite into runs, execute the missing ones (each in its own "
                                      "process), store them under OUT/runs/ and write OUT/report/.")
     run.add_argument("suite", nargs="?", default="default",
-                     help="suite name (suites/NAME.yaml) or path of a suite YAML (default: default)")
+                     help="name of a shipped suite or path of a suite YAML (default: default)")
     _add_data_dir(run)
-    run.add_argument("--out", metavar="DIR", help="output folder (default: reports/<suite name>)")
+    run.add_argument("--out", metavar="DIR", help="output folder (default: reports/<suite name> of the current folder)")
     run.add_argument("--jobs", type=_positive_int, default=1, metavar="N", help="runs in parallel (default 1)")
     run.add_argument("--force", action="store_true", help="redo runs that are already complete")
     run.add_argument("--only", action="append", metavar="PATTERN",
@@ -187,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="write figures and tables from stored runs",
                          description="Read the stored runs of OUT_DIR and write OUT_DIR/report/.")
     rep.add_argument("out_dir", nargs="?", default=None,
-                     help="a suite's output folder (default: reports/default)")
+                     help="a suite's output folder (default: reports/default of the current folder)")
     rep.set_defaults(handler=_cmd_report)
 
     ev = sub.add_parser("evaluate", help="fit one model on one dataset and print its metrics",
@@ -217,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_datasets(args: argparse.Namespace) -> int:
-    from harness import specs
+    from harness import fetch, specs
 
     if args.datasets_command == "stats":
         data = specs.load_dataset(args.name, data_dir=args.data_dir)
@@ -227,19 +243,45 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
         else:
             print(_format_stats(stats))
         return 0
-    presets = specs.list_presets()
-    if args.json:
-        print(json.dumps([p.describe() for p in presets], indent=2))
+    if args.datasets_command == "fetch":
+        fetch.fetch(args.names, data_dir=args.data_dir, mirror=args.mirror)
         return 0
-    print("Dataset presets (raw files are looked for in --data-dir, else $SESSIONBENCH_DATA, else datasets/raw/,")
-    print("directly or in a sub-folder named after the preset):\n")
+    return _list_datasets(args)
+
+
+def _list_datasets(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from harness import fetch, paths, specs
+
+    presets = specs.list_presets()
+    data_dir = Path(args.data_dir) if args.data_dir else paths.data_dir()
+    available = fetch.downloads(presets)
+    rows = []
     for p in presets:
-        info = p.describe()
-        print(f"{info['name']}")
+        state, detail = fetch.preset_state(p, data_dir, available)
+        rows.append({**p.describe(), "state": state, "state_detail": detail})
+    if args.json:
+        print(json.dumps({"data_dir": str(data_dir), "presets": rows,
+                          "downloads": {name: [e.file for e in files] for name, files in available.items()}},
+                         indent=2))  # fmt: skip
+        return 0
+    print(f"Dataset presets; raw files are looked for in {data_dir}")
+    print("(--data-dir, else $SESSIONBENCH_DATA, else the user data folder), directly or in a sub-folder")
+    print("named after the preset:\n")
+    for info in rows:
+        print(f"{info['name']}  [{info['state']}]")
         print(f"  {info['description']}")
         print(f"  raw files: {info['files'] or 'none (generated)'}")
+        if info["state"] != "generated":
+            label = "get with" if info["state"] == "missing" else "found"
+            print(f"  {label + ':':<10} {info['state_detail']}")
         print(f"  source:    {info['source']}")
         print()
+    print("Downloads (sessionbench datasets fetch NAME):")
+    for name, files in available.items():
+        how = "by hand" if all(e.url is None for e in files) else "by script"
+        print(f"  {name:<18} {', '.join(e.file for e in files)} ({how})")
     return 0
 
 
@@ -288,11 +330,12 @@ def _cmd_models(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from harness.runner import REPO_ROOT, run_suite
+    from harness.paths import reports_dir
+    from harness.runner import run_suite
     from harness.suites import load_suite
 
     suite = load_suite(args.suite)
-    check_output_dir(args.out if args.out is not None else REPO_ROOT / "reports" / suite.name)
+    check_output_dir(args.out if args.out is not None else reports_dir(suite.name))
     outcome = run_suite(
         suite, out_dir=args.out, data_dir=args.data_dir, jobs=args.jobs, force=args.force, only=args.only,
         progress=sys.stderr.isatty(), report=not args.no_report, echo=tqdm.write,
@@ -310,10 +353,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from harness.report import write_report
-    from harness.runner import REPO_ROOT
+    from harness.paths import reports_dir
     from harness.store import iter_runs
 
-    out = Path(args.out_dir) if args.out_dir else REPO_ROOT / "reports" / "default"
+    out = Path(args.out_dir) if args.out_dir else reports_dir("default")
     if not any(True for _ in iter_runs(out, include_failed=True)):
         raise ConfigError(f"{out}: no stored runs found (expected {out}/runs/<run_id>/manifest.json); "
                           "run `sessionbench run` first")

@@ -1,13 +1,14 @@
 """Benchmark suites: YAML files that say what to run.
 
-A suite (``suites/<name>.yaml``)::
+A suite (a shipped one, ``harness/presets/suites/<name>.yaml``, or any file)::
 
     name: default                  # optional; defaults to the file name
     description: one line
-    data_dir: ../../shared/data    # optional; relative to this file's folder
+    data_dir: data                 # optional; relative to this file's folder;
+                                   # default: --data-dir, $SESSIONBENCH_DATA, the user data folder
     datasets:                      # preset names, spec paths, or mappings
       - synthetic
-      - {name: diginetica, data_dir: ../shared/data/diginetica-sample}
+      - {name: diginetica, data_dir: /data/diginetica-full}
     models:                        # registered names, module:Class, or mappings
       - pop
       - {name: sknn, params: {k: 100}}
@@ -47,12 +48,13 @@ from typing import Any
 
 import yaml
 
+from harness import paths
 from harness.errors import ConfigError, describe, quote
 from harness.limits import MAX_GRID_LABEL_LENGTH, MAX_GRID_POINTS, MAX_K, MAX_NAME_LENGTH, MAX_SEED
 from harness.registry import coerce_params, get_model_class
 from harness.yamlfile import load_yaml_file
 
-SUITE_DIR = Path(__file__).resolve().parents[1] / "suites"
+SUITE_DIR = paths.suite_dir()  # the shipped suites (package data)
 _TOP_KEYS = ("name", "description", "data_dir", "datasets", "models", "seeds", "ks", "protocols", "batch_size",
              "exclude_seen", "latency", "timeout")
 _DATASET_KEYS = ("name", "data_dir")
@@ -111,7 +113,7 @@ class Suite:
 
 
 def load_suite(name_or_path: str | Path) -> Suite:
-    """A suite by name (``suites/<name>.yaml``) or by path; validated."""
+    """A shipped suite by name (``harness/presets/suites/<name>.yaml``) or any suite by path; validated."""
     text = str(name_or_path)
     path = Path(text)
     if not (text.endswith((".yaml", ".yml")) or "/" in text):
