@@ -297,6 +297,8 @@ def _left_out_text(sel: Selection) -> str:
         lines.append(f"{len(sel.superseded)} superseded run(s) not in the plan, not shown (listed in summary.md)")
     if sel.missing:
         lines.append(f"{len(sel.missing)} run(s) of the plan missing (run the suite again)")
+    if sel.unverified:
+        lines.append(f"{len(sel.unverified)} run(s) of older output without checksums: shown, unverified")
     return ("\n\n" + "\n".join(lines)) if lines else ""
 
 
@@ -372,6 +374,11 @@ def _summary_markdown(
     if sel.missing:
         lines += ["### Missing", "", "Runs of the plan not (yet) in `../runs/`:", ""]
         lines += [f"- `{rid}`" for rid in sel.missing] + [""]
+    if sel.unverified:
+        lines += ["### Shown unverified", "",
+                  "Runs written before run folders recorded file sizes and checksums (older output): shown, but "
+                  "their files cannot be checked against their manifests.", ""]
+        lines += [f"- `{rid}`" for rid in sel.unverified] + [""]
     if warnings:
         lines += ["## Warnings", ""] + [f"- {w}" for w in warnings] + [""]
     lines += [

@@ -87,12 +87,20 @@ def _grid(n_panels: int, width: float) -> tuple[int, int]:
 
 
 def _panels(n_panels: int, width: float, panel_height: float, legend_rows: int):
-    """A figure of ``n_panels`` axes (row-major), sized for the width, with room for the legend below."""
+    """A figure of ``n_panels`` axes (row-major), sized for the width, with room
+    for the legend below; when the grid has an empty cell, the legend goes there
+    instead (the figure's ``_legend_ax``)."""
     rows, cols = _grid(n_panels, width)
-    fig = _new_figure(width, rows * panel_height + 0.16 * legend_rows + 0.1)
+    spare = rows * cols > n_panels
+    fig = _new_figure(width, rows * panel_height + (0 if spare else 0.16 * legend_rows + 0.1))
     axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
-    for ax in axes[n_panels:]:
+    for ax in axes[n_panels + 1:]:
         ax.remove()
+    fig._legend_ax = None
+    if spare:
+        fig._legend_ax = axes[n_panels]
+        fig._legend_ax.axis("off")
+        fig._legend_cell = width / cols
     return fig, list(axes[:n_panels])
 
 
@@ -129,6 +137,12 @@ def _legend(fig, labels: list[str], styles: dict[str, Style], width: float, *, k
             handles.append(Line2D([], [], color=st.color, marker=st.marker, markerfacecolor=st.face,
                                   linestyle="-" if kind == "line" else "", markersize=4, label=label))
     handles += list(extra)
+    spare = getattr(fig, "_legend_ax", None)
+    if spare is not None:  # an empty grid cell: the legend fills it
+        cell = fig._legend_cell
+        spare.legend(handles=handles, loc="center", ncol=_legend_columns([h.get_label() for h in handles], cell),
+                     frameon=False, handlelength=1.6, columnspacing=0.8, handletextpad=0.4, borderaxespad=0.0)
+        return
     ncol = _legend_columns([h.get_label() for h in handles], width)
     fig.legend(handles=handles, loc="outside lower center", ncol=ncol, frameon=False, handlelength=1.6,
                columnspacing=0.9, handletextpad=0.4, borderaxespad=0.1)
@@ -219,7 +233,7 @@ def place_labels(ax, points_px: np.ndarray, texts: list[str], *, fontsize: float
     """Annotate each point with its text, avoiding overlaps (deterministic).
 
     Points are placed in order of decreasing y (top first). For each, the
-    candidate offsets (right, left, above, below and the four diagonals, at
+    candidate offsets (right, above, below, left and the four diagonals, at
     growing distances in points) are tried in a fixed order; the first whose
     text box stays inside the axes and overlaps neither an earlier label nor
     any point's marker box is used (with a thin leader line past the first
@@ -239,14 +253,14 @@ def place_labels(ax, points_px: np.ndarray, texts: list[str], *, fontsize: float
     marker_half = 3.5 * px_per_pt
     obstacles = [np.array([x - marker_half, y - marker_half, x + marker_half, y + marker_half])
                  for x, y in points_px if np.isfinite(x) and np.isfinite(y)]
-    directions = [(1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, 1), (1, -1), (-1, -1)]
+    directions = [(1, 0), (0, 1), (0, -1), (-1, 0), (1, 1), (-1, 1), (1, -1), (-1, -1)]
     out: list = [None] * len(texts)
     order = sorted(range(len(texts)), key=lambda i: (-points_px[i][1], points_px[i][0], texts[i]))
     for i in order:
         x, y = points_px[i]
         if not (np.isfinite(x) and np.isfinite(y)):
             continue
-        probe = ax.annotate(texts[i], (0, 0), fontsize=fontsize)
+        probe = fig.text(0.5, 0.5, texts[i], fontsize=fontsize)  # measured in figure space (any axis scale)
         bbox = probe.get_window_extent(renderer)
         probe.remove()
         w, h = bbox.width, bbox.height
@@ -270,8 +284,8 @@ def place_labels(ax, points_px: np.ndarray, texts: list[str], *, fontsize: float
         dx, dy, r, box = best
         ha = "left" if dx > 0 else ("right" if dx < 0 else "center")
         va = "bottom" if dy > 0 else ("top" if dy < 0 else "center")
-        arrow = {"arrowstyle": "-", "linewidth": 0.4, "color": "0.4", "shrinkA": 0, "shrinkB": 2} if r > radii[0] \
-            else None
+        arrow = {"arrowstyle": "-", "linewidth": 0.4, "color": "0.3", "shrinkA": 0.5, "shrinkB": 2.5} \
+            if r > radii[0] else None
         xy = tuple(ax.transData.inverted().transform((x, y)))
         ann = ax.annotate(texts[i], xy, xycoords="data", xytext=(dx * r, dy * r), textcoords="offset points",
                           ha=ha, va=va, fontsize=fontsize, arrowprops=arrow, annotation_clip=False)
@@ -319,15 +333,16 @@ def _plot_accuracy_latency(group: Group, styles: dict[str, Style], width: float,
         _log_axis(ax)
         ax.set_xlabel("latency p50 (ms, log scale)")
         ax.set_ylabel(key)
-    fig.canvas.draw()  # fix the layout before placing labels in display space
+    handle = Line2D([], [], linestyle="--", color="0.35", linewidth=0.8, label="Pareto front")
+    fig.legend(handles=[handle], loc="outside lower center", frameon=False)
+    fig.canvas.draw()  # fix the layout (legend included) before placing labels in display space
+    fig.set_layout_engine("none")  # and keep it: the labels are placed for exactly this layout
     for ax, key in zip(axes, keys):
         y = group.means[key].to_numpy(np.float64)
         ok = np.isfinite(x) & np.isfinite(y) & (x > 0)
         pts = ax.transData.transform(np.column_stack([np.where(ok, x, 1.0), np.where(ok, y, 0.0)]))
         pts[~ok] = np.nan
         place_labels(ax, pts, list(group.labels))
-    handle = Line2D([], [], linestyle="--", color="0.35", linewidth=0.8, label="Pareto front")
-    fig.legend(handles=[handle], loc="outside lower center", frameon=False)
     caption = (f"{group.title}: {' and '.join(keys)} against single-session latency p50 (ms, log scale; one "
                f"prefix at a time); error bars: 95% bootstrap CI. The dashed line joins the Pareto-optimal "
                f"models (no other model is both faster and more accurate); their markers have black edges.")

@@ -32,7 +32,7 @@ from typing import Any
 import yaml
 
 from harness.errors import SessionbenchError
-from harness.store import Plan, RunRecord, iter_runs, read_plan
+from harness.store import COMPLETE, RANKS, Plan, RunRecord, iter_runs, read_manifest, read_plan
 
 
 class ReportError(SessionbenchError):
@@ -74,6 +74,8 @@ class Selection:
         failed: ``(run_id, label, last error line)`` of failed runs (in the plan, when there is one).
         broken: ``(run_id, problem)`` of runs failing verification.
         missing: run ids the plan lists that the folder lacks.
+        unverified: run ids of complete runs written before the store recorded
+            checksums (older output): shown, and listed as unverified.
         tunings: one :class:`Tuning` per tuned (dataset, protocol, label, seed).
         plan: the folder's plan, or None (older output).
         style: the suite's ``style:`` map (from the plan's suite text), or {}.
@@ -85,6 +87,7 @@ class Selection:
     failed: list[tuple[str, str, str]] = field(default_factory=list)
     broken: list[tuple[str, str]] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    unverified: list[str] = field(default_factory=list)
     tunings: list[Tuning] = field(default_factory=list)
     plan: Plan | None = None
     style: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -118,8 +121,12 @@ def select_runs(out_dir: str | Path) -> Selection:
     for record in iter_runs(out_dir, include_failed=True, include_broken=True):
         seen.add(record.run_id)
         if record.problem is not None:
-            sel.broken.append((record.run_id, record.problem))
-            continue
+            legacy = _legacy_record(record)
+            if legacy is None:
+                sel.broken.append((record.run_id, record.problem))
+                continue
+            sel.unverified.append(record.run_id)
+            record = legacy
         if in_plan is not None and record.run_id not in in_plan:
             if record.complete:
                 sel.superseded.append((record.run_id, label_of(record), stage_of(record)))
@@ -139,6 +146,16 @@ def select_runs(out_dir: str | Path) -> Selection:
         sel.tunings = _tunings_without_plan(sel.test, sel.tune)
     check_pooling(sel.test)
     return sel
+
+
+def _legacy_record(record: RunRecord) -> RunRecord | None:
+    """A complete run of older output, written before manifests recorded file
+    checksums (no ``files`` key, ranks present): usable, though unverifiable."""
+    man = read_manifest(record.path)
+    if (man is None or "files" in man or man.get("status") != COMPLETE or man.get("run_id") != record.path.name
+            or not (record.path / RANKS).is_file()):
+        return None
+    return RunRecord(record.path, man)
 
 
 def _style_map(plan: Plan) -> dict[str, dict[str, str]]:
