@@ -229,7 +229,7 @@ def _plot_metric_vs_k(group: Group, styles: dict[str, Style], width: float, warn
 
 
 def place_labels(ax, points_px: np.ndarray, texts: list[str], *, fontsize: float = 7.0,
-                 radii: tuple[float, ...] = (4.0, 9.0, 15.0, 22.0)) -> list:
+                 radii: tuple[float, ...] = (4.0, 9.0, 15.0, 22.0, 30.0, 40.0)) -> list:
     """Annotate each point with its text, avoiding overlaps (deterministic).
 
     Points are placed in order of decreasing y (top first). For each, the
@@ -402,12 +402,10 @@ def _curve_frame(label: str, frames: list[pd.DataFrame], warn: Warn) -> pd.DataF
     except Exception as err:  # noqa: BLE001 - any unreadable curve is skipped, the report goes on
         warn(f"training_curves: {label}: curve not drawn ({err})")
         return None
-    missing = [c for c in ("epoch", "loss") if c not in data.columns]
+    missing = [c for c in ("phase", "epoch", "loss") if c not in data.columns]
     if missing:
-        warn(f"training_curves: {label}: curve not drawn (no {', '.join(missing)} column)")
+        warn(f"training_curves: {label}: curve not drawn (curve.csv has no {', '.join(missing)} column)")
         return None
-    if "phase" not in data.columns:
-        data = data.assign(phase="train")
     return data
 
 
