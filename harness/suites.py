@@ -19,6 +19,8 @@ A suite (``suites/<name>.yaml``)::
     batch_size: 500                # prefixes per scoring batch
     exclude_seen: false
     latency: {samples: 200, warmup: 20}
+    style:                         # optional: how reports draw a label
+      my-model: {color: "#117733", marker: "d", hatch: "//"}
 
 It expands into runs: dataset x model (x grid point) x seed x protocol.
 With a ``grid``, every grid point is first fitted on ``train_tr`` and scored
@@ -42,7 +44,7 @@ from harness.registry import coerce_params, get_model_class
 
 SUITE_DIR = Path(__file__).resolve().parents[1] / "suites"
 _TOP_KEYS = ("name", "description", "data_dir", "datasets", "models", "seeds", "ks", "protocols", "batch_size",
-             "exclude_seen", "latency")
+             "exclude_seen", "latency", "style")
 _DATASET_KEYS = ("name", "data_dir")
 _MODEL_KEYS = ("name", "label", "params", "grid", "seeds")
 _LATENCY_KEYS = ("samples", "warmup")
@@ -89,6 +91,7 @@ class Suite:
     batch_size: int = 500
     exclude_seen: bool = False
     latency: dict[str, int] = field(default_factory=lambda: {"samples": 200, "warmup": 20})
+    style: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def load_suite(name_or_path: str | Path) -> Suite:
@@ -139,6 +142,9 @@ def parse_suite(data: Any, path: Path | None = None) -> Suite:
     exclude_seen = data.get("exclude_seen", False)
     if not isinstance(exclude_seen, bool):
         raise ConfigError(f"{where}: key 'exclude_seen': expected true or false, got {exclude_seen!r}")
+    from harness.report.styles import validate_style_map
+
+    style = validate_style_map(data["style"], where) if "style" in data else {}
     return Suite(
         name=_str(data.get("name", path.stem if path else "suite"), where, "name"),
         description=str(data.get("description", "")),
@@ -153,6 +159,7 @@ def parse_suite(data: Any, path: Path | None = None) -> Suite:
             "samples": _int(latency.get("samples", 200), where, "latency.samples", minimum=0),
             "warmup": _int(latency.get("warmup", 20), where, "latency.warmup", minimum=0),
         },
+        style=style,
     )
 
 

@@ -140,8 +140,22 @@ def validate_style_map(value: Any, where: str) -> dict[str, dict[str, str]]:
                 raise ConfigError(f"{where}: key style.{label}.{key}: expected a string, got {v!r}")
             if key == "color" and not _HEX.match(v):
                 raise ConfigError(f"{where}: key style.{label}.color: expected #RRGGBB, got {v!r}")
+            if key == "hatch" and set(v) - set("/\\|-+xoO.*"):
+                raise ConfigError(f"{where}: key style.{label}.hatch: expected characters of /\\|-+xoO.*, got {v!r}")
+            if key == "marker" and not _valid_marker(v):
+                raise ConfigError(f"{where}: key style.{label}.marker: not a matplotlib marker: {v!r}")
         out[str(label)] = {k: str(v) for k, v in spec.items()}
     return out
+
+
+def _valid_marker(marker: str) -> bool:
+    from matplotlib.markers import MarkerStyle
+
+    try:
+        MarkerStyle(marker)
+    except (ValueError, TypeError):
+        return False
+    return True
 
 
 def _ordered(labels: Iterable[str], styles: dict[str, Style]) -> list[str]:
