@@ -19,10 +19,11 @@ A suite (``suites/<name>.yaml``)::
     batch_size: 500                # prefixes per scoring batch
     exclude_seen: false
     latency: {samples: 200, warmup: 20}
+    timeout: {fit: 3600, score: 600}   # optional, seconds; one number for both
     style:                         # optional: how reports draw a label
       my-model: {color: "#117733", marker: "d", hatch: "//"}
 
-It expands into runs: dataset x model (x grid point) x seed x protocol.
+A model entry may set its own ``timeout`` (same forms). It expands into runs: dataset x model (x grid point) x seed x protocol.
 With a ``grid``, every grid point is first fitted on ``train_tr`` and scored
 on ``valid`` (stage ``tune``); the point with the best validation MRR@20 is
 then fitted on ``train`` and scored on ``test`` (stage ``test``). The test
@@ -32,8 +33,9 @@ split never chooses anything.
 from __future__ import annotations
 
 import itertools
+import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +46,10 @@ from harness.registry import coerce_params, get_model_class
 
 SUITE_DIR = Path(__file__).resolve().parents[1] / "suites"
 _TOP_KEYS = ("name", "description", "data_dir", "datasets", "models", "seeds", "ks", "protocols", "batch_size",
-             "exclude_seen", "latency", "style")
+             "exclude_seen", "latency", "timeout", "style")
 _DATASET_KEYS = ("name", "data_dir")
-_MODEL_KEYS = ("name", "label", "params", "grid", "seeds")
+_MODEL_KEYS = ("name", "label", "params", "grid", "seeds", "timeout")
+_TIMEOUT_KEYS = ("fit", "score")
 _LATENCY_KEYS = ("samples", "warmup")
 _LABEL = re.compile(r"^[A-Za-z0-9_.+=,:-]+$")
 
@@ -68,6 +71,7 @@ class ModelEntry:
     params: dict[str, Any]
     grid: dict[str, list[Any]]
     seeds: tuple[int, ...]
+    timeout: dict[str, float] = field(default_factory=dict)  # phase -> seconds; {} none
 
     def grid_points(self) -> list[dict[str, Any]]:
         """Every combination of the grid, merged over ``params`` (one point without a grid)."""
@@ -92,6 +96,8 @@ class Suite:
     exclude_seen: bool = False
     latency: dict[str, int] = field(default_factory=lambda: {"samples": 200, "warmup": 20})
     style: dict[str, dict[str, str]] = field(default_factory=dict)
+    timeout: dict[str, float] = field(default_factory=dict)  # phase (fit, score) -> seconds; {} none
+    text: str = ""  # the suite file's text (a YAML dump of the mapping when there is no file)
 
 
 def load_suite(name_or_path: str | Path) -> Suite:
@@ -109,7 +115,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-    return parse_suite(data, path)
+    return replace(parse_suite(data, path), text=path.read_text(encoding="utf-8"))
 
 
 def parse_suite(data: Any, path: Path | None = None) -> Suite:
@@ -160,6 +166,8 @@ def parse_suite(data: Any, path: Path | None = None) -> Suite:
             "warmup": _int(latency.get("warmup", 20), where, "latency.warmup", minimum=0),
         },
         style=style,
+        timeout=parse_timeout(data.get("timeout"), where, "timeout"),
+        text=yaml.safe_dump(data, sort_keys=False),
     )
 
 
@@ -208,7 +216,27 @@ def _model(entry: Any, where: str, key: str, default_seeds: list[int]) -> ModelE
     if not _LABEL.match(label):
         raise ConfigError(f"{where}: key {key}.label: use letters, digits and _.+=,:- only, got {label!r}")
     seeds = tuple(_int_list(entry.get("seeds", default_seeds), where, key + ".seeds", minimum=0))
-    return ModelEntry(name=name, label=label, params=params, grid=grid, seeds=seeds)
+    timeout = parse_timeout(entry.get("timeout"), where, key + ".timeout")
+    return ModelEntry(name=name, label=label, params=params, grid=grid, seeds=seeds, timeout=timeout)
+
+
+def parse_timeout(value: Any, where: str, key: str) -> dict[str, float]:
+    """A ``timeout`` value: seconds for both phases, or ``{fit: S, score: S}``
+    (either key may be left out); returns phase -> seconds ({} for None)."""
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        _check_keys(value, _TIMEOUT_KEYS, where, key + ".")
+        return {phase: _seconds(v, where, f"{key}.{phase}") for phase, v in value.items()}
+    seconds = _seconds(value, where, key, mapping_too=True)
+    return {phase: seconds for phase in _TIMEOUT_KEYS}
+
+
+def _seconds(value: Any, where: str, key: str, *, mapping_too: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        also = " or a mapping with fit, score" if mapping_too else ""
+        raise ConfigError(f"{where}: key {key!r}: expected a positive number of seconds{also}, got {value!r}")
+    return float(value)
 
 
 def _check_keys(data: dict, allowed: tuple[str, ...], where: str, prefix: str) -> None:
