@@ -265,7 +265,7 @@ def _write_tuning(group: Group, tunings: list[Tuning], folder: Path) -> list[Pat
     mine = _group_tunings(group, tunings)
     if not mine:
         return []
-    rows = [{"label": t.label, "seed": t.seed, "params": _params_text(c.params), "metric": t.metric,
+    rows = [{"label": t.label, "seed": t.seed, "params": _params_text(t.grid_params(c.params)), "metric": t.metric,
              "validation": c.value, "chosen": c.run_id == t.chosen, "run_id": c.run_id, "final_run_id": t.final}
             for t in mine for c in t.candidates]
     csv = folder / f"{group.slug}_tuning.csv"
@@ -280,11 +280,12 @@ def _tuning_markdown(tunings: list[Tuning]) -> list[str]:
     for t in tunings:
         lines += [f"#### {_md_escape(t.label)}, seed {t.seed}", "",
                   f"Grid points fitted on the training part of train and scored on the validation split "
-                  f"({t.metric}); chosen: {_params_text(t.params)} (test run `{t.final}`).", "",
+                  f"({t.metric}); chosen: {_params_text(t.grid_params(t.params))} (test run `{t.final}`).", "",
                   f"| grid point | validation {t.metric} | chosen |", "|:---|---:|:---:|"]
         for c in t.candidates:
             value = "failed" if c.value is None else f"{c.value:.4f}"
-            lines.append(f"| {_md_escape(_params_text(c.params))} | {value} | {'✔' if c.run_id == t.chosen else ''} |")
+            mark = "✔" if c.run_id == t.chosen else ""
+            lines.append(f"| {_md_escape(_params_text(t.grid_params(c.params)))} | {value} | {mark} |")
         lines.append("")
     return lines
 

@@ -357,7 +357,7 @@ def collect(
         for (ds, proto), runs in loaded.items()
     ]
     for g in groups:
-        g.tuned = {t.label: t.params for t in sel.tunings
+        g.tuned = {t.label: t.grid_params(t.params) for t in sel.tunings
                    if (t.dataset, t.protocol) == (g.dataset, g.protocol) and t.label in g.labels}
     failed = tuple(sel.failed)
     return Collected(groups, styles, failed, len(complete), sel, tuple(warnings))

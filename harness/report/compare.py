@@ -82,7 +82,8 @@ def _check_metrics(metrics) -> tuple[str, ...]:
     for name in metrics or COMPARE_METRICS:
         canon = known.get(str(name).lower())
         if canon is None:
-            raise ReportError(f"compare: --metrics: unknown metric {name!r}; expected some of {', '.join(RANK_METRICS)}")
+            raise ReportError(f"compare: --metrics: unknown metric {name!r}; "
+                              f"expected some of {', '.join(RANK_METRICS)}")
         out.append(canon)
     return tuple(out)
 

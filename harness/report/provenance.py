@@ -62,6 +62,17 @@ class Tuning:
     params: dict[str, Any]  # the chosen hyper-parameters
     final: str | None  # run id of the test run
 
+    @property
+    def grid_keys(self) -> list[str]:
+        """The hyper-parameters the grid varied (all of them when it has one point)."""
+        keys = sorted({k for c in self.candidates for k in c.params} | set(self.params))
+        varied = [k for k in keys if len({repr(c.params.get(k)) for c in self.candidates}) > 1]
+        return varied or keys
+
+    def grid_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``params`` restricted to :attr:`grid_keys` (what tables show of a grid point)."""
+        return {k: params.get(k) for k in self.grid_keys if k in params}
+
 
 @dataclass
 class Selection:

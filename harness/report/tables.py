@@ -299,7 +299,8 @@ def _latex_table(group: Group, spec: TableSpec, n_boot: int) -> str:
     lines += [rf"\end{{{env}}}", ""]
     ci_cols = [c for c in cols if c.key in group.ci_low.columns and c.metric is not None]
     if ci_cols:
-        ci_cells = {k: [v.replace("–", "--") for v in vals] for k, vals in _ci_cells(group, ci_cols, short=True).items()}
+        ci_cells = {k: [v.replace("–", "--") for v in vals]
+                    for k, vals in _ci_cells(group, ci_cols, short=True).items()}
         ci_caption = (
             rf"{latex_escape(group.title)}: 95\% percentile bootstrap confidence intervals of the means in "
             rf"Table~\ref{{{label_base}}} ({n_boot} replicates; test cases resampled with replacement, "
