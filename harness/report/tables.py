@@ -320,6 +320,12 @@ def _compact_text(groups: Sequence[Group]) -> str:
     blocks = []
     for g in groups:
         keys = [metric_key(n, k) for k in SUMMARY_KS for n in ("HitRate", "Recall", "NDCG", "MRR")]
+        # one target per case (next-item protocol): Recall@K repeats HitRate@K, show it once
+        recall = [k for k in keys if k.startswith("Recall@") and k in g.means.columns]
+        if recall and np.allclose(g.means[recall].to_numpy(np.float64),
+                                  g.means[[k.replace("Recall", "HitRate") for k in recall]].to_numpy(np.float64),
+                                  equal_nan=True):
+            keys = [k for k in keys if not k.startswith("Recall@")]
         headers = ["model"] + keys + ["fit s", "p95 ms"]
         rows = []
         for label in g.labels:
