@@ -76,7 +76,10 @@ def test_column_figures_fit_one_column_with_readable_fonts(column_report):
 
 
 def test_text_width_and_inches(tmp_path):
-    out = default_like_store(tmp_path)
+    data = tiny_dataset(n_test=30, seed=0)
+    for label in ("pop", "markov", "gru4rec"):
+        add_run(tmp_path, data, label, 0, with_curve=label == "gru4rec")
+    out = tmp_path
     for width, want in (("text", 7.0), ("4.5", 4.5)):
         summary = report.write_report(out, n_bootstrap=N_BOOT, figure_width=width)
         for pdf in (p for p in summary.figures if p.suffix == ".pdf"):
