@@ -7,7 +7,10 @@ and evaluator::
 
     python3 -m venv /tmp/recbole-venv
     /tmp/recbole-venv/bin/pip install torch==2.13.0
-    /tmp/recbole-venv/bin/pip install recbole==1.2.1 "numpy<2" -e .
+    /tmp/recbole-venv/bin/pip install recbole==1.2.1 "numpy<2" "pandas==2.1.4" "pyarrow<20" -e .
+
+(RecBole 1.2.1 fails in its id remapping with pandas 3 -- "Length of values
+(1) does not match length of index" -- and pyarrow >= 20 needs numpy 2.)
     /tmp/recbole-venv/bin/python scripts/compare_recbole.py --dataset yoochoose-100k \\
         --data-dir PATH/TO/yoochoose-100k --models narm:10,stamp:10,sasrec:10 --work /tmp/recbole-work
 
