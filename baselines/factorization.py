@@ -48,13 +48,15 @@ N(0, init_std^2)), ``epochs``/``patience``/``refit`` (the selection rule),
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from harness.dataset import PrefixBatch
 from harness.neural import PrefixTrainedRecommender
-from harness.registry import register
+from harness.registry import Range, register
 
 
 def prefix_mean(table: nn.Embedding, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -121,6 +123,13 @@ class _SessionFactorization(PrefixTrainedRecommender):
     """What BPR-MF and FPMC share: BPR with sampled negatives on the prefixes."""
 
     network_class: type[nn.Module]
+
+    #: checked when a suite or --param sets them (the rest by _check_params at fit)
+    hyperparameter_ranges: ClassVar[dict[str, Range]] = {
+        **{name: Range(1) for name in ("factors", "batch_size", "n_negatives")},
+        **{name: Range(0) for name in ("l2", "init_std")},
+        "lr": Range(0, low_open=True),
+    }
 
     def __init__(
         self,

@@ -138,6 +138,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -146,7 +147,7 @@ from torch import nn
 
 from harness.dataset import PrefixBatch, SessionDataset
 from harness.neural import NeuralRecommender, adam
-from harness.registry import register
+from harness.registry import Range, register
 
 LOSSES = ("cross-entropy", "bpr-max", "top1-max")
 OPTIMIZERS = ("adam", "adagrad")
@@ -502,6 +503,14 @@ class GRU4Rec(NeuralRecommender):
     ``network_`` (:class:`GRU4RecNetwork`), ``device_``, ``best_epoch_``,
     ``training_curve_``.
     """
+
+    #: checked when a suite or --param sets them (the rest by _check_params at fit)
+    hyperparameter_ranges: ClassVar[dict[str, Range]] = {
+        **{name: Range(1) for name in ("hidden_size", "n_layers", "batch_size")},
+        **{name: Range(0) for name in ("embedding", "n_sample", "num_threads", "sample_alpha", "bpreg", "elu_param")},
+        **{name: Range(0, 1, high_open=True) for name in ("dropout_embed", "dropout_hidden", "momentum")},
+        "learning_rate": Range(0, low_open=True),
+    }
 
     def __init__(
         self,

@@ -44,6 +44,7 @@ seeded generator.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -51,7 +52,7 @@ from torch import nn
 
 from harness.dataset import PrefixBatch
 from harness.neural import PrefixTrainedRecommender
-from harness.registry import register
+from harness.registry import Range, register
 
 
 class NARMNetwork(nn.Module):
@@ -119,6 +120,14 @@ class NARM(PrefixTrainedRecommender):
     Fitted attributes: ``network_`` (:class:`NARMNetwork`), ``device_``,
     ``epoch_lrs_``, ``best_epoch_``, ``training_curve_``.
     """
+
+    #: checked when a suite or --param sets them (the rest by _check_params at fit)
+    hyperparameter_ranges: ClassVar[dict[str, Range]] = {
+        **{name: Range(1) for name in ("embedding_size", "hidden_size", "batch_size")},
+        **{name: Range(0, 1, high_open=True) for name in ("dropout_embed", "dropout_context")},
+        "lr": Range(0, low_open=True),
+        "l2": Range(0),
+    }
 
     def __init__(
         self,

@@ -55,6 +55,7 @@ biases 0, layer norms at gain 1, drawn from the fit's seeded generator.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -63,7 +64,7 @@ from torch import nn
 
 from harness.dataset import PrefixBatch, SessionSplit
 from harness.neural import PrefixTrainedRecommender
-from harness.registry import register
+from harness.registry import Range, register
 
 LOSSES = ("cross-entropy", "bce")
 
@@ -197,6 +198,14 @@ class SASRec(PrefixTrainedRecommender):
     Fitted attributes: ``network_`` (:class:`SASRecNetwork`), ``device_``,
     ``epoch_lrs_``, ``best_epoch_``, ``training_curve_``.
     """
+
+    #: checked when a suite or --param sets them (the rest by _check_params at fit)
+    hyperparameter_ranges: ClassVar[dict[str, Range]] = {
+        **{name: Range(1) for name in ("hidden_size", "n_blocks", "n_heads", "max_len", "batch_size")},
+        "dropout": Range(0, 1, high_open=True),
+        "lr": Range(0, low_open=True),
+        "l2": Range(0),
+    }
 
     def __init__(
         self,

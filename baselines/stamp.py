@@ -40,13 +40,15 @@ device, num_threads: see :class:`harness.neural.NeuralRecommender`.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from harness.dataset import PrefixBatch
 from harness.neural import PrefixTrainedRecommender
-from harness.registry import register
+from harness.registry import Range, register
 
 
 class STAMPNetwork(nn.Module):
@@ -105,6 +107,13 @@ class STAMP(PrefixTrainedRecommender):
     Fitted attributes: ``network_`` (:class:`STAMPNetwork`), ``device_``,
     ``epoch_lrs_``, ``best_epoch_``, ``training_curve_``.
     """
+
+    #: checked when a suite or --param sets them (the rest by _check_params at fit)
+    hyperparameter_ranges: ClassVar[dict[str, Range]] = {
+        **{name: Range(1) for name in ("embedding_size", "batch_size")},
+        **{name: Range(0) for name in ("l2", "init_std", "embedding_init_std")},
+        "lr": Range(0, low_open=True),
+    }
 
     def __init__(
         self,

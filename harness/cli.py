@@ -1,8 +1,9 @@
 """The ``sessionbench`` command line.
 
 Errors a user can cause are printed as one line (``sessionbench: error:
-...``) with exit status 2 and no traceback. Logging is configured here and
-nowhere else.
+...``) with exit status 2 and no traceback; a model whose own code raises
+under ``evaluate`` gives one line and exit status 1. ``--traceback`` prints
+the full traceback first. Logging is configured here and nowhere else.
 """
 
 from __future__ import annotations
@@ -11,10 +12,15 @@ import argparse
 import json
 import logging
 import sys
+import tempfile
+import traceback
+import typing
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from harness.errors import ConfigError, SessionbenchError
+from harness.errors import ConfigError, ModelFailure, SessionbenchError, quote
+from harness.limits import MAX_K, MAX_SEED
 
 log = logging.getLogger("sessionbench")
 
@@ -22,53 +28,167 @@ DEFAULT_KS = (5, 10, 20, 50)
 
 
 def _parse_ks(text: str) -> tuple[int, ...]:
+    """``5,10,20`` -> (5, 10, 20): sorted, unique, each in 1..MAX_K."""
+    expected = f"expected comma-separated integers in 1..{MAX_K}, got {quote(text)}"
     try:
-        ks = tuple(int(k) for k in text.split(",") if k.strip())
+        ks = tuple(_int(k) for k in text.split(",") if k.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}") from None
-    if not ks or min(ks) < 1:
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
+        raise argparse.ArgumentTypeError(expected) from None
+    if not ks or min(ks) < 1 or max(ks) > MAX_K:
+        raise argparse.ArgumentTypeError(expected)
     return tuple(sorted(set(ks)))
+
+
+def _int(text: str) -> int:
+    """A decimal integer (``int`` would also take ``1_000`` and refuse 5000 digits with its own message)."""
+    text = text.strip()
+    if not text.lstrip("+-").isdigit() or not text.isascii() or len(text) > 30:
+        raise ValueError(text)
+    return int(text)
 
 
 def _positive_int(text: str) -> int:
     try:
-        value = int(text)
+        value = _int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {quote(text)}") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {quote(text)}")
     return value
 
 
-def _add_data_dir(parser: argparse.ArgumentParser) -> None:
+def _parse_names(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected comma-separated names, got {text!r}")
+    return names
+
+
+def _add_report_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--figure-width", default="column", metavar="W",
+                        help="print width of the figures: column, text or inches (default column)")
+    parser.add_argument("--column-width", type=float, default=3.3, metavar="IN",
+                        help="inches of --figure-width column (default 3.3)")
+    parser.add_argument("--text-width", type=float, default=7.0, metavar="IN",
+                        help="inches of --figure-width text (default 7.0)")
+    parser.add_argument("--metrics", type=_parse_names, default=None, metavar="NAME,...",
+                        help="table columns: metrics (HitRate, Recall, MRR, NDCG, Coverage, Popularity) and "
+                             "timings (fit_seconds, prefixes_per_second, latency_ms_p50, latency_ms_p95); "
+                             "default HitRate,MRR,NDCG,fit_seconds")
+    parser.add_argument("--ks", type=_parse_ks, default=None, metavar="K,K,...",
+                        help="cut-offs of the table's metric columns (default 20,50)")
+    parser.add_argument("--models", type=_parse_names, default=None, metavar="LABEL,...",
+                        help="only these model labels (default: all)")
+    parser.add_argument("--layout", choices=("narrow", "wide"), default="narrow",
+                        help="LaTeX table: narrow (one column of a two-column paper, the default) or wide "
+                             "(table* across both columns)")
+    parser.add_argument("--n-bootstrap", type=_positive_int, default=1000, metavar="N",
+                        help="bootstrap replicates per confidence interval (default 1000)")
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    """A seed NumPy and torch accept: an integer in 0..2**32 - 1."""
+    try:
+        value = _int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected an integer in 0..{MAX_SEED}, got {quote(text)}")
+    return value
+
+
+def check_output_dir(out: str | Path, option: str = "--out") -> None:
+    """Refuse an output folder that cannot be created or written, before any work starts.
+
+    ``out`` may not exist yet: then its nearest existing ancestor must be a
+    writable folder. Writing is tested by creating (and at once removing) a
+    temporary file, which is what counts, whoever runs the command.
+
+    Raises:
+        ConfigError: ``out`` (or an ancestor) is a file, or the folder cannot
+            be written.
+    """
+    out = Path(out)
+    if "\0" in str(out):
+        raise ConfigError(f"{option} {quote(str(out))}: a path cannot contain a NUL character")
+    try:
+        existing = out
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise ConfigError(f"{option} {out}: {existing} is a file; expected a folder (or a path to create)")
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{option} {out}: cannot write there ({exc.strerror or type(exc).__name__}); "
+                          "expected a writable folder") from None
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, like every other error
+    of the command line (exit status 2, the usage only with ``--help``)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        _print_error(f"{self.prog}: error: {message} (see {self.prog} --help)")
+        raise SystemExit(2)
+
+
+def _add_data_dir(parser: argparse.ArgumentParser, **extra: Any) -> None:
     parser.add_argument(
         "--data-dir",
         metavar="D",
-        help="folder with the raw files (default: $SESSIONBENCH_DATA, else datasets/raw/)",
+        **extra,
+        help="folder with the raw files (default: $SESSIONBENCH_DATA, else the user data folder)",
     )
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="sessionbench",
         description="Benchmark harness for session-based recommendation.",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    parser.add_argument("--traceback", action="store_true",
+                        help="on an error, print the full traceback before the one-line message")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    ds = sub.add_parser("datasets", help="list dataset presets, or print a dataset's statistics",
-                        description="List the dataset presets with the raw file each needs, or print statistics.")
+    ds = sub.add_parser("datasets", help="list dataset presets and their state, fetch public data, print statistics",
+                        description="List the dataset presets with their raw files and whether they are present "
+                                    "(the default), fetch the public files, or print a dataset's statistics.")
     ds_sub = ds.add_subparsers(dest="datasets_command", metavar="SUBCOMMAND")
-    ds_list = ds_sub.add_parser("list", help="list the presets (the default)")
-    ds_list.add_argument("--json", action="store_true", help="print JSON")
+    _add_data_dir(ds)
+    ds.add_argument("--json", action="store_true", help="print JSON")
+    ds_list = ds_sub.add_parser("list", help="list the presets and the state of their raw files (the default)")
+    # SUPPRESS: a --data-dir or --json given before `list` is kept
+    _add_data_dir(ds_list, default=argparse.SUPPRESS)
+    ds_list.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
+    ds_fetch = ds_sub.add_parser(
+        "fetch", help="download public raw files into the data folder",
+        description="Download, check (size, SHA-256) and unpack the public files of each NAME (a download or a "
+                    "preset name) into DATA_DIR/<folder>/. A partial download is resumed; a file that fails its "
+                    "checksum is set aside. Files behind a registration print the steps to get them by hand.")
+    ds_fetch.add_argument("names", nargs="+", metavar="NAME", help="download or preset name (see `sessionbench datasets`)")
+    _add_data_dir(ds_fetch)
+    ds_fetch.add_argument("--mirror", metavar="URL_OR_DIR",
+                          help="another base URL, or a local folder, holding the same file names "
+                               "(as <mirror>/<folder>/<file> or <mirror>/<file>)")
     ds_stats = ds_sub.add_parser("stats", help="prepare a dataset and print its statistics",
                                  description="Prepare (or load from cache) a dataset and print per-split statistics.")
     ds_stats.add_argument("name", help="preset name or path of a spec YAML")
     _add_data_dir(ds_stats)
     ds_stats.add_argument("--json", action="store_true", help="print JSON")
-    ds.set_defaults(handler=_cmd_datasets, json=False)
+    ds.set_defaults(handler=_cmd_datasets)
 
     models = sub.add_parser("models", help="list registered models with their hyper-parameters",
                             description="List the registered models with their hyper-parameters and defaults.")
@@ -79,21 +199,64 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Expand a suite into runs, execute the missing ones (each in its own "
                                      "process), store them under OUT/runs/ and write OUT/report/.")
     run.add_argument("suite", nargs="?", default="default",
-                     help="suite name (suites/NAME.yaml) or path of a suite YAML (default: default)")
+                     help="name of a shipped suite or path of a suite YAML (default: default)")
     _add_data_dir(run)
-    run.add_argument("--out", metavar="DIR", help="output folder (default: reports/<suite name>)")
+    run.add_argument("--out", metavar="DIR", help="output folder (default: reports/<suite name> of the current folder)")
     run.add_argument("--jobs", type=_positive_int, default=1, metavar="N", help="runs in parallel (default 1)")
     run.add_argument("--force", action="store_true", help="redo runs that are already complete")
     run.add_argument("--only", action="append", metavar="PATTERN",
-                     help="run only runs whose id or dataset/label/seed matches this glob (repeatable)")
+                     help="run only runs whose label, run id or dataset/label/seed is PATTERN, else matches it "
+                          "as a glob (repeatable)")
+    run.add_argument("--timeout", type=_positive_seconds, metavar="SECONDS",
+                     help="time limit of fit and of scoring, for runs the suite gives no timeout")
     run.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     run.set_defaults(handler=_cmd_run)
 
+    runs = sub.add_parser("runs", help="list or prune the stored runs of an output folder",
+                          description="List the stored runs of OUT (with broken and failed ones), or delete "
+                                      "the runs that its plan.json no longer lists.")
+    runs_sub = runs.add_subparsers(dest="runs_command", metavar="SUBCOMMAND", required=True)
+    runs_ls = runs_sub.add_parser("ls", help="list the runs: status, label, dataset, seed, protocol, config, plan",
+                                  description="List every run folder of OUT/runs/ with its status (complete, "
+                                              "failed, broken), and whether OUT/plan.json lists it.")
+    runs_ls.add_argument("out_dir", metavar="OUT", help="a suite's output folder")
+    runs_ls.add_argument("--json", action="store_true", help="print JSON")
+    runs_ls.set_defaults(handler=_cmd_runs_ls)
+    runs_prune = runs_sub.add_parser("prune", help="delete the runs that OUT/plan.json does not list",
+                                     description="Delete the run folders of OUT/runs/ that the plan of the last "
+                                                 "`sessionbench run` into OUT does not list (superseded runs).")
+    runs_prune.add_argument("out_dir", metavar="OUT", help="a suite's output folder")
+    runs_prune.add_argument("--yes", action="store_true", help="delete them (without it: only list them)")
+    runs_prune.set_defaults(handler=_cmd_runs_prune)
+
     rep = sub.add_parser("report", help="write figures and tables from stored runs",
-                         description="Read the stored runs of OUT_DIR and write OUT_DIR/report/.")
+                         description="Read the stored runs of OUT_DIR (the runs of its plan) and write "
+                                     "OUT_DIR/report/: figures drawn at their print width, LaTeX/Markdown/CSV "
+                                     "tables, a tuning section per tuned model, and the runs left out and why.")
     rep.add_argument("out_dir", nargs="?", default=None,
-                     help="a suite's output folder (default: reports/default)")
+                     help="a suite's output folder (default: reports/default of the current folder)")
+    _add_report_options(rep)
     rep.set_defaults(handler=_cmd_report)
+
+    cmp_ = sub.add_parser("compare", help="compare the shared runs of two result folders (or two labels)",
+                          description="For the runs two result folders share (same dataset, protocol and test "
+                                      "cases), or two labels of one folder: per-metric differences B - A with "
+                                      "paired bootstrap CIs and paired t-tests (Holm-corrected), as a text table, "
+                                      "Markdown, CSV and a figure.")
+    cmp_.add_argument("a", help="result folder A")
+    cmp_.add_argument("b", nargs="?", default=None, help="result folder B (default: A, with --labels)")
+    cmp_.add_argument("--labels", nargs=2, metavar=("X", "Y"),
+                      help="compare label X of A with label Y of B (default: every label both folders have)")
+    cmp_.add_argument("--metrics", type=_parse_names, default=None, metavar="NAME,...",
+                      help="metrics to compare (default HitRate,MRR,NDCG)")
+    cmp_.add_argument("--ks", type=_parse_ks, default=None, metavar="K,K,...", help="cut-offs (default 20,50)")
+    cmp_.add_argument("--out", metavar="DIR", help="where to write compare.md, compare.csv and the figure "
+                                                   "(default: B/compare/ or A/compare/)")
+    cmp_.add_argument("--figure-width", default="column", metavar="W",
+                      help="column, text or inches (default column)")
+    cmp_.add_argument("--n-bootstrap", type=_positive_int, default=1000, metavar="N",
+                      help="bootstrap replicates (default 1000)")
+    cmp_.set_defaults(handler=_cmd_compare)
 
     ev = sub.add_parser("evaluate", help="fit one model on one dataset and print its metrics",
                         description="Fit a model on a dataset's training split and evaluate it on the test split.")
@@ -102,19 +265,23 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                     help="a hyper-parameter (repeat for several); values are read as YAML scalars")
     ev.add_argument("--k", type=_parse_ks, default=DEFAULT_KS, metavar="K,K,...",
-                    help="cut-offs (default 5,10,20,50)")
+                    help=f"cut-offs, each at most {MAX_K} (default 5,10,20,50)")
     ev.add_argument("--protocol", choices=("next", "rest"), default="next",
                     help="next: the next item is the target; rest: all remaining items are (default next)")
     ev.add_argument("--exclude-seen", action="store_true", help="remove items already in the prefix from the ranking")
     ev.add_argument("--batch-size", type=_positive_int, default=500, help="prefixes per scoring batch (default 500)")
     _add_data_dir(ev)
-    ev.add_argument("--seed", type=int, default=0, help="random seed for fit (default 0)")
+    ev.add_argument("--seed", type=_seed, default=0, help=f"random seed for fit, 0..{MAX_SEED} (default 0)")
     ev.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     ev.add_argument("--retrieval", metavar="METHOD",
                     help="rank only the top-K that an index retrieves from the model's embeddings: exact, "
                          "faiss-flat, faiss-hnsw, faiss-ivf, faiss-ivfpq, faiss-lsh or annoy (docs/retrieval.md)")
     ev.add_argument("--retrieval-param", action="append", default=[], metavar="KEY=VALUE",
                     help="an index parameter, e.g. efSearch=64 (repeat for several)")
+    ev.add_argument("--timeout", type=_positive_seconds, metavar="SECONDS",
+                    help="time limit of fit and of the evaluation each (exit status 124 past it)")
+    ev.add_argument("--traceback", action="store_true", default=argparse.SUPPRESS,
+                    help="on an error, print the full traceback (also accepted before the command)")
     ev.set_defaults(handler=_cmd_evaluate)
     return parser
 
@@ -123,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_datasets(args: argparse.Namespace) -> int:
-    from harness import specs
+    from harness import fetch, specs
 
     if args.datasets_command == "stats":
         data = specs.load_dataset(args.name, data_dir=args.data_dir)
@@ -133,19 +300,45 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
         else:
             print(_format_stats(stats))
         return 0
-    presets = specs.list_presets()
-    if args.json:
-        print(json.dumps([p.describe() for p in presets], indent=2))
+    if args.datasets_command == "fetch":
+        fetch.fetch(args.names, data_dir=args.data_dir, mirror=args.mirror)
         return 0
-    print("Dataset presets (raw files are looked for in --data-dir, else $SESSIONBENCH_DATA, else datasets/raw/,")
-    print("directly or in a sub-folder named after the preset):\n")
+    return _list_datasets(args)
+
+
+def _list_datasets(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from harness import fetch, paths, specs
+
+    presets = specs.list_presets()
+    data_dir = Path(args.data_dir) if args.data_dir else paths.data_dir()
+    available = fetch.downloads(presets)
+    rows = []
     for p in presets:
-        info = p.describe()
-        print(f"{info['name']}")
+        state, detail = fetch.preset_state(p, data_dir, available)
+        rows.append({**p.describe(), "state": state, "state_detail": detail})
+    if args.json:
+        print(json.dumps({"data_dir": str(data_dir), "presets": rows,
+                          "downloads": {name: [e.file for e in files] for name, files in available.items()}},
+                         indent=2))  # fmt: skip
+        return 0
+    print(f"Dataset presets; raw files are looked for in {data_dir}")
+    print("(--data-dir, else $SESSIONBENCH_DATA, else the user data folder), directly or in a sub-folder")
+    print("named after the preset:\n")
+    for info in rows:
+        print(f"{info['name']}  [{info['state']}]")
         print(f"  {info['description']}")
         print(f"  raw files: {info['files'] or 'none (generated)'}")
+        if info["state"] != "generated":
+            label = "get with" if info["state"] == "missing" else "found"
+            print(f"  {label + ':':<10} {info['state_detail']}")
         print(f"  source:    {info['source']}")
         print()
+    print("Downloads (sessionbench datasets fetch NAME):")
+    for name, files in available.items():
+        how = "by hand" if all(e.url is None for e in files) else "by script"
+        print(f"  {name:<18} {', '.join(e.file for e in files)} ({how})")
     return 0
 
 
@@ -194,13 +387,16 @@ def _cmd_models(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
+    from harness.paths import reports_dir
     from harness.runner import run_suite
     from harness.suites import load_suite
 
     suite = load_suite(args.suite)
+    check_output_dir(args.out if args.out is not None else reports_dir(suite.name))
     outcome = run_suite(
         suite, out_dir=args.out, data_dir=args.data_dir, jobs=args.jobs, force=args.force, only=args.only,
         progress=sys.stderr.isatty(), report=not args.no_report, echo=tqdm.write,
+        timeout=None if args.timeout is None else {"fit": args.timeout, "score": args.timeout},
     )  # fmt: skip
     print(f"suite {suite.name}: {len(outcome.planned)} runs planned, {len(outcome.skipped)} already complete, "
           f"{len(outcome.executed)} executed, {len(outcome.failed)} failed; results in {outcome.out_dir}")
@@ -213,17 +409,119 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from harness.report import write_report
-    from harness.runner import REPO_ROOT
+    from harness.paths import reports_dir
+    from harness.report import TableSpec, check_table_metrics, write_report
     from harness.store import iter_runs
 
-    out = Path(args.out_dir) if args.out_dir else REPO_ROOT / "reports" / "default"
-    if not any(True for _ in iter_runs(out, include_failed=True)):
+    out = Path(args.out_dir) if args.out_dir else reports_dir("default")
+    if not any(True for _ in iter_runs(out, include_failed=True, include_broken=True)):
         raise ConfigError(f"{out}: no stored runs found (expected {out}/runs/<run_id>/manifest.json); "
                           "run `sessionbench run` first")
-    summary = write_report(out)
+    spec = TableSpec(layout=args.layout)
+    if args.metrics is not None:
+        spec = TableSpec(metrics=check_table_metrics(args.metrics), ks=spec.ks, layout=args.layout)
+    if args.ks is not None:
+        spec = TableSpec(metrics=spec.metrics, ks=args.ks, layout=args.layout)
+    summary = write_report(out, n_bootstrap=args.n_bootstrap, figure_width=args.figure_width,
+                           column_width=args.column_width, text_width=args.text_width, table=spec,
+                           models=args.models)
+    for line in summary.warnings:
+        print(f"sessionbench: warning: {line}", file=sys.stderr)
     print(summary.text)
     print(f"report: {summary.path}")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from harness.report.compare import compare, write_comparison
+
+    a = Path(args.a)
+    b = Path(args.b) if args.b else a
+    if b == a and not args.labels:
+        raise ConfigError("compare: give two result folders, or one folder and --labels X Y")
+    result = compare(a, b, labels=args.labels, metrics=args.metrics, ks=args.ks, n_bootstrap=args.n_bootstrap)
+    out = Path(args.out) if args.out else b / "compare"
+    written = write_comparison(result, out, figure_width=args.figure_width)
+    print(result.text())
+    print(f"compare: {written[0].parent}")
+    return 0
+
+
+# -- runs -------------------------------------------------------------------
+
+
+def _runs_table(out_dir: str) -> tuple[list[dict[str, Any]], Any]:
+    """One row per run folder of ``out_dir`` and its plan (None without one)."""
+    from pathlib import Path
+
+    from harness.store import iter_runs, read_plan, runs_dir
+
+    out = Path(out_dir)
+    if not runs_dir(out).is_dir():
+        raise ConfigError(f"{out}: no stored runs (expected {runs_dir(out)}/<run_id>/manifest.json)")
+    try:
+        plan = read_plan(out)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    planned = set(plan.run_ids) if plan is not None else None
+    rows = []
+    for r in iter_runs(out, include_failed=True, include_broken=True):
+        m = r.manifest if r.problem is None else {**r.manifest, "status": "broken"}
+        rows.append({
+            "run_id": r.run_id, "status": r.status, "stage": m.get("stage", ""), "label": m.get("label", ""),
+            "dataset": m.get("dataset", ""), "seed": m.get("seed", ""), "protocol": m.get("protocol", ""),
+            "config_digest": r.config_digest or "", "code_digest": r.code_digest or "",
+            "in_plan": None if planned is None else r.run_id in planned,
+            "problem": r.problem or m.get("error_line") or "",
+        })  # fmt: skip
+    return rows, plan
+
+
+def _cmd_runs_ls(args: argparse.Namespace) -> int:
+    rows, plan = _runs_table(args.out_dir)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if plan is None:
+        print(f"{args.out_dir}: no plan.json (written by `sessionbench run`); plan membership unknown")
+    else:
+        missing = set(plan.run_ids) - {r["run_id"] for r in rows}
+        print(f"plan: suite {plan.suite_name}, {len(plan.run_ids)} runs ({len(missing)} not stored)")
+    header = ("status", "plan", "label", "dataset", "seed", "protocol", "stage", "config", "run id")
+    table = [[r["status"], {None: "-", True: "yes", False: "no"}[r["in_plan"]], r["label"], r["dataset"],
+              str(r["seed"]), r["protocol"], r["stage"], r["config_digest"][:12] or "-", r["run_id"]] for r in rows]
+    widths = [max(len(h), *(len(row[i]) for row in table)) if table else len(h) for i, h in enumerate(header)]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
+    for row, r in zip(table, rows):
+        line = "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
+        print(line + (f"  ({r['problem']})" if r["status"] != "complete" and r["problem"] else ""))
+    return 0
+
+
+def _cmd_runs_prune(args: argparse.Namespace) -> int:
+    from harness.lock import OutputLock
+    from harness.store import remove_run
+
+    with OutputLock(args.out_dir, command="sessionbench runs prune"):
+        rows, plan = _runs_table(args.out_dir)
+        if plan is None:
+            raise ConfigError(f"{args.out_dir}: no plan.json, so no run is known to be superseded; "
+                              "`sessionbench run` writes one")  # fmt: skip
+        gone = [r for r in rows if not r["in_plan"]]
+        for r in gone:
+            print(f"{'deleted' if args.yes else 'would delete'}  {r['status']:<8}  {r['run_id']}")
+        if not args.yes:
+            if gone:
+                print(f"{len(gone)} run(s) outside the plan of suite {plan.suite_name}; "
+                      "run again with --yes to delete them", file=sys.stderr)
+                return 1
+            print(f"nothing to prune: every run is in the plan of suite {plan.suite_name}")
+            return 0
+        for r in gone:
+            remove_run(args.out_dir, r["run_id"])
+        print(f"{len(gone)} run(s) deleted; {len(rows) - len(gone)} kept")
     return 0
 
 
@@ -231,8 +529,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    """Fit and evaluate one model. Bad input or a broken plugin contract
+    raises :class:`SessionbenchError` (exit 2); an exception raised by the
+    model's own ``fit`` or ``score`` becomes :class:`ModelFailure` (exit 1)."""
     from harness import specs
     from harness.evaluate import evaluate
+    from harness.plugin import calling_model
     from harness.registry import make_model, parse_param
 
     params: dict[str, Any] = {}
@@ -244,18 +546,21 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     model = make_model(args.model, params)
     retrieval = _retrieval_option(args, model)
     data = specs.load_dataset(args.dataset, data_dir=args.data_dir)
+    limit = _phase_limits(args.timeout)
     log.info("fitting %r on %s (%d training sessions)", model, data.name, data.train.n_sessions)
-    model.fit(data, seed=args.seed)
-    result = evaluate(
-        model,
-        data,
-        protocol=args.protocol,
-        ks=args.k,
-        batch_size=args.batch_size,
-        exclude_seen=args.exclude_seen,
-        progress=not args.json and sys.stderr.isatty(),
-        retrieval=retrieval,
-    )
+    with limit("fit", args.timeout), calling_model(model, "fit"):
+        model.fit(data, seed=args.seed)
+    with limit("score", args.timeout):
+        result = evaluate(
+            model,
+            data,
+            protocol=args.protocol,
+            ks=args.k,
+            batch_size=args.batch_size,
+            exclude_seen=args.exclude_seen,
+            progress=not args.json and sys.stderr.isatty(),
+            retrieval=retrieval,
+        )
     metrics = result.metrics(args.k)
     timings = {"fit_seconds": model.fit_seconds_, **result.timings}
     if args.json:
@@ -309,6 +614,21 @@ def _format_retrieval(info: dict[str, Any]) -> str:
             f"batched {info['batch_qps']:.4g} queries/s ({info['threads']} threads)")
 
 
+def _phase_limits(timeout: float | None) -> Any:
+    """``limit(phase, seconds)`` context managers: a watchdog that prints one
+    line and ends the process (status 124) past the limit, or no-ops."""
+    from contextlib import nullcontext
+
+    if timeout is None:
+        return lambda phase, seconds: nullcontext()
+    from harness.watchdog import Watchdog, format_seconds
+
+    def stop(phase: str, seconds: float) -> None:
+        print(f"sessionbench: error: timeout after {format_seconds(seconds)} s in {phase}", file=sys.stderr, flush=True)
+
+    return Watchdog(stop).phase
+
+
 def format_metric_table(metrics: dict[str, float], ks: Sequence[int]) -> str:
     """A plain-text table: one row per metric, one column per K."""
     names: list[str] = []
@@ -325,6 +645,15 @@ def format_metric_table(metrics: dict[str, float], ks: Sequence[int]) -> str:
     return "\n".join(lines)
 
 
+def _report(err: Exception, full: bool, hint: str = "") -> None:
+    """Print ``err`` as one line on stderr (after its traceback when ``full``)."""
+    if full:
+        traceback.print_exception(err, file=sys.stderr)
+        hint = ""
+    message = " ".join(str(err).split())  # one line, whatever the message holds
+    _print_error(f"sessionbench: error: {message}{hint}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sessionbench`` console script; returns the exit status."""
     parser = build_parser()
@@ -334,11 +663,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except SessionbenchError as err:
-        print(f"sessionbench: error: {err}", file=sys.stderr)
+        _report(err, args.traceback)
         return 2
+    except ModelFailure as err:
+        _report(err, args.traceback, hint=" (run with --traceback for the model's traceback)")
+        return 1
     except KeyboardInterrupt:
         print("sessionbench: interrupted", file=sys.stderr)
         return 130
+
+
+def _print_error(message: str) -> None:
+    """Print one line to stderr even when it holds characters stderr cannot
+    encode (a file name with undecodable bytes, for instance)."""
+    encoding = getattr(sys.stderr, "encoding", None) or "utf-8"
+    line = " ".join(message.split("\n"))
+    print(line.encode(encoding, "backslashreplace").decode(encoding, "replace"), file=sys.stderr)
 
 
 if __name__ == "__main__":

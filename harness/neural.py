@@ -53,6 +53,7 @@ import torch
 from harness.dataset import PrefixBatch, SessionDataset
 from harness.errors import ConfigError
 from harness.plugin import NotFittedError
+from harness.registry import Range
 from harness.timing import resolve_device, torch_threads
 from harness.training import EpochTrainedRecommender
 
@@ -85,6 +86,8 @@ class NeuralRecommender(EpochTrainedRecommender):
 
     uses_gpu: ClassVar[bool] = True
     provides_embeddings: ClassVar[bool] = True
+    #: checked when a suite or --param sets them; subclasses add their own
+    hyperparameter_ranges: ClassVar[dict[str, Range]] = {"num_threads": Range(0)}
 
     # -- hyper-parameter checks -----------------------------------------------
 

@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 from harness.dataset import SessionDataset
 from harness.errors import ConfigError
 from harness.plugin import SessionRecommender
+from harness.registry import Range
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,9 @@ class EpochTrainedRecommender(SessionRecommender):
     :class:`harness.neural.NeuralRecommender` builds the torch parts (device,
     threads, optimiser, cleanup, embeddings) on top of this class.
     """
+
+    #: checked when a suite or --param sets them (see harness.registry.Range)
+    hyperparameter_ranges: ClassVar[dict[str, Range]] = {"epochs": Range(1), "patience": Range(0)}
 
     trains_by_epoch: ClassVar[bool] = True
 

@@ -17,11 +17,13 @@ hyper-parameters, the graphs of each batch and the loss.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
 from harness.dataset import PrefixBatch
 from harness.neural import PrefixTrainedRecommender
-from harness.registry import register
+from harness.registry import Range, register
 from srgnn.graph import EDGE_WEIGHTS, SessionGraphs, build_session_graphs
 from srgnn.model import SRGNN
 
@@ -66,6 +68,14 @@ class SRGNNRecommender(PrefixTrainedRecommender):
     learning rate of each epoch of the last training run), and from the base
     classes ``best_epoch_``, ``training_curve_``, ``n_items_``.
     """
+
+    #: checked when a suite or --param sets them (the rest by _check_params at fit)
+    hyperparameter_ranges: ClassVar[dict[str, Range]] = {
+        **{name: Range(1) for name in ("hidden_size", "batch_size", "lr_decay_every", "step")},
+        "lr": Range(0, low_open=True),
+        "lr_decay": Range(0, 1, low_open=True),
+        "l2": Range(0),
+    }
 
     def __init__(
         self,

@@ -11,6 +11,11 @@ from harness.testing import ConformanceError, check_recommender
 FAST_PARAMS: dict[str, dict] = {
     "gru4rec": {"hidden_size": 16, "batch_size": 16, "epochs": 2, "patience": 1},
     "srgnn": {"hidden_size": 16, "epochs": 2, "patience": 1},
+    "narm": {"embedding_size": 8, "hidden_size": 16, "batch_size": 64, "epochs": 2, "patience": 1},
+    "stamp": {"embedding_size": 16, "batch_size": 64, "epochs": 2, "patience": 1},
+    "sasrec": {"hidden_size": 16, "batch_size": 32, "epochs": 2, "patience": 1},
+    "bprmf": {"factors": 16, "batch_size": 64, "epochs": 2, "patience": 1},
+    "fpmc": {"factors": 16, "batch_size": 64, "epochs": 2, "patience": 1},
 }
 
 
@@ -64,9 +69,11 @@ class BatchDependent(Good):
 
 
 class Mutates(Good):
-    def _score(self, batch):
+    """Overrides the final score (which hands _score a copy) and writes into the caller's batch."""
+
+    def score(self, batch):
         batch.items.clamp_(max=1)
-        return super()._score(batch)
+        return super().score(batch)
 
 
 def test_good_plugin_passes():
@@ -87,3 +94,14 @@ def test_good_plugin_passes():
 def test_broken_plugins_are_named_with_the_rule(cls, rule):
     with pytest.raises(ConformanceError, match=rf"model '{cls.__name__}' \(.*{cls.__name__}\) breaks the rule '.*{rule}"):
         check_recommender(cls)
+
+
+class SloppyCurve(Good):
+    def _fit(self, data, *, seed):
+        super()._fit(data, seed=seed)
+        self.training_curve_ = [{"epoch": 1, "loss": 0.5, "seconds": 0.1}]
+
+
+def test_a_malformed_training_curve_breaks_the_suite():
+    with pytest.raises(ConformanceError, match=r"'training_curve_ follows the documented format': .*lacks 'phase'"):
+        check_recommender(SloppyCurve)

@@ -122,7 +122,7 @@ def write_retrieval(out_dir: str | Path, folder: Path) -> tuple[list[Path], list
     import matplotlib
     import matplotlib.pyplot as plt
 
-    from harness.report.figures import _RC, _save
+    from harness.report.figures import _RC, save_figure
 
     figures, tables = [], []
     lines = ["## Retrieval: approximate nearest neighbours against exact ranking", "",
@@ -135,7 +135,7 @@ def write_retrieval(out_dir: str | Path, folder: Path) -> tuple[list[Path], list
         title = f"{model} on {dataset} ({protocol}, {int(part['n_items'].iloc[0]):,} items)"
         with matplotlib.rc_context(_RC):
             fig = plot_retrieval(part, title)
-            figures += _save(fig, folder / FIGURES_DIR / slug)
+            figures += save_figure(fig, folder / FIGURES_DIR / slug)
             plt.close(fig)
         table = _markdown(part, title)
         (folder / TABLES_DIR / f"{slug}.md").write_text(table)
