@@ -1,8 +1,9 @@
 """The ``sessionbench`` command line.
 
 Errors a user can cause are printed as one line (``sessionbench: error:
-...``) with exit status 2 and no traceback. Logging is configured here and
-nowhere else.
+...``) with exit status 2 and no traceback; a model whose own code raises
+under ``evaluate`` gives one line and exit status 1. ``--traceback`` prints
+the full traceback first. Logging is configured here and nowhere else.
 """
 
 from __future__ import annotations
@@ -11,10 +12,15 @@ import argparse
 import json
 import logging
 import sys
+import tempfile
+import traceback
+import typing
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from harness.errors import ConfigError, SessionbenchError
+from harness.errors import ConfigError, ModelFailure, SessionbenchError, quote
+from harness.limits import MAX_K, MAX_SEED
 
 log = logging.getLogger("sessionbench")
 
@@ -22,22 +28,32 @@ DEFAULT_KS = (5, 10, 20, 50)
 
 
 def _parse_ks(text: str) -> tuple[int, ...]:
+    """``5,10,20`` -> (5, 10, 20): sorted, unique, each in 1..MAX_K."""
+    expected = f"expected comma-separated integers in 1..{MAX_K}, got {quote(text)}"
     try:
-        ks = tuple(int(k) for k in text.split(",") if k.strip())
+        ks = tuple(_int(k) for k in text.split(",") if k.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}") from None
-    if not ks or min(ks) < 1:
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
+        raise argparse.ArgumentTypeError(expected) from None
+    if not ks or min(ks) < 1 or max(ks) > MAX_K:
+        raise argparse.ArgumentTypeError(expected)
     return tuple(sorted(set(ks)))
+
+
+def _int(text: str) -> int:
+    """A decimal integer (``int`` would also take ``1_000`` and refuse 5000 digits with its own message)."""
+    text = text.strip()
+    if not text.lstrip("+-").isdigit() or not text.isascii() or len(text) > 30:
+        raise ValueError(text)
+    return int(text)
 
 
 def _positive_int(text: str) -> int:
     try:
-        value = int(text)
+        value = _int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {quote(text)}") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {quote(text)}")
     return value
 
 
@@ -51,6 +67,53 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _seed(text: str) -> int:
+    """A seed NumPy and torch accept: an integer in 0..2**32 - 1."""
+    try:
+        value = _int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected an integer in 0..{MAX_SEED}, got {quote(text)}")
+    return value
+
+
+def check_output_dir(out: str | Path, option: str = "--out") -> None:
+    """Refuse an output folder that cannot be created or written, before any work starts.
+
+    ``out`` may not exist yet: then its nearest existing ancestor must be a
+    writable folder. Writing is tested by creating (and at once removing) a
+    temporary file, which is what counts, whoever runs the command.
+
+    Raises:
+        ConfigError: ``out`` (or an ancestor) is a file, or the folder cannot
+            be written.
+    """
+    out = Path(out)
+    if "\0" in str(out):
+        raise ConfigError(f"{option} {quote(str(out))}: a path cannot contain a NUL character")
+    try:
+        existing = out
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise ConfigError(f"{option} {out}: {existing} is a file; expected a folder (or a path to create)")
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{option} {out}: cannot write there ({exc.strerror or type(exc).__name__}); "
+                          "expected a writable folder") from None
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, like every other error
+    of the command line (exit status 2, the usage only with ``--help``)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        _print_error(f"{self.prog}: error: {message} (see {self.prog} --help)")
+        raise SystemExit(2)
+
+
 def _add_data_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir",
@@ -61,11 +124,13 @@ def _add_data_dir(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="sessionbench",
         description="Benchmark harness for session-based recommendation.",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    parser.add_argument("--traceback", action="store_true",
+                        help="on an error, print the full traceback before the one-line message")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     ds = sub.add_parser("datasets", help="list dataset presets, or print a dataset's statistics",
@@ -132,16 +197,18 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                     help="a hyper-parameter (repeat for several); values are read as YAML scalars")
     ev.add_argument("--k", type=_parse_ks, default=DEFAULT_KS, metavar="K,K,...",
-                    help="cut-offs (default 5,10,20,50)")
+                    help=f"cut-offs, each at most {MAX_K} (default 5,10,20,50)")
     ev.add_argument("--protocol", choices=("next", "rest"), default="next",
                     help="next: the next item is the target; rest: all remaining items are (default next)")
     ev.add_argument("--exclude-seen", action="store_true", help="remove items already in the prefix from the ranking")
     ev.add_argument("--batch-size", type=_positive_int, default=500, help="prefixes per scoring batch (default 500)")
     _add_data_dir(ev)
-    ev.add_argument("--seed", type=int, default=0, help="random seed for fit (default 0)")
+    ev.add_argument("--seed", type=_seed, default=0, help=f"random seed for fit, 0..{MAX_SEED} (default 0)")
     ev.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     ev.add_argument("--timeout", type=_positive_seconds, metavar="SECONDS",
                     help="time limit of fit and of the evaluation each (exit status 124 past it)")
+    ev.add_argument("--traceback", action="store_true", default=argparse.SUPPRESS,
+                    help="on an error, print the full traceback (also accepted before the command)")
     ev.set_defaults(handler=_cmd_evaluate)
     return parser
 
@@ -221,10 +288,11 @@ def _cmd_models(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from harness.runner import run_suite
+    from harness.runner import REPO_ROOT, run_suite
     from harness.suites import load_suite
 
     suite = load_suite(args.suite)
+    check_output_dir(args.out if args.out is not None else REPO_ROOT / "reports" / suite.name)
     outcome = run_suite(
         suite, out_dir=args.out, data_dir=args.data_dir, jobs=args.jobs, force=args.force, only=args.only,
         progress=sys.stderr.isatty(), report=not args.no_report, echo=tqdm.write,
@@ -335,8 +403,12 @@ def _cmd_runs_prune(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    """Fit and evaluate one model. Bad input or a broken plugin contract
+    raises :class:`SessionbenchError` (exit 2); an exception raised by the
+    model's own ``fit`` or ``score`` becomes :class:`ModelFailure` (exit 1)."""
     from harness import specs
     from harness.evaluate import evaluate
+    from harness.plugin import calling_model
     from harness.registry import make_model, parse_param
 
     params: dict[str, Any] = {}
@@ -349,7 +421,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     data = specs.load_dataset(args.dataset, data_dir=args.data_dir)
     limit = _phase_limits(args.timeout)
     log.info("fitting %r on %s (%d training sessions)", model, data.name, data.train.n_sessions)
-    with limit("fit", args.timeout):
+    with limit("fit", args.timeout), calling_model(model, "fit"):
         model.fit(data, seed=args.seed)
     with limit("score", args.timeout):
         result = evaluate(
@@ -412,6 +484,15 @@ def format_metric_table(metrics: dict[str, float], ks: Sequence[int]) -> str:
     return "\n".join(lines)
 
 
+def _report(err: Exception, full: bool, hint: str = "") -> None:
+    """Print ``err`` as one line on stderr (after its traceback when ``full``)."""
+    if full:
+        traceback.print_exception(err, file=sys.stderr)
+        hint = ""
+    message = " ".join(str(err).split())  # one line, whatever the message holds
+    _print_error(f"sessionbench: error: {message}{hint}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sessionbench`` console script; returns the exit status."""
     parser = build_parser()
@@ -421,11 +502,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except SessionbenchError as err:
-        print(f"sessionbench: error: {err}", file=sys.stderr)
+        _report(err, args.traceback)
         return 2
+    except ModelFailure as err:
+        _report(err, args.traceback, hint=" (run with --traceback for the model's traceback)")
+        return 1
     except KeyboardInterrupt:
         print("sessionbench: interrupted", file=sys.stderr)
         return 130
+
+
+def _print_error(message: str) -> None:
+    """Print one line to stderr even when it holds characters stderr cannot
+    encode (a file name with undecodable bytes, for instance)."""
+    encoding = getattr(sys.stderr, "encoding", None) or "utf-8"
+    line = " ".join(message.split("\n"))
+    print(line.encode(encoding, "backslashreplace").decode(encoding, "replace"), file=sys.stderr)
 
 
 if __name__ == "__main__":
