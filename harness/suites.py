@@ -45,6 +45,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from harness.errors import ConfigError, describe, quote
 from harness.limits import MAX_GRID_LABEL_LENGTH, MAX_GRID_POINTS, MAX_K, MAX_NAME_LENGTH, MAX_SEED
 from harness.registry import coerce_params, get_model_class
