@@ -11,7 +11,7 @@ import contract_plugins
 import numpy as np
 import pytest
 import torch
-from data_paths import DIGINETICA_SAMPLE
+from data_paths import DIGINETICA_SAMPLE, require_data
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -33,6 +33,7 @@ def cache(cache_dir, monkeypatch):
 
 
 def evaluate_cli(capsys, model, *extra):
+    require_data("diginetica-sample")
     code = main(["evaluate", *DIGI, "--model", model, *extra])
     out, err = capsys.readouterr()
     return code, out, err
@@ -154,6 +155,7 @@ def test_a_model_that_raises_exits_1_with_one_line(capsys, model, method, detail
 
 
 @pytest.mark.parametrize("where", ["before", "after"])
+@pytest.mark.data("diginetica-sample")
 def test_traceback_shows_the_models_frames(capsys, where):
     argv = ["evaluate", *DIGI, "--model", "contract_plugins:ScoreRaises"]
     argv = ["--traceback", *argv] if where == "before" else [*argv, "--traceback"]
@@ -253,6 +255,7 @@ def behaving(behaviour):
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=behaviours())
+@pytest.mark.data("diginetica-sample")
 def test_any_plugin_output_gives_0_1_or_2_and_never_a_traceback(case, capsys):
     behaviour, expected = case
     with behaving(behaviour):
