@@ -258,7 +258,7 @@ def parse_timeout(value: Any, where: str, key: str) -> dict[str, float]:
 def _seconds(value: Any, where: str, key: str, *, mapping_too: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         also = " or a mapping with fit, score" if mapping_too else ""
-        raise ConfigError(f"{where}: key {key!r}: expected a positive number of seconds{also}, got {value!r}")
+        raise ConfigError(f"{where}: key {key!r}: expected a positive number of seconds{also}, got {describe(value)}")
     return float(value)
 
 
