@@ -141,6 +141,14 @@ def test_editing_any_source_file_that_can_run_changes_the_run_ids(workdir, tree_
     assert all(after[label] != before[label] for label in before), (edited, before, after)
 
 
+def test_editing_the_report_code_keeps_the_run_ids(workdir, tree_copy):
+    """The report only reads stored runs: redrawing a figure must not make every run stale."""
+    s = suite(workdir, ["pop", "markov"])
+    before = ids(s)
+    _edit(tree_copy / "harness" / "report" / "figures.py")
+    assert ids(s) == before
+
+
 def test_a_code_edit_makes_the_next_run_redo_the_runs(workdir, tree_copy):
     s = suite(workdir, ["pop", "markov"])
     out = workdir / "out"
