@@ -57,6 +57,35 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _parse_names(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected comma-separated names, got {text!r}")
+    return names
+
+
+def _add_report_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--figure-width", default="column", metavar="W",
+                        help="print width of the figures: column, text or inches (default column)")
+    parser.add_argument("--column-width", type=float, default=3.3, metavar="IN",
+                        help="inches of --figure-width column (default 3.3)")
+    parser.add_argument("--text-width", type=float, default=7.0, metavar="IN",
+                        help="inches of --figure-width text (default 7.0)")
+    parser.add_argument("--metrics", type=_parse_names, default=None, metavar="NAME,...",
+                        help="table columns: metrics (HitRate, Recall, MRR, NDCG, Coverage, Popularity) and "
+                             "timings (fit_seconds, prefixes_per_second, latency_ms_p50, latency_ms_p95); "
+                             "default HitRate,MRR,NDCG,fit_seconds")
+    parser.add_argument("--ks", type=_parse_ks, default=None, metavar="K,K,...",
+                        help="cut-offs of the table's metric columns (default 20,50)")
+    parser.add_argument("--models", type=_parse_names, default=None, metavar="LABEL,...",
+                        help="only these model labels (default: all)")
+    parser.add_argument("--layout", choices=("narrow", "wide"), default="narrow",
+                        help="LaTeX table: narrow (one column of a two-column paper, the default) or wide "
+                             "(table* across both columns)")
+    parser.add_argument("--n-bootstrap", type=_positive_int, default=1000, metavar="N",
+                        help="bootstrap replicates per confidence interval (default 1000)")
+
+
 def _positive_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -201,10 +230,33 @@ def build_parser() -> argparse.ArgumentParser:
     runs_prune.set_defaults(handler=_cmd_runs_prune)
 
     rep = sub.add_parser("report", help="write figures and tables from stored runs",
-                         description="Read the stored runs of OUT_DIR and write OUT_DIR/report/.")
+                         description="Read the stored runs of OUT_DIR (the runs of its plan) and write "
+                                     "OUT_DIR/report/: figures drawn at their print width, LaTeX/Markdown/CSV "
+                                     "tables, a tuning section per tuned model, and the runs left out and why.")
     rep.add_argument("out_dir", nargs="?", default=None,
                      help="a suite's output folder (default: reports/default of the current folder)")
+    _add_report_options(rep)
     rep.set_defaults(handler=_cmd_report)
+
+    cmp_ = sub.add_parser("compare", help="compare the shared runs of two result folders (or two labels)",
+                          description="For the runs two result folders share (same dataset, protocol and test "
+                                      "cases), or two labels of one folder: per-metric differences B - A with "
+                                      "paired bootstrap CIs and paired t-tests (Holm-corrected), as a text table, "
+                                      "Markdown, CSV and a figure.")
+    cmp_.add_argument("a", help="result folder A")
+    cmp_.add_argument("b", nargs="?", default=None, help="result folder B (default: A, with --labels)")
+    cmp_.add_argument("--labels", nargs=2, metavar=("X", "Y"),
+                      help="compare label X of A with label Y of B (default: every label both folders have)")
+    cmp_.add_argument("--metrics", type=_parse_names, default=None, metavar="NAME,...",
+                      help="metrics to compare (default HitRate,MRR,NDCG)")
+    cmp_.add_argument("--ks", type=_parse_ks, default=None, metavar="K,K,...", help="cut-offs (default 20,50)")
+    cmp_.add_argument("--out", metavar="DIR", help="where to write compare.md, compare.csv and the figure "
+                                                   "(default: B/compare/ or A/compare/)")
+    cmp_.add_argument("--figure-width", default="column", metavar="W",
+                      help="column, text or inches (default column)")
+    cmp_.add_argument("--n-bootstrap", type=_positive_int, default=1000, metavar="N",
+                      help="bootstrap replicates (default 1000)")
+    cmp_.set_defaults(handler=_cmd_compare)
 
     ev = sub.add_parser("evaluate", help="fit one model on one dataset and print its metrics",
                         description="Fit a model on a dataset's training split and evaluate it on the test split.")
@@ -352,17 +404,43 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from harness.report import write_report
     from harness.paths import reports_dir
+    from harness.report import TableSpec, check_table_metrics, write_report
     from harness.store import iter_runs
 
     out = Path(args.out_dir) if args.out_dir else reports_dir("default")
-    if not any(True for _ in iter_runs(out, include_failed=True)):
+    if not any(True for _ in iter_runs(out, include_failed=True, include_broken=True)):
         raise ConfigError(f"{out}: no stored runs found (expected {out}/runs/<run_id>/manifest.json); "
                           "run `sessionbench run` first")
-    summary = write_report(out)
+    spec = TableSpec(layout=args.layout)
+    if args.metrics is not None:
+        spec = TableSpec(metrics=check_table_metrics(args.metrics), ks=spec.ks, layout=args.layout)
+    if args.ks is not None:
+        spec = TableSpec(metrics=spec.metrics, ks=args.ks, layout=args.layout)
+    summary = write_report(out, n_bootstrap=args.n_bootstrap, figure_width=args.figure_width,
+                           column_width=args.column_width, text_width=args.text_width, table=spec,
+                           models=args.models)
+    for line in summary.warnings:
+        print(f"sessionbench: warning: {line}", file=sys.stderr)
     print(summary.text)
     print(f"report: {summary.path}")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from harness.report.compare import compare, write_comparison
+
+    a = Path(args.a)
+    b = Path(args.b) if args.b else a
+    if b == a and not args.labels:
+        raise ConfigError("compare: give two result folders, or one folder and --labels X Y")
+    result = compare(a, b, labels=args.labels, metrics=args.metrics, ks=args.ks, n_bootstrap=args.n_bootstrap)
+    out = Path(args.out) if args.out else b / "compare"
+    written = write_comparison(result, out, figure_width=args.figure_width)
+    print(result.text())
+    print(f"compare: {written[0].parent}")
     return 0
 
 

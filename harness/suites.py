@@ -21,6 +21,8 @@ A suite (a shipped one, ``harness/presets/suites/<name>.yaml``, or any file)::
     exclude_seen: false
     latency: {samples: 200, warmup: 20}
     timeout: {fit: 3600, score: 600}   # optional, seconds; one number for both
+    style:                         # optional: how reports draw a label
+      my-model: {color: "#117733", marker: "d", hatch: "//"}
 
 A model entry may set its own ``timeout`` (same forms). It expands into runs: dataset x model (x grid point) x seed x protocol.
 
@@ -56,7 +58,7 @@ from harness.yamlfile import load_yaml_file
 
 SUITE_DIR = paths.suite_dir()  # the shipped suites (package data)
 _TOP_KEYS = ("name", "description", "data_dir", "datasets", "models", "seeds", "ks", "protocols", "batch_size",
-             "exclude_seen", "latency", "timeout")
+             "exclude_seen", "latency", "timeout", "style")
 _DATASET_KEYS = ("name", "data_dir")
 _MODEL_KEYS = ("name", "label", "params", "grid", "seeds", "timeout")
 _TIMEOUT_KEYS = ("fit", "score")
@@ -108,6 +110,7 @@ class Suite:
     batch_size: int = 500
     exclude_seen: bool = False
     latency: dict[str, int] = field(default_factory=lambda: {"samples": 200, "warmup": 20})
+    style: dict[str, dict[str, str]] = field(default_factory=dict)
     timeout: dict[str, float] = field(default_factory=dict)  # phase (fit, score) -> seconds; {} none
     text: str = ""  # the suite file's text (a YAML dump of the mapping when there is no file)
 
@@ -164,6 +167,9 @@ def parse_suite(data: Any, path: Path | None = None) -> Suite:
     description = data.get("description", "")
     if not isinstance(description, str):
         raise ConfigError(f"{where}: key 'description': expected a string, got {describe(description)}")
+    from harness.report.styles import validate_style_map
+
+    style = validate_style_map(data["style"], where) if "style" in data else {}
     return Suite(
         name=_name(data.get("name", path.stem if path else "suite"), where),
         description=description,
@@ -178,6 +184,7 @@ def parse_suite(data: Any, path: Path | None = None) -> Suite:
             "samples": _int(latency.get("samples", 200), where, "latency.samples", minimum=0, maximum=_MAX_LATENCY),
             "warmup": _int(latency.get("warmup", 20), where, "latency.warmup", minimum=0, maximum=_MAX_LATENCY),
         },
+        style=style,
         timeout=parse_timeout(data.get("timeout"), where, "timeout"),
         text=yaml.safe_dump(data, sort_keys=False),
     )
@@ -251,7 +258,7 @@ def parse_timeout(value: Any, where: str, key: str) -> dict[str, float]:
 def _seconds(value: Any, where: str, key: str, *, mapping_too: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         also = " or a mapping with fit, score" if mapping_too else ""
-        raise ConfigError(f"{where}: key {key!r}: expected a positive number of seconds{also}, got {value!r}")
+        raise ConfigError(f"{where}: key {key!r}: expected a positive number of seconds{also}, got {describe(value)}")
     return float(value)
 
 
