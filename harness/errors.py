@@ -2,8 +2,9 @@
 
 Every error a user can cause (a bad file, a bad spec, a bad command-line value,
 a plugin that breaks the API contract) is a :class:`SessionbenchError`. The CLI
-prints such an error as one line and exits with status 2; anything else is a
-bug and keeps its traceback.
+prints such an error as one line and exits with status 2. A model whose own
+code raises while fitting or scoring gives a :class:`ModelFailure`: one line
+and exit status 1. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -80,3 +81,19 @@ class UnknownNameError(SessionbenchError):
 
 class ContractError(SessionbenchError):
     """A model (plugin) broke a rule of the plugin API; names model and rule."""
+
+
+class ModelFailure(Exception):
+    """A model's own code raised while fitting or scoring (CLI exit status 1).
+
+    Not a :class:`SessionbenchError`: the input was fine, the model failed.
+    The message names the model, the method, the exception type and its
+    message; the original exception is the ``__cause__``.
+    """
+
+    def __init__(self, model: str, method: str, error: BaseException) -> None:
+        self.model = model
+        self.method = method
+        self.error = error
+        detail = " ".join(str(error).split()) or "(no message)"
+        super().__init__(f"{model} failed in {method}: {type(error).__name__}: {detail}")

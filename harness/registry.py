@@ -23,6 +23,7 @@ import logging
 import math
 import re
 import sys
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from harness.errors import ConfigError, ContractError, UnknownNameError, quote
+from harness.errors import ConfigError, ContractError, SessionbenchError, UnknownNameError, quote
 from harness.plugin import SessionRecommender
 
 ENTRY_POINT_GROUP = "sessionbench.models"
@@ -91,7 +92,8 @@ def _load_entry_points() -> None:
             if inspect.isclass(obj):
                 _add(ep.name, obj, origin=origin)
         except Exception as err:
-            reason = str(err) if isinstance(err, ContractError) else f"{origin} failed to import: {type(err).__name__}: {err}"
+            module_name = ep.value.split(":")[0].strip()
+            reason = str(err) if isinstance(err, ContractError) else f"{origin}: {_import_failure(module_name, err)}"
             BROKEN_PLUGINS[ep.name if ep.name not in _REGISTRY else f"{ep.name} ({ep.value})"] = reason
             log.warning("ignoring a broken plugin: %s", reason)
 
@@ -110,11 +112,16 @@ def _import_class(spec: str) -> type[SessionRecommender]:
         sys.path.insert(0, cwd)
     try:
         module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise UnknownNameError(
-            f"model {spec!r}: cannot import module {module_name!r} ({err}); "
-            "is it on the Python path or in the current directory?"
-        ) from None
+    except ModuleNotFoundError as err:
+        if err.name is not None and (module_name == err.name or module_name.startswith(err.name + ".")):
+            # the module itself (or its package) is missing, not one of its imports
+            raise UnknownNameError(
+                f"model {spec!r}: cannot import module {module_name!r} ({err}); "
+                "is it on the Python path or in the current directory?"
+            ) from None
+        raise ContractError(f"model {spec!r}: {_import_failure(module_name, err)}") from None
+    except Exception as err:  # a syntax error or any exception raised while the module runs
+        raise ContractError(f"model {spec!r}: {_import_failure(module_name, err)}") from None
     cls = module
     for part in attr.split("."):
         cls = getattr(cls, part, None)
@@ -123,6 +130,19 @@ def _import_class(spec: str) -> type[SessionRecommender]:
     if not (inspect.isclass(cls) and issubclass(cls, SessionRecommender)):
         raise ContractError(f"model {spec!r} is not a subclass of harness.plugin.SessionRecommender")
     return cls
+
+
+def _import_failure(module_name: str, err: BaseException) -> str:
+    """One line: where importing ``module_name`` failed, and how to find out more."""
+    if isinstance(err, SyntaxError):
+        where = f"{err.filename}, line {err.lineno}" if err.filename else "its source"
+        what = f"syntax error in {where}: {err.msg}"
+    else:
+        frame = traceback.extract_tb(err.__traceback__)[-1] if err.__traceback__ else None
+        where = f" ({frame.filename}, line {frame.lineno})" if frame else ""
+        what = f"{type(err).__name__}: {' '.join(str(err).split())}{where}"
+    return (f"importing module {module_name!r} failed with {what}; fix the module "
+            f"(python -c 'import {module_name}' shows the full traceback)")
 
 
 def get_model_class(name: str) -> type[SessionRecommender]:
@@ -194,9 +214,10 @@ def coerce_params(cls: type[SessionRecommender], params: Mapping[str, Any], *, s
     type of each default and check them against the declared ranges.
 
     YAML reads ``1e-3`` as a string and ``5`` as an int; a float default
-    accepts both, an int default refuses ``0.5``. Unknown names are an error,
-    and so is a value outside the model's ``hyperparameter_ranges`` (see
-    :class:`Range`).
+    accepts both, an int default refuses ``0.5``. NaN and infinities
+    (``.inf``, ``1e999``) are refused for every hyper-parameter. Unknown names
+    are an error, and so is a value outside the model's
+    ``hyperparameter_ranges`` (see :class:`Range`).
     """
     defaults = cls.hyperparameters()
     ranges = hyperparameter_ranges(cls)
@@ -214,6 +235,19 @@ def coerce_params(cls: type[SessionRecommender], params: Mapping[str, Any], *, s
 
 
 def _coerce(value: Any, default: Any, where: str) -> Any:
+    value = _finite(_convert(value, default, where), where)
+    return value
+
+
+def _finite(value: Any, where: str) -> Any:
+    """Refuse NaN and infinities: no hyper-parameter means anything with them
+    (and a learning rate of inf fails deep inside training)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+    return value
+
+
+def _convert(value: Any, default: Any, where: str) -> Any:
     if default is None or value is None:
         return value
     if isinstance(default, bool):
@@ -252,6 +286,41 @@ def parse_param(text: str) -> tuple[str, Any]:
 
 
 def make_model(name: str, params: Mapping[str, Any] | None = None, *, source: str = "--param") -> SessionRecommender:
-    """Instantiate a model by name with checked, coerced hyper-parameters."""
+    """Instantiate a model by name with checked, coerced hyper-parameters.
+
+    Raises:
+        ContractError: the class's ``__init__`` breaks the plugin contract (a
+            hyper-parameter without a default, one it does not store under
+            its own name) or raises; the message names the class and the fix.
+        ConfigError: a hyper-parameter name or value is invalid.
+    """
     cls = get_model_class(name)
-    return cls(**coerce_params(cls, params or {}, source=source))
+    label = f"model {cls.name or cls.__name__!r} ({cls.__module__}.{cls.__qualname__})"
+    _check_signature(cls, label)
+    kwargs = coerce_params(cls, params or {}, source=source)
+    try:
+        model = cls(**kwargs)
+    except SessionbenchError:
+        raise
+    except Exception as err:
+        shown = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        raise ContractError(f"{label}: __init__({shown}) raised {type(err).__name__}: {' '.join(str(err).split())}; "
+                            "__init__ should only store its hyper-parameters (check values in _fit)") from None
+    unstored = [k for k in cls.hyperparameters() if k not in vars(model)]
+    if unstored:
+        raise ContractError(f"{label}: __init__ does not store the hyper-parameter {unstored[0]!r}; "
+                            f"add `self.{unstored[0]} = {unstored[0]}` to __init__")
+    return model
+
+
+def _check_signature(cls: type[SessionRecommender], label: str) -> None:
+    """Every hyper-parameter needs a default, so that the model runs with none given."""
+    if cls.__init__ is object.__init__:
+        return
+    for p in list(inspect.signature(cls.__init__).parameters.values())[1:]:
+        if p.kind is p.VAR_POSITIONAL:
+            raise ContractError(f"{label}: __init__ takes *{p.name}; hyper-parameters are keyword arguments "
+                                "with defaults (def __init__(self, *, alpha=0.5))")
+        if p.kind is not p.VAR_KEYWORD and p.default is inspect.Parameter.empty:
+            raise ContractError(f"{label}: __init__ argument {p.name!r} has no default; every hyper-parameter "
+                                f"needs one (def __init__(self, *, {p.name}=...))")

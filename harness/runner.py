@@ -1,32 +1,44 @@
 """The runner: expand a suite into runs and execute the missing ones.
 
-Each run is a pure function of its frozen :class:`RunSpec`; its id is a hash
-of that spec (dataset content, model, hyper-parameters, seed, protocol, the
-model's code version), so a finished run is recognised and skipped on the
-next invocation (``force`` redoes it). Every run executes in its own process
-behind the small :class:`Executor` interface (a local process pool by
-default; a cluster back-end implements the same ``run`` method), which
-isolates crashes and gives a clean peak-memory figure. A run that raises is
-stored as failed with its traceback and the suite goes on; a killed or
-interrupted suite loses nothing already stored.
+Each run is a pure function of its frozen :class:`RunSpec`. Its id hashes
+everything that can change its result: the resolved configuration
+(:meth:`RunSpec.config`: dataset content key, model, every hyper-parameter,
+seed, protocol, stage, K list, evaluation options, latency sampling, library
+versions) and the code fingerprint (:mod:`harness.fingerprint`: every source
+file of sessionbench and of the model's plugin package). A finished run that
+passes verification (:func:`harness.store.verify_run`) is skipped on the
+next invocation; ``force`` redoes it beside the old one and swaps only on
+success.
+
+Every run executes in its own process behind the small :class:`Executor`
+interface (a local process pool by default; a cluster back-end implements
+the same ``run`` method), which isolates crashes and gives a clean
+peak-memory figure. The worker writes its run into a temporary folder; the
+runner installs it (:func:`harness.store.install_run`). A run that raises,
+passes its time limit or whose process dies is stored as failed with the
+reason, and the suite goes on; a killed or interrupted suite loses nothing
+already stored, and its workers die with it. One ``run`` writes an output
+folder at a time (:mod:`harness.lock`), and ``OUT/plan.json`` records what
+it expects (:class:`harness.store.Plan`).
 """
 
 from __future__ import annotations
 
 import fnmatch
 import hashlib
-import inspect
 import json
 import logging
 import multiprocessing as mp
 import multiprocessing.connection
 import os
 import platform
+import shutil
+import signal
 import socket
 import subprocess
-import sys
 import time
 import traceback
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
@@ -34,14 +46,34 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from harness import __version__
-from harness.errors import SessionbenchError
-from harness.store import COMPLETE, FAILED, clean_temporary, is_complete, iter_runs, read_manifest, run_path, write_run
+from harness.errors import ConfigError, SessionbenchError
+from harness.fingerprint import CodeFingerprint, model_fingerprint
+from harness.lock import OutputLock, describe
+from harness.store import (
+    COMPLETE,
+    FAILED,
+    Plan,
+    clean_temporary,
+    install_run,
+    iter_runs,
+    load_run,
+    read_manifest,
+    run_path,
+    runs_dir,
+    update_manifest,
+    write_plan,
+    write_run_files,
+)
 from harness.suites import ModelEntry, Suite
+from harness.watchdog import EXIT_ORPHANED, EXIT_TIMEOUT, Watchdog, die_with_parent, format_seconds
 
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SELECTION_METRIC = "MRR@20"
+SELECTION_SPLIT = "valid"
+#: library versions that can change a result (part of every run's config)
+RESULT_LIBRARIES = ("torch", "numpy", "pandas", "scipy", "scikit-learn")
 
 
 # --------------------------------------------------------------------------- #
@@ -49,10 +81,26 @@ SELECTION_METRIC = "MRR@20"
 # --------------------------------------------------------------------------- #
 
 
+def canonical_json(value: Any) -> str:
+    """The JSON text that digests hash: sorted keys, no spaces."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def sha256_text(text: str) -> str:
+    """SHA-256 (hex) of a text's UTF-8 bytes."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class RunSpec:
-    """Everything a run depends on. ``frozen()`` is what the run id hashes:
-    the dataset's content key, not where its files lie."""
+    """Everything a run depends on, plus where and how to run it.
+
+    :meth:`config` is what identifies the result (with ``code_digest``);
+    ``suite``, ``dataset`` (the suite's entry), ``data_dir`` and ``label``
+    say where things are and what to call them, ``timeout`` limits the
+    phases and ``selection`` records why a tuned final was chosen: none of
+    them can change the numbers, so none is in the id.
+    """
 
     suite: str
     dataset: str  # preset name or spec path, as in the suite
@@ -69,18 +117,43 @@ class RunSpec:
     exclude_seen: bool
     latency: dict[str, int]
     stage: str = "test"  # "tune": fit on train_tr, score valid
-    model_code: str = ""
+    code_digest: str = ""
+    runtime: dict[str, str] = field(default_factory=dict)  # library versions
+    timeout: dict[str, float] = field(default_factory=dict)  # phase -> seconds
+    selection: dict[str, Any] | None = None
 
-    def frozen(self) -> dict[str, Any]:
-        d = asdict(self)
-        for volatile in ("suite", "dataset", "data_dir", "latency"):
-            d.pop(volatile)
-        d["ks"] = list(self.ks)
-        return d
+    def config(self) -> dict[str, Any]:
+        """The canonical resolved configuration: everything but code that
+        can change the result.
+
+        ``batch_size`` is in it: it sets the measured throughput and, for
+        neural models, the padding of each scored batch (float results may
+        differ in the last bits). ``latency`` sampling sets the latency
+        figures. Library versions can change any number.
+        """
+        return {
+            "dataset": {"name": self.dataset_name, "key": self.dataset_key},
+            "model": self.model, "params": self.params, "seed": self.seed, "protocol": self.protocol,
+            "stage": self.stage, "ks": list(self.ks),
+            "evaluation": {"batch_size": self.batch_size, "exclude_seen": self.exclude_seen},
+            "latency": dict(self.latency), "runtime": dict(self.runtime),
+        }  # fmt: skip
+
+    @property
+    def config_digest(self) -> str:
+        """SHA-256 of :meth:`config` (canonical JSON)."""
+        return sha256_text(canonical_json(self.config()))
+
+    @property
+    def pool_digest(self) -> str:
+        """SHA-256 of the config without the seed, and of the code: runs
+        that may be averaged over seeds share it."""
+        config = {k: v for k, v in self.config().items() if k != "seed"}
+        return sha256_text(canonical_json({"config": config, "code": self.code_digest}))
 
     @property
     def run_id(self) -> str:
-        digest = hashlib.sha256(json.dumps(self.frozen(), sort_keys=True, default=str).encode()).hexdigest()[:10]
+        digest = sha256_text(canonical_json({"config": self.config(), "code": self.code_digest}))[:12]
         stage = "" if self.stage == "test" else f"-{self.stage}"
         return f"{self.dataset_name}-{self.label}-s{self.seed}-{self.protocol}{stage}-{digest}"
 
@@ -89,60 +162,9 @@ class RunSpec:
         """``dataset/label/seed`` (what ``--only`` also matches)."""
         return f"{self.dataset_name}/{self.label}/{self.seed}" + ("" if self.stage == "test" else f"/{self.stage}")
 
-
-def model_code_version(model: str) -> str:
-    """A short hash of the source file that defines the model class."""
-    from harness.registry import get_model_class
-
-    cls = get_model_class(model)
-    try:
-        source = Path(inspect.getsourcefile(cls)).read_bytes()
-    except (TypeError, OSError):
-        source = f"{cls.__module__}.{cls.__qualname__}".encode()
-    return hashlib.sha256(source).hexdigest()[:12]
-
-
-def _full_params(model: str, params: dict[str, Any]) -> dict[str, Any]:
-    from harness.registry import coerce_params, get_model_class
-
-    cls = get_model_class(model)
-    return {**cls.hyperparameters(), **coerce_params(cls, params)}
-
-
-def expand(suite: Suite, datasets: dict[str, tuple[str, str]], *, stage_of: Callable[[ModelEntry], str]) -> list[RunSpec]:
-    """The runs of a suite for the given stage rule.
-
-    ``datasets`` maps a suite dataset entry's name to (dataset name, content
-    key). ``stage_of(model)`` is ``"tune"`` for grid models (their grid
-    points, scored on valid) or ``"test"``.
-    """
-    runs = []
-    for entry in suite.datasets:
-        name, key = datasets[entry.name]
-        for model in suite.models:
-            code = model_code_version(model.name)
-            stage = stage_of(model)
-            points = model.grid_points() if stage == "tune" else [model.params]
-            protocols = ("next",) if stage == "tune" else suite.protocols
-            for params, seed, protocol in ((p, s, pr) for p in points for s in model.seeds for pr in protocols):
-                label = model.label if stage == "test" else _grid_label(model, params)
-                runs.append(RunSpec(
-                    suite=suite.name, dataset=entry.name, dataset_name=name, dataset_key=key,
-                    data_dir=entry.data_dir, model=model.name, label=label,
-                    params=_full_params(model.name, params), seed=seed, protocol=protocol, ks=suite.ks,
-                    batch_size=suite.batch_size, exclude_seen=suite.exclude_seen, latency=dict(suite.latency),
-                    stage=stage, model_code=code,
-                ))  # fmt: skip
-    return runs
-
-
-def _grid_label(model: ModelEntry, params: dict[str, Any]) -> str:
-    return model.label + "[" + ",".join(f"{k}={params[k]}" for k in sorted(model.grid)) + "]"
-
-
-# --------------------------------------------------------------------------- #
-# executing one run (inside a worker process)
-# --------------------------------------------------------------------------- #
+    def frozen(self) -> dict[str, Any]:
+        """The configuration (kept for callers of the earlier name)."""
+        return self.config()
 
 
 def _versions() -> dict[str, str]:
@@ -155,6 +177,70 @@ def _versions() -> dict[str, str]:
         except md.PackageNotFoundError:
             pass
     return out
+
+
+def runtime_versions() -> dict[str, str]:
+    """Python's and the result-relevant libraries' versions (:data:`RESULT_LIBRARIES`)."""
+    versions = _versions()
+    return {k: v for k, v in versions.items() if k == "python" or k in RESULT_LIBRARIES}
+
+
+def _full_params(model: str, params: dict[str, Any]) -> dict[str, Any]:
+    from harness.registry import coerce_params, get_model_class
+
+    cls = get_model_class(model)
+    return {**cls.hyperparameters(), **coerce_params(cls, params)}
+
+
+def effective_timeout(suite: Suite, model: ModelEntry, default: dict[str, float] | None = None) -> dict[str, float]:
+    """Phase limits of a model's runs: the model entry's, else the suite's,
+    else ``default`` (``--timeout``), per phase."""
+    return {**(default or {}), **suite.timeout, **model.timeout}
+
+
+def expand(
+    suite: Suite,
+    datasets: dict[str, tuple[str, str]],
+    *,
+    stage_of: Callable[[ModelEntry], str],
+    timeout: dict[str, float] | None = None,
+) -> list[RunSpec]:
+    """The runs of a suite for the given stage rule.
+
+    ``datasets`` maps a suite dataset entry's name to (dataset name, content
+    key). ``stage_of(model)`` is ``"tune"`` for grid models (their grid
+    points, scored on valid) or ``"test"``. ``timeout`` is the default
+    phase limit (see :func:`effective_timeout`).
+    """
+    runs = []
+    runtime = runtime_versions()
+    for entry in suite.datasets:
+        name, key = datasets[entry.name]
+        for model in suite.models:
+            code = model_fingerprint(model.name).digest
+            stage = stage_of(model)
+            limits = effective_timeout(suite, model, timeout)
+            points = model.grid_points() if stage == "tune" else [model.params]
+            protocols = ("next",) if stage == "tune" else suite.protocols
+            for params, seed, protocol in ((p, s, pr) for p in points for s in model.seeds for pr in protocols):
+                label = model.label if stage == "test" else _grid_label(model, params)
+                runs.append(RunSpec(
+                    suite=suite.name, dataset=entry.name, dataset_name=name, dataset_key=key,
+                    data_dir=entry.data_dir, model=model.name, label=label,
+                    params=_full_params(model.name, params), seed=seed, protocol=protocol, ks=suite.ks,
+                    batch_size=suite.batch_size, exclude_seen=suite.exclude_seen, latency=dict(suite.latency),
+                    stage=stage, code_digest=code, runtime=runtime, timeout=limits,
+                ))  # fmt: skip
+    return runs
+
+
+def _grid_label(model: ModelEntry, params: dict[str, Any]) -> str:
+    return model.label + "[" + ",".join(f"{k}={params[k]}" for k in sorted(model.grid)) + "]"
+
+
+# --------------------------------------------------------------------------- #
+# executing one run (inside a worker process)
+# --------------------------------------------------------------------------- #
 
 
 def _git_commit() -> str | None:
@@ -184,18 +270,32 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def base_manifest(spec: RunSpec) -> dict[str, Any]:
-    """The manifest fields known before the run starts."""
+def base_manifest(spec: RunSpec, code: CodeFingerprint | None = None) -> dict[str, Any]:
+    """The manifest fields known before the run starts (``code``: the
+    fingerprint; only its digest is recorded when not given)."""
     return {
         "run_id": spec.run_id, "status": None, "suite": spec.suite, "stage": spec.stage,
         "dataset": spec.dataset_name, "model": spec.model, "label": spec.label, "params": spec.params,
-        "seed": spec.seed, "protocol": spec.protocol, "ks": list(spec.ks), "spec": spec.frozen(),
-        "data_dir": spec.data_dir,
+        "seed": spec.seed, "protocol": spec.protocol, "ks": list(spec.ks), "config": spec.config(),
+        "config_digest": spec.config_digest, "pool_digest": spec.pool_digest,
+        "code": code.to_manifest() if code is not None else {"digest": spec.code_digest, "files": None},
+        "timeout": dict(spec.timeout), "selection": spec.selection, "data_dir": spec.data_dir,
     }  # fmt: skip
 
 
-def execute_run(spec: RunSpec, out_dir: str, progress: bool = False) -> None:
-    """Fit, evaluate and time one run; store it (complete or failed)."""
+def _failed(manifest: dict[str, Any], error_line: str, error: str | None = None, **extra: Any) -> dict[str, Any]:
+    return {**manifest, "status": FAILED, "finished": _now(), "error": error or error_line + "\n",
+            "error_line": error_line, **extra}  # fmt: skip
+
+
+def execute_run(spec: RunSpec, stage_dir: str | Path, progress: bool = False, watchdog: Watchdog | None = None) -> None:
+    """Fit, evaluate and time one run; write it (complete or failed) into
+    the folder ``stage_dir`` (see :func:`harness.store.write_run_files`).
+
+    With a ``watchdog``, ``fit`` and the scoring (evaluation and latency)
+    run under the spec's phase limits; past one, the watchdog writes the
+    failed run (``timeout after N s in fit``) and ends the process.
+    """
     from harness.evaluate import evaluate
     from harness.registry import make_model
     from harness.specs import load_dataset
@@ -203,38 +303,70 @@ def execute_run(spec: RunSpec, out_dir: str, progress: bool = False) -> None:
 
     manifest = {**base_manifest(spec), "started": _now(), "versions": _versions(), "git_commit": _git_commit(),
                 "machine": _machine(), "pid": os.getpid()}  # fmt: skip
+    if watchdog is not None:
+        def on_timeout(phase: str, limit: float) -> None:
+            line = f"timeout after {format_seconds(limit)} s in {phase}"
+            write_run_files(stage_dir, _failed(manifest, line, f"{line}: the run's process was ended\n",
+                                               timeout_phase=phase))  # fmt: skip
+
+        watchdog.on_timeout = on_timeout
+    limit = watchdog.phase if watchdog is not None else _no_limit
     try:
+        code = model_fingerprint(spec.model)
+        manifest["code"] = code.to_manifest()
+        if code.digest != spec.code_digest:
+            raise SessionbenchError(f"source files changed since the suite was planned (code {code.digest[:12]}, "
+                                    f"planned {spec.code_digest[:12]}); run again")  # fmt: skip
         data = load_dataset(spec.dataset, data_dir=spec.data_dir)
         if data.meta.get("cache", {}).get("key") != spec.dataset_key:
             raise SessionbenchError(f"dataset {spec.dataset_name!r} changed since the suite was expanded; run again")
         if spec.stage == "tune":
             data = data.validation_view()
         model = make_model(spec.model, spec.params, source=f"run {spec.display}")
-        model.fit(data, seed=spec.seed)
-        result = evaluate(model, data, protocol=spec.protocol, ks=spec.ks, batch_size=spec.batch_size,
-                          exclude_seen=spec.exclude_seen, progress=progress)  # fmt: skip
+        with limit("fit", spec.timeout.get("fit")):
+            model.fit(data, seed=spec.seed)
+        with limit("score", spec.timeout.get("score")):
+            result = evaluate(model, data, protocol=spec.protocol, ks=spec.ks, batch_size=spec.batch_size,
+                              exclude_seen=spec.exclude_seen, progress=progress)  # fmt: skip
+            timings = {"fit_seconds": model.fit_seconds_, **result.timings}
+            if spec.stage == "test":
+                timings.update(single_session_latency(model, data.prefixes("test"), n_samples=spec.latency["samples"],
+                                                      warmup=spec.latency["warmup"], seed=spec.seed))  # fmt: skip
         result.meta.update({"run_id": spec.run_id, "label": spec.label, "seed": spec.seed})
-        timings = {"fit_seconds": model.fit_seconds_, **result.timings}
-        if spec.stage == "test":
-            timings.update(single_session_latency(model, data.prefixes("test"), n_samples=spec.latency["samples"],
-                                                  warmup=spec.latency["warmup"], seed=spec.seed))  # fmt: skip
         timings.update({"peak_rss_mb": peak_rss_mb(), "model_size": model_size(model)})
         manifest.update({
             "status": COMPLETE, "finished": _now(), "timings": timings, "metrics": result.metrics(sorted({*spec.ks, 20})),
             "cases": result.n_cases, "trains_by_epoch": type(model).trains_by_epoch,
             "best_epoch": getattr(model, "best_epoch_", None), "dataset_stats": data.stats(),
         })  # fmt: skip
-        write_run(out_dir, manifest, evaluation=result, curve=getattr(model, "training_curve_", None))
+        write_run_files(stage_dir, manifest, evaluation=result, curve=getattr(model, "training_curve_", None))
     except Exception as err:  # the run fails, the suite goes on
-        manifest.update({"status": FAILED, "finished": _now(), "error": traceback.format_exc(),
-                         "error_line": f"{type(err).__name__}: {err}"})  # fmt: skip
-        write_run(out_dir, manifest)
+        write_run_files(stage_dir, _failed(manifest, f"{type(err).__name__}: {err}", traceback.format_exc()))
 
 
-def _worker(spec_dict: dict[str, Any], out_dir: str, progress: bool) -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+class _no_limit:
+    """``with _no_limit(phase, seconds):`` runs the block without a limit."""
+
+    def __init__(self, phase: str, limit: float | None) -> None:
+        pass
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _worker(spec_dict: dict[str, Any], stage_dir: str, progress: bool, parent_pid: int) -> None:
+    """A run in a worker process that dies with ``parent_pid`` and keeps the
+    spec's phase limits (in the runner's own process: neither)."""
+    watchdog = None
+    if os.getpid() != parent_pid:
+        die_with_parent(parent_pid)
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        watchdog = Watchdog(lambda phase, limit: None, parent_pid=parent_pid)
     spec = RunSpec(**{**spec_dict, "ks": tuple(spec_dict["ks"])})
-    execute_run(spec, out_dir, progress)
+    execute_run(spec, stage_dir, progress, watchdog)
 
 
 # --------------------------------------------------------------------------- #
@@ -249,12 +381,21 @@ class Task:
     run_id: str
     fn: Callable[..., None]
     args: tuple
+    limit_s: float | None = None  # wall-clock seconds after which the executor may end the task
+
+
+#: how long a worker may take beyond its fit and score limits (loading data,
+#: writing) before the executor ends it: the backstop for a model that keeps
+#: its worker's watchdog thread from running
+LIMIT_MARGIN_S = 300.0
 
 
 class Executor(Protocol):
     """Runs tasks and reports each one's end. ``on_done(task, exitcode)``
-    is called in the calling process; a non-zero exit code means the task's
-    process died without storing its run."""
+    is called in the calling process with the exit status of the task's
+    process (negative: killed by that signal; 0 for a task run in-process;
+    :data:`~harness.watchdog.EXIT_TIMEOUT` when the executor ended it after
+    ``task.limit_s``)."""
 
     def run(self, tasks: list[Task], on_done: Callable[[Task, int], None]) -> None: ...
 
@@ -274,20 +415,27 @@ class LocalProcessExecutor:
                     task = pending.pop(0)
                     proc = ctx.Process(target=task.fn, args=task.args, name=f"sessionbench-{task.run_id}")
                     proc.start()
-                    running[proc.sentinel] = (proc, task)
+                    running[proc.sentinel] = (proc, task, time.monotonic())
                 for sentinel in mp.connection.wait(list(running), timeout=1.0):
-                    proc, task = running.pop(sentinel)
+                    proc, task, _ = running.pop(sentinel)
                     proc.join()
                     on_done(task, proc.exitcode)
+                for sentinel, (proc, task, started) in list(running.items()):
+                    if task.limit_s is not None and time.monotonic() - started > task.limit_s:
+                        proc.kill()
+                        proc.join()
+                        del running[sentinel]
+                        on_done(task, EXIT_TIMEOUT)
         finally:  # Ctrl-C or an error here: stop the workers; stored runs stay
-            for proc, _ in running.values():
+            for proc, _, _ in running.values():
                 proc.terminate()
-            for proc, _ in running.values():
+            for proc, _, _ in running.values():
                 proc.join()
 
 
 class InlineExecutor:
-    """Runs tasks one after another in this process (debugging, tests)."""
+    """Runs tasks one after another in this process (debugging, tests);
+    phase time limits are not enforced here."""
 
     def run(self, tasks: list[Task], on_done: Callable[[Task, int], None]) -> None:
         for task in tasks:
@@ -309,13 +457,49 @@ class SuiteOutcome:
     executed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # failed redos whose previous complete run stays
     report: Any = None
 
 
-def _matches(spec: RunSpec, patterns: Iterable[str] | None) -> bool:
-    if not patterns:
-        return True
-    return any(fnmatch.fnmatch(spec.run_id, p) or fnmatch.fnmatch(spec.display, p) for p in patterns)
+class OnlyFilter:
+    """``--only`` patterns: each is matched literally (run id,
+    ``dataset/label/seed``, label, or a model entry's label, which takes its
+    grid points too) when it equals one of them, else as a glob over run id,
+    ``dataset/label/seed`` and label. A pattern that matches no run of the
+    suite is a :class:`ConfigError`."""
+
+    def __init__(self, patterns: Iterable[str] | None, suite: Suite, specs: list[RunSpec], stored: Iterable[str] = ()):
+        self.patterns = list(patterns or [])
+        entry_labels = [m.label for m in suite.models]
+        names = {s.dataset: s.dataset_name for s in specs}
+        # finals of tuned models are chosen later: their labels and displays are known now
+        finals = [(f"{names.get(d.name, d.name)}/{m.label}/{seed}", m.label)
+                  for d in suite.datasets for m in suite.models if m.grid for seed in m.seeds]  # fmt: skip
+        keys = {k for s in specs for k in self._keys(s)} | {k for pair in finals for k in pair} | set(entry_labels)
+        keys |= set(stored)
+        self.literal = {p for p in self.patterns if p in keys}
+        for p in self.patterns:
+            if p not in self.literal and not any(fnmatch.fnmatchcase(k, p) for k in keys):
+                labels = list(dict.fromkeys([*entry_labels, *(s.label for s in specs)]))
+                shown = ", ".join(labels[:8]) + (", ..." if len(labels) > 8 else "")
+                raise ConfigError(f"--only {p!r} matches no run of suite {suite.name!r}; labels: {shown} "
+                                  "(also run ids and dataset/label/seed; globs allowed)")  # fmt: skip
+
+    @staticmethod
+    def _keys(spec: RunSpec) -> tuple[str, ...]:
+        return spec.run_id, spec.display, spec.label
+
+    def __call__(self, spec: RunSpec) -> bool:
+        if not self.patterns:
+            return True
+        keys = self._keys(spec)
+        for p in self.patterns:
+            if p in self.literal:
+                if p in keys or spec.label.startswith(p + "["):
+                    return True
+            elif any(fnmatch.fnmatchcase(k, p) for k in keys):
+                return True
+        return False
 
 
 def run_suite(
@@ -329,21 +513,33 @@ def run_suite(
     executor: Executor | None = None,
     progress: bool = False,
     report: bool = True,
+    timeout: dict[str, float] | None = None,
     echo: Callable[[str], None] = lambda line: None,
 ) -> SuiteOutcome:
     """Run every missing run of ``suite`` and (by default) write its report.
 
-    Output goes to ``out_dir`` (default ``reports/<suite name>``). Datasets
-    are prepared first, in this process, so a missing file stops the suite
-    before any run starts.
+    Output goes to ``out_dir`` (default ``reports/<suite name>``), locked
+    for the whole call (:class:`harness.lock.OutputLock`; a live owner is a
+    :class:`harness.lock.LockedError`). Datasets are prepared first, in this
+    process, so a missing file stops the suite before any run starts. Then
+    ``OUT/plan.json`` is written, the runs are executed (tune stage, then
+    the chosen finals of tuned models, recorded in the plan). ``timeout``
+    (phase -> seconds) is the limit of runs the suite gives none.
     """
-    from harness.specs import load_dataset
-
     out = Path(out_dir) if out_dir is not None else REPO_ROOT / "reports" / suite.name
-    outcome = SuiteOutcome(out_dir=out)
-    clean_temporary(out)
     if data_dir is not None:
         suite = replace(suite, datasets=tuple(replace(d, data_dir=data_dir) for d in suite.datasets))
+    with OutputLock(out) as lock:
+        if lock.stale is not None:
+            echo(f"took over the stale lock of {describe(lock.stale)}: that process is gone")
+        return _run_locked(suite, out, jobs, force, only, executor, progress, report, timeout, echo)
+
+
+def _run_locked(suite, out, jobs, force, only, executor, progress, report, timeout, echo) -> SuiteOutcome:
+    from harness.specs import load_dataset
+
+    outcome = SuiteOutcome(out_dir=out)
+    clean_temporary(out)
     datasets = {}
     for entry in suite.datasets:
         data = load_dataset(entry.name, data_dir=entry.data_dir)
@@ -354,12 +550,19 @@ def run_suite(
     def stage_one(model: ModelEntry) -> str:
         return "tune" if model.grid else "test"
 
-    first = [s for s in expand(suite, datasets, stage_of=stage_one) if _matches(s, only)]
-    _execute(first, out, executor, force, show, outcome, echo, progress)
+    first = expand(suite, datasets, stage_of=stage_one, timeout=timeout)
+    stored = [p.name for p in runs_dir(out).iterdir()] if runs_dir(out).is_dir() else []
+    wanted = OnlyFilter(only, suite, first, stored)
+    plan = Plan(suite_name=suite.name, suite_text=suite.text, suite=resolved_suite(suite, datasets, timeout),
+                run_ids=tuple(s.run_id for s in first))  # fmt: skip
+    write_plan(out, plan)
+    _execute([s for s in first if wanted(s)], out, executor, force, show, outcome, echo, progress)
     grid_models = [m for m in suite.models if m.grid]
     if grid_models:
-        finals = _tuned_finals(suite, grid_models, datasets, first, out)
-        _execute([s for s in finals if _matches(s, only)], out, executor, force, show, outcome, echo, progress)
+        finals = _tuned_finals(suite, grid_models, first, out, echo)
+        write_plan(out, replace(plan, run_ids=plan.run_ids + tuple(s.run_id for s in finals),
+                                selections=tuple(s.selection for s in finals)))  # fmt: skip
+        _execute([s for s in finals if wanted(s)], out, executor, force, show, outcome, echo, progress)
     if report and any(True for _ in iter_runs(out)):
         from harness.report import write_report
 
@@ -367,66 +570,139 @@ def run_suite(
     return outcome
 
 
-def _tuned_finals(suite, grid_models, datasets, planned, out) -> list[RunSpec]:
-    """For each grid model, dataset and seed: the test run of the grid point
-    with the best validation MRR@20 (ties: the first point in grid order)."""
+def resolved_suite(suite: Suite, datasets: dict[str, tuple[str, str]], timeout: dict[str, float] | None) -> dict:
+    """The suite as the runner resolved it (for ``plan.json``): datasets
+    with their content keys, models with full hyper-parameters, limits and
+    code digests, the library versions."""
+    return {
+        "name": suite.name, "description": suite.description, "path": None if suite.path is None else str(suite.path),
+        "datasets": [{"entry": d.name, "data_dir": d.data_dir, "name": datasets[d.name][0], "key": datasets[d.name][1]}
+                     for d in suite.datasets],
+        "models": [{"name": m.name, "label": m.label, "params": _full_params(m.name, m.params), "grid": m.grid,
+                    "seeds": list(m.seeds), "timeout": effective_timeout(suite, m, timeout),
+                    "code_digest": model_fingerprint(m.name).digest} for m in suite.models],
+        "ks": list(suite.ks), "protocols": list(suite.protocols), "batch_size": suite.batch_size,
+        "exclude_seen": suite.exclude_seen, "latency": dict(suite.latency), "runtime": runtime_versions(),
+    }  # fmt: skip
+
+
+def _tuned_finals(suite: Suite, grid_models: list[ModelEntry], specs: list[RunSpec], out: Path,
+                  echo: Callable[[str], None]) -> list[RunSpec]:  # fmt: skip
+    """For each grid model, dataset and seed: the test runs (one per
+    protocol) of the grid point with the best validation MRR@20 (ties: the
+    first point in grid order), each carrying its ``selection`` record.
+    Waits (no final) while a grid point has no stored result."""
     finals = []
-    by_id = {s.run_id: s for s in planned if s.stage == "tune"}
+    tune = [s for s in specs if s.stage == "tune"]
     for entry in suite.datasets:
-        name, key = datasets[entry.name]
         for model in grid_models:
             for seed in model.seeds:
-                best, best_value = None, -1.0
-                for spec in by_id.values():
-                    if (spec.dataset_name, spec.model, spec.seed) != (name, model.name, seed):
-                        continue
-                    if not spec.label.startswith(model.label + "["):
-                        continue
-                    manifest = read_manifest(run_path(out, spec.run_id)) or {}
-                    if manifest.get("status") != COMPLETE:
-                        continue
-                    value = manifest["metrics"].get(SELECTION_METRIC, -1.0)
-                    if value > best_value:
-                        best, best_value = spec, value
-                if best is None:
+                points = [s for s in tune if (s.dataset, s.model, s.seed) == (entry.name, model.name, seed)
+                          and s.label.startswith(model.label + "[")]  # fmt: skip
+                if not points:
                     continue
+                where = f"{points[0].dataset_name}/{model.label}/{seed}"
+                candidates, missing = [], 0
+                for spec in points:
+                    path = run_path(out, spec.run_id)
+                    record = load_run(path) if path.is_dir() else None
+                    missing += record is None or record.problem is not None
+                    value = record.manifest["metrics"].get(SELECTION_METRIC) if record and record.complete else None
+                    candidates.append({"run_id": spec.run_id, "label": spec.label, "params": spec.params, "value": value})
+                if missing:
+                    echo(f"wait   {where}: {missing} of {len(points)} grid point(s) not run yet; no final chosen")
+                    continue
+                scored = [(c["value"], -i) for i, c in enumerate(candidates) if c["value"] is not None]
+                if not scored:
+                    echo(f"wait   {where}: every grid point failed; no final chosen")
+                    continue
+                best = points[-max(scored)[1]]
                 for protocol in suite.protocols:
-                    finals.append(replace(best, label=model.label, stage="test", protocol=protocol,
-                                          dataset=entry.name, data_dir=entry.data_dir))  # fmt: skip
+                    final = replace(best, label=model.label, stage="test", protocol=protocol)
+                    selection = {"dataset": best.dataset_name, "protocol": protocol, "label": model.label, "seed": seed,
+                                 "metric": SELECTION_METRIC, "split": SELECTION_SPLIT, "candidates": candidates,
+                                 "chosen": best.run_id, "params": best.params, "final": final.run_id}  # fmt: skip
+                    finals.append(replace(final, selection=selection))
     return finals
+
+
+def _exit_reason(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "worker process gave no exit status"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = str(-exitcode)
+        return f"worker process killed by signal {name}"
+    if exitcode == EXIT_ORPHANED:
+        return f"worker process exited with code {exitcode} (its parent was gone)"
+    return f"worker process exited with code {exitcode}"
+
+
+def _install(spec: RunSpec, stage: Path, out: Path, exitcode: int | None) -> tuple[dict[str, Any], bool]:
+    """Store what the worker left in ``stage`` (or a failed run saying how
+    its process ended); returns (manifest, whether it was installed)."""
+    manifest = read_manifest(stage) if stage.is_dir() else None
+    if manifest is None or manifest.get("run_id") != spec.run_id or manifest.get("status") not in (COMPLETE, FAILED):
+        limit = _limit(spec)
+        if exitcode == EXIT_TIMEOUT and limit is not None:  # ended by the executor's backstop
+            line = f"timeout after {format_seconds(limit)} s (the run's fit and score limits plus a margin)"
+        else:
+            line = _exit_reason(exitcode) if exitcode else "worker process ended without storing the run"
+        manifest = _failed(base_manifest(spec), line, f"{line} before storing the run\n", exitcode=exitcode)
+        write_run_files(stage, manifest)
+    return manifest, install_run(stage, out)
+
+
+def _limit(spec: RunSpec) -> float | None:
+    """The executor's backstop for a run with both phase limits, else None."""
+    if "fit" in spec.timeout and "score" in spec.timeout:
+        return spec.timeout["fit"] + spec.timeout["score"] + LIMIT_MARGIN_S
+    return None
 
 
 def _execute(specs, out, executor, force, show_inner, outcome, echo, progress) -> None:
     from tqdm.auto import tqdm
 
     outcome.planned.extend(specs)
-    todo = []
+    todo, skipped = [], 0
     for spec in specs:
-        if not force and is_complete(out, spec.run_id):
+        path = run_path(out, spec.run_id)
+        record = load_run(path) if path.is_dir() else None
+        if record is not None and record.complete and not force:
             outcome.skipped.append(spec.run_id)
-        else:
-            todo.append(spec)
-    if outcome.skipped:
-        echo(f"{len(outcome.skipped)} run(s) already complete, skipped (use --force to redo)")
+            skipped += 1
+            if spec.selection is not None and record.manifest.get("selection") != spec.selection:
+                update_manifest(path, selection=spec.selection)
+            continue
+        if record is not None and record.problem is not None:
+            echo(f"redo   {spec.display}: stored run {spec.run_id} is broken ({record.problem})")
+        todo.append(spec)
+    if skipped:
+        echo(f"{skipped} run(s) already complete, skipped (use --force to redo)")
     if not todo:
         return
-    tasks = [Task(s.run_id, _worker, (asdict(s), str(out), show_inner)) for s in todo]
+    base = runs_dir(out)
+    base.mkdir(parents=True, exist_ok=True)
+    stages = {s.run_id: base / f".tmp-{s.run_id}-{uuid.uuid4().hex[:8]}" for s in todo}
+    tasks = [Task(s.run_id, _worker, (asdict(s), str(stages[s.run_id]), show_inner, os.getpid()), _limit(s))
+             for s in todo]  # fmt: skip
     by_id = {s.run_id: s for s in todo}
     bar = tqdm(total=len(tasks), desc="runs", unit="run", disable=not progress, leave=True)
 
     def done(task: Task, exitcode: int) -> None:
         spec = by_id[task.run_id]
-        manifest = read_manifest(run_path(out, task.run_id))
-        if exitcode != 0 and (manifest is None or manifest.get("started") is None or manifest["status"] != COMPLETE):
-            manifest = {**base_manifest(spec), "status": FAILED, "finished": _now(),
-                        "error": f"worker process exited with code {exitcode} before storing the run",
-                        "error_line": f"worker process exited with code {exitcode}"}  # fmt: skip
-            write_run(out, manifest)
-        status = (manifest or {}).get("status", FAILED)
+        manifest, installed = _install(spec, stages[task.run_id], out, exitcode)
         outcome.executed.append(task.run_id)
-        if status != COMPLETE:
+        if manifest["status"] != COMPLETE:
             outcome.failed.append(task.run_id)
-            echo(f"FAILED {spec.display}: {(manifest or {}).get('error_line', 'no manifest')}")
+            if installed:
+                echo(f"FAILED {spec.display}: {manifest.get('error_line', 'no error recorded')}")
+            else:
+                outcome.kept.append(task.run_id)
+                echo(f"FAILED {spec.display}: {manifest.get('error_line', 'no error recorded')}; "
+                     f"the previous complete run {task.run_id} is kept")  # fmt: skip
         else:
             m = manifest["metrics"]
             echo(f"done   {spec.display}: HitRate@20 {m.get('HitRate@20', float('nan')):.4f}  "
@@ -437,3 +713,5 @@ def _execute(specs, out, executor, force, show_inner, outcome, echo, progress) -
         executor.run(tasks, done)
     finally:
         bar.close()
+        for stage in stages.values():  # a Ctrl-C leaves unfinished stages behind
+            shutil.rmtree(stage, ignore_errors=True)

@@ -20,10 +20,8 @@ import json
 import math
 import os
 import re
-import shutil
 import types
 import typing
-import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from fractions import Fraction
@@ -34,7 +32,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from harness import preprocess, readers
+from harness import cache, preprocess, readers
 from harness.dataset import SPLIT_NAMES, SessionDataset, SessionSplit
 from harness.errors import ConfigError, DataError, UnknownNameError, describe, quote
 from harness.limits import MAX_NAME_LENGTH, MAX_SEED
@@ -454,15 +452,14 @@ def load_dataset(
     raw = resolve_raw_files(spec, data_dir)
     raw_meta = {role: {"path": str(path), "sha256": _sha256(path)} for role, path in raw.items()}
     key = _cache_key(spec, {role: info["sha256"] for role, info in raw_meta.items()})
-    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    folder, label = _cache_location(cache_dir)
     target = folder / f"{spec.name}-{key[:16]}"
-    if target.is_dir():
-        data = _read_cache(target)
-        if data is not None:
-            data.meta["raw_files"] = raw_meta  # where the files are now
-            data.meta["cache"] = {"hit": True, "path": str(target), "key": key}
-            return data
-        shutil.rmtree(target, ignore_errors=True)  # unreadable (e.g. edited by hand): prepare again
+    data = cache.load(target)
+    if data is not None:
+        data.meta["raw_files"] = raw_meta  # where the files are now
+        data.meta["cache"] = {"hit": True, "path": str(target), "key": key}
+        return data
+    cache.check_writable(folder, label)  # before preparing, which can take minutes
     data = _prepare(spec, raw)
     meta = {
         **data.meta,
@@ -476,9 +473,17 @@ def load_dataset(
     data = SessionDataset(
         data.name, data.n_items, data.item_map, data.train, data.train_tr, data.valid, data.test, meta
     )
-    _write_cache(data, target)
+    cache.store(data, target, label)
     data.meta["cache"] = {"hit": False, "path": str(target), "key": key}
     return data
+
+
+def _cache_location(cache_dir: str | Path | None) -> tuple[Path, str]:
+    """The cache folder and how the user set it (for error messages)."""
+    if cache_dir is not None:
+        return Path(cache_dir), f"cache_dir {cache_dir}"
+    folder = default_cache_dir()
+    return folder, (f"${CACHE_ENV}={folder}" if os.environ.get(CACHE_ENV) else f"cache folder {folder}")
 
 
 def _cache_key(spec: DatasetSpec, hashes: Mapping[str, str]) -> str:
@@ -535,44 +540,3 @@ def _generate(spec: DatasetSpec) -> tuple[pd.DataFrame, dict]:
     events = events.loc[:, ["session", "item", "time"]].copy()
     events["item"] = events["item"].astype(str)  # raw item ids are strings everywhere
     return events, meta
-
-
-_ITEMS_FILE = "items.parquet"
-
-
-def _write_cache(data: SessionDataset, target: Path) -> None:
-    """Write the prepared data into a temporary folder, then rename it into
-    place, so that an interrupted run leaves no half-written cache."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        for split in SPLIT_NAMES:
-            data.split(split).events.to_parquet(tmp / f"{split}.parquet", index=False)
-        items = pd.DataFrame({"raw": list(data.item_map.keys()), "id": np.fromiter(data.item_map.values(), np.int64)})
-        items.to_parquet(tmp / _ITEMS_FILE, index=False)
-        payload = {"name": data.name, "n_items": data.n_items, "meta": data.meta}
-        (tmp / "meta.json").write_text(json.dumps(payload, indent=1, default=_json_default), encoding="utf-8")
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not target.is_dir():
-                raise
-            # another process prepared the same data first; its copy is as good
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _read_cache(target: Path) -> SessionDataset | None:
-    """The cached dataset, or None when the folder cannot be read (re-prepare)."""
-    try:
-        payload = json.loads((target / "meta.json").read_text(encoding="utf-8"))
-        splits = {s: SessionSplit(pd.read_parquet(target / f"{s}.parquet")) for s in SPLIT_NAMES}
-        items = pd.read_parquet(target / _ITEMS_FILE)
-    except (OSError, ValueError, KeyError):
-        return None
-    item_map = dict(zip(items["raw"].astype(str).tolist(), items["id"].astype(np.int64).tolist(), strict=True))
-    return SessionDataset(
-        name=payload["name"], n_items=int(payload["n_items"]), item_map=item_map, meta=payload["meta"], **splits
-    )

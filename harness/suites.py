@@ -19,6 +19,9 @@ A suite (``suites/<name>.yaml``)::
     batch_size: 500                # prefixes per scoring batch
     exclude_seen: false
     latency: {samples: 200, warmup: 20}
+    timeout: {fit: 3600, score: 600}   # optional, seconds; one number for both
+
+A model entry may set its own ``timeout`` (same forms).
 
 It expands into runs: dataset x model (x grid point) x seed x protocol.
 
@@ -29,6 +32,7 @@ as they name folders. A key, a dataset, a seed or a protocol may be given
 only once; ``ks`` go up to :data:`~harness.limits.MAX_K` and seeds up to
 2**32 - 1; a grid expands into at most
 :data:`~harness.limits.MAX_GRID_POINTS` points.
+
 With a ``grid``, every grid point is first fitted on ``train_tr`` and scored
 on ``valid`` (stage ``tune``); the point with the best validation MRR@20 is
 then fitted on ``train`` and scored on ``test`` (stage ``test``). The test
@@ -38,8 +42,9 @@ split never chooses anything.
 from __future__ import annotations
 
 import itertools
+import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +55,10 @@ from harness.yamlfile import load_yaml_file
 
 SUITE_DIR = Path(__file__).resolve().parents[1] / "suites"
 _TOP_KEYS = ("name", "description", "data_dir", "datasets", "models", "seeds", "ks", "protocols", "batch_size",
-             "exclude_seen", "latency")
+             "exclude_seen", "latency", "timeout")
 _DATASET_KEYS = ("name", "data_dir")
-_MODEL_KEYS = ("name", "label", "params", "grid", "seeds")
+_MODEL_KEYS = ("name", "label", "params", "grid", "seeds", "timeout")
+_TIMEOUT_KEYS = ("fit", "score")
 _LATENCY_KEYS = ("samples", "warmup")
 _MAX_LATENCY = 100_000  # single-session timings per run; more adds time, not precision
 _LABEL = re.compile(r"[A-Za-z0-9_.+=,:-]+")
@@ -77,6 +83,7 @@ class ModelEntry:
     params: dict[str, Any]
     grid: dict[str, list[Any]]
     seeds: tuple[int, ...]
+    timeout: dict[str, float] = field(default_factory=dict)  # phase -> seconds; {} none
 
     def grid_points(self) -> list[dict[str, Any]]:
         """Every combination of the grid, merged over ``params`` (one point without a grid)."""
@@ -100,6 +107,8 @@ class Suite:
     batch_size: int = 500
     exclude_seen: bool = False
     latency: dict[str, int] = field(default_factory=lambda: {"samples": 200, "warmup": 20})
+    timeout: dict[str, float] = field(default_factory=dict)  # phase (fit, score) -> seconds; {} none
+    text: str = ""  # the suite file's text (a YAML dump of the mapping when there is no file)
 
 
 def load_suite(name_or_path: str | Path) -> Suite:
@@ -113,7 +122,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
             raise ConfigError(f"unknown suite {quote(text)}; expected one of {known} or the path of a suite .yaml file")
     if not path.is_file():
         raise ConfigError(f"{path}: suite file not found")
-    return parse_suite(load_yaml_file(path, "suite"), path)
+    return replace(parse_suite(load_yaml_file(path, "suite"), path), text=path.read_text(encoding="utf-8"))
 
 
 def parse_suite(data: Any, path: Path | None = None) -> Suite:
@@ -168,6 +177,8 @@ def parse_suite(data: Any, path: Path | None = None) -> Suite:
             "samples": _int(latency.get("samples", 200), where, "latency.samples", minimum=0, maximum=_MAX_LATENCY),
             "warmup": _int(latency.get("warmup", 20), where, "latency.warmup", minimum=0, maximum=_MAX_LATENCY),
         },
+        timeout=parse_timeout(data.get("timeout"), where, "timeout"),
+        text=yaml.safe_dump(data, sort_keys=False),
     )
 
 
@@ -220,7 +231,27 @@ def _model(entry: Any, where: str, key: str, default_seeds: list[int]) -> ModelE
         )
     _check_grid(grid, label, where, key)
     seeds = tuple(_seeds(entry.get("seeds", default_seeds), where, key + ".seeds"))
-    return ModelEntry(name=name, label=label, params=params, grid=grid, seeds=seeds)
+    timeout = parse_timeout(entry.get("timeout"), where, key + ".timeout")
+    return ModelEntry(name=name, label=label, params=params, grid=grid, seeds=seeds, timeout=timeout)
+
+
+def parse_timeout(value: Any, where: str, key: str) -> dict[str, float]:
+    """A ``timeout`` value: seconds for both phases, or ``{fit: S, score: S}``
+    (either key may be left out); returns phase -> seconds ({} for None)."""
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        _check_keys(value, _TIMEOUT_KEYS, where, key + ".")
+        return {phase: _seconds(v, where, f"{key}.{phase}") for phase, v in value.items()}
+    seconds = _seconds(value, where, key, mapping_too=True)
+    return {phase: seconds for phase in _TIMEOUT_KEYS}
+
+
+def _seconds(value: Any, where: str, key: str, *, mapping_too: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        also = " or a mapping with fit, score" if mapping_too else ""
+        raise ConfigError(f"{where}: key {key!r}: expected a positive number of seconds{also}, got {describe(value)}")
+    return float(value)
 
 
 def _check_grid(grid: dict[str, list[Any]], label: str, where: str, key: str) -> None:

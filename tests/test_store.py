@@ -1,0 +1,135 @@
+"""The results store: verification of run folders, broken runs, plans and
+the rule that a failed attempt never replaces a complete run."""
+
+import json
+
+import pytest
+
+from harness.evaluate import evaluate
+from harness.store import (
+    BROKEN,
+    COMPLETE,
+    FAILED,
+    Plan,
+    install_run,
+    is_complete,
+    iter_runs,
+    read_plan,
+    run_path,
+    verify_run,
+    write_plan,
+    write_run,
+    write_run_files,
+)
+from harness.testing import tiny_dataset
+
+
+class _Pop:
+    """The smallest model evaluate() accepts: scores by item id."""
+
+    def __init__(self, data):
+        self.n = data.n_items
+
+    def score(self, batch):
+        import torch
+
+        return torch.arange(self.n + 1, dtype=torch.float32).repeat(len(batch), 1)
+
+
+@pytest.fixture(scope="module")
+def evaluation():
+    data = tiny_dataset(n_test=20, seed=0)
+    return evaluate(_Pop(data), data, ks=(5, 20))
+
+
+def _complete(out, run_id, evaluation):
+    return write_run(out, {"run_id": run_id, "status": COMPLETE, "label": "pop", "dataset": "d", "seed": 0,
+                           "protocol": "next", "config_digest": "c" * 64, "code": {"digest": "d" * 64, "files": []}},
+                     evaluation=evaluation)  # fmt: skip
+
+
+def test_manifest_records_size_and_sha256_of_every_file(tmp_path, evaluation):
+    path = _complete(tmp_path, "r1", evaluation)
+    manifest = json.loads((path / "manifest.json").read_text())
+    ranks = path / "ranks.parquet"
+    assert manifest["files"]["ranks.parquet"]["bytes"] == ranks.stat().st_size
+    assert len(manifest["files"]["ranks.parquet"]["sha256"]) == 64
+    assert verify_run(path) is None and is_complete(tmp_path, "r1")
+    record = next(iter_runs(tmp_path))
+    assert record.problem is None and record.config_digest == "c" * 64 and record.code_digest == "d" * 64
+
+
+def test_truncated_ranks_make_the_run_broken_not_complete(tmp_path, evaluation):
+    path = _complete(tmp_path, "r1", evaluation)
+    ranks = path / "ranks.parquet"
+    size = ranks.stat().st_size
+    ranks.write_bytes(ranks.read_bytes()[:100])
+    assert verify_run(path) == f"ranks.parquet: 100 bytes, manifest records {size:,}"
+    assert not is_complete(tmp_path, "r1")
+    assert list(iter_runs(tmp_path, include_failed=True)) == []
+    (broken,) = iter_runs(tmp_path, include_broken=True)
+    assert broken.status == BROKEN and not broken.complete and broken.problem.startswith("ranks.parquet: 100 bytes")
+
+
+def test_same_size_corruption_and_missing_files_are_caught(tmp_path, evaluation):
+    path = _complete(tmp_path, "r1", evaluation)
+    ranks = path / "ranks.parquet"
+    data = bytearray(ranks.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    ranks.write_bytes(bytes(data))
+    assert verify_run(path) == "ranks.parquet: SHA-256 differs from the manifest's"
+    ranks.unlink()
+    assert verify_run(path) == "ranks.parquet missing"
+
+
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        (None, "manifest.json missing"),
+        ('{\n  "run_id": "r1",\n  "status": complete\n}', "manifest.json: invalid JSON (line 3, column 13)"),
+        ("[1, 2]", "manifest.json: expected a JSON object, got list"),
+        ('{"run_id": "r1"}', "manifest.json: key 'status' missing"),
+        ('{"run_id": "other", "status": "complete", "files": {}}', "manifest.json: run_id 'other' differs"),
+        ('{"run_id": "r1", "status": "complete"}', "manifest.json: no file sizes and checksums recorded"),
+    ],
+)
+def test_unreadable_manifests_are_listed_broken_with_the_reason(tmp_path, evaluation, text, problem):
+    path = _complete(tmp_path, "r1", evaluation)
+    if text is None:
+        (path / "manifest.json").unlink()
+    else:
+        (path / "manifest.json").write_text(text)
+    (record,) = iter_runs(tmp_path, include_failed=True, include_broken=True)
+    assert record.problem.startswith(problem) and record.status == BROKEN
+    assert record.run_id == "r1"
+    assert list(iter_runs(tmp_path, include_failed=True)) == []
+
+
+def test_a_failed_attempt_never_replaces_a_complete_run(tmp_path, evaluation):
+    path = _complete(tmp_path, "r1", evaluation)
+    before = (path / "manifest.json").read_bytes()
+    tmp = write_run_files(tmp_path / "runs" / ".tmp-r1-x", {"run_id": "r1", "status": FAILED, "error": "boom"})
+    assert install_run(tmp, tmp_path) is False
+    assert (path / "manifest.json").read_bytes() == before and not tmp.exists()
+    # a broken run is replaced by the failed attempt (it is redone next time)
+    (path / "ranks.parquet").write_bytes(b"x")
+    tmp = write_run_files(tmp_path / "runs" / ".tmp-r1-y", {"run_id": "r1", "status": FAILED, "error": "boom"})
+    assert install_run(tmp, tmp_path) is True
+    (record,) = iter_runs(tmp_path, include_failed=True)
+    assert record.status == FAILED and record.problem is None
+
+
+def test_plan_round_trip_and_absence(tmp_path):
+    assert read_plan(tmp_path) is None
+    plan = Plan(suite_name="t", suite_text="name: t\n", suite={"name": "t", "ks": [5, 20]}, run_ids=("a", "b"),
+                selections=({"label": "sr", "chosen": "a", "final": "b", "candidates": []},))
+    write_plan(tmp_path, plan)
+    assert read_plan(tmp_path) == plan
+    assert not [p for p in tmp_path.iterdir() if p.name != "plan.json"]  # no temporary file left
+    (tmp_path / "plan.json").write_text("{")
+    with pytest.raises(ValueError, match=r"plan.json: invalid JSON \(line 1, column 2\)"):
+        read_plan(tmp_path)
+
+
+def test_run_path_layout(tmp_path):
+    assert run_path(tmp_path, "x") == tmp_path / "runs" / "x"
