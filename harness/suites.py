@@ -48,10 +48,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from harness.errors import ConfigError, describe, quote
 from harness.limits import MAX_GRID_LABEL_LENGTH, MAX_GRID_POINTS, MAX_K, MAX_NAME_LENGTH, MAX_SEED
 from harness.registry import coerce_params, get_model_class
-from harness.yamlfile import load_yaml_file
+from harness.yamlfile import load_yaml_text, read_text_file
 
 SUITE_DIR = Path(__file__).resolve().parents[1] / "suites"
 _TOP_KEYS = ("name", "description", "data_dir", "datasets", "models", "seeds", "ks", "protocols", "batch_size",
@@ -122,7 +124,8 @@ def load_suite(name_or_path: str | Path) -> Suite:
             raise ConfigError(f"unknown suite {quote(text)}; expected one of {known} or the path of a suite .yaml file")
     if not path.is_file():
         raise ConfigError(f"{path}: suite file not found")
-    return replace(parse_suite(load_yaml_file(path, "suite"), path), text=path.read_text(encoding="utf-8"))
+    text = read_text_file(path, "suite")
+    return replace(parse_suite(load_yaml_text(text, str(path)), path), text=text)
 
 
 def parse_suite(data: Any, path: Path | None = None) -> Suite:

@@ -17,7 +17,7 @@ import yaml
 
 from harness.errors import ConfigError, quote
 
-__all__ = ["load_yaml_file", "load_yaml_text"]
+__all__ = ["load_yaml_file", "load_yaml_text", "read_text_file"]
 
 
 class _DuplicateKey(yaml.constructor.ConstructorError):
@@ -70,12 +70,13 @@ def load_yaml_text(text: str, where: str) -> Any:
         raise ConfigError(f"{where}: not valid YAML (nested too deeply)") from None
 
 
-def load_yaml_file(path: str | Path, what: str = "YAML file") -> Any:
-    """The content of the YAML file ``path``, read as UTF-8, keys unique.
+def read_text_file(path: str | Path, what: str = "YAML file") -> str:
+    """The text of ``path``, decoded as UTF-8 (a byte-order mark is dropped).
 
     Raises:
-        ConfigError: the file is missing or unreadable, not UTF-8, not valid
-            YAML or repeats a key; ``what`` names the kind of file.
+        ConfigError: the file cannot be read or is not UTF-8 (naming the
+            line and column of the first bad byte); ``what`` names the kind
+            of file.
     """
     path = Path(path)
     try:
@@ -84,7 +85,7 @@ def load_yaml_file(path: str | Path, what: str = "YAML file") -> Any:
         reason = exc.strerror or type(exc).__name__
         raise ConfigError(f"{path}: cannot read the {what} ({reason})") from None
     try:
-        text = raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
@@ -92,7 +93,16 @@ def load_yaml_file(path: str | Path, what: str = "YAML file") -> Any:
             f"{path}, line {line}, column {column}: byte 0x{raw[exc.start]:02x} is not UTF-8; "
             f"expected a UTF-8 encoded {what}"
         ) from None
-    return load_yaml_text(text, str(path))
+
+
+def load_yaml_file(path: str | Path, what: str = "YAML file") -> Any:
+    """The content of the YAML file ``path``, read as UTF-8, keys unique.
+
+    Raises:
+        ConfigError: the file is missing or unreadable, not UTF-8, not valid
+            YAML or repeats a key; ``what`` names the kind of file.
+    """
+    return load_yaml_text(read_text_file(path, what), str(path))
 
 
 def _line_column(text: str, position: int | None) -> tuple[int | None, int | None]:
