@@ -646,3 +646,15 @@ def test_out_that_cannot_be_written_is_refused(tmp_path, capsys, monkeypatch):
     line = _error_line(*_cli(capsys, "run", "default", "--out", str(tmp_path / "ro" / "out")))
     assert line == f"sessionbench: error: --out {tmp_path / 'ro' / 'out'}: cannot write there (Permission denied); " \
                    "expected a writable folder"
+
+
+def test_argparse_errors_cut_the_quoted_argument(capsys):
+    line = _error_line(*_cli(capsys, "x" * 5000))
+    assert "invalid choice" in line and "(5,000 characters)" in line and len(line) < 600
+
+
+def test_a_path_the_system_refuses_is_one_line(tmp_path, capsys):
+    """An operating-system error on a user's path (here: a name over 255 bytes) is a one-line error."""
+    out = tmp_path / ("n" * 300)
+    line = _error_line(*_cli(capsys, "report", str(out)))
+    assert "File name too long" in line and "(" in line and len(line) < 600
