@@ -532,7 +532,7 @@ def _print_error(message: str) -> None:
     """Print one line to stderr even when it holds characters stderr cannot
     encode (a file name with undecodable bytes, for instance)."""
     encoding = getattr(sys.stderr, "encoding", None) or "utf-8"
-    line = " ".join(message.split("\n"))
+    line = " ".join(message.splitlines())  # every line break: \r, \v, \x1c, \u2028 too
     print(line.encode(encoding, "backslashreplace").decode(encoding, "replace"), file=sys.stderr)
 
 

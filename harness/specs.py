@@ -299,7 +299,7 @@ def _build(cls: type, data: Mapping[str, Any], path: Path, prefix: str) -> Any:
 def _parse_preprocess(value: Any, path: Path) -> Any:
     data = dict(_mapping(value, path, "preprocess"))
     method = data.pop("method", None)
-    if method not in preprocess.METHODS:
+    if not isinstance(method, str) or method not in preprocess.METHODS:
         raise ConfigError(
             f"{path}: key 'preprocess.method': expected one of {', '.join(preprocess.METHODS)}, got {quote(method)}"
         )

@@ -68,6 +68,8 @@ def load_yaml_text(text: str, where: str) -> Any:
         raise ConfigError(f"{where}{at}: not valid YAML ({reason}{shown})") from None
     except RecursionError:
         raise ConfigError(f"{where}: not valid YAML (nested too deeply)") from None
+    except ValueError as exc:  # Python refuses to convert an integer of over 4300 digits
+        raise ConfigError(f"{where}: not valid YAML ({quote(str(exc))})") from None
 
 
 def read_text_file(path: str | Path, what: str = "YAML file") -> str:

@@ -658,3 +658,26 @@ def test_a_path_the_system_refuses_is_one_line(tmp_path, capsys):
     out = tmp_path / ("n" * 300)
     line = _error_line(*_cli(capsys, "report", str(out)))
     assert "File name too long" in line and "(" in line and len(line) < 600
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["evaluate", "--dataset", "synthetic", "--model", "spop", "--param", "tiebreak=" + "9" * 5000],
+         "is not a YAML scalar"),
+        (["evaluate", "--dataset", "synthetic", "--model", "pop", "\r"], "unrecognized arguments"),
+    ],
+)
+def test_odd_command_line_strings_are_one_line(capsys, argv, expected):
+    assert expected in _error_line(*_cli(capsys, *argv))
+
+
+def test_huge_integers_and_odd_method_values_in_a_spec(tmp_path):
+    spec = _session_rec_spec(tmp_path, _good_rows())
+    for bad, expected in [("method: []", "key 'preprocess.method': expected one of"),
+                          ("min_item_support: " + "9" * 5000, "not valid YAML")]:
+        text = spec.read_text().replace("min_item_support: 1" if "min" in bad else "method: standard", bad)
+        (tmp_path / "bad.yaml").write_text(text)
+        with pytest.raises(_ConfigError, match=expected) as err:
+            specs.load_spec(tmp_path / "bad.yaml")
+        assert len(_one_line(err)) < 600
