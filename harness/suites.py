@@ -1,13 +1,14 @@
 """Benchmark suites: YAML files that say what to run.
 
-A suite (``suites/<name>.yaml``)::
+A suite (a shipped one, ``harness/presets/suites/<name>.yaml``, or any file)::
 
     name: default                  # optional; defaults to the file name
     description: one line
-    data_dir: ../../shared/data    # optional; relative to this file's folder
+    data_dir: data                 # optional; relative to this file's folder;
+                                   # default: --data-dir, $SESSIONBENCH_DATA, the user data folder
     datasets:                      # preset names, spec paths, or mappings
       - synthetic
-      - {name: diginetica, data_dir: ../shared/data/diginetica-sample}
+      - {name: diginetica, data_dir: /data/diginetica-full}
     models:                        # registered names, module:Class, or mappings
       - pop
       - {name: sknn, params: {k: 100}}
@@ -20,6 +21,8 @@ A suite (``suites/<name>.yaml``)::
     exclude_seen: false
     latency: {samples: 200, warmup: 20}
     timeout: {fit: 3600, score: 600}   # optional, seconds; one number for both
+    style:                         # optional: how reports draw a label
+      my-model: {color: "#117733", marker: "d", hatch: "//"}
 
 A model entry may set its own ``timeout`` (same forms).
 
@@ -50,14 +53,15 @@ from typing import Any
 
 import yaml
 
+from harness import paths
 from harness.errors import ConfigError, describe, quote
 from harness.limits import MAX_GRID_LABEL_LENGTH, MAX_GRID_POINTS, MAX_K, MAX_NAME_LENGTH, MAX_SEED
 from harness.registry import coerce_params, get_model_class
 from harness.yamlfile import load_yaml_text, read_text_file
 
-SUITE_DIR = Path(__file__).resolve().parents[1] / "suites"
+SUITE_DIR = paths.suite_dir()  # the shipped suites (package data)
 _TOP_KEYS = ("name", "description", "data_dir", "datasets", "models", "seeds", "ks", "protocols", "batch_size",
-             "exclude_seen", "latency", "timeout")
+             "exclude_seen", "latency", "timeout", "style")
 _DATASET_KEYS = ("name", "data_dir")
 _MODEL_KEYS = ("name", "label", "params", "grid", "seeds", "timeout")
 _TIMEOUT_KEYS = ("fit", "score")
@@ -109,12 +113,13 @@ class Suite:
     batch_size: int = 500
     exclude_seen: bool = False
     latency: dict[str, int] = field(default_factory=lambda: {"samples": 200, "warmup": 20})
+    style: dict[str, dict[str, str]] = field(default_factory=dict)
     timeout: dict[str, float] = field(default_factory=dict)  # phase (fit, score) -> seconds; {} none
     text: str = ""  # the suite file's text (a YAML dump of the mapping when there is no file)
 
 
 def load_suite(name_or_path: str | Path) -> Suite:
-    """A suite by name (``suites/<name>.yaml``) or by path; validated."""
+    """A shipped suite by name (``harness/presets/suites/<name>.yaml``) or any suite by path; validated."""
     text = str(name_or_path)
     path = Path(text)
     if not (text.endswith((".yaml", ".yml")) or "/" in text):
@@ -166,6 +171,9 @@ def parse_suite(data: Any, path: Path | None = None) -> Suite:
     description = data.get("description", "")
     if not isinstance(description, str):
         raise ConfigError(f"{where}: key 'description': expected a string, got {describe(description)}")
+    from harness.report.styles import validate_style_map
+
+    style = validate_style_map(data["style"], where) if "style" in data else {}
     return Suite(
         name=_name(data.get("name", path.stem if path else "suite"), where),
         description=description,
@@ -180,6 +188,7 @@ def parse_suite(data: Any, path: Path | None = None) -> Suite:
             "samples": _int(latency.get("samples", 200), where, "latency.samples", minimum=0, maximum=_MAX_LATENCY),
             "warmup": _int(latency.get("warmup", 20), where, "latency.warmup", minimum=0, maximum=_MAX_LATENCY),
         },
+        style=style,
         timeout=parse_timeout(data.get("timeout"), where, "timeout"),
         text=yaml.safe_dump(data, sort_keys=False),
     )

@@ -420,10 +420,10 @@ def test_evaluate_timeout_is_one_line_and_exit_124(workdir):
 @pytest.mark.parametrize(
     "timeout, match",
     [
-        (0, r"key 'timeout': expected a positive number of seconds or a mapping with fit, score, got 0"),
+        (0, r"key 'timeout': expected a positive number of seconds or a mapping with fit, score, got int 0"),
         ("10", r"key 'timeout': expected a positive number"),
         (True, r"key 'timeout': expected a positive number"),
-        ({"fit": -1}, r"key 'timeout.fit': expected a positive number of seconds, got -1"),
+        ({"fit": -1}, r"key 'timeout.fit': expected a positive number of seconds, got int -1"),
         ({"train": 5}, r"unknown key 'timeout.train'; expected one of fit, score"),
     ],
 )
