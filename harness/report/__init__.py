@@ -199,7 +199,7 @@ def write_report(
         text = _compact_text(groups) + _left_out_text(results.selection)
         summary_md = _summary_markdown(results, figures, text, n_bootstrap, seed, notes, warnings, table)
         # ANN retrieval (runs whose suite asked for it): figures, tables and a summary section
-        retrieval_figures, tables["retrieval"], retrieval_md = write_retrieval(out_dir, tmp)
+        retrieval_figures, tables["retrieval"], retrieval_md = write_retrieval(results.selection.test, tmp, width)
         figures[("retrieval", "")] = (retrieval_figures, None)
         (tmp / "summary.md").write_text(summary_md + "".join(f"\n{line}" for line in retrieval_md))
     except BaseException:

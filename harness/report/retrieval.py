@@ -7,11 +7,15 @@ For each (dataset, protocol, model) with retrieval rows it writes
 single-query queries per second, log x, one line per method through its
 settings, the dashed line the Pareto front as ann-benchmarks draws it) and
 ``tables/retrieval_<slug>.md|csv`` (one row per setting, means over seeds).
+Like every figure of the report, it is drawn at the report's print width,
+without a title, with its caption beside it (``.txt``); only the runs the
+report shows (those of the folder's plan) contribute.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +23,7 @@ import pandas as pd
 
 from harness.report.constants import FIGURES_DIR, TABLES_DIR
 from harness.report.statistics import pareto_front
-from harness.store import iter_runs
+from harness.store import RunRecord
 
 #: the cut-off of the figure and of the headline columns
 RETRIEVAL_K = 20
@@ -39,11 +43,12 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def retrieval_frame(out_dir: str | Path) -> pd.DataFrame:
+def retrieval_frame(runs: Iterable[RunRecord]) -> pd.DataFrame:
     """One row per (dataset, protocol, model label, setting): means over seeds
-    of the stored retrieval rows; empty when no run has any."""
+    of the retrieval rows of ``runs`` (the runs the report shows); empty when
+    none has any."""
     rows = []
-    for run in iter_runs(out_dir):
+    for run in runs:
         for row in run.manifest.get("retrieval") or []:
             metrics = row.get("metrics", {})
             rows.append({
@@ -75,30 +80,37 @@ def _slug(*parts: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", "_".join(parts))
 
 
-def plot_retrieval(frame: pd.DataFrame, title: str):
+def plot_retrieval(frame: pd.DataFrame, width: float):
     """HitRate@20 and ANN recall@20 against single-query queries/s (log x)
-    for one (dataset, protocol, model); the dashed line joins the settings no
+    for one (dataset, protocol, model), ``width`` inches wide (the panels side
+    by side from 5 in, stacked below); the dashed line joins the settings no
     other setting beats in both speed and the panel's quantity."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.6), constrained_layout=True)
+    from harness.report.figures import _new_figure
+
+    side_by_side = width >= 5.0
+    fig = _new_figure(width, 2.4 if side_by_side else 4.4)
+    axes = fig.subplots(1, 2) if side_by_side else fig.subplots(2, 1)
     methods = list(dict.fromkeys(frame["method"]))
-    colours = plt.get_cmap("tab10")
-    markers = "*osD^vP<>X"
+    from harness.report.styles import MARKERS, PALETTE
+
+    # one colour-blind-safe colour and marker per index method, in suite order
+    colours = lambda i: PALETTE[i % len(PALETTE)]  # noqa: E731
+    markers = ("*",) + MARKERS
     for ax, column, label in ((axes[0], "hitrate", f"HitRate@{RETRIEVAL_K}"),
                               (axes[1], "recall", f"ANN recall@{RETRIEVAL_K} (vs exact top-{RETRIEVAL_K})")):
         for i, method in enumerate(methods):
             part = frame[frame["method"] == method].sort_values("single_qps")
-            ax.plot(part["single_qps"], part[column], marker=markers[i % len(markers)], color=colours(i % 10),
-                    markersize=9 if method == "exact" else 5, linewidth=1.0, label=method)
+            ax.plot(part["single_qps"], part[column], marker=markers[i % len(markers)], color=colours(i),
+                    markersize=7 if method == "exact" else 4, linewidth=1.0, label=method)
         front = pareto_front(-frame["single_qps"].to_numpy(np.float64), frame[column].to_numpy(np.float64))
         best = frame[front].sort_values("single_qps")
         ax.plot(best["single_qps"], best[column], linestyle="--", color="0.4", linewidth=0.8, zorder=0)
         ax.set_xscale("log")
-        ax.set_xlabel("queries per second, one query at a time (log scale)")
+        ax.set_xlabel("queries/s, one at a time (log)")
         ax.set_ylabel(label)
-    axes[1].legend(loc="lower left", fontsize=7)
-    fig.suptitle(title)
+    axes[1].legend(loc="lower left")
     return fig
 
 
@@ -113,10 +125,11 @@ def _markdown(frame: pd.DataFrame, title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_retrieval(out_dir: str | Path, folder: Path) -> tuple[list[Path], list[Path], list[str]]:
-    """Write the retrieval figures and tables into the report folder being
-    built (``folder``); returns (figures, tables, summary.md lines)."""
-    frame = retrieval_frame(out_dir)
+def write_retrieval(runs: Iterable[RunRecord], folder: Path, width: float) -> tuple[list[Path], list[Path], list[str]]:
+    """Write the retrieval figures (``width`` inches wide, caption beside
+    each) and tables of ``runs`` into the report folder being built
+    (``folder``); returns (figures, tables, summary.md lines)."""
+    frame = retrieval_frame(runs)
     if frame.empty:
         return [], [], []
     import matplotlib
@@ -134,9 +147,14 @@ def write_retrieval(out_dir: str | Path, folder: Path) -> tuple[list[Path], list
         slug = _slug("retrieval", dataset, protocol, model)
         title = f"{model} on {dataset} ({protocol}, {int(part['n_items'].iloc[0]):,} items)"
         with matplotlib.rc_context(_RC):
-            fig = plot_retrieval(part, title)
+            fig = plot_retrieval(part, width)
             figures += save_figure(fig, folder / FIGURES_DIR / slug)
             plt.close(fig)
+        caption = (f"{title}: HitRate@{RETRIEVAL_K} (left or top) and ANN recall@{RETRIEVAL_K} against the exact "
+                   "top list (right or bottom) for each index setting, against queries per second one query at "
+                   "a time (log scale); the dashed line is the Pareto front.")
+        (folder / FIGURES_DIR / f"{slug}.txt").write_text(caption + "\n")
+        figures.append(folder / FIGURES_DIR / f"{slug}.txt")
         table = _markdown(part, title)
         (folder / TABLES_DIR / f"{slug}.md").write_text(table)
         part.to_csv(folder / TABLES_DIR / f"{slug}.csv", index=False, float_format="%.10g")
