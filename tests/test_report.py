@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from harness import report
+from harness.report import figures, tables
 from harness.evaluate import evaluate
 from harness.metrics import RANK_METRICS
 from harness.store import iter_runs, write_run
@@ -154,7 +155,7 @@ def test_latex_bold_is_on_the_best_value(store, summary):
         rows = _latex_rows(tex)
         labels = [r[0] for r in rows]
         assert labels == ["pop", "markov", "my-random"]  # fixed slots first, then the others
-        cols = report._table_columns(KS)
+        cols = tables._table_columns(KS)
         assert len(rows[0]) == 1 + len(cols)
         for j, col in enumerate(cols, start=1):
             values = table.loc[labels, col.key].to_numpy()
@@ -234,9 +235,9 @@ def test_styles_are_stable_and_shared_by_figures(store):
 
     results = report.collect(store, n_bootstrap=20, seed=0)
     group = results.groups[0]
-    with matplotlib.rc_context(report._RC):
-        bars = report._plot_bars(group, results.styles)
-        lines = report._plot_metric_vs_k(group, results.styles)
+    with matplotlib.rc_context(figures._RC):
+        bars = figures._plot_bars(group, results.styles)
+        lines = figures._plot_metric_vs_k(group, results.styles)
     for label in LABELS:
         want = results.styles[label].color
         bar_colors = {to_hex(p.get_facecolor()) for ax in bars.axes for p in ax.patches}

@@ -1,0 +1,334 @@
+"""Reading the store into per-group statistics (:func:`collect`): draws and writes nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness.metrics import RANK_METRICS, metric_key, normalise_ks, parse_metric_key
+from harness.report.constants import _ALL_TIMINGS, BAR_KS, LIST_K, MAX_CURVE_K, PREFIX_BINS, SUMMARY_KS
+from harness.report.statistics import (
+    ALPHA, _bootstrap_sums, _percentiles, _seed_weights, _stable_seed, holm, paired_ttest,
+)
+from harness.report.styles import Style, _ordered, model_styles
+from harness.store import RunRecord, iter_runs
+
+@dataclass
+class _Run:
+    """What the report needs from one stored run."""
+
+    record: RunRecord
+    label: str
+    seed: Any
+    fingerprint: str
+    n_cases: int
+    cases: np.ndarray  # [C, m] per-case values of the bootstrapped columns
+    means: dict[str, float]  # metric means (evaluation.metrics) and Coverage
+    k_curve: dict[str, np.ndarray]  # metric name -> [MAX_CURVE_K] means at K = 1..50
+    bins: np.ndarray  # [n_bins] HitRate@LIST_K mean per prefix-length bin (NaN if empty)
+    bin_index: np.ndarray  # [C] bin of each case
+    timings: dict[str, float]
+    curve: pd.DataFrame | None
+
+
+@dataclass
+class Group:
+    """The statistics of one (dataset, protocol), ready to draw and tabulate."""
+
+    dataset: str
+    protocol: str
+    slug: str
+    labels: list[str]
+    columns: list[str]  # bootstrapped per-case metric columns
+    table_ks: tuple[int, ...]
+    n_cases: dict[str, int]
+    n_seeds: dict[str, int]
+    means: pd.DataFrame  # label x (metric keys, Coverage@LIST_K, timings)
+    ci_low: pd.DataFrame  # label x bootstrapped columns
+    ci_high: pd.DataFrame
+    k_curves: dict[str, pd.DataFrame]  # label -> K x metric name
+    bin_means: pd.DataFrame  # label x bin label
+    bin_low: pd.DataFrame
+    bin_high: pd.DataFrame
+    bin_counts: pd.Series  # cases per bin (of the first label's case list)
+    curves: dict[str, list[pd.DataFrame]]
+    significance: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        return f"{self.dataset} ({self.protocol})"
+
+
+def _slug(*parts: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", "_".join(parts)).strip("-") or "group"
+
+
+def _case_fingerprint(session_ids: np.ndarray, prefix_lengths: np.ndarray) -> str:
+    h = hashlib.sha1()
+    h.update(np.ascontiguousarray(session_ids, dtype=np.int64).tobytes())
+    h.update(np.ascontiguousarray(prefix_lengths, dtype=np.int64).tobytes())
+    return h.hexdigest()
+
+
+def _bin_index(prefix_lengths: np.ndarray) -> np.ndarray:
+    edges = [lo for lo, _, _ in PREFIX_BINS[1:]]
+    return np.digitize(prefix_lengths, edges)
+
+
+def _load_run(record: RunRecord, metric_ks: tuple[int, ...]) -> _Run:
+    ev = record.evaluation
+    man = record.manifest
+    rank_cols = [metric_key(n, k) for n in RANK_METRICS for k in metric_ks]
+    frame = ev.per_case(metric_ks, names=RANK_METRICS)
+    cols = [frame[c].to_numpy(np.float64) for c in rank_cols]
+    pop_key = metric_key("Popularity", LIST_K)
+    if LIST_K <= ev.top_k:
+        cols.append(ev.per_case([LIST_K], names=["Popularity"])[pop_key].to_numpy(np.float64))
+        cover = ev.metrics([LIST_K], names=["Coverage", "Popularity"])
+    else:
+        cols.append(np.full(ev.n_cases, np.nan))
+        cover = {metric_key("Coverage", LIST_K): float("nan"), pop_key: float("nan")}
+    means = ev.metrics(metric_ks, names=RANK_METRICS)
+    means.update(cover)
+    curve_ks = tuple(range(1, MAX_CURVE_K + 1))
+    curve_means = ev.metrics(curve_ks, names=RANK_METRICS)
+    k_curve = {n: np.array([curve_means[metric_key(n, k)] for k in curve_ks]) for n in RANK_METRICS}
+    bin_index = _bin_index(ev.prefix_lengths)
+    hit = frame[metric_key("HitRate", LIST_K)].to_numpy(np.float64)
+    n_bins = len(PREFIX_BINS)
+    counts = np.bincount(bin_index, minlength=n_bins).astype(np.float64)
+    sums = np.bincount(bin_index, weights=hit, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        bins = np.where(counts > 0, sums / counts, np.nan)
+    timings = man.get("timings") or {}
+    return _Run(
+        record=record,
+        label=str(man.get("label") or man.get("model") or ev.meta.get("model") or record.run_id),
+        seed=man.get("seed"),
+        fingerprint=_case_fingerprint(ev.session_ids, ev.prefix_lengths),
+        n_cases=ev.n_cases,
+        cases=np.column_stack(cols) if cols else np.zeros((ev.n_cases, 0)),
+        means=means,
+        k_curve=k_curve,
+        bins=bins,
+        bin_index=bin_index,
+        timings={k: _as_float(timings.get(k)) for k in _ALL_TIMINGS},
+        curve=record.curve(),
+    )
+
+
+def _as_float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _group_key(record: RunRecord) -> tuple[str, str]:
+    man = record.manifest
+    dataset = man.get("dataset")
+    protocol = man.get("protocol")
+    if dataset is None or protocol is None:
+        ev = record.evaluation
+        dataset = dataset if dataset is not None else ev.meta.get("dataset") or "dataset"
+        protocol = protocol if protocol is not None else ev.protocol
+    return str(dataset), str(protocol)
+
+
+def _default_ks(records: Sequence[RunRecord]) -> tuple[int, ...]:
+    ks: set[int] = set()
+    for record in records:
+        found = record.manifest.get("ks")
+        if not found:
+            found = record.evaluation.ks
+        ks.update(int(k) for k in found)
+    return normalise_ks(ks) if ks else (5, 10, 20, 50)
+
+
+def _build_group(
+    dataset: str, protocol: str, runs: list[_Run], table_ks: tuple[int, ...], metric_ks: tuple[int, ...],
+    styles: dict[str, Style], n_boot: int, seed: int,
+) -> Group:
+    columns = [metric_key(n, k) for n in RANK_METRICS for k in metric_ks] + [metric_key("Popularity", LIST_K)]
+    labels = _ordered((r.label for r in runs), styles)
+    by_label = {label: [r for r in runs if r.label == label] for label in labels}
+    notes: list[str] = []
+
+    # bootstrap sums per run, case weights shared within one case list
+    n_bins = len(PREFIX_BINS)
+    hit_col = columns.index(metric_key("HitRate", LIST_K))
+    per_run_t: dict[int, np.ndarray] = {}  # id(run) -> [B, m] resampled means
+    per_run_bins: dict[int, np.ndarray] = {}  # id(run) -> [B, n_bins] resampled bin means
+    for fp in sorted({r.fingerprint for r in runs}):
+        members = [r for r in runs if r.fingerprint == fp]
+        n_cases = members[0].n_cases
+        if n_cases == 0:
+            for r in members:
+                per_run_t[id(r)] = np.full((n_boot, len(columns)), np.nan)
+                per_run_bins[id(r)] = np.full((n_boot, n_bins), np.nan)
+            continue
+        onehot = np.zeros((n_cases, n_bins))
+        onehot[np.arange(n_cases), members[0].bin_index] = 1.0
+        mats = [onehot] + [np.column_stack([r.cases, onehot * r.cases[:, [hit_col]]]) for r in members]
+        rng = np.random.default_rng([seed, _stable_seed(dataset, protocol, fp)])
+        sums = _bootstrap_sums(mats, n_boot, rng)
+        counts = sums[0]
+        for r, s in zip(members, sums[1:]):
+            per_run_t[id(r)] = s[:, : len(columns)] / n_cases
+            with np.errstate(invalid="ignore", divide="ignore"):
+                per_run_bins[id(r)] = s[:, len(columns):] / counts
+
+    mean_cols = columns + [metric_key("Coverage", LIST_K)] + list(_ALL_TIMINGS)
+    means = pd.DataFrame(index=labels, columns=mean_cols, dtype=np.float64)
+    ci_low = pd.DataFrame(index=labels, columns=columns, dtype=np.float64)
+    ci_high = ci_low.copy()
+    bin_names = [b[2] for b in PREFIX_BINS]
+    bin_means = pd.DataFrame(index=labels, columns=bin_names, dtype=np.float64)
+    bin_low, bin_high = bin_means.copy(), bin_means.copy()
+    label_t: dict[str, np.ndarray] = {}
+    k_curves: dict[str, pd.DataFrame] = {}
+    curves: dict[str, list[pd.DataFrame]] = {}
+    for label in labels:
+        members = by_label[label]
+        for col in mean_cols:
+            vals = [r.means.get(col, float("nan")) if col in r.means else r.timings.get(col, float("nan"))
+                    for r in members]
+            means.loc[label, col] = _nanmean(vals)
+        rng = np.random.default_rng([seed, _stable_seed(dataset, protocol, "seeds", label)])
+        u = _seed_weights(len(members), n_boot, rng)  # [B, S]
+        t = sum(u[:, [i]] * per_run_t[id(r)] for i, r in enumerate(members))
+        tb = sum(u[:, [i]] * per_run_bins[id(r)] for i, r in enumerate(members))
+        label_t[label] = t
+        ci_low.loc[label], ci_high.loc[label] = _percentiles(t)
+        bin_means.loc[label] = [_nanmean(v) for v in np.stack([r.bins for r in members]).T]
+        bin_low.loc[label], bin_high.loc[label] = _percentiles(tb)
+        k_curves[label] = pd.DataFrame(
+            {n: np.mean([r.k_curve[n] for r in members], axis=0) for n in RANK_METRICS},
+            index=pd.RangeIndex(1, MAX_CURVE_K + 1, name="K"),
+        )
+        seeds_curves = [r.curve for r in members if r.curve is not None and len(r.curve)]
+        if seeds_curves:
+            curves[label] = seeds_curves
+        if len({r.fingerprint for r in members}) > 1:
+            notes.append(f"{label}: its seeds were evaluated on different case lists; "
+                         "its significance tests are skipped.")
+
+    fps = {r.fingerprint for r in runs}
+    if len(fps) > 1:
+        notes.append("the runs of this dataset do not all share one list of evaluation cases "
+                     "(session, prefix length); paired tests between models with different case lists are skipped.")
+    first = by_label[labels[0]][0]
+    bin_counts = pd.Series(np.bincount(first.bin_index, minlength=n_bins), index=bin_names)
+    test_cols = [metric_key(n, k) for n in RANK_METRICS for k in table_ks]
+    significance = _significance(labels, by_label, means, label_t, columns, test_cols)
+    return Group(
+        dataset=dataset, protocol=protocol, slug=_slug(dataset, protocol), labels=labels, columns=columns,
+        table_ks=table_ks,
+        n_cases={label: by_label[label][0].n_cases for label in labels},
+        n_seeds={label: len(by_label[label]) for label in labels},
+        means=means, ci_low=ci_low, ci_high=ci_high, k_curves=k_curves,
+        bin_means=bin_means, bin_low=bin_low, bin_high=bin_high, bin_counts=bin_counts,
+        curves=curves, significance=significance, notes=notes,
+    )
+
+
+def _nanmean(values: Sequence[float]) -> float:
+    arr = np.asarray(values, dtype=np.float64)
+    return float(np.nanmean(arr)) if np.isfinite(arr).any() else float("nan")
+
+
+def _significance(
+    labels: list[str], by_label: dict[str, list[_Run]], means: pd.DataFrame,
+    label_t: dict[str, np.ndarray], columns: list[str], test_cols: list[str],
+) -> pd.DataFrame:
+    """One row per (metric column, label other than the best): the paired
+    t-test, its Holm-adjusted p-value and the paired bootstrap CI of the
+    difference (label minus best)."""
+    rows = []
+    for col in test_cols:
+        spec, _ = parse_metric_key(col)
+        best = spec.best(means[col].to_numpy())
+        if best is None or len(labels) < 2:
+            continue
+        best_label = labels[best]
+        j = columns.index(col)
+        block = []
+        for label in labels:
+            if label == best_label:
+                continue
+            row = {"metric": col, "label": label, "best": best_label,
+                   "mean": means.loc[label, col], "best_mean": means.loc[best_label, col],
+                   "diff": means.loc[label, col] - means.loc[best_label, col],
+                   "diff_ci_low": np.nan, "diff_ci_high": np.nan, "t": np.nan, "p": np.nan, "note": ""}
+            a, b = by_label[label], by_label[best_label]
+            if len({r.fingerprint for r in a + b}) != 1:
+                row["note"] = "skipped: evaluation cases differ"
+            elif a[0].n_cases < 2:
+                row["note"] = "skipped: fewer than 2 cases"
+            else:
+                xa = np.mean([r.cases[:, j] for r in a], axis=0)
+                xb = np.mean([r.cases[:, j] for r in b], axis=0)
+                row["t"], row["p"] = paired_ttest(xa, xb)
+                lo, hi = _percentiles(label_t[label][:, j] - label_t[best_label][:, j])
+                row["diff_ci_low"], row["diff_ci_high"] = float(lo), float(hi)
+            block.append(row)
+        adjusted = holm([r["p"] for r in block])
+        for r, p in zip(block, adjusted):
+            r["p_holm"] = p
+            r["significant"] = bool(p < ALPHA) if not np.isnan(p) else False
+        rows.extend(block)
+    cols = ["metric", "label", "best", "mean", "best_mean", "diff", "diff_ci_low", "diff_ci_high",
+            "t", "p", "p_holm", "significant", "note"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _last_line(text: Any) -> str:
+    lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
+    return lines[-1] if lines else "(no error recorded)"
+
+
+@dataclass(frozen=True)
+class Collected:
+    """Everything the report shows, before drawing: one :class:`Group` per
+    (dataset, protocol), the label styles, and the failed runs."""
+
+    groups: list[Group]
+    styles: dict[str, Style]
+    failed: tuple[tuple[str, str, str], ...]
+    n_runs: int
+
+
+def collect(
+    out_dir: str | Path, *, ks: Iterable[int] | int | None = None, n_bootstrap: int = 1000, seed: int = 0
+) -> Collected:
+    """Read the stored runs and compute every statistic of the report (see
+    :func:`write_report` for the arguments); draws and writes nothing."""
+    n_bootstrap = int(n_bootstrap)
+    if n_bootstrap < 1:
+        raise ValueError(f"n_bootstrap must be >= 1, got {n_bootstrap}")
+    all_runs = list(iter_runs(out_dir, include_failed=True))
+    complete = [r for r in all_runs if r.complete]
+    failed = tuple(
+        (r.run_id, str(r.manifest.get("label") or r.manifest.get("model") or "?"), _last_line(r.manifest.get("error")))
+        for r in all_runs if not r.complete
+    )
+    table_ks = normalise_ks(ks) if ks is not None else _default_ks(complete)
+    metric_ks = normalise_ks(set(table_ks) | set(BAR_KS) | set(SUMMARY_KS) | {LIST_K})
+    by_group: dict[tuple[str, str], list[RunRecord]] = {}
+    for record in complete:
+        by_group.setdefault(_group_key(record), []).append(record)
+    loaded = {key: [_load_run(r, metric_ks) for r in recs] for key, recs in sorted(by_group.items())}
+    styles = model_styles(r.label for runs in loaded.values() for r in runs)
+    groups = [
+        _build_group(ds, proto, runs, table_ks, metric_ks, styles, n_bootstrap, seed)
+        for (ds, proto), runs in loaded.items()
+    ]
+    return Collected(groups, styles, failed, len(complete))
