@@ -25,7 +25,9 @@ A model entry may set its own ``timeout`` (same forms). It expands into runs: da
 With a ``grid``, every grid point is first fitted on ``train_tr`` and scored
 on ``valid`` (stage ``tune``); the point with the best validation MRR@20 is
 then fitted on ``train`` and scored on ``test`` (stage ``test``). The test
-split never chooses anything.
+split never chooses anything. A ``tune`` section (per model, with suite-wide
+defaults under a top-level ``tune``) searches a space with Optuna instead;
+see :mod:`harness.tuning`.
 """
 
 from __future__ import annotations
@@ -44,9 +46,9 @@ from harness.registry import coerce_params, get_model_class
 
 SUITE_DIR = Path(__file__).resolve().parents[1] / "suites"
 _TOP_KEYS = ("name", "description", "data_dir", "datasets", "models", "seeds", "ks", "protocols", "batch_size",
-             "exclude_seen", "latency", "timeout")
+             "exclude_seen", "latency", "timeout", "tune")
 _DATASET_KEYS = ("name", "data_dir")
-_MODEL_KEYS = ("name", "label", "params", "grid", "seeds", "timeout")
+_MODEL_KEYS = ("name", "label", "params", "grid", "seeds", "timeout", "tune")
 _TIMEOUT_KEYS = ("fit", "score")
 _LATENCY_KEYS = ("samples", "warmup")
 _LABEL = re.compile(r"^[A-Za-z0-9_.+=,:-]+$")
@@ -70,6 +72,7 @@ class ModelEntry:
     grid: dict[str, list[Any]]
     seeds: tuple[int, ...]
     timeout: dict[str, float] = field(default_factory=dict)  # phase -> seconds; {} none
+    tune: Any = None  # harness.tuning.TuneConfig: searched with Optuna instead of fixed params
 
     def grid_points(self) -> list[dict[str, Any]]:
         """Every combination of the grid, merged over ``params`` (one point without a grid)."""
@@ -145,13 +148,15 @@ def parse_suite(data: Any, path: Path | None = None) -> Suite:
     exclude_seen = data.get("exclude_seen", False)
     if not isinstance(exclude_seen, bool):
         raise ConfigError(f"{where}: key 'exclude_seen': expected true or false, got {exclude_seen!r}")
+    ks = tuple(sorted(set(_int_list(data.get("ks", [5, 10, 20, 50]), where, "ks", minimum=1))))
+    models = _tune_sections(data, models, ks, where)
     return Suite(
         name=_str(data.get("name", path.stem if path else "suite"), where, "name"),
         description=str(data.get("description", "")),
         path=path,
         datasets=datasets,
         models=models,
-        ks=tuple(sorted(set(_int_list(data.get("ks", [5, 10, 20, 50]), where, "ks", minimum=1)))),
+        ks=ks,
         protocols=protocols,
         batch_size=_int(data.get("batch_size", 500), where, "batch_size", minimum=1),
         exclude_seen=exclude_seen,
@@ -162,6 +167,23 @@ def parse_suite(data: Any, path: Path | None = None) -> Suite:
         timeout=parse_timeout(data.get("timeout"), where, "timeout"),
         text=yaml.safe_dump(data, sort_keys=False),
     )
+
+
+def _tune_sections(data: dict, models: tuple[ModelEntry, ...], ks: tuple[int, ...], where: str) -> tuple[ModelEntry, ...]:
+    """Each model entry's ``tune`` section, validated and merged over the
+    suite's ``tune`` defaults (see :mod:`harness.tuning`)."""
+    from harness.tuning import parse_tune
+
+    entries = data["models"]
+    out = []
+    for i, model in enumerate(models):
+        value = entries[i].get("tune") if isinstance(entries[i], dict) else None
+        if value is not None and model.grid:
+            raise ConfigError(f"{where}: key models[{i}]: use either 'grid' or 'tune', not both")
+        tune = parse_tune(value, data.get("tune"), get_model_class(model.name), model.name, ks, where,
+                          f"models[{i}].tune")  # fmt: skip
+        out.append(replace(model, tune=tune))
+    return tuple(out)
 
 
 def _dataset(entry: Any, where: str, key: str, suite_dir: str | None) -> DatasetEntry:

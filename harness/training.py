@@ -20,6 +20,8 @@ import abc
 import copy
 import logging
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from harness.dataset import SessionDataset
@@ -30,6 +32,27 @@ log = logging.getLogger(__name__)
 
 #: the validation metric that picks the epoch
 SELECTION_METRIC = "MRR@20"
+
+#: callbacks ``(model, epoch, phase)`` run after every training epoch (see :func:`observe_epochs`)
+_EPOCH_OBSERVERS: list[Callable[[Any, int, str], None]] = []
+
+
+@contextmanager
+def observe_epochs(callback: Callable[[Any, int, str], None]) -> Iterator[None]:
+    """Within the block, call ``callback(model, epoch, phase)`` after each
+    training epoch of every :class:`EpochTrainedRecommender` (``phase`` as
+    in ``training_curve_``). An exception it raises stops the model's
+    ``fit`` (hyper-parameter search prunes trials this way)."""
+    _EPOCH_OBSERVERS.append(callback)
+    try:
+        yield
+    finally:
+        _EPOCH_OBSERVERS.remove(callback)
+
+
+def _epoch_done(model: Any, epoch: int, phase: str) -> None:
+    for callback in list(_EPOCH_OBSERVERS):
+        callback(model, epoch, phase)
 
 
 class EpochTrainedRecommender(SessionRecommender):
@@ -96,6 +119,7 @@ class EpochTrainedRecommender(SessionRecommender):
             loss = float(self._train_epoch(epoch))
             curve.append({"phase": phase, "epoch": epoch, "loss": loss, "valid_" + SELECTION_METRIC: None,
                           "seconds": time.perf_counter() - start})
+            _epoch_done(self, epoch, phase)
 
     def _select(self, data: SessionDataset, seed: int, curve: list) -> tuple[int, dict[str, Any] | None]:
         from harness.evaluate import evaluate  # the evaluator imports models' outputs only
@@ -113,6 +137,7 @@ class EpochTrainedRecommender(SessionRecommender):
             curve.append({"phase": "select", "epoch": epoch, "loss": loss, "valid_" + SELECTION_METRIC: value,
                           "seconds": seconds})
             log.info("%s epoch %d: loss %.4f, valid %s %.4f", self.name, epoch, loss, SELECTION_METRIC, value)
+            _epoch_done(self, epoch, "select")
             if value > best_value:
                 best_epoch, best_value = epoch, value
                 best_state = None if self.refit else self._state()
