@@ -560,7 +560,9 @@ def run_study(
         outcome.asked += len(batch)
         spent += time.perf_counter() - start
         study.set_user_attr("seconds_spent", spent)
-    outcome.specs = [specs[n] for n in sorted(specs)]
+    # a trial cut off by a stop stored no run; its retry stands for it
+    retried = {t.user_attrs.get("retry_of") for t in study.get_trials(deepcopy=False)}
+    outcome.specs = [specs[n] for n in sorted(specs) if n not in retried]
     _echo_best(study, model, name, echo)
     return outcome
 
