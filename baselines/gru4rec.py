@@ -148,7 +148,7 @@ from torch import nn
 
 from harness.dataset import PrefixBatch, SessionDataset
 from harness.errors import ConfigError
-from harness.registry import register
+from harness.registry import Range, register
 from harness.timing import resolve_device, torch_threads
 from harness.training import EpochTrainedRecommender
 
@@ -507,6 +507,13 @@ class GRU4Rec(EpochTrainedRecommender):
 
     uses_gpu: ClassVar[bool] = True
     provides_embeddings: ClassVar[bool] = True
+    #: checked when a suite or --param sets them (the rest by _check_params at fit)
+    hyperparameter_ranges: ClassVar[dict[str, Range]] = {
+        **{name: Range(1) for name in ("hidden_size", "n_layers", "batch_size")},
+        **{name: Range(0) for name in ("embedding", "n_sample", "num_threads", "sample_alpha", "bpreg", "elu_param")},
+        **{name: Range(0, 1, high_open=True) for name in ("dropout_embed", "dropout_hidden", "momentum")},
+        "learning_rate": Range(0, low_open=True),
+    }
 
     def __init__(
         self,

@@ -56,7 +56,7 @@ from baselines.common import apply_fallback, check_fallback, training_popularity
 from harness.dataset import PrefixBatch, SessionDataset
 from harness.errors import ConfigError
 from harness.plugin import SessionRecommender
-from harness.registry import register
+from harness.registry import Range, register
 
 __all__ = ["SessionKNN", "VSKNN", "STAN", "VSTAN", "POSITION_WEIGHTS", "SCORE_WEIGHTS"]
 
@@ -266,6 +266,8 @@ class _KNNBase(SessionRecommender):
     _needs_prefix_max: ClassVar[bool] = False
     #: t_p, the time of each prefix's last event
     _uses_time: ClassVar[bool] = False
+    #: checked when a suite or --param sets them (the rest at fit)
+    hyperparameter_ranges: ClassVar[dict[str, Range]] = {"k": Range(1), "sample_size": Range(0)}
 
     k: int
     sample_size: int

@@ -1,8 +1,9 @@
 """The ``sessionbench`` command line.
 
 Errors a user can cause are printed as one line (``sessionbench: error:
-...``) with exit status 2 and no traceback. Logging is configured here and
-nowhere else.
+...``) with exit status 2 and no traceback; a model whose own code raises
+under ``evaluate`` gives one line and exit status 1. ``--traceback`` prints
+the full traceback first. Logging is configured here and nowhere else.
 """
 
 from __future__ import annotations
@@ -11,10 +12,15 @@ import argparse
 import json
 import logging
 import sys
+import tempfile
+import traceback
+import typing
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from harness.errors import ConfigError, SessionbenchError
+from harness.errors import ConfigError, ModelFailure, SessionbenchError, quote
+from harness.limits import MAX_K, MAX_SEED
 
 log = logging.getLogger("sessionbench")
 
@@ -22,23 +28,90 @@ DEFAULT_KS = (5, 10, 20, 50)
 
 
 def _parse_ks(text: str) -> tuple[int, ...]:
+    """``5,10,20`` -> (5, 10, 20): sorted, unique, each in 1..MAX_K."""
+    expected = f"expected comma-separated integers in 1..{MAX_K}, got {quote(text)}"
     try:
-        ks = tuple(int(k) for k in text.split(",") if k.strip())
+        ks = tuple(_int(k) for k in text.split(",") if k.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}") from None
-    if not ks or min(ks) < 1:
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
+        raise argparse.ArgumentTypeError(expected) from None
+    if not ks or min(ks) < 1 or max(ks) > MAX_K:
+        raise argparse.ArgumentTypeError(expected)
     return tuple(sorted(set(ks)))
+
+
+def _int(text: str) -> int:
+    """A decimal integer (``int`` would also take ``1_000`` and refuse 5000 digits with its own message)."""
+    text = text.strip()
+    if not text.lstrip("+-").isdigit() or not text.isascii() or len(text) > 30:
+        raise ValueError(text)
+    return int(text)
 
 
 def _positive_int(text: str) -> int:
     try:
-        value = int(text)
+        value = _int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {quote(text)}") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {quote(text)}")
     return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    """A seed NumPy and torch accept: an integer in 0..2**32 - 1."""
+    try:
+        value = _int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected an integer in 0..{MAX_SEED}, got {quote(text)}")
+    return value
+
+
+def check_output_dir(out: str | Path, option: str = "--out") -> None:
+    """Refuse an output folder that cannot be created or written, before any work starts.
+
+    ``out`` may not exist yet: then its nearest existing ancestor must be a
+    writable folder. Writing is tested by creating (and at once removing) a
+    temporary file, which is what counts, whoever runs the command.
+
+    Raises:
+        ConfigError: ``out`` (or an ancestor) is a file, or the folder cannot
+            be written.
+    """
+    out = Path(out)
+    if "\0" in str(out):
+        raise ConfigError(f"{option} {quote(str(out))}: a path cannot contain a NUL character")
+    try:
+        existing = out
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise ConfigError(f"{option} {out}: {existing} is a file; expected a folder (or a path to create)")
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{option} {out}: cannot write there ({exc.strerror or type(exc).__name__}); "
+                          "expected a writable folder") from None
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, like every other error
+    of the command line (exit status 2, the usage only with ``--help``)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        _print_error(f"{self.prog}: error: {message} (see {self.prog} --help)")
+        raise SystemExit(2)
 
 
 def _add_data_dir(parser: argparse.ArgumentParser) -> None:
@@ -51,11 +124,13 @@ def _add_data_dir(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="sessionbench",
         description="Benchmark harness for session-based recommendation.",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    parser.add_argument("--traceback", action="store_true",
+                        help="on an error, print the full traceback before the one-line message")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     ds = sub.add_parser("datasets", help="list dataset presets, or print a dataset's statistics",
@@ -85,7 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--jobs", type=_positive_int, default=1, metavar="N", help="runs in parallel (default 1)")
     run.add_argument("--force", action="store_true", help="redo runs that are already complete")
     run.add_argument("--only", action="append", metavar="PATTERN",
-                     help="run only runs whose id or dataset/label/seed matches this glob (repeatable)")
+                     help="run only runs whose label, run id or dataset/label/seed is PATTERN, else matches it "
+                          "as a glob (repeatable)")
+    run.add_argument("--timeout", type=_positive_seconds, metavar="SECONDS",
+                     help="time limit of fit and of scoring, for runs the suite gives no timeout")
     run.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     run.add_argument("--executor", choices=("local", "ray"), default="local",
                      help="where runs and tuning trials execute: local processes (default) or Ray tasks")
@@ -94,6 +172,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--gpus", metavar="I,J,...", help="CUDA devices to spread GPU runs over, one run per device "
                      "at a time (e.g. 0,1)")
     run.set_defaults(handler=_cmd_run)
+
+    runs = sub.add_parser("runs", help="list or prune the stored runs of an output folder",
+                          description="List the stored runs of OUT (with broken and failed ones), or delete "
+                                      "the runs that its plan.json no longer lists.")
+    runs_sub = runs.add_subparsers(dest="runs_command", metavar="SUBCOMMAND", required=True)
+    runs_ls = runs_sub.add_parser("ls", help="list the runs: status, label, dataset, seed, protocol, config, plan",
+                                  description="List every run folder of OUT/runs/ with its status (complete, "
+                                              "failed, broken), and whether OUT/plan.json lists it.")
+    runs_ls.add_argument("out_dir", metavar="OUT", help="a suite's output folder")
+    runs_ls.add_argument("--json", action="store_true", help="print JSON")
+    runs_ls.set_defaults(handler=_cmd_runs_ls)
+    runs_prune = runs_sub.add_parser("prune", help="delete the runs that OUT/plan.json does not list",
+                                     description="Delete the run folders of OUT/runs/ that the plan of the last "
+                                                 "`sessionbench run` into OUT does not list (superseded runs).")
+    runs_prune.add_argument("out_dir", metavar="OUT", help="a suite's output folder")
+    runs_prune.add_argument("--yes", action="store_true", help="delete them (without it: only list them)")
+    runs_prune.set_defaults(handler=_cmd_runs_prune)
 
     rep = sub.add_parser("report", help="write figures and tables from stored runs",
                          description="Read the stored runs of OUT_DIR and write OUT_DIR/report/.")
@@ -108,14 +203,18 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                     help="a hyper-parameter (repeat for several); values are read as YAML scalars")
     ev.add_argument("--k", type=_parse_ks, default=DEFAULT_KS, metavar="K,K,...",
-                    help="cut-offs (default 5,10,20,50)")
+                    help=f"cut-offs, each at most {MAX_K} (default 5,10,20,50)")
     ev.add_argument("--protocol", choices=("next", "rest"), default="next",
                     help="next: the next item is the target; rest: all remaining items are (default next)")
     ev.add_argument("--exclude-seen", action="store_true", help="remove items already in the prefix from the ranking")
     ev.add_argument("--batch-size", type=_positive_int, default=500, help="prefixes per scoring batch (default 500)")
     _add_data_dir(ev)
-    ev.add_argument("--seed", type=int, default=0, help="random seed for fit (default 0)")
+    ev.add_argument("--seed", type=_seed, default=0, help=f"random seed for fit, 0..{MAX_SEED} (default 0)")
     ev.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    ev.add_argument("--timeout", type=_positive_seconds, metavar="SECONDS",
+                    help="time limit of fit and of the evaluation each (exit status 124 past it)")
+    ev.add_argument("--traceback", action="store_true", default=argparse.SUPPRESS,
+                    help="on an error, print the full traceback (also accepted before the command)")
     ev.set_defaults(handler=_cmd_evaluate)
     return parser
 
@@ -195,7 +294,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from harness.runner import run_suite
+    from harness.runner import REPO_ROOT, run_suite
     from harness.suites import load_suite
 
     executor = None
@@ -204,9 +303,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         executor = make_executor(args.executor, jobs=args.jobs, address=args.address, gpus=args.gpus)
     suite = load_suite(args.suite)
+    check_output_dir(args.out if args.out is not None else REPO_ROOT / "reports" / suite.name)
     outcome = run_suite(
         suite, out_dir=args.out, data_dir=args.data_dir, jobs=args.jobs, force=args.force, only=args.only,
         executor=executor, progress=sys.stderr.isatty(), report=not args.no_report, echo=tqdm.write,
+        timeout=None if args.timeout is None else {"fit": args.timeout, "score": args.timeout},
     )  # fmt: skip
     print(f"suite {suite.name}: {len(outcome.planned)} runs planned, {len(outcome.skipped)} already complete, "
           f"{len(outcome.executed)} executed, {len(outcome.failed)} failed; results in {outcome.out_dir}")
@@ -233,12 +334,92 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- runs -------------------------------------------------------------------
+
+
+def _runs_table(out_dir: str) -> tuple[list[dict[str, Any]], Any]:
+    """One row per run folder of ``out_dir`` and its plan (None without one)."""
+    from pathlib import Path
+
+    from harness.store import iter_runs, read_plan, runs_dir
+
+    out = Path(out_dir)
+    if not runs_dir(out).is_dir():
+        raise ConfigError(f"{out}: no stored runs (expected {runs_dir(out)}/<run_id>/manifest.json)")
+    try:
+        plan = read_plan(out)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    planned = set(plan.run_ids) if plan is not None else None
+    rows = []
+    for r in iter_runs(out, include_failed=True, include_broken=True):
+        m = r.manifest if r.problem is None else {**r.manifest, "status": "broken"}
+        rows.append({
+            "run_id": r.run_id, "status": r.status, "stage": m.get("stage", ""), "label": m.get("label", ""),
+            "dataset": m.get("dataset", ""), "seed": m.get("seed", ""), "protocol": m.get("protocol", ""),
+            "config_digest": r.config_digest or "", "code_digest": r.code_digest or "",
+            "in_plan": None if planned is None else r.run_id in planned,
+            "problem": r.problem or m.get("error_line") or "",
+        })  # fmt: skip
+    return rows, plan
+
+
+def _cmd_runs_ls(args: argparse.Namespace) -> int:
+    rows, plan = _runs_table(args.out_dir)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if plan is None:
+        print(f"{args.out_dir}: no plan.json (written by `sessionbench run`); plan membership unknown")
+    else:
+        missing = set(plan.run_ids) - {r["run_id"] for r in rows}
+        print(f"plan: suite {plan.suite_name}, {len(plan.run_ids)} runs ({len(missing)} not stored)")
+    header = ("status", "plan", "label", "dataset", "seed", "protocol", "stage", "config", "run id")
+    table = [[r["status"], {None: "-", True: "yes", False: "no"}[r["in_plan"]], r["label"], r["dataset"],
+              str(r["seed"]), r["protocol"], r["stage"], r["config_digest"][:12] or "-", r["run_id"]] for r in rows]
+    widths = [max(len(h), *(len(row[i]) for row in table)) if table else len(h) for i, h in enumerate(header)]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
+    for row, r in zip(table, rows):
+        line = "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
+        print(line + (f"  ({r['problem']})" if r["status"] != "complete" and r["problem"] else ""))
+    return 0
+
+
+def _cmd_runs_prune(args: argparse.Namespace) -> int:
+    from harness.lock import OutputLock
+    from harness.store import remove_run
+
+    with OutputLock(args.out_dir, command="sessionbench runs prune"):
+        rows, plan = _runs_table(args.out_dir)
+        if plan is None:
+            raise ConfigError(f"{args.out_dir}: no plan.json, so no run is known to be superseded; "
+                              "`sessionbench run` writes one")  # fmt: skip
+        gone = [r for r in rows if not r["in_plan"]]
+        for r in gone:
+            print(f"{'deleted' if args.yes else 'would delete'}  {r['status']:<8}  {r['run_id']}")
+        if not args.yes:
+            if gone:
+                print(f"{len(gone)} run(s) outside the plan of suite {plan.suite_name}; "
+                      "run again with --yes to delete them", file=sys.stderr)
+                return 1
+            print(f"nothing to prune: every run is in the plan of suite {plan.suite_name}")
+            return 0
+        for r in gone:
+            remove_run(args.out_dir, r["run_id"])
+        print(f"{len(gone)} run(s) deleted; {len(rows) - len(gone)} kept")
+    return 0
+
+
 # -- evaluate ---------------------------------------------------------------
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    """Fit and evaluate one model. Bad input or a broken plugin contract
+    raises :class:`SessionbenchError` (exit 2); an exception raised by the
+    model's own ``fit`` or ``score`` becomes :class:`ModelFailure` (exit 1)."""
     from harness import specs
     from harness.evaluate import evaluate
+    from harness.plugin import calling_model
     from harness.registry import make_model, parse_param
 
     params: dict[str, Any] = {}
@@ -249,17 +430,20 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         params[key] = value
     model = make_model(args.model, params)
     data = specs.load_dataset(args.dataset, data_dir=args.data_dir)
+    limit = _phase_limits(args.timeout)
     log.info("fitting %r on %s (%d training sessions)", model, data.name, data.train.n_sessions)
-    model.fit(data, seed=args.seed)
-    result = evaluate(
-        model,
-        data,
-        protocol=args.protocol,
-        ks=args.k,
-        batch_size=args.batch_size,
-        exclude_seen=args.exclude_seen,
-        progress=not args.json and sys.stderr.isatty(),
-    )
+    with limit("fit", args.timeout), calling_model(model, "fit"):
+        model.fit(data, seed=args.seed)
+    with limit("score", args.timeout):
+        result = evaluate(
+            model,
+            data,
+            protocol=args.protocol,
+            ks=args.k,
+            batch_size=args.batch_size,
+            exclude_seen=args.exclude_seen,
+            progress=not args.json and sys.stderr.isatty(),
+        )
     metrics = result.metrics(args.k)
     timings = {"fit_seconds": model.fit_seconds_, **result.timings}
     if args.json:
@@ -280,6 +464,21 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _phase_limits(timeout: float | None) -> Any:
+    """``limit(phase, seconds)`` context managers: a watchdog that prints one
+    line and ends the process (status 124) past the limit, or no-ops."""
+    from contextlib import nullcontext
+
+    if timeout is None:
+        return lambda phase, seconds: nullcontext()
+    from harness.watchdog import Watchdog, format_seconds
+
+    def stop(phase: str, seconds: float) -> None:
+        print(f"sessionbench: error: timeout after {format_seconds(seconds)} s in {phase}", file=sys.stderr, flush=True)
+
+    return Watchdog(stop).phase
+
+
 def format_metric_table(metrics: dict[str, float], ks: Sequence[int]) -> str:
     """A plain-text table: one row per metric, one column per K."""
     names: list[str] = []
@@ -296,6 +495,15 @@ def format_metric_table(metrics: dict[str, float], ks: Sequence[int]) -> str:
     return "\n".join(lines)
 
 
+def _report(err: Exception, full: bool, hint: str = "") -> None:
+    """Print ``err`` as one line on stderr (after its traceback when ``full``)."""
+    if full:
+        traceback.print_exception(err, file=sys.stderr)
+        hint = ""
+    message = " ".join(str(err).split())  # one line, whatever the message holds
+    _print_error(f"sessionbench: error: {message}{hint}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sessionbench`` console script; returns the exit status."""
     parser = build_parser()
@@ -305,11 +513,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except SessionbenchError as err:
-        print(f"sessionbench: error: {err}", file=sys.stderr)
+        _report(err, args.traceback)
         return 2
+    except ModelFailure as err:
+        _report(err, args.traceback, hint=" (run with --traceback for the model's traceback)")
+        return 1
     except KeyboardInterrupt:
         print("sessionbench: interrupted", file=sys.stderr)
         return 130
+
+
+def _print_error(message: str) -> None:
+    """Print one line to stderr even when it holds characters stderr cannot
+    encode (a file name with undecodable bytes, for instance)."""
+    encoding = getattr(sys.stderr, "encoding", None) or "utf-8"
+    line = " ".join(message.split("\n"))
+    print(line.encode(encoding, "backslashreplace").decode(encoding, "replace"), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -144,6 +144,12 @@ class PrefixBatch:
         """LongTensor [B]: the most recent item of each prefix."""
         return self.items.gather(1, (self.lengths - 1).unsqueeze(1)).squeeze(1)
 
+    def clone(self) -> PrefixBatch:
+        """A copy with tensors of its own: what a model is handed, so that
+        writing into it cannot change what the evaluator ranks against."""
+        copy = lambda t: None if t is None else t.clone()  # noqa: E731
+        return PrefixBatch(copy(self.items), copy(self.lengths), copy(self.session_ids), copy(self.times))
+
     def to(self, device: torch.device | str) -> PrefixBatch:
         """A copy on ``device``."""
         move = lambda t: None if t is None else t.to(device)  # noqa: E731
@@ -231,13 +237,37 @@ class PrefixCases:
 
 
 class _HiddenSplit:
-    """Stands in for the test split while a model is fitted."""
+    """Stands in for the test split while a model is fitted; it holds no data
+    and no reference to any."""
+
+    __slots__ = ()
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # protocol look-ups (copy, pickle, hasattr) see a plain empty object
+            raise AttributeError(name)
         raise ContractError(
             "a model read the test split during fit; models may train and select "
             "only on 'train', 'train_tr' and 'valid'"
         )
+
+
+#: meta keys that hold file locations (raw files, spec file, prepared-data
+#: cache); the view handed to ``fit`` leaves them out
+PATH_KEYS = frozenset({"path", "source", "sources", "spec_file", "raw_files", "cache"})
+
+
+def meta_without_paths(value: Any) -> Any:
+    """A deep copy of ``value`` (JSON-like meta) without the entries of
+    :data:`PATH_KEYS` and without any string that holds a path separator."""
+    if isinstance(value, Mapping):
+        return {k: meta_without_paths(v) for k, v in value.items() if k not in PATH_KEYS and not _is_path(v)}
+    if isinstance(value, (list, tuple)):
+        return [meta_without_paths(v) for v in value if not _is_path(v)]
+    return value
+
+
+def _is_path(value: Any) -> bool:
+    return isinstance(value, str) and ("/" in value or "\\" in value)
 
 
 @dataclass(frozen=True, eq=False)
@@ -276,8 +306,10 @@ class SessionDataset:
         return self.split(split).item_counts(self.n_items)
 
     def stats(self) -> dict[str, Any]:
-        """Per-split statistics plus the item count."""
-        return {"dataset": self.name, "n_items": self.n_items, **{s: self.split(s).stats() for s in SPLIT_NAMES}}
+        """Per-split statistics plus the item count (no test split in the
+        view handed to ``fit``)."""
+        names = [s for s in SPLIT_NAMES if not isinstance(getattr(self, s), _HiddenSplit)]
+        return {"dataset": self.name, "n_items": self.n_items, **{s: self.split(s).stats() for s in names}}
 
     def validation_view(self) -> SessionDataset:
         """The dataset as hyper-parameter tuning sees it: ``train_tr`` plays
@@ -292,7 +324,12 @@ class SessionDataset:
         return SessionDataset(self.name, self.n_items, self.item_map, self.train_tr, self.train_tr, empty, self.valid, meta)
 
     def without_test(self) -> SessionDataset:
-        """A view whose test split raises on access; what ``fit`` hands to models."""
+        """What ``fit`` hands to models: the same ``train``, ``train_tr`` and
+        ``valid``, a ``test`` placeholder that holds no data and raises
+        :class:`ContractError` on any access, and a copy of ``meta`` without
+        file locations (:func:`meta_without_paths`), so that nothing reachable
+        from the view leads to the test events, in memory or on disk."""
         return SessionDataset(
-            self.name, self.n_items, self.item_map, self.train, self.train_tr, self.valid, _HiddenSplit(), self.meta
-        )
+            self.name, self.n_items, dict(self.item_map), self.train, self.train_tr, self.valid, _HiddenSplit(),
+            meta_without_paths(self.meta),
+        )  # fmt: skip

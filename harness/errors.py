@@ -2,13 +2,39 @@
 
 Every error a user can cause (a bad file, a bad spec, a bad command-line value,
 a plugin that breaks the API contract) is a :class:`SessionbenchError`. The CLI
-prints such an error as one line and exits with status 2; anything else is a
-bug and keeps its traceback.
+prints such an error as one line and exits with status 2. A model whose own
+code raises while fitting or scoring gives a :class:`ModelFailure`: one line
+and exit status 1. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+#: Quoted user input is cut to about this many characters, so that an error
+#: about a 10 MB line is still one readable line.
+QUOTE_LIMIT = 200
+
+
+def quote(value: Any, limit: int = QUOTE_LIMIT) -> str:
+    """``repr(value)`` for an error message, cut to about ``limit`` characters.
+
+    Every error message that shows a user's input goes through this one
+    function. A long string keeps its first ``limit`` characters and says how
+    long it was; any other long value is cut likewise.
+    """
+    if isinstance(value, (str, bytes)) and len(value) > limit:
+        return f"{value[:limit]!r}... ({len(value):,} characters)"
+    text = repr(value)
+    if len(text) > limit:
+        return f"{text[:limit]}... ({len(text):,} characters)"
+    return text
+
+
+def describe(value: Any) -> str:
+    """``<type> <quoted value>``: what a key held, for "expected X, got Y" messages."""
+    return f"{type(value).__name__} {quote(value)}"
 
 
 class SessionbenchError(Exception):
@@ -55,3 +81,19 @@ class UnknownNameError(SessionbenchError):
 
 class ContractError(SessionbenchError):
     """A model (plugin) broke a rule of the plugin API; names model and rule."""
+
+
+class ModelFailure(Exception):
+    """A model's own code raised while fitting or scoring (CLI exit status 1).
+
+    Not a :class:`SessionbenchError`: the input was fine, the model failed.
+    The message names the model, the method, the exception type and its
+    message; the original exception is the ``__cause__``.
+    """
+
+    def __init__(self, model: str, method: str, error: BaseException) -> None:
+        self.model = model
+        self.method = method
+        self.error = error
+        detail = " ".join(str(error).split()) or "(no message)"
+        super().__init__(f"{model} failed in {method}: {type(error).__name__}: {detail}")

@@ -56,8 +56,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from harness.dataset import PrefixBatch, SessionDataset
-from harness.errors import ConfigError, ContractError
+from harness.dataset import SessionDataset
+from harness.errors import ConfigError
 from harness.metrics import (
     DEFAULT_KS,
     METRICS,
@@ -72,6 +72,7 @@ from harness.metrics import (
     rank_and_top,
     unique_targets,
 )
+from harness.plugin import SessionRecommender, calling_model, check_scores, model_label
 
 FORMAT_VERSION = 1
 METADATA_KEY = "sessionbench.evaluation"
@@ -357,18 +358,10 @@ def _model_name(model: Any) -> str:
     return str(getattr(model, "name", None) or type(model).__name__)
 
 
-def _check_scores(scores: Any, batch: PrefixBatch, n_items: int, model: Any) -> torch.Tensor:
-    name = _model_name(model)
-    if not isinstance(scores, torch.Tensor):
-        raise ContractError(f"model {name!r}: score() must return a torch.Tensor, got {type(scores).__name__}")
-    if tuple(scores.shape) != (len(batch), n_items + 1):
-        raise ContractError(
-            f"model {name!r}: score() must return shape [B, n_items + 1] = [{len(batch)}, {n_items + 1}], "
-            f"got {list(scores.shape)}"
-        )
-    if not scores.is_floating_point():
-        raise ContractError(f"model {name!r}: score() must return floating-point scores, got {scores.dtype}")
-    return scores
+def _checks_its_scores(model: Any) -> bool:
+    """True when ``model.score`` is the base class's, which already copies
+    the batch and runs :func:`~harness.plugin.check_scores`."""
+    return isinstance(model, SessionRecommender) and type(model).score is SessionRecommender.score
 
 
 def evaluate(
@@ -389,7 +382,9 @@ def evaluate(
     Args:
         model: any object with ``score(batch: PrefixBatch) -> Tensor[B, n_items + 1]``
             (higher is better; column 0 ignored). The model only ever receives
-            prefixes: nothing at or after a case's target.
+            prefixes: nothing at or after a case's target. It receives a copy
+            of each batch; the evaluator ranks against its own (a model that
+            writes into its batch cannot change ``exclude_seen``).
         dataset: the prepared dataset.
         split: the split to evaluate (``test``; ``valid`` for model selection).
         protocol: ``"next"`` (target: the next item) or ``"rest"`` (targets:
@@ -405,7 +400,10 @@ def evaluate(
 
     Raises:
         ConfigError: bad protocol, ks, batch size or top_k.
-        ContractError: the model's scores are not a float tensor [B, n_items + 1].
+        ContractError: the model's scores are not a finite float tensor
+            [B, n_items + 1] (:func:`harness.plugin.check_scores`).
+        ModelFailure: the model's ``score`` raised (type and message named;
+            the original is the ``__cause__``).
     """
     if protocol not in PROTOCOLS:
         raise ConfigError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
@@ -421,6 +419,8 @@ def evaluate(
     if popularity_split is None:
         popularity_split = POPULARITY_SPLIT[split] if split in POPULARITY_SPLIT else "train"
     n_items = int(dataset.n_items)
+    label = model_label(model)
+    check = not _checks_its_scores(model)
     item_popularity = np.asarray(dataset.item_popularity(popularity_split), dtype=np.int64)
 
     cases = dataset.prefixes(split)
@@ -446,12 +446,15 @@ def evaluate(
         with torch.inference_mode():
             for sl in cases.slices(int(batch_size)):
                 batch = cases.batch(sl)
+                given = batch.clone() if check else batch  # the base class's score copies it itself
                 t0 = time.perf_counter()
-                scores = model.score(batch)
-                if isinstance(scores, torch.Tensor) and scores.is_cuda:
-                    torch.cuda.synchronize(scores.device)
+                with calling_model(model, "score"):
+                    scores = model.score(given)
+                    if isinstance(scores, torch.Tensor) and scores.is_cuda:
+                        torch.cuda.synchronize(scores.device)
                 t1 = time.perf_counter()
-                scores = _check_scores(scores, batch, n_items, model)
+                if check:
+                    check_scores(scores, len(batch), n_items, label)
                 if protocol == "next":
                     targets = cases.next_items(sl)[:, None]
                 else:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
-import multiprocessing.connection
 import os
 import shutil
 import tempfile
@@ -68,51 +67,39 @@ def check_gpus(ids: Sequence[int], text: str | None = None) -> None:
 class GpuLocalExecutor(LocalProcessExecutor):
     """Local processes, ``jobs`` at a time, with GPU runs spread over
     ``gpus``: each gets ``CUDA_VISIBLE_DEVICES`` set to one free device
-    and waits while every device is busy; CPU runs get no device."""
+    and waits while every device is busy; CPU runs see no device."""
 
     def __init__(self, jobs: int = 1, gpus: Sequence[int] = ()) -> None:
         super().__init__(jobs)
         self.gpus = tuple(gpus)
+        self._free = list(self.gpus)
+        self._held: dict[str, int] = {}
 
-    def run(self, tasks: list[Task], on_done: Callable[[Task, int], None]) -> None:
-        ctx = mp.get_context("spawn")
-        pending, running, free = list(tasks), {}, list(self.gpus)
-        try:
-            while pending or running:
-                while len(running) < self.jobs:
-                    task = next((t for t in pending if not t.gpu or free), None)
-                    if task is None:
-                        break
-                    pending.remove(task)
-                    device = free.pop(0) if task.gpu else None
-                    proc = self._start(ctx, task, device)
-                    running[proc.sentinel] = (proc, task, device)
-                for sentinel in mp.connection.wait(list(running), timeout=1.0):
-                    proc, task, device = running.pop(sentinel)
-                    proc.join()
-                    if device is not None:
-                        free.append(device)
-                    on_done(task, proc.exitcode)
-        finally:
-            for proc, _, _ in running.values():
-                proc.terminate()
-            for proc, _, _ in running.values():
-                proc.join()
+    def _next(self, pending: list[Task]) -> Task | None:
+        task = next((t for t in pending if not t.gpu or self._free), None)
+        if task is not None:
+            pending.remove(task)
+            if task.gpu:
+                self._held[task.run_id] = self._free.pop(0)
+        return task
 
-    @staticmethod
-    def _start(ctx: Any, task: Task, device: int | None) -> Any:
-        # a spawned child reads its environment at start: set it around start() only
+    def _start(self, ctx: Any, task: Task) -> Any:
+        # a spawned child reads its environment when it starts: set it around start() only
+        device = self._held.get(task.run_id)
         before = os.environ.get("CUDA_VISIBLE_DEVICES")
         os.environ["CUDA_VISIBLE_DEVICES"] = "" if device is None else str(device)
         try:
-            proc = ctx.Process(target=task.fn, args=task.args, name=f"sessionbench-{task.run_id}")
-            proc.start()
+            return super()._start(ctx, task)
         finally:
             if before is None:
                 del os.environ["CUDA_VISIBLE_DEVICES"]
             else:
                 os.environ["CUDA_VISIBLE_DEVICES"] = before
-        return proc
+
+    def _release(self, task: Task) -> None:
+        device = self._held.pop(task.run_id, None)
+        if device is not None:
+            self._free.append(device)
 
 
 # --------------------------------------------------------------------------- #

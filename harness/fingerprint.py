@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import inspect
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,9 +66,15 @@ def package_location(top: str) -> tuple[Path, list[Path]]:
     or the module's own file. Tests replace this function to fingerprint a
     copy of a package tree.
     """
-    spec = importlib.util.find_spec(top)
+    try:
+        spec = importlib.util.find_spec(top)
+    except ValueError:  # a module without a spec, e.g. __main__
+        spec = None
     if spec is None:
-        raise ModuleNotFoundError(f"no module named {top!r}")
+        file = getattr(sys.modules.get(top), "__file__", None)
+        if file is None:
+            raise ModuleNotFoundError(f"no module named {top!r}")
+        return Path(file).parent, [Path(file)]
     if spec.submodule_search_locations:  # a package (regular or namespace)
         roots = [Path(p) for p in spec.submodule_search_locations]
         files = [f for root in roots for f in root.rglob("*.py") if "__pycache__" not in f.parts]
@@ -107,12 +115,29 @@ def model_packages(model: str) -> tuple[str, ...]:
     from harness.registry import get_model_class
 
     top = get_model_class(model).__module__.split(".")[0]
-    return BUILTIN_PACKAGES + (() if top in BUILTIN_PACKAGES or top == "__main__" else (top,))
+    return BUILTIN_PACKAGES + (() if top in BUILTIN_PACKAGES else (top,))
 
 
 def model_fingerprint(model: str) -> CodeFingerprint:
-    """The code fingerprint of runs of ``model``."""
-    return fingerprint(model_packages(model))
+    """The code fingerprint of runs of ``model``.
+
+    A model class whose module has no file (defined in an interactive
+    session or in code run by ``exec``) is fingerprinted by its class source
+    (or its qualified name when even that is unavailable).
+    """
+    try:
+        return fingerprint(model_packages(model))
+    except ModuleNotFoundError:
+        from harness.registry import get_model_class
+
+        cls = get_model_class(model)
+        try:
+            source = inspect.getsource(cls)
+        except (OSError, TypeError):
+            source = f"{cls.__module__}.{cls.__qualname__}"
+        own = fingerprint(BUILTIN_PACKAGES).files
+        entry = (f"<{cls.__module__}.{cls.__qualname__}>", hashlib.sha256(source.encode()).hexdigest())
+        return CodeFingerprint(tuple(sorted((*own, entry))))
 
 
 def clear_cache() -> None:

@@ -28,15 +28,22 @@ from __future__ import annotations
 
 import abc
 import inspect
+import logging
+import math
 import random
 import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from numbers import Integral, Real
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from harness.dataset import PrefixBatch, SessionDataset
-from harness.errors import ContractError, SessionbenchError
+from harness.errors import ContractError, ModelFailure, SessionbenchError
+
+log = logging.getLogger(__name__)
 
 
 class NotFittedError(SessionbenchError):
@@ -105,9 +112,12 @@ class SessionRecommender(abc.ABC):
     def fit(self, data: SessionDataset, *, seed: int = 0) -> SessionRecommender:
         """Learn from ``data`` and return ``self``.
 
-        Checks the dataset, seeds the global generators with ``seed``, hides
-        the test split (reading it raises :class:`ContractError`), times the
-        model's ``_fit`` and records ``n_items_`` and ``fit_seconds_``.
+        Checks the dataset, seeds the global generators with ``seed``, hands
+        ``_fit`` a view without the test split and without file locations
+        (:meth:`SessionDataset.without_test`), times it, records ``n_items_``
+        and ``fit_seconds_``, and checks ``training_curve_`` if the model set
+        one (a malformed curve is dropped with a warning; see
+        :func:`training_curve_problem`).
         """
         if not isinstance(data, SessionDataset):
             raise TypeError(f"{self._label()}: fit expects a SessionDataset, got {type(data).__name__}")
@@ -123,20 +133,23 @@ class SessionRecommender(abc.ABC):
         except ContractError as err:
             raise ContractError(f"{self._label()}: {err}") from None
         self.fit_seconds_ = time.perf_counter() - start
+        self._check_training_curve()
         return self
 
     def score(self, batch: PrefixBatch) -> torch.Tensor:
         """Scores of every item for each prefix: float [B, n_items + 1].
 
         Higher is better; column 0 (padding) is ignored by the evaluator.
-        Checks that the model is fitted, that the batch is well formed, and
-        that the model's output has the right shape and is finite.
+        Checks that the model is fitted and that the batch is well formed,
+        hands ``_score`` a copy of the batch (:meth:`PrefixBatch.clone`, so
+        that the caller's batch cannot be changed), and checks the output
+        with :func:`check_scores`.
         """
         if not hasattr(self, "n_items_"):
             raise NotFittedError(f"{self._label()}: call fit() before score()")
         self._check_batch(batch)
-        scores = self._score(batch)
-        self._check_scores(batch, scores)
+        scores = self._score(batch.clone())
+        check_scores(scores, len(batch), self.n_items_, self._label())
         return scores
 
     # -- what a model implements --------------------------------------------
@@ -152,7 +165,7 @@ class SessionRecommender(abc.ABC):
     # -- checks -------------------------------------------------------------
 
     def _label(self) -> str:
-        return f"model {self.name or type(self).__name__!r} ({type(self).__module__}.{type(self).__qualname__})"
+        return model_label(self)
 
     def _check_batch(self, batch: PrefixBatch) -> None:
         if not isinstance(batch, PrefixBatch):
@@ -165,23 +178,149 @@ class SessionRecommender(abc.ABC):
         if lengths.numel() and (int(lengths.min()) < 1 or int(lengths.max()) > items.shape[1]):
             raise ValueError("PrefixBatch lengths must be in 1..L")
 
-    def _check_scores(self, batch: PrefixBatch, scores: Any) -> None:
-        expected = (len(batch), self.n_items_ + 1)
-        if not isinstance(scores, torch.Tensor):
-            raise ContractError(
-                f"{self._label()}: _score must return a torch.Tensor of shape {expected}, got {type(scores).__name__}"
-            )
-        if tuple(scores.shape) != expected:
-            raise ContractError(
-                f"{self._label()}: _score returned shape {tuple(scores.shape)}, expected [B, n_items + 1] = "
-                f"{expected} (one column per item id, column 0 for padding)"
-            )
-        if not scores.is_floating_point():
-            raise ContractError(f"{self._label()}: _score must return floating-point scores, got {scores.dtype}")
-        finite = torch.isfinite(scores[:, 1:])
-        if not bool(finite.all()):
-            row = int((~finite).any(dim=1).nonzero()[0, 0])
-            raise ContractError(
-                f"{self._label()}: _score returned NaN or infinite scores (first in batch row {row}); "
-                "scores must be finite, give unlikely items a low finite score instead"
-            )
+    def _check_training_curve(self) -> None:
+        curve = getattr(self, "training_curve_", None)
+        if curve is None:
+            return
+        problem = training_curve_problem(curve)
+        if problem is not None:
+            log.warning("%s: training_curve_ dropped, %s (format: docs/plugins.md)", self._label(), problem,
+                        extra={"curve_problem": problem})
+            vars(self).pop("training_curve_", None)
+
+
+def model_label(model: Any) -> str:
+    """How messages name a model: ``model 'name' (module.Class)``."""
+    cls = type(model)
+    name = getattr(model, "name", None) or cls.__name__
+    return f"model {name!r} ({cls.__module__}.{cls.__qualname__})"
+
+
+def check_scores(scores: Any, n_rows: int, n_items: int, label: str) -> None:
+    """Check a model's scores: a dense floating-point tensor of shape
+    ``[n_rows, n_items + 1]`` with finite values in columns 1..n_items.
+
+    Raises:
+        ContractError: names ``label``, what was returned and what was expected.
+    """
+    expected = (n_rows, n_items + 1)
+    if not isinstance(scores, torch.Tensor):
+        raise ContractError(
+            f"{label}: score must return a torch.Tensor of shape [B, n_items + 1] = {list(expected)}, "
+            f"got {type(scores).__name__}"
+        )
+    if scores.layout != torch.strided or scores.is_meta:
+        raise ContractError(f"{label}: score must return a dense tensor with data, got layout {scores.layout} "
+                            f"on device {scores.device}")  # fmt: skip
+    if tuple(scores.shape) != expected:
+        raise ContractError(
+            f"{label}: score returned shape {tuple(scores.shape)}, expected [B, n_items + 1] = "
+            f"{expected} (one column per item id, column 0 for padding)"
+        )
+    if not scores.is_floating_point():
+        raise ContractError(f"{label}: score must return floating-point scores, got {scores.dtype}")
+    body = scores[:, 1:]
+    if body.numel() == 0:
+        return
+    # min and max are finite iff every score is (NaN propagates); many times
+    # faster than torch.isfinite on CPU, which runs only to find the row
+    low, high = torch.aminmax(body)
+    if not (math.isfinite(float(low)) and math.isfinite(float(high))):
+        row = int((~torch.isfinite(body)).any(dim=1).nonzero()[0, 0])
+        raise ContractError(
+            f"{label}: score returned NaN or infinite scores (first in batch row {row}); "
+            "scores must be finite, give unlikely items a low finite score instead"
+        )
+
+
+@contextmanager
+def calling_model(model: Any, method: str) -> Iterator[None]:
+    """Turn an exception raised by a model's own code into :class:`ModelFailure`
+    (naming the model, ``method``, the exception type and message; the
+    original is kept as ``__cause__``). Errors of sessionbench's own types
+    (a broken contract, a bad hyper-parameter value) keep their type and get
+    the model's name in front when their message lacks it."""
+    try:
+        yield
+    except ModelFailure:
+        raise
+    except SessionbenchError as err:
+        label = model_label(model)
+        if label not in str(err):
+            err.args = (f"{label} in {method}: {err}", *err.args[1:])
+        raise
+    except Exception as err:
+        raise ModelFailure(model_label(model), method, err) from err
+
+
+#: the phases of a training curve, in the order they may appear
+CURVE_PHASES = ("select", "refit", "train")
+#: keys every row of a training curve has
+CURVE_KEYS = ("phase", "epoch", "loss", "seconds")
+
+
+def training_curve_problem(curve: Any) -> str | None:
+    """Why ``curve`` does not follow the ``training_curve_`` format, or None.
+
+    The format: a list of dicts, one per epoch, all with the same keys:
+    ``phase`` (one of :data:`CURVE_PHASES`; the phases appear as
+    ``train``, or ``select`` followed by an optional ``refit``), ``epoch``
+    (int; 1, 2, ... within each phase), ``loss`` (a real number, NaN allowed),
+    ``seconds`` (a finite real >= 0), optional ``valid_<METRIC>`` (a real
+    number or None) and any other scalar (str, real, bool or None).
+    """
+    if not isinstance(curve, Sequence) or isinstance(curve, (str, bytes)):
+        return f"expected a list of dicts (one per epoch), got {type(curve).__name__}"
+    keys: set[str] | None = None
+    phases: list[str] = []
+    for index, row in enumerate(curve):
+        where = f"row {index}"
+        if not isinstance(row, Mapping):
+            return f"{where} is a {type(row).__name__}, expected a dict"
+        problem = _curve_row_problem(row)
+        if problem is not None:
+            return f"{where}: {problem}"
+        if keys is None:
+            keys = set(row)
+        elif set(row) != keys:
+            return f"{where} has keys {sorted(map(str, row))}, row 0 has {sorted(keys)}"
+        phase = row["phase"]
+        if not phases or phases[-1] != phase:
+            phases.append(phase)
+            expected_epoch = 1
+        if row["epoch"] != expected_epoch:
+            return f"{where}: epoch {row['epoch']} in phase {phase!r}, expected {expected_epoch} (one row per epoch)"
+        expected_epoch += 1
+    if phases and phases not in (["train"], ["select"], ["select", "refit"]):
+        return f"phases appear as {phases}, expected ['train'], ['select'] or ['select', 'refit']"
+    return None
+
+
+def _curve_row_problem(row: Mapping[Any, Any]) -> str | None:
+    missing = [k for k in CURVE_KEYS if k not in row]
+    if missing:
+        return f"lacks {', '.join(map(repr, missing))}"
+    if row["phase"] not in CURVE_PHASES:
+        return f"phase {row['phase']!r} is not one of {', '.join(CURVE_PHASES)}"
+    if not _is_int(row["epoch"]) or row["epoch"] < 1:
+        return f"epoch {row['epoch']!r} is not an integer >= 1"
+    if not _is_real(row["loss"]):
+        return f"loss {row['loss']!r} is not a number"
+    if not _is_real(row["seconds"]) or not math.isfinite(row["seconds"]) or row["seconds"] < 0:
+        return f"seconds {row['seconds']!r} is not a finite number >= 0"
+    for key, value in row.items():
+        if not isinstance(key, str):
+            return f"key {key!r} is not a string"
+        if key.startswith("valid_") and value is not None and not _is_real(value):
+            return f"{key} {value!r} is not a number or None"
+        if not (value is None or isinstance(value, (str, bool)) or _is_real(value)):
+            return f"{key} holds a {type(value).__name__}, expected a scalar"
+    return None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)

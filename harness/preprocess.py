@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 #: Bumped whenever a rule changes the output, so that cached data re-prepare.
-PREPROCESS_VERSION = 1
+PREPROCESS_VERSION = 2
 
 DAY = 86400.0
 
@@ -102,10 +102,12 @@ class StandardConfig:
         min_session_length: shorter sessions are dropped (before and after
             the item filter).
         min_item_support: items with fewer events are dropped.
-        filter_iterations: how many times the three filters (sessions, items,
-            sessions) run. 1, as in session-rec, can leave an item under the
-            support threshold once short sessions are gone; more iterations
-            move towards the fixed point where both rules hold.
+        filter_iterations: at most how many times the three filters
+            (sessions, items, sessions) run. 1, as in session-rec, can leave
+            an item under the support threshold once short sessions are gone;
+            more iterations move towards the fixed point where both rules
+            hold, and the loop stops early at the first iteration that drops
+            nothing (so a large value means "until the fixed point").
     """
 
     test_days: float = 1.0
@@ -279,7 +281,13 @@ def _split(log: _Log, idx: np.ndarray, ids: np.ndarray, time: np.ndarray) -> Ses
 
 
 def _iso(t: float) -> str:
-    return pd.Timestamp(t, unit="s", tz="UTC").isoformat()
+    """ISO-8601 (UTC) of epoch seconds ``t``; a time outside the calendar
+    range of pandas (years 1677-2262), which a large ``test_days`` can give,
+    is written as seconds since 1970 instead."""
+    try:
+        return pd.Timestamp(t, unit="s", tz="UTC").isoformat()
+    except (OverflowError, ValueError):  # OutOfBoundsDatetime is a ValueError
+        return f"{t:.6g} s since 1970-01-01T00:00:00+00:00"
 
 
 def _later_sessions(log: _Log, idx: np.ndarray, session_time: np.ndarray, days: float) -> tuple[np.ndarray, float]:
@@ -522,12 +530,15 @@ def prepare_standard(events: pd.DataFrame, config: StandardConfig, *, name: str,
     idx = _stable_sort(np.arange(len(log.sid)), log.sid, log.time)
     dropped = {"short_sessions": 0, "rare_items": 0, "rare_item_events": 0}
     for _ in range(config.filter_iterations):
+        before = len(idx)
         idx, short_before = _drop_short(log, idx, config.min_session_length)
         idx, rare_items, rare_events = _drop_rare(log, idx, config.min_item_support)
         idx, short_after = _drop_short(log, idx, config.min_session_length)
         dropped["short_sessions"] += short_before + short_after
         dropped["rare_items"] += rare_items
         dropped["rare_item_events"] += rare_events
+        if len(idx) == before:  # a fixed point: further iterations would drop nothing
+            break
     expected = f"sessions of >= {config.min_session_length} events on items with support >= {config.min_item_support}"
     _require(idx, "", source, expected)
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.errors import DataError
+from harness.errors import DataError, quote
 
 __all__ = [
     "TIME_FORMATS",
@@ -58,6 +58,18 @@ _DIGINETICA_EXPECTED = "session_id;user_id;item_id;timeframe;eventdate (or sessi
 _YOOCHOOSE_EXPECTED = "session,timestamp,item,category rows (RecSys Challenge 2015 yoochoose-clicks.dat)"
 _INTEGER = re.compile(r"-?(0|[1-9][0-9]*)")
 
+#: Times must lie in the calendar range of pandas' timestamps (whole days
+#: inside 1677-09-21 .. 2262-04-11), so that every date computed from them
+#: exists; a value outside is almost always a unit mix-up.
+TIME_RANGE = ("1677-09-22", "2262-04-11")
+_TIME_MIN = pd.Timestamp(TIME_RANGE[0], tz="UTC").timestamp()
+_TIME_MAX = pd.Timestamp(TIME_RANGE[1], tz="UTC").timestamp()
+#: Integers beyond 2**53 are not exact as float64, so they are refused.
+_EXACT_INTEGER = 2.0**53
+
+
+_NOT_SEPARATORS = ('"', "\n", "\r", "\0")
+
 
 @dataclass(frozen=True)
 class TableLayout:
@@ -81,10 +93,15 @@ class TableLayout:
         if self.time_format not in TIME_FORMATS and "%" not in self.time_format:
             raise ValueError(
                 f"time_format: expected one of {', '.join(TIME_FORMATS)} or a strftime format "
-                f"containing '%', got {self.time_format!r}"
+                f"containing '%', got {quote(self.time_format)}"
             )
-        if len(self.sep) != 1:
-            raise ValueError(f"sep: expected a single character, got {self.sep!r}")
+        if len(self.sep) != 1 or self.sep in _NOT_SEPARATORS:
+            raise ValueError(
+                f"sep: expected a single character other than a quote, a line break or NUL, got {quote(self.sep)}"
+            )
+        columns = (self.session, self.item, self.time)
+        if len(set(columns)) < 3:
+            raise ValueError(f"session: the session, item and time columns must differ, got {list(columns)}")
 
 
 #: The session-rec framework's pre-split files: ``SessionId<TAB>ItemId<TAB>Time``.
@@ -114,11 +131,13 @@ def read_diginetica(path: str | Path) -> pd.DataFrame:
     eventdate = _parse_datetime(
         frame["eventdate"], path, "eventdate", header=True, fmt="%Y-%m-%d", expected="a date YYYY-MM-DD"
     )
+    time = eventdate + timeframe / 1000.0
+    _check_time_range(time, frame["timeframe"], path, "timeframe", True, "timeframe (ms) after eventdate")
     return pd.DataFrame(
         {
             "session": _session_ids(frame["session"]),
-            "item": frame["item"].astype(str).array,
-            "time": eventdate + timeframe / 1000.0,
+            "item": _item_ids(frame["item"]),
+            "time": time,
             "timeframe": timeframe,
             "eventdate": eventdate,
         }
@@ -170,7 +189,7 @@ def read_table(path: str | Path, layout: TableLayout = TableLayout()) -> pd.Data
         missing = [c for c in names if c not in frame.columns]
         if missing:
             raise DataError(
-                f"missing column(s) {missing}; expected {expected}; found {list(frame.columns)}"
+                f"missing column(s) {missing}; expected {expected}; found {quote(list(frame.columns))}"
                 + _separator_hint(frame.columns, layout.sep),
                 path=path,
                 line=1,
@@ -181,7 +200,7 @@ def read_table(path: str | Path, layout: TableLayout = TableLayout()) -> pd.Data
     return pd.DataFrame(
         {
             "session": _session_ids(frame["session"]),
-            "item": frame["item"].astype(str).array,
+            "item": _item_ids(frame["item"]),
             "time": _parse_time(frame["time"], path, layout.time, header, layout.time_format),
         }
     )
@@ -200,7 +219,11 @@ def _read_text(path: Path, *, sep: str, header: bool, expected: str) -> pd.DataF
     _check_file(path, expected)
     try:
         frame = pd.read_csv(path, sep=sep, header=0 if header else None, **_READ_OPTIONS)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+    except UnicodeDecodeError:
+        raise _encoding_error(path, sep, expected) from None
+    except OSError as exc:
+        raise _unreadable(exc, path) from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise _parser_error(exc, path, expected) from None
     if frame.empty:
         raise DataError(f"no data rows after the header; expected {expected}", path=path, line=1)
@@ -231,7 +254,11 @@ def _read_text_chunks(path: Path, chunksize: int, *, skip_header: bool, session_
         with reader:
             for chunk in reader:
                 yield _drop_blank_lines(chunk)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+    except UnicodeDecodeError:
+        raise _encoding_error(path, ",", _YOOCHOOSE_EXPECTED) from None
+    except OSError as exc:
+        raise _unreadable(exc, path) from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise _parser_error(exc, path, _YOOCHOOSE_EXPECTED) from None
     except (ValueError, OverflowError) as exc:
         if session_dtype is not str:
@@ -242,8 +269,43 @@ def _read_text_chunks(path: Path, chunksize: int, *, skip_header: bool, session_
 def _check_file(path: Path, expected: str) -> None:
     if not path.is_file():
         raise DataError(f"file not found; expected {expected}", path=path)
-    if path.stat().st_size == 0:
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise _unreadable(exc, path) from None
+    if size == 0:
         raise DataError(f"file is empty (0 bytes); expected {expected}", path=path)
+
+
+def _unreadable(exc: OSError, path: Path) -> DataError:
+    """A file that exists but cannot be read (permissions, I/O error)."""
+    return DataError(f"cannot read the file ({exc.strerror or type(exc).__name__})", path=path)
+
+
+def _encoding_error(path: Path, sep: str, expected: str) -> DataError:
+    """Name the line, character and field of the first byte that is not UTF-8.
+
+    pandas reports a byte position inside its read buffer, which is not a
+    place in the file, so the file is scanned again (only on this error path).
+    """
+    try:
+        with path.open("rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    before = raw[: exc.start].decode("utf-8", errors="replace")
+                    field = before.count(sep) + 1
+                    return DataError(
+                        f"character {len(before) + 1} (field {field}): byte 0x{raw[exc.start]:02x} is not UTF-8; "
+                        f"expected UTF-8 text with {expected}",
+                        path=path,
+                        line=number,
+                    )
+    except OSError as exc:
+        return _unreadable(exc, path)
+    # a sequence cut by the end of the file, which no single line shows
+    return DataError(f"the file ends inside a UTF-8 character; expected UTF-8 text with {expected}", path=path)
 
 
 def _parser_error(exc: Exception, path: Path, expected: str) -> DataError:
@@ -285,7 +347,7 @@ def _fail_at(
     label = frame_index[pos]
     where = "" if header is not None else f" (row {int(label) + 1})"
     raise DataError(
-        f"expected {expected}, found {values.iloc[pos]!r}{where}",
+        f"expected {expected}, found {quote(values.iloc[pos])}{where}",
         path=path,
         line=_line_of(label, header),
         column=column,
@@ -310,7 +372,8 @@ def _require_values(frame: pd.DataFrame, path: Path, *, header: bool | None, col
 
 def _parse_integer(values: pd.Series, path: Path, column: str, *, header: bool | None, expected: str) -> np.ndarray:
     numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    bad = ~np.isfinite(numbers) | (numbers != np.floor(numbers))
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(numbers) | (numbers != np.floor(numbers)) | (np.abs(numbers) > _EXACT_INTEGER)
     _fail_at(values.index, bad, values, path, column, header, expected)
     return numbers.astype(np.int64)
 
@@ -331,18 +394,61 @@ def _parse_datetime(
 
 
 def _parse_time(values: pd.Series, path: Path, column: str, header: bool | None, time_format: str) -> np.ndarray:
+    """Epoch seconds of a time column in ``time_format``, each inside :data:`TIME_RANGE`.
+
+    A Parquet timestamp column is read as the times it holds, whatever
+    ``time_format`` says (a timestamp carries its own unit); one without a
+    zone is UTC.
+    """
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        stamps = values.dt.tz_localize("UTC") if values.dt.tz is None else values.dt.tz_convert("UTC")
+        _fail_at(values.index, stamps.isna().to_numpy(), values, path, column, header, "a timestamp")
+        seconds = stamps.dt.as_unit("us").astype("int64").to_numpy() / 1e6
+        _check_time_range(seconds, values, path, column, header, "timestamp")
+        return seconds
     if time_format in ("epoch_s", "epoch_ms"):
         if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
             numbers = values.to_numpy(dtype=np.float64)  # Parquet numbers need no text parsing
             _fail_at(values.index, ~np.isfinite(numbers), values, path, column, header, f"a number ({time_format})")
         else:
             numbers = _parse_number(values, path, column, header=header, expected=f"a number ({time_format})")
-        return numbers / 1000.0 if time_format == "epoch_ms" else numbers
-    if pd.api.types.is_datetime64_any_dtype(values.dtype):
-        values = values.astype(str)  # re-parse Parquet timestamps through one path
-        time_format = "ISO8601"
+        seconds = numbers / 1000.0 if time_format == "epoch_ms" else numbers
+        _check_time_range(seconds, values, path, column, header, time_format)
+        return seconds
     fmt = "ISO8601" if time_format == "iso" else time_format
-    return _parse_datetime(values, path, column, header=header, fmt=fmt, expected=f"a time in format {time_format!r}")
+    if pd.api.types.is_numeric_dtype(values.dtype):  # Parquet numbers: parsed as text, like a CSV's
+        values = values.astype(str)
+    return _parse_datetime(values, path, column, header=header, fmt=fmt, expected=f"a time in format {quote(time_format)}")
+
+
+def _check_time_range(
+    seconds: np.ndarray, values: pd.Series, path: Path, column: str, header: bool | None, unit: str
+) -> None:
+    """Refuse epoch seconds outside :data:`TIME_RANGE`, with a hint at the likely unit."""
+    outside = (seconds < _TIME_MIN) | (seconds > _TIME_MAX)
+    if not outside.any():
+        return
+    pos = int(np.argmax(outside))
+    magnitude = abs(float(seconds[pos]))
+    hint = ""
+    if unit == "epoch_s" and magnitude < _TIME_MAX * 1e3:
+        hint = "; it looks like milliseconds since 1970: set time_format: epoch_ms"
+    elif unit in ("epoch_s", "epoch_ms"):
+        hint = "; it looks like micro- or nanoseconds since 1970: convert the column to seconds or milliseconds"
+    label = values.index[pos]
+    where = "" if header is not None else f" (row {int(label) + 1})"
+    raise DataError(
+        f"expected a time between {TIME_RANGE[0]} and {TIME_RANGE[1]} ({unit}), found {quote(values.iloc[pos])}"
+        f"{where}{hint}",
+        path=path,
+        line=_line_of(label, header),
+        column=column,
+    )
+
+
+def _item_ids(values: pd.Series) -> pd.api.extensions.ExtensionArray:
+    """Item ids as strings without surrounding whitespace (" 5" and "5" are one item)."""
+    return values.astype(str).str.strip().array
 
 
 def _session_ids(values: pd.Series) -> np.ndarray | pd.api.extensions.ExtensionArray:
@@ -354,7 +460,7 @@ def _session_ids(values: pd.Series) -> np.ndarray | pd.api.extensions.ExtensionA
     """
     if pd.api.types.is_integer_dtype(values.dtype):
         return values.to_numpy(dtype=np.int64)
-    text = values.astype(str)
+    text = values.astype(str).str.strip()  # " 5" and "5" are one session
     if text.str.fullmatch(_INTEGER.pattern).all():
         numbers = pd.to_numeric(text, errors="coerce")
         if numbers.notna().all() and pd.api.types.is_integer_dtype(numbers.dtype):
@@ -378,7 +484,7 @@ def _rename_diginetica(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
         ]
         raise DataError(
             f"missing column(s) {missing}; expected the header {_DIGINETICA_EXPECTED}; "
-            f"found {';'.join(map(str, frame.columns))!r}" + _separator_hint(frame.columns, ";"),
+            f"found {quote(';'.join(map(str, frame.columns)))}" + _separator_hint(frame.columns, ";"),
             path=path,
             line=1,
         )
@@ -399,12 +505,15 @@ def _yoochoose_header(path: Path) -> bool:
     """Check the first line: three or more ``,``-separated fields, and
     whether it is a header (its first field is not a session number)."""
     _check_file(path, _YOOCHOOSE_EXPECTED)
-    with path.open("rb") as handle:
-        first = handle.readline().decode("utf-8", errors="replace").strip()
+    try:
+        with path.open("rb") as handle:
+            first = handle.readline().decode("utf-8", errors="replace").strip()
+    except OSError as exc:
+        raise _unreadable(exc, path) from None
     fields = first.split(",")
     if len(fields) < 3:
         raise DataError(
-            f"found {len(fields)} ','-separated field(s) in {first[:80]!r}; expected {_YOOCHOOSE_EXPECTED}"
+            f"found {len(fields)} ','-separated field(s) in {quote(first)}; expected {_YOOCHOOSE_EXPECTED}"
             + _separator_hint(pd.Index([first]), ","),
             path=path,
             line=1,
@@ -426,7 +535,7 @@ def _yoochoose_chunk(chunk: pd.DataFrame, path: Path, header: bool) -> pd.DataFr
         fmt="ISO8601",
         expected="an ISO-8601 timestamp like 2014-04-07T10:51:09.277Z",
     )
-    return pd.DataFrame({"session": session, "item": chunk["item"].astype(str).array, "time": time})
+    return pd.DataFrame({"session": session, "item": _item_ids(chunk["item"]), "time": time})
 
 
 def _read_parquet(path: Path, columns: list[str]) -> pd.DataFrame:
@@ -438,12 +547,12 @@ def _read_parquet(path: Path, columns: list[str]) -> pd.DataFrame:
         schema = pq.read_schema(path)
         missing = [c for c in columns if c not in schema.names]
         if missing:
-            raise DataError(f"missing column(s) {missing}; found {schema.names}", path=path)
+            raise DataError(f"missing column(s) {missing}; found {quote(schema.names)}", path=path)
         frame = pd.read_parquet(path, columns=columns)
     except DataError:
         raise
     except Exception as exc:  # pyarrow raises several types for a corrupt file
-        raise DataError(f"cannot read as Parquet ({' '.join(str(exc).split())})", path=path) from None
+        raise DataError(f"cannot read as Parquet ({quote(' '.join(str(exc).split()))})", path=path) from None
     if frame.empty:
         raise DataError(f"no rows; expected events with columns {columns}", path=path)
     return frame

@@ -20,20 +20,25 @@ import importlib
 import importlib.metadata
 import inspect
 import logging
+import math
+import re
 import sys
+import traceback
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from harness.errors import ConfigError, ContractError, UnknownNameError
+from harness.errors import ConfigError, ContractError, SessionbenchError, UnknownNameError, quote
 from harness.plugin import SessionRecommender
 
 ENTRY_POINT_GROUP = "sessionbench.models"
 log = logging.getLogger(__name__)
 
 _REGISTRY: dict[str, type[SessionRecommender]] = {}
+_CLASS_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 _entry_points_loaded = False
 
 
@@ -87,7 +92,8 @@ def _load_entry_points() -> None:
             if inspect.isclass(obj):
                 _add(ep.name, obj, origin=origin)
         except Exception as err:
-            reason = str(err) if isinstance(err, ContractError) else f"{origin} failed to import: {type(err).__name__}: {err}"
+            module_name = ep.value.split(":")[0].strip()
+            reason = str(err) if isinstance(err, ContractError) else f"{origin}: {_import_failure(module_name, err)}"
             BROKEN_PLUGINS[ep.name if ep.name not in _REGISTRY else f"{ep.name} ({ep.value})"] = reason
             log.warning("ignoring a broken plugin: %s", reason)
 
@@ -106,11 +112,16 @@ def _import_class(spec: str) -> type[SessionRecommender]:
         sys.path.insert(0, cwd)
     try:
         module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise UnknownNameError(
-            f"model {spec!r}: cannot import module {module_name!r} ({err}); "
-            "is it on the Python path or in the current directory?"
-        ) from None
+    except ModuleNotFoundError as err:
+        if err.name is not None and (module_name == err.name or module_name.startswith(err.name + ".")):
+            # the module itself (or its package) is missing, not one of its imports
+            raise UnknownNameError(
+                f"model {spec!r}: cannot import module {module_name!r} ({err}); "
+                "is it on the Python path or in the current directory?"
+            ) from None
+        raise ContractError(f"model {spec!r}: {_import_failure(module_name, err)}") from None
+    except Exception as err:  # a syntax error or any exception raised while the module runs
+        raise ContractError(f"model {spec!r}: {_import_failure(module_name, err)}") from None
     cls = module
     for part in attr.split("."):
         cls = getattr(cls, part, None)
@@ -121,58 +132,141 @@ def _import_class(spec: str) -> type[SessionRecommender]:
     return cls
 
 
+def _import_failure(module_name: str, err: BaseException) -> str:
+    """One line: where importing ``module_name`` failed, and how to find out more."""
+    if isinstance(err, SyntaxError):
+        where = f"{err.filename}, line {err.lineno}" if err.filename else "its source"
+        what = f"syntax error in {where}: {err.msg}"
+    else:
+        frame = traceback.extract_tb(err.__traceback__)[-1] if err.__traceback__ else None
+        where = f" ({frame.filename}, line {frame.lineno})" if frame else ""
+        what = f"{type(err).__name__}: {' '.join(str(err).split())}{where}"
+    return (f"importing module {module_name!r} failed with {what}; fix the module "
+            f"(python -c 'import {module_name}' shows the full traceback)")
+
+
 def get_model_class(name: str) -> type[SessionRecommender]:
     """The model class for a registered name or a ``package.module:ClassName``."""
     if ":" in name:
+        if not _CLASS_PATH.fullmatch(name):
+            raise UnknownNameError(
+                f"model {quote(name)}: expected a registered name or package.module:ClassName "
+                "(Python identifiers separated by dots)"
+            )
         return _import_class(name)
     models = available_models()
     if name not in models and name in BROKEN_PLUGINS:
         raise ContractError(BROKEN_PLUGINS[name])
     if name not in models:
         known = ", ".join(models) or "none"
-        raise UnknownNameError(f"unknown model {name!r}; registered models: {known} (or use package.module:ClassName)")
+        raise UnknownNameError(f"unknown model {quote(name)}; registered models: {known} (or use package.module:ClassName)")
     return models[name]
 
 
+@dataclass(frozen=True)
+class Range:
+    """The allowed interval of a numeric hyper-parameter.
+
+    A model declares them in the class attribute ``hyperparameter_ranges``
+    (name -> Range); :func:`coerce_params` checks every value given on the
+    command line or in a suite against them, so that ``epochs: -1`` stops a
+    suite when it is loaded rather than when the run starts::
+
+        hyperparameter_ranges = {"epochs": Range(1), "dropout": Range(0, 1, high_open=True)}
+
+    Attributes:
+        low, high: the bounds (``None``: unbounded on that side).
+        low_open, high_open: exclude the bound itself.
+    """
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return True  # the type check of _coerce reports wrong types
+        if isinstance(value, float) and math.isnan(value):
+            return False
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            return False
+        return self.high is None or (value < self.high or (not self.high_open and value == self.high))
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low}"
+        if self.low is None:
+            return f"{'<' if self.high_open else '<='} {self.high}"
+        return f"in {'(' if self.low_open else '['}{self.low}, {self.high}{')' if self.high_open else ']'}"
+
+
+def hyperparameter_ranges(cls: type[SessionRecommender]) -> dict[str, Range]:
+    """The ranges ``cls`` and its base classes declare (a subclass's entry wins)."""
+    ranges: dict[str, Range] = {}
+    for klass in reversed(cls.__mro__):
+        ranges.update(vars(klass).get("hyperparameter_ranges", {}))
+    return ranges
+
+
 def coerce_params(cls: type[SessionRecommender], params: Mapping[str, Any], *, source: str = "--param") -> dict[str, Any]:
-    """Check hyper-parameter names against ``cls`` and coerce values to the
-    type of each default.
+    """Check hyper-parameter names against ``cls``, coerce values to the
+    type of each default and check them against the declared ranges.
 
     YAML reads ``1e-3`` as a string and ``5`` as an int; a float default
-    accepts both, an int default refuses ``0.5``. Unknown names are an error.
+    accepts both, an int default refuses ``0.5``. NaN and infinities
+    (``.inf``, ``1e999``) are refused for every hyper-parameter. Unknown names
+    are an error, and so is a value outside the model's
+    ``hyperparameter_ranges`` (see :class:`Range`).
     """
     defaults = cls.hyperparameters()
+    ranges = hyperparameter_ranges(cls)
     out = {}
     for key, value in params.items():
-        if key not in defaults:
+        if not isinstance(key, str) or key not in defaults:
             raise ConfigError(
-                f"{source}: model {cls.name or cls.__name__!r} has no hyper-parameter {key!r}; "
+                f"{source}: model {cls.name or cls.__name__!r} has no hyper-parameter {quote(key)}; "
                 f"it takes: {', '.join(defaults) or 'none'}"
             )
         out[key] = _coerce(value, defaults[key], f"{source}: {key}")
+        if key in ranges and out[key] not in ranges[key]:
+            raise ConfigError(f"{source}: {key}: expected a number {ranges[key]}, got {quote(value)}")
     return out
 
 
 def _coerce(value: Any, default: Any, where: str) -> Any:
+    value = _finite(_convert(value, default, where), where)
+    return value
+
+
+def _finite(value: Any, where: str) -> Any:
+    """Refuse NaN and infinities: no hyper-parameter means anything with them
+    (and a learning rate of inf fails deep inside training)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+    return value
+
+
+def _convert(value: Any, default: Any, where: str) -> Any:
     if default is None or value is None:
         return value
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        raise ConfigError(f"{where}: expected true or false, got {quote(value)}")
     if isinstance(default, int):
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63:
+            return value  # beyond 64 bits no array, tensor or C library takes it
+        raise ConfigError(f"{where}: expected a 64-bit integer, got {quote(value)}")
     if isinstance(default, float):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
         try:
             return float(str(value))
         except ValueError:
-            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+            raise ConfigError(f"{where}: expected a number, got {quote(value)}") from None
     if isinstance(default, str) and not isinstance(value, str):
-        raise ConfigError(f"{where}: expected a string, got {value!r}")
+        raise ConfigError(f"{where}: expected a string, got {quote(value)}")
     return value
 
 
@@ -181,17 +275,52 @@ def parse_param(text: str) -> tuple[str, Any]:
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key.isidentifier():
-        raise ConfigError(f"--param {text!r}: expected key=value, e.g. --param alpha=0.5")
+        raise ConfigError(f"--param {quote(text)}: expected key=value, e.g. --param alpha=0.5")
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        raise ConfigError(f"--param {text!r}: value {raw!r} is not a YAML scalar") from None
+    except (yaml.YAMLError, RecursionError):
+        raise ConfigError(f"--param {quote(text)}: value {quote(raw)} is not a YAML scalar") from None
     if isinstance(value, (dict, list)):
-        raise ConfigError(f"--param {text!r}: expected a single value, got a YAML {type(value).__name__}")
+        raise ConfigError(f"--param {quote(text)}: expected a single value, got a YAML {type(value).__name__}")
     return key, value
 
 
 def make_model(name: str, params: Mapping[str, Any] | None = None, *, source: str = "--param") -> SessionRecommender:
-    """Instantiate a model by name with checked, coerced hyper-parameters."""
+    """Instantiate a model by name with checked, coerced hyper-parameters.
+
+    Raises:
+        ContractError: the class's ``__init__`` breaks the plugin contract (a
+            hyper-parameter without a default, one it does not store under
+            its own name) or raises; the message names the class and the fix.
+        ConfigError: a hyper-parameter name or value is invalid.
+    """
     cls = get_model_class(name)
-    return cls(**coerce_params(cls, params or {}, source=source))
+    label = f"model {cls.name or cls.__name__!r} ({cls.__module__}.{cls.__qualname__})"
+    _check_signature(cls, label)
+    kwargs = coerce_params(cls, params or {}, source=source)
+    try:
+        model = cls(**kwargs)
+    except SessionbenchError:
+        raise
+    except Exception as err:
+        shown = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        raise ContractError(f"{label}: __init__({shown}) raised {type(err).__name__}: {' '.join(str(err).split())}; "
+                            "__init__ should only store its hyper-parameters (check values in _fit)") from None
+    unstored = [k for k in cls.hyperparameters() if k not in vars(model)]
+    if unstored:
+        raise ContractError(f"{label}: __init__ does not store the hyper-parameter {unstored[0]!r}; "
+                            f"add `self.{unstored[0]} = {unstored[0]}` to __init__")
+    return model
+
+
+def _check_signature(cls: type[SessionRecommender], label: str) -> None:
+    """Every hyper-parameter needs a default, so that the model runs with none given."""
+    if cls.__init__ is object.__init__:
+        return
+    for p in list(inspect.signature(cls.__init__).parameters.values())[1:]:
+        if p.kind is p.VAR_POSITIONAL:
+            raise ContractError(f"{label}: __init__ takes *{p.name}; hyper-parameters are keyword arguments "
+                                "with defaults (def __init__(self, *, alpha=0.5))")
+        if p.kind is not p.VAR_KEYWORD and p.default is inspect.Parameter.empty:
+            raise ContractError(f"{label}: __init__ argument {p.name!r} has no default; every hyper-parameter "
+                                f"needs one (def __init__(self, *, {p.name}=...))")

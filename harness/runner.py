@@ -36,6 +36,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterable
@@ -64,7 +65,7 @@ from harness.store import (
     write_run_files,
 )
 from harness.suites import ModelEntry, Suite
-from harness.watchdog import EXIT_ORPHANED, Watchdog, die_with_parent, format_seconds
+from harness.watchdog import EXIT_ORPHANED, EXIT_TIMEOUT, Watchdog, die_with_parent, format_seconds
 
 log = logging.getLogger(__name__)
 
@@ -380,8 +381,15 @@ class Task:
     run_id: str
     fn: Callable[..., None]
     args: tuple
+    limit_s: float | None = None  # wall-clock seconds after which the executor may end the task
     stage_dir: str | None = None  # the folder the task writes its run into (one of ``args``)
     gpu: bool = False  # the run would use a CUDA device (model ``uses_gpu``, device not "cpu")
+
+
+#: how long a worker may take beyond its fit and score limits (loading data,
+#: writing) before the executor ends it: the backstop for a model that keeps
+#: its worker's watchdog thread from running
+LIMIT_MARGIN_S = 300.0
 
 
 def wants_gpu(spec: RunSpec) -> bool:
@@ -399,7 +407,9 @@ def wants_gpu(spec: RunSpec) -> bool:
 class Executor(Protocol):
     """Runs tasks and reports each one's end. ``on_done(task, exitcode)``
     is called in the calling process with the exit status of the task's
-    process (negative: killed by that signal; 0 for a task run in-process)."""
+    process (negative: killed by that signal; 0 for a task run in-process;
+    :data:`~harness.watchdog.EXIT_TIMEOUT` when the executor ended it after
+    ``task.limit_s``)."""
 
     def run(self, tasks: list[Task], on_done: Callable[[Task, int], None]) -> None: ...
 
@@ -415,20 +425,40 @@ class LocalProcessExecutor:
         pending, running = list(tasks), {}
         try:
             while pending or running:
-                while pending and len(running) < self.jobs:
-                    task = pending.pop(0)
-                    proc = ctx.Process(target=task.fn, args=task.args, name=f"sessionbench-{task.run_id}")
-                    proc.start()
-                    running[proc.sentinel] = (proc, task)
+                while pending and len(running) < self.jobs and (task := self._next(pending)) is not None:
+                    proc = self._start(ctx, task)
+                    running[proc.sentinel] = (proc, task, time.monotonic())
                 for sentinel in mp.connection.wait(list(running), timeout=1.0):
-                    proc, task = running.pop(sentinel)
+                    proc, task, _ = running.pop(sentinel)
                     proc.join()
+                    self._release(task)
                     on_done(task, proc.exitcode)
+                for sentinel, (proc, task, started) in list(running.items()):
+                    if task.limit_s is not None and time.monotonic() - started > task.limit_s:
+                        proc.kill()
+                        proc.join()
+                        del running[sentinel]
+                        self._release(task)
+                        on_done(task, EXIT_TIMEOUT)
         finally:  # Ctrl-C or an error here: stop the workers; stored runs stay
-            for proc, _ in running.values():
+            for proc, _, _ in running.values():
                 proc.terminate()
-            for proc, _ in running.values():
+            for proc, _, _ in running.values():
                 proc.join()
+
+
+    def _next(self, pending: list[Task]) -> Task | None:
+        """Take the next task that may start now (None: none may)."""
+        return pending.pop(0)
+
+    def _start(self, ctx: Any, task: Task) -> Any:
+        """Start the task's process."""
+        proc = ctx.Process(target=task.fn, args=task.args, name=f"sessionbench-{task.run_id}")
+        proc.start()
+        return proc
+
+    def _release(self, task: Task) -> None:
+        """The task's process has ended (subclasses free what it held)."""
 
 
 class InlineExecutor:
@@ -659,10 +689,21 @@ def _install(spec: RunSpec, stage: Path, out: Path, exitcode: int | None) -> tup
     its process ended); returns (manifest, whether it was installed)."""
     manifest = read_manifest(stage) if stage.is_dir() else None
     if manifest is None or manifest.get("run_id") != spec.run_id or manifest.get("status") not in (COMPLETE, FAILED):
-        line = _exit_reason(exitcode) if exitcode else "worker process ended without storing the run"
+        limit = _limit(spec)
+        if exitcode == EXIT_TIMEOUT and limit is not None:  # ended by the executor's backstop
+            line = f"timeout after {format_seconds(limit)} s (the run's fit and score limits plus a margin)"
+        else:
+            line = _exit_reason(exitcode) if exitcode else "worker process ended without storing the run"
         manifest = _failed(base_manifest(spec), line, f"{line} before storing the run\n", exitcode=exitcode)
         write_run_files(stage, manifest)
     return manifest, install_run(stage, out)
+
+
+def _limit(spec: RunSpec) -> float | None:
+    """The executor's backstop for a run with both phase limits, else None."""
+    if "fit" in spec.timeout and "score" in spec.timeout:
+        return spec.timeout["fit"] + spec.timeout["score"] + LIMIT_MARGIN_S
+    return None
 
 
 def _execute(specs, out, executor, force, show_inner, outcome, echo, progress, worker=None, extra=None) -> None:
@@ -694,7 +735,7 @@ def _execute(specs, out, executor, force, show_inner, outcome, echo, progress, w
     stages = {s.run_id: base / f".tmp-{s.run_id}-{uuid.uuid4().hex[:8]}" for s in todo}
     fn = worker or _worker
     tasks = [Task(s.run_id, fn, (asdict(s), str(stages[s.run_id]), show_inner, os.getpid(), *(extra(s) if extra else ())),
-                  stage_dir=str(stages[s.run_id]), gpu=wants_gpu(s)) for s in todo]  # fmt: skip
+                  _limit(s), stage_dir=str(stages[s.run_id]), gpu=wants_gpu(s)) for s in todo]  # fmt: skip
     by_id = {s.run_id: s for s in todo}
     bar = tqdm(total=len(tasks), desc="runs", unit="run", disable=not progress, leave=True)
 

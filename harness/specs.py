@@ -20,10 +20,8 @@ import json
 import math
 import os
 import re
-import shutil
 import types
 import typing
-import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from fractions import Fraction
@@ -34,9 +32,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from harness import preprocess, readers
+from harness import cache, preprocess, readers
 from harness.dataset import SPLIT_NAMES, SessionDataset, SessionSplit
-from harness.errors import ConfigError, DataError, UnknownNameError
+from harness.errors import ConfigError, DataError, UnknownNameError, describe, quote
+from harness.limits import MAX_NAME_LENGTH, MAX_SEED
+from harness.yamlfile import load_yaml_file
 
 __all__ = [
     "REPO_ROOT",
@@ -69,6 +69,9 @@ _PRESPLIT_ROLES = ("train", "test", "train_tr", "valid")
 _TOP_KEYS = ("name", "description", "source", "format", "files", "folders", "read", "generator", "preprocess")
 _REQUIRED_KEYS = ("name", "description", "source", "format", "preprocess")
 _GENERATOR_REQUIRED = ("n_sessions", "n_items", "seed", "days")
+#: Upper bounds of generator settings (see docs/datasets.md).
+_GENERATOR_LIMITS = {"n_sessions": 10_000_000, "n_items": 10_000_000, "days": 36_500, "max_length": 1_000,
+                     "seed": MAX_SEED}
 
 
 @dataclass(frozen=True)
@@ -164,19 +167,13 @@ def load_spec(name_or_path: str | Path) -> DatasetSpec:
         if not path.is_file():
             known = ", ".join(p.stem for p in sorted(PRESET_DIR.glob("*.yaml")))
             raise UnknownNameError(
-                f"unknown dataset {text!r}; expected a preset ({known}) or the path to a spec .yaml file"
+                f"unknown dataset {quote(text)}; expected a preset ({known}) or the path to a spec .yaml file"
             )
     return _parse_spec(_read_yaml(path), path)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f", line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from None
+    data = load_yaml_file(path, "dataset spec")
     if not isinstance(data, dict):
         keys = ", ".join(_TOP_KEYS)
         raise ConfigError(f"{path}: expected a mapping of spec keys ({keys}), got {type(data).__name__}")
@@ -189,10 +186,13 @@ def _parse_spec(data: dict[str, Any], path: Path) -> DatasetSpec:
         if key not in data:
             raise ConfigError(f"{path}: missing key {key!r}")
     name, fmt = _as_str(data["name"], path, "name"), _as_str(data["format"], path, "format")
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):  # it names a cache folder
-        raise ConfigError(f"{path}: key 'name': expected letters, digits, '.', '_' or '-', got {name!r}")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name) or len(name) > MAX_NAME_LENGTH:  # it names folders
+        raise ConfigError(
+            f"{path}: key 'name': expected at most {MAX_NAME_LENGTH} letters, digits, '.', '_' or '-', "
+            f"got {quote(name)}"
+        )
     if fmt not in FORMATS:
-        raise ConfigError(f"{path}: key 'format': expected one of {', '.join(FORMATS)}, got {fmt!r}")
+        raise ConfigError(f"{path}: key 'format': expected one of {', '.join(FORMATS)}, got {quote(fmt)}")
     config = _parse_preprocess(data["preprocess"], path)
     spec = DatasetSpec(
         name=name,
@@ -213,7 +213,7 @@ def _parse_spec(data: dict[str, Any], path: Path) -> DatasetSpec:
 def _check_keys(data: Mapping[str, Any], allowed: tuple[str, ...] | list[str], path: Path, prefix: str) -> None:
     for key in data:
         if key not in allowed:
-            raise ConfigError(f"{path}: unknown key {prefix + str(key)!r}; expected one of {', '.join(allowed)}")
+            raise ConfigError(f"{path}: unknown key {quote(prefix + str(key))}; expected one of {', '.join(allowed)}")
 
 
 def _mapping(value: Any, path: Path, key: str) -> Mapping[str, Any]:
@@ -223,7 +223,7 @@ def _mapping(value: Any, path: Path, key: str) -> Mapping[str, Any]:
 
 
 def _shown(value: Any) -> str:
-    return f"{type(value).__name__} {value!r}"
+    return describe(value)
 
 
 def _as_str(value: Any, path: Path, key: str) -> str:
@@ -248,7 +248,7 @@ def _as_float(value: Any, path: Path, key: str) -> float:
     except ValueError:
         raise ConfigError(f"{path}: key {key!r}: expected a number, got {_shown(value)}") from None
     if not math.isfinite(number):
-        raise ConfigError(f"{path}: key {key!r}: expected a finite number, got {value!r}")
+        raise ConfigError(f"{path}: key {key!r}: expected a finite number, got {quote(value)}")
     return number
 
 
@@ -299,7 +299,7 @@ def _parse_preprocess(value: Any, path: Path) -> Any:
     method = data.pop("method", None)
     if method not in preprocess.METHODS:
         raise ConfigError(
-            f"{path}: key 'preprocess.method': expected one of {', '.join(preprocess.METHODS)}, got {method!r}"
+            f"{path}: key 'preprocess.method': expected one of {', '.join(preprocess.METHODS)}, got {quote(method)}"
         )
     return _build(preprocess.METHODS[method], data, path, "preprocess.")
 
@@ -340,6 +340,10 @@ def _parse_generator(value: Any, fmt: str, path: Path) -> dict[str, Any] | None:
                 data[key] = float(item)
             except ValueError:
                 pass
+    for key, limit in _GENERATOR_LIMITS.items():  # a typo must not become hours of generation or 2300 AD
+        value = data.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > limit:
+            raise ConfigError(f"{path}: key 'generator.{key}': expected at most {limit:,}, got {quote(value)}")
     return data
 
 
@@ -418,9 +422,12 @@ def resolve_raw_files(spec: DatasetSpec, data_dir: str | Path | None = None) -> 
 
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    try:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise DataError(f"cannot read the file ({exc.strerror or type(exc).__name__})", path=path) from None
     return digest.hexdigest()
 
 
@@ -445,15 +452,14 @@ def load_dataset(
     raw = resolve_raw_files(spec, data_dir)
     raw_meta = {role: {"path": str(path), "sha256": _sha256(path)} for role, path in raw.items()}
     key = _cache_key(spec, {role: info["sha256"] for role, info in raw_meta.items()})
-    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    folder, label = _cache_location(cache_dir)
     target = folder / f"{spec.name}-{key[:16]}"
-    if target.is_dir():
-        data = _read_cache(target)
-        if data is not None:
-            data.meta["raw_files"] = raw_meta  # where the files are now
-            data.meta["cache"] = {"hit": True, "path": str(target), "key": key}
-            return data
-        shutil.rmtree(target, ignore_errors=True)  # unreadable (e.g. edited by hand): prepare again
+    data = cache.load(target)
+    if data is not None:
+        data.meta["raw_files"] = raw_meta  # where the files are now
+        data.meta["cache"] = {"hit": True, "path": str(target), "key": key}
+        return data
+    cache.check_writable(folder, label)  # before preparing, which can take minutes
     data = _prepare(spec, raw)
     meta = {
         **data.meta,
@@ -467,9 +473,17 @@ def load_dataset(
     data = SessionDataset(
         data.name, data.n_items, data.item_map, data.train, data.train_tr, data.valid, data.test, meta
     )
-    _write_cache(data, target)
+    cache.store(data, target, label)
     data.meta["cache"] = {"hit": False, "path": str(target), "key": key}
     return data
+
+
+def _cache_location(cache_dir: str | Path | None) -> tuple[Path, str]:
+    """The cache folder and how the user set it (for error messages)."""
+    if cache_dir is not None:
+        return Path(cache_dir), f"cache_dir {cache_dir}"
+    folder = default_cache_dir()
+    return folder, (f"${CACHE_ENV}={folder}" if os.environ.get(CACHE_ENV) else f"cache folder {folder}")
 
 
 def _cache_key(spec: DatasetSpec, hashes: Mapping[str, str]) -> str:
@@ -526,44 +540,3 @@ def _generate(spec: DatasetSpec) -> tuple[pd.DataFrame, dict]:
     events = events.loc[:, ["session", "item", "time"]].copy()
     events["item"] = events["item"].astype(str)  # raw item ids are strings everywhere
     return events, meta
-
-
-_ITEMS_FILE = "items.parquet"
-
-
-def _write_cache(data: SessionDataset, target: Path) -> None:
-    """Write the prepared data into a temporary folder, then rename it into
-    place, so that an interrupted run leaves no half-written cache."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".tmp-{target.name}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        for split in SPLIT_NAMES:
-            data.split(split).events.to_parquet(tmp / f"{split}.parquet", index=False)
-        items = pd.DataFrame({"raw": list(data.item_map.keys()), "id": np.fromiter(data.item_map.values(), np.int64)})
-        items.to_parquet(tmp / _ITEMS_FILE, index=False)
-        payload = {"name": data.name, "n_items": data.n_items, "meta": data.meta}
-        (tmp / "meta.json").write_text(json.dumps(payload, indent=1, default=_json_default), encoding="utf-8")
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not target.is_dir():
-                raise
-            # another process prepared the same data first; its copy is as good
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _read_cache(target: Path) -> SessionDataset | None:
-    """The cached dataset, or None when the folder cannot be read (re-prepare)."""
-    try:
-        payload = json.loads((target / "meta.json").read_text(encoding="utf-8"))
-        splits = {s: SessionSplit(pd.read_parquet(target / f"{s}.parquet")) for s in SPLIT_NAMES}
-        items = pd.read_parquet(target / _ITEMS_FILE)
-    except (OSError, ValueError, KeyError):
-        return None
-    item_map = dict(zip(items["raw"].astype(str).tolist(), items["id"].astype(np.int64).tolist(), strict=True))
-    return SessionDataset(
-        name=payload["name"], n_items=int(payload["n_items"]), item_map=item_map, meta=payload["meta"], **splits
-    )

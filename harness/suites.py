@@ -22,6 +22,14 @@ A suite (``suites/<name>.yaml``)::
     timeout: {fit: 3600, score: 600}   # optional, seconds; one number for both
 
 A model entry may set its own ``timeout`` (same forms). It expands into runs: dataset x model (x grid point) x seed x protocol.
+
+Names and labels: the suite ``name`` is letters, digits, ``.``, ``_`` and
+``-`` (not starting with a dot) and a model ``label`` letters, digits and
+``_.+=,:-``; both at most :data:`~harness.limits.MAX_NAME_LENGTH` characters,
+as they name folders. A key, a dataset, a seed or a protocol may be given
+only once; ``ks`` go up to :data:`~harness.limits.MAX_K` and seeds up to
+2**32 - 1; a grid expands into at most
+:data:`~harness.limits.MAX_GRID_POINTS` points.
 With a ``grid``, every grid point is first fitted on ``train_tr`` and scored
 on ``valid`` (stage ``tune``); the point with the best validation MRR@20 is
 then fitted on ``train`` and scored on ``test`` (stage ``test``). The test
@@ -41,8 +49,10 @@ from typing import Any
 
 import yaml
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, describe, quote
+from harness.limits import MAX_GRID_LABEL_LENGTH, MAX_GRID_POINTS, MAX_K, MAX_NAME_LENGTH, MAX_SEED
 from harness.registry import coerce_params, get_model_class
+from harness.yamlfile import load_yaml_file
 
 SUITE_DIR = Path(__file__).resolve().parents[1] / "suites"
 _TOP_KEYS = ("name", "description", "data_dir", "datasets", "models", "seeds", "ks", "protocols", "batch_size",
@@ -51,7 +61,10 @@ _DATASET_KEYS = ("name", "data_dir")
 _MODEL_KEYS = ("name", "label", "params", "grid", "seeds", "timeout", "tune")
 _TIMEOUT_KEYS = ("fit", "score")
 _LATENCY_KEYS = ("samples", "warmup")
-_LABEL = re.compile(r"^[A-Za-z0-9_.+=,:-]+$")
+_MAX_LATENCY = 100_000  # single-session timings per run; more adds time, not precision
+_LABEL = re.compile(r"[A-Za-z0-9_.+=,:-]+")
+_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")  # a folder name inside reports/, never "." or ".."
+_GRID_VALUE = re.compile(r"[A-Za-z0-9_.+:-]+")  # printed into the grid point's label and run folder
 
 
 @dataclass(frozen=True)
@@ -108,14 +121,10 @@ def load_suite(name_or_path: str | Path) -> Suite:
         path = SUITE_DIR / f"{text}.yaml"
         if not path.is_file():
             known = ", ".join(sorted(p.stem for p in SUITE_DIR.glob("*.yaml"))) or "none"
-            raise ConfigError(f"unknown suite {text!r}; expected one of {known} or the path of a suite .yaml file")
+            raise ConfigError(f"unknown suite {quote(text)}; expected one of {known} or the path of a suite .yaml file")
     if not path.is_file():
         raise ConfigError(f"{path}: suite file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-    return replace(parse_suite(data, path), text=path.read_text(encoding="utf-8"))
+    return replace(parse_suite(load_yaml_file(path, "suite"), path), text=path.read_text(encoding="utf-8"))
 
 
 def parse_suite(data: Any, path: Path | None = None) -> Suite:
@@ -127,32 +136,40 @@ def parse_suite(data: Any, path: Path | None = None) -> Suite:
     for key in ("datasets", "models"):
         if not data.get(key):
             raise ConfigError(f"{where}: key {key!r}: expected a non-empty list")
-    seeds = _int_list(data.get("seeds", [0]), where, "seeds", minimum=0)
+    seeds = _seeds(data.get("seeds", [0]), where, "seeds")
     suite_dir = data.get("data_dir")
     if suite_dir is not None and not isinstance(suite_dir, str):
-        raise ConfigError(f"{where}: key 'data_dir': expected a path string, got {suite_dir!r}")
+        raise ConfigError(f"{where}: key 'data_dir': expected a path string, got {describe(suite_dir)}")
     suite_dir = _relative_to(suite_dir, path)
     datasets = tuple(_dataset(d, where, f"datasets[{i}]", suite_dir) for i, d in enumerate(_list(data, "datasets", where)))
+    _unique([d.name for d in datasets], where, "datasets", "dataset")
     models = tuple(_model(m, where, f"models[{i}]", seeds) for i, m in enumerate(_list(data, "models", where)))
     labels = [m.label for m in models]
     dupes = sorted({lab for lab in labels if labels.count(lab) > 1})
     if dupes:
         raise ConfigError(f"{where}: key 'models': labels must be unique, {dupes} repeat; set 'label' to tell them apart")
-    protocols = tuple(data.get("protocols", ["next"]))
-    if not protocols or any(p not in ("next", "rest") for p in protocols):
-        raise ConfigError(f"{where}: key 'protocols': expected a list of 'next' and/or 'rest', got {protocols!r}")
+    protocols = data.get("protocols", ["next"])
+    if not isinstance(protocols, list) or not protocols or any(p not in ("next", "rest") for p in protocols):
+        raise ConfigError(
+            f"{where}: key 'protocols': expected a list of 'next' and/or 'rest', got {describe(protocols)}"
+        )
+    _unique(protocols, where, "protocols", "protocol")
+    protocols = tuple(protocols)
     latency = data.get("latency", {}) or {}
     if not isinstance(latency, dict):
-        raise ConfigError(f"{where}: key 'latency': expected a mapping with samples, warmup")
+        raise ConfigError(f"{where}: key 'latency': expected a mapping with samples, warmup, got {describe(latency)}")
     _check_keys(latency, _LATENCY_KEYS, where, "latency.")
     exclude_seen = data.get("exclude_seen", False)
     if not isinstance(exclude_seen, bool):
-        raise ConfigError(f"{where}: key 'exclude_seen': expected true or false, got {exclude_seen!r}")
-    ks = tuple(sorted(set(_int_list(data.get("ks", [5, 10, 20, 50]), where, "ks", minimum=1))))
+        raise ConfigError(f"{where}: key 'exclude_seen': expected true or false, got {describe(exclude_seen)}")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise ConfigError(f"{where}: key 'description': expected a string, got {describe(description)}")
+    ks = tuple(sorted(set(_int_list(data.get("ks", [5, 10, 20, 50]), where, "ks", minimum=1, maximum=MAX_K))))
     models = _tune_sections(data, models, ks, where)
     return Suite(
-        name=_str(data.get("name", path.stem if path else "suite"), where, "name"),
-        description=str(data.get("description", "")),
+        name=_name(data.get("name", path.stem if path else "suite"), where),
+        description=description,
         path=path,
         datasets=datasets,
         models=models,
@@ -161,8 +178,8 @@ def parse_suite(data: Any, path: Path | None = None) -> Suite:
         batch_size=_int(data.get("batch_size", 500), where, "batch_size", minimum=1),
         exclude_seen=exclude_seen,
         latency={
-            "samples": _int(latency.get("samples", 200), where, "latency.samples", minimum=0),
-            "warmup": _int(latency.get("warmup", 20), where, "latency.warmup", minimum=0),
+            "samples": _int(latency.get("samples", 200), where, "latency.samples", minimum=0, maximum=_MAX_LATENCY),
+            "warmup": _int(latency.get("warmup", 20), where, "latency.warmup", minimum=0, maximum=_MAX_LATENCY),
         },
         timeout=parse_timeout(data.get("timeout"), where, "timeout"),
         text=yaml.safe_dump(data, sort_keys=False),
@@ -194,7 +211,7 @@ def _dataset(entry: Any, where: str, key: str, suite_dir: str | None) -> Dataset
     _check_keys(entry, _DATASET_KEYS, where, key + ".")
     data_dir = entry.get("data_dir")
     if data_dir is not None and not isinstance(data_dir, str):
-        raise ConfigError(f"{where}: key {key}.data_dir: expected a path string, got {data_dir!r}")
+        raise ConfigError(f"{where}: key {key}.data_dir: expected a path string, got {describe(data_dir)}")
     data_dir = suite_dir if data_dir is None else _relative_to(data_dir, Path(where) if where != "suite" else None)
     return DatasetEntry(_str(entry.get("name"), where, key + ".name"), data_dir)
 
@@ -228,9 +245,13 @@ def _model(entry: Any, where: str, key: str, default_seeds: list[int]) -> ModelE
     params = coerce_params(cls, params, source=f"{where}: key {key}.params")
     grid = {k: [coerce_params(cls, {k: v}, source=f"{where}: key {key}.grid")[k] for v in vs] for k, vs in grid.items()}
     label = _str(entry.get("label", name.rsplit(":", 1)[-1] if ":" in name else name), where, key + ".label")
-    if not _LABEL.match(label):
-        raise ConfigError(f"{where}: key {key}.label: use letters, digits and _.+=,:- only, got {label!r}")
-    seeds = tuple(_int_list(entry.get("seeds", default_seeds), where, key + ".seeds", minimum=0))
+    if not _LABEL.fullmatch(label) or len(label) > MAX_NAME_LENGTH:
+        raise ConfigError(
+            f"{where}: key {key}.label: expected at most {MAX_NAME_LENGTH} letters, digits and _.+=,:-, "
+            f"got {quote(label)}"
+        )
+    _check_grid(grid, label, where, key)
+    seeds = tuple(_seeds(entry.get("seeds", default_seeds), where, key + ".seeds"))
     timeout = parse_timeout(entry.get("timeout"), where, key + ".timeout")
     return ModelEntry(name=name, label=label, params=params, grid=grid, seeds=seeds, timeout=timeout)
 
@@ -254,34 +275,83 @@ def _seconds(value: Any, where: str, key: str, *, mapping_too: bool = False) -> 
     return float(value)
 
 
+def _check_grid(grid: dict[str, list[Any]], label: str, where: str, key: str) -> None:
+    """A grid names folders (``label[k=v,...]``) and multiplies runs: keep both bounded."""
+    points = 1
+    for k, values in grid.items():
+        _unique([repr(v) for v in values], where, f"{key}.grid.{k}", "value")
+        points *= len(values)
+        for v in values:
+            if not _GRID_VALUE.fullmatch(str(v)):
+                raise ConfigError(
+                    f"{where}: key {key}.grid.{k}: values are written into folder names, so they must print as "
+                    f"letters, digits and _.+:- only, got {quote(v)}"
+                )
+    if points > MAX_GRID_POINTS:
+        raise ConfigError(f"{where}: key {key}.grid: {points} grid points, expected at most {MAX_GRID_POINTS}")
+    # label[k1=v1,k2=v2]: the longest value of each key, as the runner writes it
+    longest = len(label) + 1 + sum(len(k) + 2 + max(len(str(v)) for v in vs) for k, vs in grid.items()) if grid else 0
+    if longest > MAX_GRID_LABEL_LENGTH:
+        raise ConfigError(
+            f"{where}: key {key}.grid: the grid-point label {label}[key=value,...] reaches {longest} characters, "
+            f"expected at most {MAX_GRID_LABEL_LENGTH} (it names a folder); use a shorter label or fewer keys"
+        )
+
+
+def _name(value: Any, where: str) -> str:
+    """The suite name: it names the folder ``reports/<name>``, so it cannot leave ``reports/``."""
+    if not isinstance(value, str) or not _NAME.fullmatch(value) or len(value) > MAX_NAME_LENGTH:
+        raise ConfigError(
+            f"{where}: key 'name': expected at most {MAX_NAME_LENGTH} letters, digits, '.', '_' or '-', "
+            f"not starting with '.', got {describe(value)}"
+        )
+    return value
+
+
+def _seeds(value: Any, where: str, key: str) -> list[int]:
+    seeds = _int_list(value, where, key, minimum=0, maximum=MAX_SEED)
+    _unique(seeds, where, key, "seed")
+    return seeds
+
+
+def _unique(values: list[Any], where: str, key: str, what: str) -> None:
+    """Refuse an entry listed twice (it would run everything twice)."""
+    seen = set()
+    for value in values:
+        if value in seen:
+            raise ConfigError(f"{where}: key {key!r}: {what} {quote(value)} is listed twice; list each once")
+        seen.add(value)
+
+
 def _check_keys(data: dict, allowed: tuple[str, ...], where: str, prefix: str) -> None:
     for k in data:
         if k not in allowed:
-            raise ConfigError(f"{where}: unknown key {prefix + str(k)!r}; expected one of {', '.join(allowed)}")
+            raise ConfigError(f"{where}: unknown key {quote(prefix + str(k))}; expected one of {', '.join(allowed)}")
 
 
 def _list(data: dict, key: str, where: str) -> list:
     value = data[key]
     if not isinstance(value, list):
-        raise ConfigError(f"{where}: key {key!r}: expected a list, got {value!r}")
+        raise ConfigError(f"{where}: key {key!r}: expected a list, got {describe(value)}")
     return value
 
 
 def _str(value: Any, where: str, key: str) -> str:
     if not isinstance(value, str) or not value:
-        raise ConfigError(f"{where}: key {key!r}: expected a non-empty string, got {value!r}")
+        raise ConfigError(f"{where}: key {key!r}: expected a non-empty string, got {describe(value)}")
     return value
 
 
-def _int(value: Any, where: str, key: str, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{where}: key {key!r}: expected an integer >= {minimum}, got {value!r}")
+def _int(value: Any, where: str, key: str, *, minimum: int, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or (maximum and value > maximum):
+        bound = f">= {minimum}" + ("" if maximum is None else f" and <= {maximum}")
+        raise ConfigError(f"{where}: key {key!r}: expected an integer {bound}, got {describe(value)}")
     return value
 
 
-def _int_list(value: Any, where: str, key: str, *, minimum: int) -> list[int]:
+def _int_list(value: Any, where: str, key: str, *, minimum: int, maximum: int | None = None) -> list[int]:
     if isinstance(value, int) and not isinstance(value, bool):
         value = [value]
     if not isinstance(value, list) or not value:
-        raise ConfigError(f"{where}: key {key!r}: expected a non-empty list of integers, got {value!r}")
-    return [_int(v, where, key, minimum=minimum) for v in value]
+        raise ConfigError(f"{where}: key {key!r}: expected a non-empty list of integers, got {describe(value)}")
+    return [_int(v, where, key, minimum=minimum, maximum=maximum) for v in value]

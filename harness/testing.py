@@ -15,6 +15,7 @@ fix it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -23,12 +24,13 @@ import pandas as pd
 import torch
 
 from harness.dataset import PrefixBatch, SessionDataset, SessionSplit
-from harness.plugin import SessionRecommender
+from harness.plugin import SessionRecommender, training_curve_problem
 
 #: the checks run by :func:`check_recommender`, in order
 RULES = (
     "init stores hyper-parameters only",
     "fit returns self",
+    "training_curve_ follows the documented format",
     "scores have shape [B, n_items + 1] and are finite",
     "score leaves the batch unchanged",
     "scoring the same batch twice gives the same scores",
@@ -150,13 +152,20 @@ def check_recommender(
 
     rule = RULES[1]
     try:
-        returned = model.fit(data, seed=seed)
+        with _Warnings("harness.plugin") as fit_warnings:
+            returned = model.fit(data, seed=seed)
     except Exception as err:
         _fail(model, rule, f"fit raised {type(err).__name__}: {err}", "make _fit work on the tiny dataset")
     if returned is not model:
         _fail(model, rule, f"fit returned {type(returned).__name__}", "_fit returns None; the base fit returns self")
 
     rule = RULES[2]
+    problems = [r.curve_problem for r in fit_warnings.records if hasattr(r, "curve_problem")]
+    if problems:
+        _fail(model, rule, f"fit dropped training_curve_: {problems[0]}",
+              "one dict per epoch with phase, epoch, loss and seconds (docs/plugins.md, 'Training curves')")
+
+    rule = RULES[3]
     batch = _test_batch(data)
     before = (batch.items.clone(), batch.lengths.clone())
     try:
@@ -166,23 +175,23 @@ def check_recommender(
     except Exception as err:  # the base class already phrases contract errors
         _fail(model, rule, f"{type(err).__name__}: {err}", "return float scores [B, n_items + 1] with finite values")
 
-    rule = RULES[3]
+    rule = RULES[4]
     if not (torch.equal(before[0], batch.items) and torch.equal(before[1], batch.lengths)):
         _fail(model, rule, "score modified batch.items or batch.lengths in place", "work on copies")
 
-    rule = RULES[4]
+    rule = RULES[5]
     if not torch.allclose(_scores(model, batch), first, atol=atol, rtol=0):
         _fail(model, rule, "a second score() call on the same batch gave other scores",
               "keep no state between score calls (use torch.inference_mode and eval mode)")
 
-    rule = RULES[5]
+    rule = RULES[6]
     again = _scores(model_class(**hparams).fit(data, seed=seed), batch)
     if not torch.allclose(first, again, atol=atol, rtol=0):
         diff = float((first - again).abs().max())
         _fail(model, rule, f"two fits with seed={seed} differ by up to {diff:.3g}",
               "draw every random number from generators seeded in _fit from `seed`")
 
-    rule = RULES[6]
+    rule = RULES[7]
     for keep in (1, 2):
         altered = _with_altered_future(data, keep)
         other = model_class(**hparams).fit(altered, seed=seed)
@@ -194,11 +203,33 @@ def check_recommender(
             _fail(model, rule, f"scores of prefixes of length <= {keep} changed when later test events changed",
                   "score from batch.items[:, :lengths] only; never read the test split or future events")
 
-    rule = RULES[7]
+    rule = RULES[8]
     single = torch.cat([_scores(model, _test_batch_row(batch, row)) for row in range(min(len(batch), 8))])
     if not torch.allclose(single, first[: len(single)], atol=max(atol, 1e-4), rtol=1e-4):
         _fail(model, rule, "scoring prefixes one at a time gives other scores than scoring them together",
               "mask padding and keep no state between rows or between score calls")
+
+
+class _Warnings(logging.Handler):
+    """Collects the warnings of one logger while the block runs."""
+
+    def __init__(self, logger: str) -> None:
+        super().__init__(logging.WARNING)
+        self.logger = logging.getLogger(logger)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def __enter__(self) -> _Warnings:
+        self.level = self.logger.level
+        self.logger.setLevel(logging.WARNING)  # seen even where logging is configured quieter
+        self.logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.logger.removeHandler(self)
+        self.logger.setLevel(self.level)
 
 
 def _test_batch_row(batch: PrefixBatch, row: int) -> PrefixBatch:

@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 from harness.dataset import SessionDataset
 from harness.errors import ConfigError
 from harness.plugin import SessionRecommender
+from harness.registry import Range
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,9 @@ class EpochTrainedRecommender(SessionRecommender):
     ``{"phase", "epoch", "loss", "valid_MRR@20", "seconds"}`` with phase
     ``"select"`` (on train_tr), ``"refit"`` or ``"train"`` (on train).
     """
+
+    #: checked when a suite or --param sets them (see harness.registry.Range)
+    hyperparameter_ranges: ClassVar[dict[str, Range]] = {"epochs": Range(1), "patience": Range(0)}
 
     trains_by_epoch: ClassVar[bool] = True
 

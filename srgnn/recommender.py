@@ -24,7 +24,7 @@ import torch
 
 from harness.dataset import PrefixBatch, SessionDataset
 from harness.errors import ConfigError
-from harness.registry import register
+from harness.registry import Range, register
 from harness.timing import resolve_device, torch_threads
 from harness.training import EpochTrainedRecommender
 from srgnn.graph import EDGE_WEIGHTS, SessionGraphs, build_session_graphs
@@ -74,6 +74,14 @@ class SRGNNRecommender(EpochTrainedRecommender):
 
     uses_gpu: ClassVar[bool] = True
     provides_embeddings: ClassVar[bool] = True
+    #: checked when a suite or --param sets them (the rest by _check_params at fit)
+    hyperparameter_ranges: ClassVar[dict[str, Range]] = {
+        **{name: Range(1) for name in ("hidden_size", "batch_size", "lr_decay_every", "step")},
+        "num_threads": Range(0),
+        "lr": Range(0, low_open=True),
+        "lr_decay": Range(0, 1, low_open=True),
+        "l2": Range(0),
+    }
 
     def __init__(
         self,

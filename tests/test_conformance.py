@@ -64,9 +64,11 @@ class BatchDependent(Good):
 
 
 class Mutates(Good):
-    def _score(self, batch):
+    """Overrides the final score (which hands _score a copy) and writes into the caller's batch."""
+
+    def score(self, batch):
         batch.items.clamp_(max=1)
-        return super()._score(batch)
+        return super().score(batch)
 
 
 def test_good_plugin_passes():
@@ -87,3 +89,14 @@ def test_good_plugin_passes():
 def test_broken_plugins_are_named_with_the_rule(cls, rule):
     with pytest.raises(ConformanceError, match=rf"model '{cls.__name__}' \(.*{cls.__name__}\) breaks the rule '.*{rule}"):
         check_recommender(cls)
+
+
+class SloppyCurve(Good):
+    def _fit(self, data, *, seed):
+        super()._fit(data, seed=seed)
+        self.training_curve_ = [{"epoch": 1, "loss": 0.5, "seconds": 0.1}]
+
+
+def test_a_malformed_training_curve_breaks_the_suite():
+    with pytest.raises(ConformanceError, match=r"'training_curve_ follows the documented format': .*lacks 'phase'"):
+        check_recommender(SloppyCurve)

@@ -202,3 +202,447 @@ def test_unknown_key_in_spec(tmp_path):
 def test_spec_path_that_does_not_exist(tmp_path):
     with pytest.raises(ConfigError, match="dataset spec file not found"):
         specs.load_spec(tmp_path / "nothing.yaml")
+
+
+# --------------------------------------------------------------------------- #
+# unreadable files, encodings, out-of-range times, odd ids
+# --------------------------------------------------------------------------- #
+
+import builtins  # noqa: E402
+import io  # noqa: E402
+import os  # noqa: E402
+import shutil  # noqa: E402
+import stat  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import textwrap  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pandas as pd  # noqa: E402
+
+from harness import preprocess, suites  # noqa: E402
+from harness.cli import main  # noqa: E402
+from harness.errors import ConfigError as _ConfigError  # noqa: E402
+from harness.limits import MAX_K, MAX_NAME_LENGTH, MAX_SEED  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _deny_reading(monkeypatch, denied: Path) -> None:
+    """Make opening ``denied`` fail as it does without read permission.
+
+    The tests run as root, for whom file modes do not deny reading, so every
+    way Python opens a file (builtins.open, io.open behind Path.open) is made
+    to raise the PermissionError the operating system would raise.
+    """
+    denied = Path(denied).resolve()
+    real_open = builtins.open
+
+    def guarded(file, *args, **kwargs):
+        if isinstance(file, (str, os.PathLike)) and Path(file).resolve() == denied:
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", guarded)
+    monkeypatch.setattr(io, "open", guarded)
+
+
+def _session_rec_spec(folder: Path, rows: str | bytes, extra: str = "", name: str = "t") -> Path:
+    """A session-rec spec beside its raw file ``clicks.tsv`` holding ``rows``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    raw = folder / "clicks.tsv"
+    if isinstance(rows, bytes):
+        raw.write_bytes(rows)
+    else:
+        raw.write_text(rows)
+    spec = folder / "spec.yaml"
+    spec.write_text(
+        f"name: {name}\ndescription: d\nsource: s\nformat: session-rec\nfiles: {{events: clicks.tsv}}\n"
+        f"preprocess: {{method: standard, min_item_support: 1{extra}}}\n"
+    )
+    return spec
+
+
+def _good_rows(n_sessions: int = 40) -> str:
+    """Sessions of three clicks six hours apart, items cycling over 20."""
+    lines = ["SessionId\tItemId\tTime"]
+    for s in range(1, n_sessions + 1):
+        lines += [f"{s}\t{(s * 7 + j) % 20}\t{1_400_000_000 + s * 21600 + j}" for j in range(3)]
+    return "\n".join(lines) + "\n"
+
+
+def _cli(capsys, *argv) -> tuple[int, str]:
+    """Run the command line in-process; return the exit status and stderr."""
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # argparse
+        code = exc.code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, err
+
+
+def _error_line(code: int, err: str) -> str:
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_unreadable_raw_file_is_one_line(tmp_path, monkeypatch):
+    path = tmp_path / "clicks.tsv"
+    path.write_text(_good_rows())
+    _deny_reading(monkeypatch, path)
+    with pytest.raises(DataError) as err:
+        readers.read_session_rec(path)
+    assert _one_line(err) == f"{path}: cannot read the file (Permission denied)"
+
+
+def test_unreadable_raw_file_through_the_cli(tmp_path, monkeypatch, capsys):
+    spec = _session_rec_spec(tmp_path, _good_rows())
+    _deny_reading(monkeypatch, tmp_path / "clicks.tsv")
+    monkeypatch.setenv("SESSIONBENCH_CACHE", str(tmp_path / "cache"))
+    line = _error_line(*_cli(capsys, "datasets", "stats", str(spec)))
+    assert str(tmp_path / "clicks.tsv") in line and "Permission denied" in line
+
+
+def test_unreadable_yoochoose_file(tmp_path, monkeypatch):
+    path = tmp_path / "yoochoose-clicks.dat"
+    path.write_text("1,2014-04-07T10:51:09.277Z,214536502,0\n")
+    _deny_reading(monkeypatch, path)
+    with pytest.raises(DataError, match="cannot read the file \\(Permission denied\\)") as err:
+        readers.read_yoochoose(path)
+    _one_line(err)
+
+
+@pytest.mark.parametrize("kind", ["spec", "suite"])
+def test_unreadable_spec_or_suite(tmp_path, monkeypatch, capsys, kind):
+    spec = _session_rec_spec(tmp_path, _good_rows())
+    if kind == "spec":
+        _deny_reading(monkeypatch, spec)
+        line = _error_line(*_cli(capsys, "datasets", "stats", str(spec)))
+        assert line == f"sessionbench: error: {spec}: cannot read the dataset spec (Permission denied)"
+    else:
+        suite = tmp_path / "s.yaml"
+        suite.write_text(f"datasets: [{spec}]\nmodels: [pop]\n")
+        _deny_reading(monkeypatch, suite)
+        line = _error_line(*_cli(capsys, "run", str(suite), "--out", str(tmp_path / "out")))
+        assert line == f"sessionbench: error: {suite}: cannot read the suite (Permission denied)"
+
+
+def _unprivileged() -> list[str] | None:
+    """A command prefix that runs without root's permission override, if any."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"] if setpriv else None
+
+
+@pytest.mark.skipif(_unprivileged() is None, reason="running as root without setpriv: no way to drop privileges")
+def test_permissions_as_an_unprivileged_user():
+    """The same errors from real file modes: an unreadable raw file and a read-only --out folder."""
+    base = Path(tempfile.mkdtemp(prefix="sessionbench-perm-"))
+    try:
+        base.chmod(0o755)
+        spec = _session_rec_spec(base / "data", _good_rows())
+        (base / "data").chmod(0o755)
+        (base / "data" / "clicks.tsv").chmod(0)
+        cache = base / "cache"
+        cache.mkdir(mode=0o777)
+        cache.chmod(0o777)
+        readonly = base / "ro"
+        readonly.mkdir()
+        readonly.chmod(0o555)
+        suite = base / "s.yaml"
+        suite.write_text("datasets: [synthetic]\nmodels: [pop]\n")
+        env = {"PATH": os.environ.get("PATH", ""), "SESSIONBENCH_CACHE": str(cache), "HOME": str(cache)}
+        cases = [
+            (["datasets", "stats", str(spec)], f"{base / 'data' / 'clicks.tsv'}: cannot read the file (Permission denied)"),
+            (["run", str(suite), "--out", str(readonly / "out")], "cannot write there (Permission denied)"),
+        ]
+        for argv, expected in cases:
+            proc = subprocess.run(
+                [*_unprivileged(), sys.executable, "-m", "harness.cli", *argv],
+                capture_output=True, text=True, cwd=REPO, env=env, timeout=300,
+            )  # fmt: skip
+            assert proc.returncode == 2, proc.stderr
+            assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+            assert expected in proc.stderr
+        assert not (readonly / "out").exists()
+    finally:
+        for folder in (base / "ro", base / "data"):
+            folder.chmod(0o755)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_non_utf8_raw_file_names_line_and_character(tmp_path):
+    path = tmp_path / "clicks.tsv"
+    path.write_bytes(b"SessionId\tItemId\tTime\n1\t2\t3\n1\tcaf\xe9\t4\n")
+    with pytest.raises(DataError) as err:
+        readers.read_session_rec(path)
+    message = _one_line(err)
+    assert message.startswith(f"{path}, line 3: character 6 (field 2): byte 0xe9 is not UTF-8")
+    assert "position" not in message
+
+
+def test_non_utf8_yoochoose_names_line(tmp_path):
+    path = tmp_path / "yoochoose-clicks.dat"
+    path.write_bytes(b"1,2014-04-07T10:51:09.277Z,5,0\n1,2014-04-07T10:52:09.277Z,\xff6,0\n")
+    with pytest.raises(DataError, match=r"line 2: character 28 \(field 3\): byte 0xff is not UTF-8") as err:
+        readers.read_yoochoose(path)
+    _one_line(err)
+
+
+@pytest.mark.parametrize("kind", ["spec", "suite"])
+def test_non_utf8_yaml_names_line_and_column(tmp_path, capsys, kind):
+    spec = _session_rec_spec(tmp_path, _good_rows())
+    if kind == "spec":
+        spec.write_bytes(spec.read_bytes().replace(b"description: d", b"description: caf\xe9"))
+        line = _error_line(*_cli(capsys, "datasets", "stats", str(spec)))
+        assert line == (f"sessionbench: error: {spec}, line 2, column 17: byte 0xe9 is not UTF-8; "
+                        "expected a UTF-8 encoded dataset spec")
+    else:
+        suite = tmp_path / "s.yaml"
+        suite.write_bytes(b"description: na\xefve\ndatasets: [synthetic]\nmodels: [pop]\n")
+        line = _error_line(*_cli(capsys, "run", str(suite), "--out", str(tmp_path / "out")))
+        assert line == f"sessionbench: error: {suite}, line 1, column 16: byte 0xef is not UTF-8; " \
+                       "expected a UTF-8 encoded suite"
+
+
+@pytest.mark.parametrize(
+    ("value", "time_format", "hint"),
+    [
+        ("1e15", "epoch_s", "micro- or nanoseconds"),
+        ("1400000000000000", "epoch_s", "micro- or nanoseconds"),  # microseconds read as seconds
+        ("1400000000000", "epoch_s", "set time_format: epoch_ms"),  # milliseconds read as seconds
+        ("1400000000000000", "epoch_ms", "micro- or nanoseconds"),
+        ("-1e12", "epoch_s", "set time_format: epoch_ms"),
+    ],
+)
+def test_times_outside_the_calendar_range(tmp_path, value, time_format, hint):
+    path = tmp_path / "t.csv"
+    path.write_text(f"session,item,time\n1,2,1400000000\n1,3,{value}\n")
+    with pytest.raises(DataError) as err:
+        readers.read_table(path, readers.TableLayout(time_format=time_format))
+    message = _one_line(err)
+    assert message.startswith(f"{path}, line 3, column 'time': expected a time between 1677-09-22 and 2262-04-11")
+    assert f"found {value!r}" in message and hint in message
+
+
+def test_diginetica_timeframe_outside_the_calendar_range(tmp_path):
+    path = _diginetica(tmp_path, f"{HEADER}\n1;NA;5;10;2016-01-01\n1;NA;6;1e300;2016-01-01\n")
+    with pytest.raises(DataError, match=r"line 3, column 'timeframe'") as err:
+        readers.read_diginetica(path)
+    _one_line(err)
+
+
+def test_out_of_range_time_through_the_cli(tmp_path, capsys, monkeypatch):
+    rows = _good_rows().replace("\t1400021600\n", "\t1e15\n")
+    spec = _session_rec_spec(tmp_path, rows)
+    monkeypatch.setenv("SESSIONBENCH_CACHE", str(tmp_path / "cache"))
+    line = _error_line(*_cli(capsys, "datasets", "stats", str(spec)))
+    assert f"{tmp_path / 'clicks.tsv'}, line 2, column 'Time'" in line and "'1e15'" in line
+
+
+def test_parquet_timestamps_are_read_whatever_the_time_format(tmp_path):
+    stamps = pd.to_datetime(["2014-04-07 10:51:09", "2014-04-07 10:52:09"])
+    path = tmp_path / "t.parquet"
+    pd.DataFrame({"session": [1, 1], "item": ["a", "b"], "time": stamps}).to_parquet(path)
+    frame = readers.read_table(path)  # the default time_format, epoch_s
+    assert frame["time"].tolist() == [1396867869.0, 1396867929.0]
+
+
+def test_huge_test_days_is_a_one_line_error(tmp_path, capsys, monkeypatch):
+    spec = _session_rec_spec(tmp_path, _good_rows(), extra=", test_days: 100000000000")
+    monkeypatch.setenv("SESSIONBENCH_CACHE", str(tmp_path / "cache"))
+    line = _error_line(*_cli(capsys, "datasets", "stats", str(spec)))
+    assert "no train sessions left after preprocessing" in line and "s since 1970-01-01" in line
+
+
+def test_filter_iterations_stop_at_the_fixed_point(tmp_path, monkeypatch):
+    spec = _session_rec_spec(tmp_path, _good_rows(), extra=", filter_iterations: 100000000")
+    calls = []
+    real = preprocess._drop_rare
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        assert len(calls) < 100, "the filter loop does not stop when an iteration drops nothing"
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(preprocess, "_drop_rare", counted)
+    data = specs.load_dataset(spec, cache_dir=tmp_path / "cache")
+    assert len(calls) <= 2
+    assert data.meta["settings"]["filter_iterations"] == 100000000
+
+
+def test_ids_are_stripped(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("session,item,time\n 7,5,1\n7 , 5 ,2\n8,x ,3\n8, x,4\n")
+    frame = readers.read_table(path)
+    assert frame["session"].tolist() == [7, 7, 8, 8]
+    assert frame["item"].tolist() == ["5", "5", "x", "x"]
+
+
+def test_long_quoted_input_is_cut(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("session,item,time\n1,2,3\n1,3," + "9" * 10_000_000 + "x\n")
+    with pytest.raises(DataError) as err:
+        readers.read_table(path)
+    message = _one_line(err)
+    assert len(message) < 600 and "(10,000,001 characters)" in message
+
+
+# --------------------------------------------------------------------------- #
+# YAML: duplicate keys
+# --------------------------------------------------------------------------- #
+
+
+def test_duplicate_key_in_a_spec_names_its_line(tmp_path):
+    spec = _session_rec_spec(tmp_path, _good_rows())
+    spec.write_text(spec.read_text() + "name: other\n")
+    with pytest.raises(_ConfigError) as err:
+        specs.load_spec(spec)
+    assert _one_line(err) == f"{spec}, line 7, column 1: duplicate key 'name', first given on line 1; " \
+                             "each key may appear once"
+
+
+def test_duplicate_key_in_a_suite_names_its_line(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("datasets: [synthetic]\nmodels:\n  - name: sr\n    params: {steps: 4, steps: 5}\n")
+    with pytest.raises(_ConfigError, match=r"s\.yaml, line 4, column 24: duplicate key 'steps', first given on line 4"):
+        suites.load_suite(path)
+
+
+# --------------------------------------------------------------------------- #
+# suites
+# --------------------------------------------------------------------------- #
+
+
+def _suite_error(data: dict) -> str:
+    with pytest.raises(_ConfigError) as err:
+        suites.parse_suite(data, Path("suites/t.yaml"))
+    return _one_line(err)
+
+
+def test_a_long_label_is_refused_at_load():
+    message = _suite_error({"datasets": ["synthetic"], "models": [{"name": "pop", "label": "x" * 260}]})
+    assert message.startswith("suites/t.yaml: key models[0].label: expected at most 64 letters")
+    assert "(260 characters)" not in message or len(message) < 600
+
+
+def test_a_long_label_through_the_cli(tmp_path, capsys):
+    suite = tmp_path / "s.yaml"
+    suite.write_text(f"datasets: [synthetic]\nmodels:\n  - {{name: pop, label: {'x' * 260}}}\n")
+    line = _error_line(*_cli(capsys, "run", str(suite), "--out", str(tmp_path / "out")))
+    assert f"expected at most {MAX_NAME_LENGTH} letters" in line and not (tmp_path / "out").exists()
+
+
+def test_a_long_grid_label_is_refused():
+    keys = ("hidden_size", "n_layers", "batch_size", "n_sample", "num_threads", "epochs")
+    model = {"name": "gru4rec", "grid": {key: [10**17, 10**18] for key in keys}}
+    message = _suite_error({"datasets": ["synthetic"], "models": [model]})
+    assert "the grid-point label gru4rec[key=value,...] reaches 188 characters, expected at most 150" in message
+
+
+def test_grid_values_cannot_leave_the_run_folder():
+    model = {"name": "sr", "grid": {"weighting": ["../../x"]}}
+    assert "must print as letters" in _suite_error({"datasets": ["synthetic"], "models": [model]})
+
+
+def test_a_dataset_listed_twice_is_refused():
+    message = _suite_error({"datasets": ["synthetic", "synthetic"], "models": ["pop"]})
+    assert "key 'datasets': dataset 'synthetic' is listed twice" in message
+
+
+@pytest.mark.parametrize("key, value", [("seeds", [1, 1]), ("protocols", ["next", "next"])])
+def test_a_seed_or_protocol_listed_twice_is_refused(key, value):
+    assert "is listed twice" in _suite_error({"datasets": ["synthetic"], "models": ["pop"], key: value})
+
+
+@pytest.mark.parametrize("name", ["../up", "a/b", ".hidden", "..", "x" * 65, 5])
+def test_suite_names_stay_inside_reports(name):
+    message = _suite_error({"name": name, "datasets": ["synthetic"], "models": ["pop"]})
+    assert "key 'name': expected at most 64 letters, digits, '.', '_' or '-', not starting with '.'" in message
+
+
+@pytest.mark.parametrize(
+    "model, expected",
+    [
+        ({"name": "gru4rec", "params": {"epochs": -1}}, "key models[0].params: epochs: expected a number >= 1, got -1"),
+        ({"name": "gru4rec", "params": {"batch_size": 0}}, "batch_size: expected a number >= 1, got 0"),
+        ({"name": "srgnn", "grid": {"lr": [0.001, -1]}}, "key models[0].grid: lr: expected a number > 0, got -1"),
+        ({"name": "sknn", "params": {"k": 0}}, "k: expected a number >= 1, got 0"),
+        ({"name": "gru4rec", "params": {"dropout_hidden": 1.0}}, "dropout_hidden: expected a number in [0, 1)"),
+    ],
+)
+def test_hyperparameters_out_of_range_are_refused_at_load(model, expected):
+    assert expected in _suite_error({"datasets": ["synthetic"], "models": [model]})
+
+
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        ({"ks": [MAX_K + 1]}, f"key 'ks': expected an integer >= 1 and <= {MAX_K}"),
+        ({"seeds": [MAX_SEED + 1]}, f"key 'seeds': expected an integer >= 0 and <= {MAX_SEED}"),
+        ({"protocols": 5}, "key 'protocols': expected a list of 'next' and/or 'rest', got int 5"),
+        ({"description": ["x"]}, "key 'description': expected a string"),
+    ],
+)
+def test_suite_values_out_of_range(data, expected):
+    assert expected in _suite_error({"datasets": ["synthetic"], "models": ["pop"], **data})
+
+
+# --------------------------------------------------------------------------- #
+# command-line values
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--k", "99999999999999999999"], f"argument --k: expected comma-separated integers in 1..{MAX_K}"),
+        (["--k", "10000000000"], f"argument --k: expected comma-separated integers in 1..{MAX_K}"),
+        (["--k", "5," + "9" * 5000], "(5,002 characters)"),
+        (["--seed", "99999999999999999999"], f"argument --seed: expected an integer in 0..{MAX_SEED}"),
+        (["--seed", "-1"], f"argument --seed: expected an integer in 0..{MAX_SEED}"),
+        (["--param", "epochs=-1", "--model", "gru4rec"], "--param: epochs: expected a number >= 1, got -1"),
+        (["--model", ":X"], "expected a registered name or package.module:ClassName"),
+    ],
+)
+def test_bad_command_line_values_are_one_line(capsys, argv, expected):
+    base = {"--dataset": "synthetic", "--model": "pop"}
+    for flag, value in zip(argv[::2], argv[1::2]):
+        base[flag] = value if flag != "--param" else base.get(flag, value)
+    flat = [x for flag, value in base.items() for x in (flag, value)]
+    line = _error_line(*_cli(capsys, "evaluate", *flat))
+    assert expected in line and len(line) < 600
+
+
+def test_out_that_is_a_file_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    import harness.runner
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the suite ran although --out cannot be written")
+
+    monkeypatch.setattr(harness.runner, "run_suite", must_not_run)
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    for out in (afile, afile / "below"):
+        line = _error_line(*_cli(capsys, "run", "default", "--out", str(out)))
+        assert line == f"sessionbench: error: --out {out}: {afile} is a file; expected a folder (or a path to create)"
+
+
+def test_out_that_cannot_be_written_is_refused(tmp_path, capsys, monkeypatch):
+    """Root writes anywhere, so the folder's refusal is simulated at the one place the check writes."""
+    import harness.runner
+
+    monkeypatch.setattr(harness.runner, "run_suite", lambda *a, **k: pytest.fail("the suite ran"))
+
+    def refuse(*args, dir=None, **kwargs):  # noqa: A002 - tempfile's own keyword
+        raise PermissionError(13, "Permission denied", str(dir))
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
+    line = _error_line(*_cli(capsys, "run", "default", "--out", str(tmp_path / "ro" / "out")))
+    assert line == f"sessionbench: error: --out {tmp_path / 'ro' / 'out'}: cannot write there (Permission denied); " \
+                   "expected a writable folder"

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from harness.dataset import PrefixBatch, SessionDataset, SessionSplit
-from harness.errors import ConfigError, ContractError
+from harness.errors import ConfigError, ContractError, ModelFailure
 from harness.evaluate import METADATA_KEY, EvaluationResult, evaluate
 from harness.metrics import UNRANKED
 
@@ -252,3 +252,32 @@ def test_bad_model_output_and_bad_options(data):
         evaluate(FixedModel(), data, batch_size=0)
     with pytest.raises(ConfigError):
         evaluate(FixedModel(), data, ks=(0,))
+
+
+def test_any_model_gets_the_finite_check_and_a_copy_of_its_batch(data):
+    class NaNs(FixedModel):
+        def score(self, batch):
+            out = super().score(batch)
+            out[-1, 3] = float("nan")
+            return out
+
+    with pytest.raises(ContractError, match=r"model 'fixed' .* NaN or infinite scores \(first in batch row"):
+        evaluate(NaNs(), data)
+
+    class Zeroes(FixedModel):
+        def score(self, batch):
+            batch.items.zero_()  # exclude_seen must still use the real prefixes
+            return super().score(batch)
+
+    honest = evaluate(FixedModel(), data, exclude_seen=True)
+    assert np.array_equal(evaluate(Zeroes(), data, exclude_seen=True).ranks, honest.ranks)
+
+
+def test_an_exception_in_score_is_a_model_failure_with_its_cause(data):
+    class Broken(FixedModel):
+        def score(self, batch):
+            raise IndexError("row 7")
+
+    with pytest.raises(ModelFailure, match=r"model 'fixed' \(.*Broken\) failed in score: IndexError: row 7") as info:
+        evaluate(Broken(), data)
+    assert isinstance(info.value.__cause__, IndexError)

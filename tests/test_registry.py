@@ -91,3 +91,26 @@ def test_params_are_checked_against_the_model():
         coerce_params(spop, {"alpha": 1})
     with pytest.raises(ConfigError, match="tiebreak: expected a number, got 'high'"):
         coerce_params(spop, {"tiebreak": "high"})
+
+
+def test_a_broken_entry_point_is_named_when_used(tmp_path, monkeypatch, capsys):
+    import importlib.metadata
+
+    from harness import registry
+    from harness.cli import main
+
+    (tmp_path / "plug_ep_broken.py").write_text("def f(:\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    broken = importlib.metadata.EntryPoint(name="broken-ep", value="plug_ep_broken", group=registry.ENTRY_POINT_GROUP)
+    real = importlib.metadata.entry_points
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [*real(group=group), broken])
+    monkeypatch.setattr(registry, "_entry_points_loaded", False)
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry, "BROKEN_PLUGINS", {})
+    with pytest.raises(ContractError, match=r"'broken-ep' = 'plug_ep_broken'.*syntax error in .*plug_ep_broken\.py, "
+                                            r"line 1: .*python -c 'import plug_ep_broken'"):
+        get_model_class("broken-ep")
+    assert "pop" in available_models()  # the others are still there
+    assert main(["evaluate", "--dataset", "synthetic", "--model", "broken-ep"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "broken-ep" in err and "Traceback" not in err

@@ -349,12 +349,14 @@ def test_table_spec_reads_its_layout(tmp_path):
         ("preprocess: [1, 2]", r"key 'preprocess': expected a mapping"),
         ("preprocess: {method: srgnn}\nread: {sep: ','}", r"key 'read' applies only to format 'table'"),
         ("preprocess: {method: srgnn}\nfolders: 3", r"key 'folders': expected a string or a list"),
-        ("preprocess: {method: srgnn}\nname: ../up", r"key 'name': expected letters"),
+        ("preprocess: {method: srgnn}\nname: ../up", r"key 'name': expected at most 64 letters"),
+        ("preprocess: {method: srgnn}\nname: " + "a" * 65, r"key 'name': expected at most 64 letters"),
     ],
 )
 def test_bad_spec_values_name_file_and_key(tmp_path, text, match):
     path = tmp_path / "bad.yaml"
-    path.write_text(f"name: bad\ndescription: d\nsource: s\nformat: diginetica\nfiles: {{events: x.csv}}\n{text}\n")
+    name = "" if "\nname:" in f"\n{text}" else "name: bad\n"  # a key may be given only once
+    path.write_text(f"{name}description: d\nsource: s\nformat: diginetica\nfiles: {{events: x.csv}}\n{text}\n")
     with pytest.raises(ConfigError, match=match) as err:
         specs.load_spec(path)
     assert str(path) in str(err.value) and "\n" not in str(err.value)
@@ -363,7 +365,7 @@ def test_bad_spec_values_name_file_and_key(tmp_path, text, match):
 def test_invalid_yaml_names_its_line(tmp_path):
     path = tmp_path / "broken.yaml"
     path.write_text("name: x\ndescription: [unclosed\nsource: s\n")
-    with pytest.raises(ConfigError, match=r"broken\.yaml, line \d+: not valid YAML"):
+    with pytest.raises(ConfigError, match=r"broken\.yaml, line \d+, column \d+: not valid YAML"):
         specs.load_spec(path)
 
 

@@ -1,0 +1,27 @@
+"""The documented bounds on values a user gives (command line, suites, specs).
+
+Each bound keeps a typo from turning into a huge allocation, an endless run
+or a file name the operating system refuses; docs/datasets.md and
+docs/suites-and-reports.md state them.
+"""
+
+from __future__ import annotations
+
+#: Largest cut-off K: metrics keep a top-K list per test case and a table of
+#: K ideal gains, so K = 10**10 would need about 80 GB. 1000 is far beyond
+#: the cut-offs of the literature (5..100).
+MAX_K = 1000
+
+#: Seeds are handed to NumPy and torch, which take 0 .. 2**32 - 1.
+MAX_SEED = 2**32 - 1
+
+#: Longest suite name, dataset name or model label: they become parts of
+#: folder names (a run folder joins dataset, label, seed and a hash), and most
+#: file systems refuse names over 255 bytes.
+MAX_NAME_LENGTH = 64
+
+#: Longest grid-point label (``label[key=value,...]``) of a tuned model.
+MAX_GRID_LABEL_LENGTH = 150
+
+#: Most grid points one model of a suite may expand into.
+MAX_GRID_POINTS = 1000
