@@ -208,6 +208,15 @@ def test_tuning_never_reads_test_and_the_best_trial_becomes_the_final(workdir):
     assert [h["number"] for h in history] == [0, 1, 2, 3] and {h["state"] for h in history} == {"COMPLETE"}
     assert {h["run_id"] for h in history} == {r.run_id for r in trials}
 
+    from harness.report.tuning_figures import best_so_far, collect_trials, write_tuning_figures
+
+    (entry,) = collect_trials(workdir / "out").values()
+    values = [t["value"] for t in entry["trials"]]
+    assert values == [runs[h["run_id"]].manifest["metrics"]["MRR@20"] for h in history]
+    assert best_so_far(values)[-1] == max(values) and best_so_far([None, 2.0, 1.0, 3.0]) == [None, 2.0, 2.0, 3.0]
+    figures = write_tuning_figures(workdir / "out", workdir)
+    assert sorted(p.name for p in figures) == ["tinytune_spy_tuning.pdf", "tinytune_spy_tuning.png"]
+
 
 def test_pruning_stops_bad_trials_from_their_epoch_curve(workdir):
     s = suite(workdir, [{"name": "tune_plugins:Epochs", "label": "ep", "params": {"epochs": 4},
@@ -316,3 +325,39 @@ def test_importing_the_command_line_and_runner_imports_neither_ray_nor_optuna():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+GPU_TASK = '''
+import json, os, time
+
+def record(path, name):
+    with open(path, "a") as f:
+        f.write(json.dumps({"name": name, "device": os.environ.get("CUDA_VISIBLE_DEVICES"), "start": time.time()}) + "\\n")
+    time.sleep(1.0)
+    with open(path, "a") as f:
+        f.write(json.dumps({"name": name, "end": time.time()}) + "\\n")
+'''
+
+
+def test_gpu_runs_get_one_device_each_and_never_share_one(workdir):
+    from harness.executors import GpuLocalExecutor
+    from harness.runner import Task
+
+    (workdir / "gpu_task.py").write_text(GPU_TASK)
+    import gpu_task
+
+    log = workdir / "gpu.jsonl"
+    tasks = [Task(f"g{i}", gpu_task.record, (str(log), f"g{i}"), gpu=True) for i in range(3)]
+    tasks.append(Task("cpu", gpu_task.record, (str(log), "cpu")))
+    done = []
+    GpuLocalExecutor(jobs=4, gpus=(3, 5)).run(tasks, lambda task, code: done.append((task.run_id, code)))
+    assert sorted(done) == [("cpu", 0), ("g0", 0), ("g1", 0), ("g2", 0)]
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    starts = {e["name"]: e for e in events if "start" in e}
+    ends = {e["name"]: e["end"] for e in events if "end" in e}
+    assert starts["cpu"]["device"] == ""
+    assert {starts[f"g{i}"]["device"] for i in range(3)} == {"3", "5"}
+    for device in ("3", "5"):
+        spans = sorted((starts[n]["start"], ends[n]) for n in starts if starts[n]["device"] == device)
+        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))  # one run per device at a time
+    assert "CUDA_VISIBLE_DEVICES" not in os.environ or os.environ["CUDA_VISIBLE_DEVICES"] != "3"

@@ -40,6 +40,7 @@ from harness.report.constants import (
 from harness.report.figures import _PLOTTERS, _RC, FIGURE_KINDS, _save
 from harness.report.statistics import ALPHA, bootstrap_ci, holm, paired_ttest, pareto_front
 from harness.report.styles import KNOWN_MODELS, Style, model_styles
+from harness.report.tuning_figures import write_tuning_figures
 from harness.report.tables import (
     _compact_text, _latex_table, _markdown_table, _md_escape, _table_frame, latex_escape,
 )
@@ -115,6 +116,7 @@ def write_report(
                         continue
                     fig = plot(g, styles)
                     figures[(g.slug, kind)] = _save(fig, tmp / FIGURES_DIR / f"{g.slug}_{kind}")
+            figures[("tuning", "search")] = write_tuning_figures(out_dir, tmp / FIGURES_DIR)
         for g in groups:
             tables[(g.slug, "table")] = _write_tables(g, tmp / TABLES_DIR, n_bootstrap)
         text = _compact_text(groups)
