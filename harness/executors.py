@@ -32,6 +32,7 @@ from typing import Any
 
 from harness.errors import ConfigError
 from harness.runner import LocalProcessExecutor, Task
+from harness.watchdog import EXIT_TIMEOUT
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +108,13 @@ class GpuLocalExecutor(LocalProcessExecutor):
 # --------------------------------------------------------------------------- #
 
 
-def _in_child(fn: Callable[..., None], args: tuple, stage_dir: str | None) -> tuple[int | None, dict[str, bytes]]:
+def _in_child(fn: Callable[..., None], args: tuple, stage_dir: str | None,
+              limit_s: float | None = None) -> tuple[int | None, dict[str, bytes]]:  # fmt: skip
     """Body of a Ray task: run ``fn(*args)`` in a fresh process whose run
     folder is local to this worker; return its exit status and the
-    folder's files (name -> bytes)."""
+    folder's files (name -> bytes). A process still running after
+    ``limit_s`` seconds (the task's backstop) is killed: status
+    :data:`~harness.watchdog.EXIT_TIMEOUT`."""
     local = tempfile.mkdtemp(prefix="sessionbench-ray-")
     try:
         args = list(args)
@@ -119,13 +123,18 @@ def _in_child(fn: Callable[..., None], args: tuple, stage_dir: str | None) -> tu
             args[PARENT_ARG] = os.getpid()  # the child dies with this worker, not with the remote driver
         proc = mp.get_context("spawn").Process(target=fn, args=tuple(args))
         proc.start()
-        proc.join()
+        proc.join(limit_s)
+        exitcode = proc.exitcode
+        if exitcode is None:  # past the backstop
+            proc.kill()
+            proc.join()
+            exitcode = EXIT_TIMEOUT
         files = {}
         if stage_dir is not None and os.path.isdir(args[STAGE_ARG]):
             for path in sorted(Path(args[STAGE_ARG]).iterdir()):
                 if path.is_file():
                     files[path.name] = path.read_bytes()
-        return proc.exitcode, files
+        return exitcode, files
     finally:
         shutil.rmtree(local, ignore_errors=True)
 
@@ -170,7 +179,7 @@ class RayExecutor:
         for task in tasks:
             options = {"num_cpus": 1, "num_gpus": 1 if task.gpu and gpus_there else 0, "max_retries": self.retries,
                        "retry_exceptions": False, "name": f"sessionbench-{task.run_id}"}  # fmt: skip
-            running[remote.options(**options).remote(task.fn, task.args, task.stage_dir)] = task
+            running[remote.options(**options).remote(task.fn, task.args, task.stage_dir, task.limit_s)] = task
         try:
             while running:
                 ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)

@@ -72,6 +72,8 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SELECTION_METRIC = "MRR@20"
 SELECTION_SPLIT = "valid"
+#: how the error line of a tuning trial stopped by its pruner starts (see harness.tuning.TrialPruned)
+PRUNED_PREFIX = "TrialPruned:"
 #: library versions that can change a result (part of every run's config)
 RESULT_LIBRARIES = ("torch", "numpy", "pandas", "scipy", "scikit-learn")
 
@@ -743,7 +745,9 @@ def _execute(specs, out, executor, force, show_inner, outcome, echo, progress, w
         spec = by_id[task.run_id]
         manifest, installed = _install(spec, stages[task.run_id], out, exitcode)
         outcome.executed.append(task.run_id)
-        if manifest["status"] != COMPLETE:
+        if manifest["status"] != COMPLETE and str(manifest.get("error_line")).startswith(PRUNED_PREFIX):
+            echo(f"pruned {spec.display}: {manifest['error_line'][len(PRUNED_PREFIX):].strip()}")  # not a failure
+        elif manifest["status"] != COMPLETE:
             outcome.failed.append(task.run_id)
             if installed:
                 echo(f"FAILED {spec.display}: {manifest.get('error_line', 'no error recorded')}")

@@ -7,13 +7,12 @@ import os
 import textwrap
 
 import pytest
+import ray  # the dev extra installs it
 
-ray = pytest.importorskip("ray")
-
-from harness.executors import RayExecutor  # noqa: E402
-from harness.runner import LocalProcessExecutor, run_suite  # noqa: E402
-from harness.store import iter_runs, read_plan  # noqa: E402
-from harness.suites import parse_suite  # noqa: E402
+from harness.executors import RayExecutor
+from harness.runner import LocalProcessExecutor, run_suite
+from harness.store import iter_runs, read_plan
+from harness.suites import parse_suite
 
 TINY_SPEC = """
 name: tinyray
@@ -87,7 +86,6 @@ def metrics(out):
 
 
 def test_ray_runs_and_trials_match_local_processes(cluster, tmp_path):
-    pytest.importorskip("optuna")
     s = suite(cluster, ["pop", {"name": "markov", "tune": {"space": {"pruning": {"type": "categorical",
                                                                              "choices": [0, 5, 20]}},
                                                          "trials": 2, "sampler": "random", "seed": 4}}])  # fmt: skip

@@ -12,17 +12,16 @@ import textwrap
 import time
 from pathlib import Path
 
+import optuna  # the dev extra installs it
 import pytest
 
-optuna = pytest.importorskip("optuna")
-
-from harness.errors import ConfigError  # noqa: E402
-from harness.registry import get_model_class  # noqa: E402
-from harness.runner import InlineExecutor, run_suite  # noqa: E402
-from harness.specs import load_dataset  # noqa: E402
-from harness.store import iter_runs, read_plan  # noqa: E402
-from harness.suites import parse_suite  # noqa: E402
-from harness.tuning import DEFAULT_SPACES, parse_tune, study_path, suggest, trial_history  # noqa: E402
+from harness.errors import ConfigError
+from harness.registry import get_model_class
+from harness.runner import InlineExecutor, run_suite
+from harness.specs import load_dataset
+from harness.store import iter_runs, read_plan
+from harness.suites import parse_suite
+from harness.tuning import DEFAULT_SPACES, parse_tune, study_path, suggest, trial_history
 
 TINY_SPEC = """
 name: tinytune
@@ -222,7 +221,8 @@ def test_pruning_stops_bad_trials_from_their_epoch_curve(workdir):
     s = suite(workdir, [{"name": "tune_plugins:Epochs", "label": "ep", "params": {"epochs": 4},
                          "tune": {"space": {"quality": {"type": "categorical", "choices": [0, 1]}}, "trials": 8,
                                   "sampler": "random", "seed": 0, "pruner": "median"}}])  # fmt: skip
-    run_suite(s, out_dir=workdir / "out", executor=InlineExecutor(), report=False)
+    lines = []
+    outcome = run_suite(s, out_dir=workdir / "out", executor=InlineExecutor(), report=False, echo=lines.append)
     history = trial_history(study_path(workdir / "out", "tinytune", "ep"))
     pruned = [h for h in history if h["state"] == "PRUNED"]
     assert pruned and all(h["params"]["quality"] == 0 for h in pruned)
@@ -232,6 +232,8 @@ def test_pruning_stops_bad_trials_from_their_epoch_curve(workdir):
     runs = {r.run_id: r for r in iter_runs(workdir / "out", include_failed=True)}
     for h in pruned:
         assert runs[h["run_id"]].manifest["error_line"].startswith("TrialPruned: pruned by the median pruner")
+    assert not outcome.failed  # pruning is not a failure
+    assert len([line for line in lines if line.startswith("pruned ")]) == len(pruned)
     # every trial trained with patience 0 (the validation split is the objective's)
     assert {r.manifest["params"]["patience"] for r in runs.values()} == {0}
     plan = read_plan(workdir / "out")
