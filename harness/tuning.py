@@ -346,15 +346,18 @@ def suggest(trial: Any, space: tuple[SearchParam, ...]) -> dict[str, Any]:
     return chosen
 
 
-def make_sampler(config: TuneConfig) -> Any:
+def make_sampler(config: TuneConfig, start: int = 0) -> Any:
     """The seeded Optuna sampler of a tune section (TPE, which by default
     treats trials still running as bad, so trials asked together explore
-    different points; or uniform random)."""
+    different points; or uniform random). ``start`` is the number of trials
+    the study already holds: a resumed search seeds with ``seed + start``,
+    so it does not re-draw the points its first trials drew."""
     import optuna
 
+    seed = config.seed + start
     if config.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=config.seed)
-    return optuna.samplers.TPESampler(seed=config.seed, constant_liar=True)
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
 
 
 def make_pruner(name: str) -> Any:
@@ -425,7 +428,8 @@ class EpochReporter:
         value = evaluate(model, self._data, ks=(k,), batch_size=self.spec["batch_size"],
                          exclude_seen=self.spec["exclude_seen"]).metrics()[self.ref["metric"]]  # fmt: skip
         self._trial.report(value, epoch)
-        if self._trial.should_prune():
+        last = epoch >= getattr(model, "epochs", epoch + 1)  # nothing left to save: the trial completes
+        if not last and self._trial.should_prune():
             self._trial.set_user_attr("pruned_epoch", epoch)
             raise TrialPruned(f"pruned by the {self.ref['pruner']} pruner after epoch {epoch} "
                               f"(valid {self.ref['metric']} {value:.4f})")  # fmt: skip
@@ -521,6 +525,9 @@ def run_study(
     study = optuna.create_study(study_name=study_name, storage=storage, sampler=make_sampler(config),
                                 pruner=make_pruner(config.pruner), load_if_exists=True,
                                 direction="maximize" if config.maximize else "minimize")  # fmt: skip
+    if study.get_trials(deepcopy=False):  # resumed: a sampler seeded past the trials it holds
+        study = optuna.load_study(study_name=study_name, storage=storage, pruner=make_pruner(config.pruner),
+                                  sampler=make_sampler(config, len(study.get_trials(deepcopy=False))))  # fmt: skip
     outcome = StudyOutcome()
     outcome.restarted = _restart_interrupted(study)
     if outcome.restarted:

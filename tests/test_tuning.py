@@ -294,6 +294,8 @@ def test_a_search_killed_with_sigkill_resumes_with_the_same_history(workdir):
     retry = [h for h in after if h["retry_of"] == cut["number"]]
     assert len(retry) == 1 and retry[0]["params"] == running[0]["params"] and retry[0]["state"] == "COMPLETE"
     assert len([h for h in after if h["state"] == "COMPLETE"]) == 4
+    drawn = [h["params"]["alpha"] for h in after if h["retry_of"] is None]
+    assert len(set(drawn)) == len(drawn)  # the resumed sampler does not re-draw earlier points
     assert "marked failed" in done.stdout + done.stderr
     plan = read_plan(workdir / "out")
     assert {h["run_id"] for h in after if h["state"] == "COMPLETE"} <= set(plan.run_ids)
