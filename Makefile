@@ -8,9 +8,10 @@ TORCH  ?= torch==2.13.0
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: bench test setup clean
+.PHONY: bench test setup wheel clean
 
-# The default suite: every built-in model on the synthetic data; report in reports/default/report/.
+# The default suite: every built-in model on the synthetic data; report in
+# reports/default/report/ of the current folder.
 bench: $(STAMP)
 	$(BIN)/sessionbench run default $(BENCH_ARGS)
 
@@ -25,5 +26,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
+# A wheel in dist/ (offline: setuptools and wheel come with the dev extra),
+# for `pip install dist/sessionbench-*.whl` elsewhere.
+wheel: $(STAMP)
+	$(BIN)/python -m pip wheel --no-deps --no-build-isolation --quiet -w dist .
+
 clean:
-	rm -rf $(VENV) datasets/cache .pytest_cache
+	rm -rf $(VENV) .pytest_cache build dist

@@ -85,7 +85,7 @@ updated, so each row's state stops at its own length) and returns
 ``h . O^T + b``: the same scores that session-parallel inference, which
 carries each session's state click by click, gives after the prefix's last
 click (tested). Scores are linear in ``[h, 1]``, so the model also provides
-``embed`` / ``item_embeddings``.
+``session_embeddings`` (``[h, 1]``) / ``item_embeddings`` (``[O, b]``).
 
 Hyper-parameters
 ----------------
@@ -136,7 +136,6 @@ with one seed on the CPU give identical models.
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
@@ -147,10 +146,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.dataset import PrefixBatch, SessionDataset
-from harness.errors import ConfigError
+from harness.neural import NeuralRecommender, adam
 from harness.registry import Range, register
-from harness.timing import resolve_device, torch_threads
-from harness.training import EpochTrainedRecommender
 
 LOSSES = ("cross-entropy", "bpr-max", "top1-max")
 OPTIMIZERS = ("adam", "adagrad")
@@ -497,16 +494,16 @@ class AdagradM(torch.optim.Optimizer):
 
 
 @register("gru4rec")
-class GRU4Rec(EpochTrainedRecommender):
+class GRU4Rec(NeuralRecommender):
     """GRU4Rec (Hidasi et al., ICLR 2016; Hidasi & Karatzoglou, CIKM 2018).
 
     See the module docstring for the formulas and every hyper-parameter.
-    Fitted attributes: ``network_`` (:class:`GRU4RecNetwork`), ``device_``,
-    ``best_epoch_``, ``training_curve_``.
+    Device, threads, cleanup and the selection rule come from
+    :class:`harness.neural.NeuralRecommender`. Fitted attributes:
+    ``network_`` (:class:`GRU4RecNetwork`), ``device_``, ``best_epoch_``,
+    ``training_curve_``.
     """
 
-    uses_gpu: ClassVar[bool] = True
-    provides_embeddings: ClassVar[bool] = True
     #: checked when a suite or --param sets them (the rest by _check_params at fit)
     hyperparameter_ranges: ClassVar[dict[str, Range]] = {
         **{name: Range(1) for name in ("hidden_size", "n_layers", "batch_size")},
@@ -563,51 +560,26 @@ class GRU4Rec(EpochTrainedRecommender):
     # -- checks -------------------------------------------------------------
 
     def _check_params(self) -> None:
-        def bad(what: str) -> ConfigError:
-            return ConfigError(f"gru4rec: {what}")
-
-        if self.loss not in LOSSES:
-            raise bad(f"loss must be one of {LOSSES}, got {self.loss!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise bad(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        super()._check_params()
+        self._check_choice("loss", LOSSES)
+        self._check_choice("optimizer", OPTIMIZERS)
         for name in ("hidden_size", "n_layers", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise bad(f"{name} must be a positive integer, got {value!r}")
-        for name in ("embedding", "n_sample", "num_threads"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise bad(f"{name} must be an integer >= 0, got {value!r}")
+            self._check_int(name)
+        for name in ("embedding", "n_sample"):
+            self._check_int(name, minimum=0)
         if self.constrained_embedding and self.embedding:
-            raise bad("embedding must be 0 with constrained_embedding=True (the input embedding is the "
-                      "output matrix, of size hidden_size)")
+            raise self._bad("embedding must be 0 with constrained_embedding=True (the input embedding is the "
+                            "output matrix, of size hidden_size)")
         for name in ("dropout_embed", "dropout_hidden"):
-            value = getattr(self, name)
-            if not 0.0 <= value < 1.0:
-                raise bad(f"{name} must be in [0, 1), got {value!r}")
-        if not self.learning_rate > 0.0:
-            raise bad(f"learning_rate must be > 0, got {self.learning_rate!r}")
-        if not 0.0 <= self.momentum < 1.0:
-            raise bad(f"momentum must be in [0, 1), got {self.momentum!r}")
+            self._check_number(name, lambda x: 0.0 <= x < 1.0, "in [0, 1)")
+        self._check_number("learning_rate", lambda x: x > 0.0, "a number > 0")
+        self._check_number("momentum", lambda x: 0.0 <= x < 1.0, "in [0, 1)")
         if self.optimizer == "adam" and self.momentum != 0.0:
-            raise bad("momentum is Adagrad's; Adam has its own (use optimizer='adagrad' or momentum=0)")
+            raise self._bad("momentum is Adagrad's; Adam has its own (use optimizer='adagrad' or momentum=0)")
         for name in ("sample_alpha", "bpreg", "elu_param"):
-            if not getattr(self, name) >= 0.0:
-                raise bad(f"{name} must be >= 0, got {getattr(self, name)!r}")
+            self._check_number(name, lambda x: x >= 0.0, "a number >= 0")
 
     # -- training -------------------------------------------------------------
-
-    def _fit(self, data: SessionDataset, *, seed: int) -> None:
-        self._check_params()
-        self.device_ = resolve_device(self.device, "gru4rec")
-        try:
-            with torch_threads(self.num_threads):
-                super()._fit(data, seed=seed)
-        finally:  # training-only state is not part of the fitted model
-            for name in ("_plan", "_optim", "_dropout_gen", "_sample_gen", "_sample_cdf", "_samples",
-                         "_padding_mask"):
-                self.__dict__.pop(name, None)
-        self.network_.eval()
 
     def _start_training(self, data: SessionDataset, split: str, seed: int) -> None:
         device = self.device_
@@ -618,10 +590,7 @@ class GRU4Rec(EpochTrainedRecommender):
         ).to(device)
         params = list(self.network_.parameters())
         if self.optimizer == "adam":
-            try:  # the fused kernel (one call for all parameters) is 3x faster than the loop on CPU
-                self._optim = torch.optim.Adam(params, lr=self.learning_rate, fused=True)
-            except (RuntimeError, TypeError):  # older torch: no fused Adam on this device
-                self._optim = torch.optim.Adam(params, lr=self.learning_rate)
+            self._optim = adam(params, lr=self.learning_rate)
         else:
             self._optim = AdagradM(params, lr=self.learning_rate, momentum=self.momentum)
         self._dropout_gen = torch.Generator(device=device).manual_seed(seed + 1)
@@ -664,16 +633,13 @@ class GRU4Rec(EpochTrainedRecommender):
         return top1_max_loss(scores)
 
     def _train_epoch(self, epoch: int) -> float:
-        from tqdm import tqdm
-
         plan, net, optim = self._plan, self.network_, self._optim
         net.train()
         state = net.initial_state(plan.first_rows, self.device_)
         total = torch.zeros((), device=self.device_)
         events = 0
         needs_pairs = self.loss != "cross-entropy" and self._sample_cdf is None
-        bar = tqdm(total=plan.n_events, desc=f"gru4rec epoch {epoch}", unit="ev", leave=False,
-                   disable=not sys.stderr.isatty(), mininterval=0.5)
+        bar = self._progress(plan.n_events, epoch, "ev")
         try:
             for t in range(plan.n_steps):
                 lo, hi = plan.bounds[t], plan.bounds[t + 1]
@@ -698,30 +664,22 @@ class GRU4Rec(EpochTrainedRecommender):
         finally:
             bar.close()
         net.eval()
-        value = float(total) / max(events, 1)
-        if not math.isfinite(value):
-            raise FloatingPointError(f"gru4rec: training loss became {value} in epoch {epoch}; "
-                                     "lower the learning rate")
-        return value
+        return float(total) / max(events, 1)  # a NaN stops the fit (EpochTrainedRecommender)
 
     # -- scoring ----------------------------------------------------------------
 
-    def embed(self, batch: PrefixBatch) -> torch.Tensor:
+    def _session_embeddings(self, batch: PrefixBatch) -> torch.Tensor:
         """[B, hidden + 1]: the final hidden state of each prefix, with a 1
-        appended so that ``embed(batch) @ item_embeddings().T == score(batch)``."""
-        net = self.network_
-        with torch.inference_mode():
-            h = net.encode_prefixes(batch.items.to(self.device_), batch.lengths.to(self.device_))
-            return torch.cat([h, torch.ones(len(h), 1, device=h.device, dtype=h.dtype)], dim=1)
+        appended so that the product with :meth:`_item_embeddings` is the score."""
+        h = self.network_.encode_prefixes(batch.items, batch.lengths)
+        return torch.cat([h, torch.ones(len(h), 1, device=h.device, dtype=h.dtype)], dim=1)
 
-    def item_embeddings(self) -> torch.Tensor:
+    def _item_embeddings(self) -> torch.Tensor:
         """[n_items + 1, hidden + 1]: the output item vectors with their bias."""
         net = self.network_
-        with torch.inference_mode():
-            return torch.cat([net.output, net.bias.unsqueeze(1)], dim=1).detach().clone()
+        return torch.cat([net.output, net.bias.unsqueeze(1)], dim=1)
 
-    def _score(self, batch: PrefixBatch) -> torch.Tensor:
+    def _scores(self, batch: PrefixBatch) -> torch.Tensor:
+        """``h . O^T + b`` in one fused product (equal to the embeddings' product)."""
         net = self.network_
-        with torch.inference_mode(), torch_threads(self.num_threads):
-            h = net.encode_prefixes(batch.items.to(self.device_), batch.lengths.to(self.device_))
-            return net.scores(h)
+        return net.scores(net.encode_prefixes(batch.items, batch.lengths))

@@ -57,6 +57,35 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _parse_names(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected comma-separated names, got {text!r}")
+    return names
+
+
+def _add_report_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--figure-width", default="column", metavar="W",
+                        help="print width of the figures: column, text or inches (default column)")
+    parser.add_argument("--column-width", type=float, default=3.3, metavar="IN",
+                        help="inches of --figure-width column (default 3.3)")
+    parser.add_argument("--text-width", type=float, default=7.0, metavar="IN",
+                        help="inches of --figure-width text (default 7.0)")
+    parser.add_argument("--metrics", type=_parse_names, default=None, metavar="NAME,...",
+                        help="table columns: metrics (HitRate, Recall, MRR, NDCG, Coverage, Popularity) and "
+                             "timings (fit_seconds, prefixes_per_second, latency_ms_p50, latency_ms_p95); "
+                             "default HitRate,MRR,NDCG,fit_seconds")
+    parser.add_argument("--ks", type=_parse_ks, default=None, metavar="K,K,...",
+                        help="cut-offs of the table's metric columns (default 20,50)")
+    parser.add_argument("--models", type=_parse_names, default=None, metavar="LABEL,...",
+                        help="only these model labels (default: all)")
+    parser.add_argument("--layout", choices=("narrow", "wide"), default="narrow",
+                        help="LaTeX table: narrow (one column of a two-column paper, the default) or wide "
+                             "(table* across both columns)")
+    parser.add_argument("--n-bootstrap", type=_positive_int, default=1000, metavar="N",
+                        help="bootstrap replicates per confidence interval (default 1000)")
+
+
 def _positive_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -114,11 +143,12 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _add_data_dir(parser: argparse.ArgumentParser) -> None:
+def _add_data_dir(parser: argparse.ArgumentParser, **extra: Any) -> None:
     parser.add_argument(
         "--data-dir",
         metavar="D",
-        help="folder with the raw files (default: $SESSIONBENCH_DATA, else datasets/raw/)",
+        **extra,
+        help="folder with the raw files (default: $SESSIONBENCH_DATA, else the user data folder)",
     )
 
 
@@ -133,17 +163,32 @@ def build_parser() -> argparse.ArgumentParser:
                         help="on an error, print the full traceback before the one-line message")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    ds = sub.add_parser("datasets", help="list dataset presets, or print a dataset's statistics",
-                        description="List the dataset presets with the raw file each needs, or print statistics.")
+    ds = sub.add_parser("datasets", help="list dataset presets and their state, fetch public data, print statistics",
+                        description="List the dataset presets with their raw files and whether they are present "
+                                    "(the default), fetch the public files, or print a dataset's statistics.")
     ds_sub = ds.add_subparsers(dest="datasets_command", metavar="SUBCOMMAND")
-    ds_list = ds_sub.add_parser("list", help="list the presets (the default)")
-    ds_list.add_argument("--json", action="store_true", help="print JSON")
+    _add_data_dir(ds)
+    ds.add_argument("--json", action="store_true", help="print JSON")
+    ds_list = ds_sub.add_parser("list", help="list the presets and the state of their raw files (the default)")
+    # SUPPRESS: a --data-dir or --json given before `list` is kept
+    _add_data_dir(ds_list, default=argparse.SUPPRESS)
+    ds_list.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
+    ds_fetch = ds_sub.add_parser(
+        "fetch", help="download public raw files into the data folder",
+        description="Download, check (size, SHA-256) and unpack the public files of each NAME (a download or a "
+                    "preset name) into DATA_DIR/<folder>/. A partial download is resumed; a file that fails its "
+                    "checksum is set aside. Files behind a registration print the steps to get them by hand.")
+    ds_fetch.add_argument("names", nargs="+", metavar="NAME", help="download or preset name (see `sessionbench datasets`)")
+    _add_data_dir(ds_fetch)
+    ds_fetch.add_argument("--mirror", metavar="URL_OR_DIR",
+                          help="another base URL, or a local folder, holding the same file names "
+                               "(as <mirror>/<folder>/<file> or <mirror>/<file>)")
     ds_stats = ds_sub.add_parser("stats", help="prepare a dataset and print its statistics",
                                  description="Prepare (or load from cache) a dataset and print per-split statistics.")
     ds_stats.add_argument("name", help="preset name or path of a spec YAML")
     _add_data_dir(ds_stats)
     ds_stats.add_argument("--json", action="store_true", help="print JSON")
-    ds.set_defaults(handler=_cmd_datasets, json=False)
+    ds.set_defaults(handler=_cmd_datasets)
 
     models = sub.add_parser("models", help="list registered models with their hyper-parameters",
                             description="List the registered models with their hyper-parameters and defaults.")
@@ -154,9 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Expand a suite into runs, execute the missing ones (each in its own "
                                      "process), store them under OUT/runs/ and write OUT/report/.")
     run.add_argument("suite", nargs="?", default="default",
-                     help="suite name (suites/NAME.yaml) or path of a suite YAML (default: default)")
+                     help="name of a shipped suite or path of a suite YAML (default: default)")
     _add_data_dir(run)
-    run.add_argument("--out", metavar="DIR", help="output folder (default: reports/<suite name>)")
+    run.add_argument("--out", metavar="DIR", help="output folder (default: reports/<suite name> of the current folder)")
     run.add_argument("--jobs", type=_positive_int, default=1, metavar="N", help="runs in parallel (default 1)")
     run.add_argument("--force", action="store_true", help="redo runs that are already complete")
     run.add_argument("--only", action="append", metavar="PATTERN",
@@ -191,10 +236,33 @@ def build_parser() -> argparse.ArgumentParser:
     runs_prune.set_defaults(handler=_cmd_runs_prune)
 
     rep = sub.add_parser("report", help="write figures and tables from stored runs",
-                         description="Read the stored runs of OUT_DIR and write OUT_DIR/report/.")
+                         description="Read the stored runs of OUT_DIR (the runs of its plan) and write "
+                                     "OUT_DIR/report/: figures drawn at their print width, LaTeX/Markdown/CSV "
+                                     "tables, a tuning section per tuned model, and the runs left out and why.")
     rep.add_argument("out_dir", nargs="?", default=None,
-                     help="a suite's output folder (default: reports/default)")
+                     help="a suite's output folder (default: reports/default of the current folder)")
+    _add_report_options(rep)
     rep.set_defaults(handler=_cmd_report)
+
+    cmp_ = sub.add_parser("compare", help="compare the shared runs of two result folders (or two labels)",
+                          description="For the runs two result folders share (same dataset, protocol and test "
+                                      "cases), or two labels of one folder: per-metric differences B - A with "
+                                      "paired bootstrap CIs and paired t-tests (Holm-corrected), as a text table, "
+                                      "Markdown, CSV and a figure.")
+    cmp_.add_argument("a", help="result folder A")
+    cmp_.add_argument("b", nargs="?", default=None, help="result folder B (default: A, with --labels)")
+    cmp_.add_argument("--labels", nargs=2, metavar=("X", "Y"),
+                      help="compare label X of A with label Y of B (default: every label both folders have)")
+    cmp_.add_argument("--metrics", type=_parse_names, default=None, metavar="NAME,...",
+                      help="metrics to compare (default HitRate,MRR,NDCG)")
+    cmp_.add_argument("--ks", type=_parse_ks, default=None, metavar="K,K,...", help="cut-offs (default 20,50)")
+    cmp_.add_argument("--out", metavar="DIR", help="where to write compare.md, compare.csv and the figure "
+                                                   "(default: B/compare/ or A/compare/)")
+    cmp_.add_argument("--figure-width", default="column", metavar="W",
+                      help="column, text or inches (default column)")
+    cmp_.add_argument("--n-bootstrap", type=_positive_int, default=1000, metavar="N",
+                      help="bootstrap replicates (default 1000)")
+    cmp_.set_defaults(handler=_cmd_compare)
 
     ev = sub.add_parser("evaluate", help="fit one model on one dataset and print its metrics",
                         description="Fit a model on a dataset's training split and evaluate it on the test split.")
@@ -223,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_datasets(args: argparse.Namespace) -> int:
-    from harness import specs
+    from harness import fetch, specs
 
     if args.datasets_command == "stats":
         data = specs.load_dataset(args.name, data_dir=args.data_dir)
@@ -233,19 +301,45 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
         else:
             print(_format_stats(stats))
         return 0
-    presets = specs.list_presets()
-    if args.json:
-        print(json.dumps([p.describe() for p in presets], indent=2))
+    if args.datasets_command == "fetch":
+        fetch.fetch(args.names, data_dir=args.data_dir, mirror=args.mirror)
         return 0
-    print("Dataset presets (raw files are looked for in --data-dir, else $SESSIONBENCH_DATA, else datasets/raw/,")
-    print("directly or in a sub-folder named after the preset):\n")
+    return _list_datasets(args)
+
+
+def _list_datasets(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from harness import fetch, paths, specs
+
+    presets = specs.list_presets()
+    data_dir = Path(args.data_dir) if args.data_dir else paths.data_dir()
+    available = fetch.downloads(presets)
+    rows = []
     for p in presets:
-        info = p.describe()
-        print(f"{info['name']}")
+        state, detail = fetch.preset_state(p, data_dir, available)
+        rows.append({**p.describe(), "state": state, "state_detail": detail})
+    if args.json:
+        print(json.dumps({"data_dir": str(data_dir), "presets": rows,
+                          "downloads": {name: [e.file for e in files] for name, files in available.items()}},
+                         indent=2))  # fmt: skip
+        return 0
+    print(f"Dataset presets; raw files are looked for in {data_dir}")
+    print("(--data-dir, else $SESSIONBENCH_DATA, else the user data folder), directly or in a sub-folder")
+    print("named after the preset:\n")
+    for info in rows:
+        print(f"{info['name']}  [{info['state']}]")
         print(f"  {info['description']}")
         print(f"  raw files: {info['files'] or 'none (generated)'}")
+        if info["state"] != "generated":
+            label = "get with" if info["state"] == "missing" else "found"
+            print(f"  {label + ':':<10} {info['state_detail']}")
         print(f"  source:    {info['source']}")
         print()
+    print("Downloads (sessionbench datasets fetch NAME):")
+    for name, files in available.items():
+        how = "by hand" if all(e.url is None for e in files) else "by script"
+        print(f"  {name:<18} {', '.join(e.file for e in files)} ({how})")
     return 0
 
 
@@ -294,7 +388,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from harness.runner import REPO_ROOT, run_suite
+    from harness.paths import reports_dir
+    from harness.runner import run_suite
     from harness.suites import load_suite
 
     executor = None
@@ -303,7 +398,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         executor = make_executor(args.executor, jobs=args.jobs, address=args.address, gpus=args.gpus)
     suite = load_suite(args.suite)
-    check_output_dir(args.out if args.out is not None else REPO_ROOT / "reports" / suite.name)
+    check_output_dir(args.out if args.out is not None else reports_dir(suite.name))
     outcome = run_suite(
         suite, out_dir=args.out, data_dir=args.data_dir, jobs=args.jobs, force=args.force, only=args.only,
         executor=executor, progress=sys.stderr.isatty(), report=not args.no_report, echo=tqdm.write,
@@ -320,17 +415,43 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from harness.report import write_report
-    from harness.runner import REPO_ROOT
+    from harness.paths import reports_dir
+    from harness.report import TableSpec, check_table_metrics, write_report
     from harness.store import iter_runs
 
-    out = Path(args.out_dir) if args.out_dir else REPO_ROOT / "reports" / "default"
-    if not any(True for _ in iter_runs(out, include_failed=True)):
+    out = Path(args.out_dir) if args.out_dir else reports_dir("default")
+    if not any(True for _ in iter_runs(out, include_failed=True, include_broken=True)):
         raise ConfigError(f"{out}: no stored runs found (expected {out}/runs/<run_id>/manifest.json); "
                           "run `sessionbench run` first")
-    summary = write_report(out)
+    spec = TableSpec(layout=args.layout)
+    if args.metrics is not None:
+        spec = TableSpec(metrics=check_table_metrics(args.metrics), ks=spec.ks, layout=args.layout)
+    if args.ks is not None:
+        spec = TableSpec(metrics=spec.metrics, ks=args.ks, layout=args.layout)
+    summary = write_report(out, n_bootstrap=args.n_bootstrap, figure_width=args.figure_width,
+                           column_width=args.column_width, text_width=args.text_width, table=spec,
+                           models=args.models)
+    for line in summary.warnings:
+        print(f"sessionbench: warning: {line}", file=sys.stderr)
     print(summary.text)
     print(f"report: {summary.path}")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from harness.report.compare import compare, write_comparison
+
+    a = Path(args.a)
+    b = Path(args.b) if args.b else a
+    if b == a and not args.labels:
+        raise ConfigError("compare: give two result folders, or one folder and --labels X Y")
+    result = compare(a, b, labels=args.labels, metrics=args.metrics, ks=args.ks, n_bootstrap=args.n_bootstrap)
+    out = Path(args.out) if args.out else b / "compare"
+    written = write_comparison(result, out, figure_width=args.figure_width)
+    print(result.text())
+    print(f"compare: {written[0].parent}")
     return 0
 
 

@@ -45,7 +45,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
-from harness import __version__
+from harness import __version__, paths
 from harness.errors import ConfigError, SessionbenchError
 from harness.fingerprint import CodeFingerprint, model_fingerprint
 from harness.lock import OutputLock, describe
@@ -556,7 +556,7 @@ def run_suite(
     the chosen finals of tuned models, recorded in the plan). ``timeout``
     (phase -> seconds) is the limit of runs the suite gives none.
     """
-    out = Path(out_dir) if out_dir is not None else REPO_ROOT / "reports" / suite.name
+    out = Path(out_dir) if out_dir is not None else paths.reports_dir(suite.name)
     if data_dir is not None:
         suite = replace(suite, datasets=tuple(replace(d, data_dir=data_dir) for d in suite.datasets))
     with OutputLock(out) as lock:

@@ -1,16 +1,18 @@
 """Dataset specs: declarative YAML files that say how to read and prepare data.
 
-A spec (``datasets/<name>.yaml``, keys documented in ``datasets/README.md``)
+A spec (a preset ``harness/presets/datasets/<name>.yaml``, keys documented in
+that folder's ``README.md``, or any file of the same form)
 names the raw files, their format and the preprocessing method.
 :func:`load_dataset` finds the raw files, prepares the data once and caches
 the result as Parquet, keyed by the raw files' content, the normalised spec
 and :data:`harness.preprocess.PREPROCESS_VERSION`.
 
-Raw files are looked up in the ``data_dir`` argument, else ``$SESSIONBENCH_DATA``,
-else ``datasets/raw/`` of the repository; inside that directory at
-``<dir>/<file>`` and ``<dir>/<folder>/<file>`` for each of the spec's
-``folders`` (default: the spec's name). Prepared data go to ``cache_dir``,
-else ``$SESSIONBENCH_CACHE``, else ``datasets/cache/``.
+Raw files are looked up in the ``data_dir`` argument, else the default data
+folder (``$SESSIONBENCH_DATA``, else the user data folder, see
+:mod:`harness.paths`); inside that directory at ``<dir>/<file>`` and
+``<dir>/<folder>/<file>`` for each of the spec's ``folders`` (default: the
+spec's name). Prepared data go to ``cache_dir``, else the default cache folder
+(``$SESSIONBENCH_CACHE``, else the user cache folder).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from harness import cache, preprocess, readers
+from harness import cache, paths, preprocess, readers
 from harness.dataset import SPLIT_NAMES, SessionDataset, SessionSplit
 from harness.errors import ConfigError, DataError, UnknownNameError, describe, quote
 from harness.limits import MAX_NAME_LENGTH, MAX_SEED
@@ -52,9 +54,9 @@ __all__ = [
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PRESET_DIR = REPO_ROOT / "datasets"
-DATA_ENV = "SESSIONBENCH_DATA"
-CACHE_ENV = "SESSIONBENCH_CACHE"
+PRESET_DIR = paths.preset_dir()  # package data: read, never written
+DATA_ENV = paths.DATA_ENV
+CACHE_ENV = paths.CACHE_ENV
 
 #: format -> reader of one file (None: no files, events are generated)
 FORMATS: dict[str, Any] = {
@@ -66,7 +68,8 @@ FORMATS: dict[str, Any] = {
 }
 _SRGNN_FORMATS = ("diginetica", "yoochoose")
 _PRESPLIT_ROLES = ("train", "test", "train_tr", "valid")
-_TOP_KEYS = ("name", "description", "source", "format", "files", "folders", "read", "generator", "preprocess")
+_TOP_KEYS = ("name", "description", "source", "format", "files", "folders", "read", "generator", "preprocess",
+             "download")
 _REQUIRED_KEYS = ("name", "description", "source", "format", "preprocess")
 _GENERATOR_REQUIRED = ("n_sessions", "n_items", "seed", "days")
 #: Upper bounds of generator settings (see docs/datasets.md).
@@ -90,6 +93,8 @@ class DatasetSpec:
         read: the column layout of a ``table`` file.
         generator: keyword arguments of ``harness.synthetic.generate_events``.
         path: the spec file, if it came from one.
+        download: the public files the raw data come from
+            (:class:`harness.fetch.RemoteFile`; ``sessionbench datasets fetch``).
     """
 
     name: str
@@ -102,6 +107,7 @@ class DatasetSpec:
     read: readers.TableLayout | None = None
     generator: Mapping[str, Any] | None = None
     path: Path | None = None
+    download: tuple[Any, ...] = ()
 
     @property
     def method(self) -> str:
@@ -145,7 +151,7 @@ class DatasetSpec:
 
 
 def list_presets() -> list[DatasetSpec]:
-    """Every preset under ``datasets/``, sorted by name."""
+    """Every shipped preset (``harness/presets/datasets/``), sorted by name."""
     return [load_spec(path) for path in sorted(PRESET_DIR.glob("*.yaml"))]
 
 
@@ -205,9 +211,16 @@ def _parse_spec(data: dict[str, Any], path: Path) -> DatasetSpec:
         read=_parse_layout(data.get("read"), fmt, path),
         generator=_parse_generator(data.get("generator"), fmt, path),
         path=path.resolve(),
+        download=_parse_download(data.get("download"), name, path),
     )
     _check_consistency(spec, path)
     return spec
+
+
+def _parse_download(value: Any, name: str, path: Path) -> tuple[Any, ...]:
+    from harness.fetch import parse_download  # fetch builds on this module
+
+    return parse_download(value, name, path)
 
 
 def _check_keys(data: Mapping[str, Any], allowed: tuple[str, ...] | list[str], path: Path, prefix: str) -> None:
@@ -379,22 +392,19 @@ def _check_consistency(spec: DatasetSpec, path: Path) -> None:
 
 
 def default_data_dir() -> Path:
-    """``$SESSIONBENCH_DATA`` if set, else ``datasets/raw/`` of the repository."""
-    env = os.environ.get(DATA_ENV)
-    return Path(env) if env else PRESET_DIR / "raw"
+    """``$SESSIONBENCH_DATA`` if set, else the user data folder (:func:`harness.paths.data_dir`)."""
+    return paths.data_dir()
 
 
 def default_cache_dir() -> Path:
-    """``$SESSIONBENCH_CACHE`` if set, else ``datasets/cache/`` of the repository."""
-    env = os.environ.get(CACHE_ENV)
-    return Path(env) if env else PRESET_DIR / "cache"
+    """``$SESSIONBENCH_CACHE`` if set, else the user cache folder (:func:`harness.paths.cache_dir`)."""
+    return paths.cache_dir()
 
 
 def resolve_raw_files(spec: DatasetSpec, data_dir: str | Path | None = None) -> dict[str, Path]:
     """The raw file of each role of ``spec``.
 
-    The data directory is ``data_dir``, else ``$SESSIONBENCH_DATA``, else
-    ``datasets/raw/``. For each accepted name (in the spec's order),
+    The data directory is ``data_dir``, else :func:`default_data_dir`. For each accepted name (in the spec's order),
     ``<dir>/<name>`` then ``<dir>/<folder>/<name>`` for each folder; the
     first file found wins. A user's spec file (not a preset) is also searched
     beside itself, after the data directory.

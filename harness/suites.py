@@ -1,13 +1,14 @@
 """Benchmark suites: YAML files that say what to run.
 
-A suite (``suites/<name>.yaml``)::
+A suite (a shipped one, ``harness/presets/suites/<name>.yaml``, or any file)::
 
     name: default                  # optional; defaults to the file name
     description: one line
-    data_dir: ../../shared/data    # optional; relative to this file's folder
+    data_dir: data                 # optional; relative to this file's folder;
+                                   # default: --data-dir, $SESSIONBENCH_DATA, the user data folder
     datasets:                      # preset names, spec paths, or mappings
       - synthetic
-      - {name: diginetica, data_dir: ../shared/data/diginetica-sample}
+      - {name: diginetica, data_dir: /data/diginetica-full}
     models:                        # registered names, module:Class, or mappings
       - pop
       - {name: sknn, params: {k: 100}}
@@ -20,6 +21,8 @@ A suite (``suites/<name>.yaml``)::
     exclude_seen: false
     latency: {samples: 200, warmup: 20}
     timeout: {fit: 3600, score: 600}   # optional, seconds; one number for both
+    style:                         # optional: how reports draw a label
+      my-model: {color: "#117733", marker: "d", hatch: "//"}
 
 A model entry may set its own ``timeout`` (same forms). It expands into runs: dataset x model (x grid point) x seed x protocol.
 
@@ -49,14 +52,15 @@ from typing import Any
 
 import yaml
 
+from harness import paths
 from harness.errors import ConfigError, describe, quote
 from harness.limits import MAX_GRID_LABEL_LENGTH, MAX_GRID_POINTS, MAX_K, MAX_NAME_LENGTH, MAX_SEED
 from harness.registry import coerce_params, get_model_class
 from harness.yamlfile import load_yaml_file
 
-SUITE_DIR = Path(__file__).resolve().parents[1] / "suites"
+SUITE_DIR = paths.suite_dir()  # the shipped suites (package data)
 _TOP_KEYS = ("name", "description", "data_dir", "datasets", "models", "seeds", "ks", "protocols", "batch_size",
-             "exclude_seen", "latency", "timeout", "tune")
+             "exclude_seen", "latency", "timeout", "style", "tune")
 _DATASET_KEYS = ("name", "data_dir")
 _MODEL_KEYS = ("name", "label", "params", "grid", "seeds", "timeout", "tune")
 _TIMEOUT_KEYS = ("fit", "score")
@@ -109,12 +113,13 @@ class Suite:
     batch_size: int = 500
     exclude_seen: bool = False
     latency: dict[str, int] = field(default_factory=lambda: {"samples": 200, "warmup": 20})
+    style: dict[str, dict[str, str]] = field(default_factory=dict)
     timeout: dict[str, float] = field(default_factory=dict)  # phase (fit, score) -> seconds; {} none
     text: str = ""  # the suite file's text (a YAML dump of the mapping when there is no file)
 
 
 def load_suite(name_or_path: str | Path) -> Suite:
-    """A suite by name (``suites/<name>.yaml``) or by path; validated."""
+    """A shipped suite by name (``harness/presets/suites/<name>.yaml``) or any suite by path; validated."""
     text = str(name_or_path)
     path = Path(text)
     if not (text.endswith((".yaml", ".yml")) or "/" in text):
@@ -167,6 +172,9 @@ def parse_suite(data: Any, path: Path | None = None) -> Suite:
         raise ConfigError(f"{where}: key 'description': expected a string, got {describe(description)}")
     ks = tuple(sorted(set(_int_list(data.get("ks", [5, 10, 20, 50]), where, "ks", minimum=1, maximum=MAX_K))))
     models = _tune_sections(data, models, ks, where)
+    from harness.report.styles import validate_style_map
+
+    style = validate_style_map(data["style"], where) if "style" in data else {}
     return Suite(
         name=_name(data.get("name", path.stem if path else "suite"), where),
         description=description,
@@ -181,6 +189,7 @@ def parse_suite(data: Any, path: Path | None = None) -> Suite:
             "samples": _int(latency.get("samples", 200), where, "latency.samples", minimum=0, maximum=_MAX_LATENCY),
             "warmup": _int(latency.get("warmup", 20), where, "latency.warmup", minimum=0, maximum=_MAX_LATENCY),
         },
+        style=style,
         timeout=parse_timeout(data.get("timeout"), where, "timeout"),
         text=yaml.safe_dump(data, sort_keys=False),
     )
@@ -271,7 +280,7 @@ def parse_timeout(value: Any, where: str, key: str) -> dict[str, float]:
 def _seconds(value: Any, where: str, key: str, *, mapping_too: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         also = " or a mapping with fit, score" if mapping_too else ""
-        raise ConfigError(f"{where}: key {key!r}: expected a positive number of seconds{also}, got {value!r}")
+        raise ConfigError(f"{where}: key {key!r}: expected a positive number of seconds{also}, got {describe(value)}")
     return float(value)
 
 

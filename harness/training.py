@@ -11,7 +11,8 @@ that trains for epochs (GRU4Rec, SR-GNN, plugins)::
     patience == 0:  train    |--e1--|--e2--| ... exactly `epochs` epochs
 
 The test split is never read: ``fit`` hands models a dataset whose ``test``
-raises.
+raises. An epoch whose training loss is NaN or infinite stops the fit with a
+``FloatingPointError`` naming the model and the epoch.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import abc
 import copy
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -76,6 +78,10 @@ class EpochTrainedRecommender(SessionRecommender):
     ``epochs`` with ``patience=0``) and ``training_curve_``, a list of dicts
     ``{"phase", "epoch", "loss", "valid_MRR@20", "seconds"}`` with phase
     ``"select"`` (on train_tr), ``"refit"`` or ``"train"`` (on train).
+    A non-finite epoch loss raises ``FloatingPointError``.
+
+    :class:`harness.neural.NeuralRecommender` builds the torch parts (device,
+    threads, optimiser, cleanup, embeddings) on top of this class.
     """
 
     #: checked when a suite or --param sets them (see harness.registry.Range)
@@ -119,11 +125,21 @@ class EpochTrainedRecommender(SessionRecommender):
     def _run_epochs(self, data, split, epochs, seed, curve, *, phase) -> None:
         self._start_training(data, split, seed)
         for epoch in range(1, epochs + 1):
-            start = time.perf_counter()
-            loss = float(self._train_epoch(epoch))
+            loss, seconds = self._timed_epoch(epoch)
             curve.append({"phase": phase, "epoch": epoch, "loss": loss, "valid_" + SELECTION_METRIC: None,
-                          "seconds": time.perf_counter() - start})
+                          "seconds": seconds})
             _epoch_done(self, epoch, phase)
+
+    def _timed_epoch(self, epoch: int) -> tuple[float, float]:
+        """Train epoch ``epoch``; its loss and seconds. A NaN or infinite loss
+        raises ``FloatingPointError`` (nothing learnt after it can be trusted)."""
+        start = time.perf_counter()
+        loss = float(self._train_epoch(epoch))
+        seconds = time.perf_counter() - start
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"{self.name or type(self).__name__}: training loss became {loss} in epoch "
+                                     f"{epoch}; lower the learning rate")
+        return loss, seconds
 
     def _select(self, data: SessionDataset, seed: int, curve: list) -> tuple[int, dict[str, Any] | None]:
         from harness.evaluate import evaluate  # the evaluator imports models' outputs only
@@ -134,9 +150,7 @@ class EpochTrainedRecommender(SessionRecommender):
         self._start_training(data, "train_tr", seed)
         best_epoch, best_value, best_state = 0, -1.0, None
         for epoch in range(1, self.epochs + 1):
-            start = time.perf_counter()
-            loss = float(self._train_epoch(epoch))
-            seconds = time.perf_counter() - start
+            loss, seconds = self._timed_epoch(epoch)
             value = evaluate(self, data, split="valid", ks=(20,)).metrics()[SELECTION_METRIC]
             curve.append({"phase": "select", "epoch": epoch, "loss": loss, "valid_" + SELECTION_METRIC: value,
                           "seconds": seconds})

@@ -5,7 +5,7 @@
 1. SR-GNN and GRU4Rec trained with the same seed on CPU and on CUDA give the
    same scores on a tiny dataset (up to float tolerance);
 2. the SR-GNN and GRU4Rec epoch times on yoochoose-100k on CUDA (DATA_DIR
-   defaults to ../shared/data/yoochoose-100k).
+   defaults to the yoochoose-100k folder of the data folder, see harness.paths).
 Prints one line per check; exits 1 when a check fails or CUDA is missing.
 """
 
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from harness.paths import data_dir as data_root
 from harness.registry import make_model
 from harness.specs import load_dataset
 from harness.testing import tiny_dataset
@@ -35,7 +36,7 @@ def main() -> int:
         diff = float((cpu - gpu).abs().max())
         ok &= diff < 1e-3
         print(f"{name}: max |cpu - cuda| score difference {diff:.2e} ({'ok' if diff < 1e-3 else 'MISMATCH'})")
-    data_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[2] / "shared/data/yoochoose-100k"
+    data_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else data_root() / "yoochoose-100k"
     big = load_dataset("yoochoose-100k", data_dir=data_dir)
     for name in SMALL:
         model = make_model(name, {"epochs": 2, "patience": 0, "device": "cuda"}).fit(big, seed=0)

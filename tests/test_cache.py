@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pandas.testing as pdt
 import pytest
-from data_paths import DIGINETICA_SAMPLE
+from data_paths import DIGINETICA_SAMPLE, require_data
 
 from harness import cache, specs
 from harness.cli import main
@@ -134,6 +134,7 @@ def test_load_removes_a_tampered_folder_and_says_why(folder, caplog):
 
 
 def _evaluate_json(capsys, *extra):
+    require_data("diginetica-sample")
     code = main(["evaluate", "--dataset", "diginetica", "--data-dir", DIGI_DIR, "--model", "pop", "--k", "20",
                  "--json", *extra])  # fmt: skip
     out, err = capsys.readouterr()
@@ -160,6 +161,7 @@ def test_evaluate_prepares_again_instead_of_trusting_a_tampered_cache(
     assert caplog.records == [] and third["metrics"] == honest["metrics"]
 
 
+@pytest.mark.data("diginetica-sample")
 def test_the_user_sees_one_line_on_stderr(tmp_path):
     env = {**os.environ, "SESSIONBENCH_CACHE": str(tmp_path / "cache")}
     argv = [sys.executable, "-m", "harness.cli", "datasets", "stats", "diginetica", "--data-dir", DIGI_DIR, "--json"]
@@ -172,6 +174,7 @@ def test_the_user_sees_one_line_on_stderr(tmp_path):
     assert line.startswith("WARNING harness.cache: prepared data in ") and "test.parquet has SHA-256" in line
 
 
+@pytest.mark.data("diginetica-sample")
 def test_cache_location_that_is_a_file_is_a_one_line_error(tmp_path, monkeypatch, capsys):
     afile = tmp_path / "not-a-folder"
     afile.write_text("x")
@@ -182,12 +185,14 @@ def test_cache_location_that_is_a_file_is_a_one_line_error(tmp_path, monkeypatch
     assert f"$SESSIONBENCH_CACHE={afile}: {afile} is a file, not a folder" in err
 
 
+@pytest.mark.data("diginetica-sample")
 def test_cache_below_a_file_is_refused(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(ConfigError, match=r"cache_dir .*f/sub: .*f is a file, not a folder"):
         specs.load_dataset("diginetica", data_dir=DIGI_DIR, cache_dir=tmp_path / "f" / "sub")
 
 
+@pytest.mark.data("diginetica-sample")
 def test_read_only_cache_location_is_a_one_line_error(tmp_path, monkeypatch, capsys):
     location = tmp_path / "ro"
     location.mkdir()
@@ -200,6 +205,7 @@ def test_read_only_cache_location_is_a_one_line_error(tmp_path, monkeypatch, cap
     assert err.count("\n") == 1 and f"{location} is not writable" in err
 
 
+@pytest.mark.data("diginetica-sample")
 def test_a_failing_write_is_a_one_line_error(tmp_path, monkeypatch):
     def refuse(self, *args, **kwargs):
         raise PermissionError(13, "Permission denied")

@@ -32,15 +32,41 @@ def test_help_on_every_command(argv, capsys):
     assert "usage: sessionbench" in capsys.readouterr().out
 
 
-def test_datasets_lists_presets_with_files_and_sources(capsys):
-    code, out, _ = run(capsys, "datasets")
+def test_datasets_lists_presets_with_files_sources_and_state(capsys, tmp_path):
+    empty = tmp_path / "empty"
+    code, out, _ = run(capsys, "datasets", "--data-dir", str(empty))
     assert code == 0
-    for name in ("diginetica", "yoochoose-1-64", "yoochoose-1-4", "yoochoose-100k", "synthetic"):
-        assert f"\n{name}\n" in out
+    for name in ("diginetica", "diginetica-sample", "yoochoose-1-64", "yoochoose-1-4", "yoochoose-100k"):
+        assert f"\n{name}  [missing]\n" in out
+    assert "\nsynthetic  [generated]\n" in out
     assert "train-item-views.csv" in out and "yoochoose-clicks.dat" in out
-    assert "--data-dir" in out and "codalab" in out
+    assert "--data-dir" in out and "codalab" in out and str(empty) in out
+    assert "sessionbench datasets fetch yoochoose-100k" in out
+    assert "sessionbench datasets fetch diginetica (by hand) or diginetica-sample" in out
 
 
+def test_datasets_state_present_and_verified(capsys, tmp_path):
+    (tmp_path / "yoochoose").mkdir()
+    (tmp_path / "yoochoose" / "yoochoose-clicks.dat").write_text("1,2014-04-07T10:51:09.277Z,214536502,0\n")
+    (tmp_path / "diginetica-sample").mkdir()
+    (tmp_path / "diginetica-sample" / "sample_train-item-views.csv").write_text("changed\n")
+    code, out, _ = run(capsys, "datasets", "list", "--data-dir", str(tmp_path), "--json")
+    states = {p["name"]: p["state"] for p in json.loads(out)["presets"]}
+    assert code == 0
+    # no published checksum for the full clicks: present; the sample has one and differs
+    assert states == {"diginetica": "differs", "diginetica-sample": "differs", "synthetic": "generated",
+                      "yoochoose-1-4": "present", "yoochoose-1-64": "present", "yoochoose-100k": "missing"}
+
+
+@pytest.mark.data("diginetica-sample", "yoochoose-100k")
+def test_datasets_state_verified_on_the_real_samples(capsys):
+    code, out, _ = run(capsys, "datasets", "--data-dir", str(YOOCHOOSE_100K.parent), "--json")
+    states = {p["name"]: p["state"] for p in json.loads(out)["presets"]}
+    assert code == 0
+    assert states["diginetica"] == states["diginetica-sample"] == states["yoochoose-100k"] == "verified"
+
+
+@pytest.mark.data("diginetica-sample")
 def test_datasets_stats_json_on_the_diginetica_sample(capsys):
     code, out, _ = run(capsys, "datasets", "stats", "diginetica", "--data-dir", DIGI_DIR, "--json")
     stats = json.loads(out)
@@ -50,6 +76,7 @@ def test_datasets_stats_json_on_the_diginetica_sample(capsys):
     assert (stats["train"]["prefixes"], stats["test"]["prefixes"]) == (1205, 99)
 
 
+@pytest.mark.data("diginetica-sample")
 def test_datasets_stats_table(capsys):
     code, out, _ = run(capsys, "datasets", "stats", "diginetica", "--data-dir", DIGI_DIR)
     assert code == 0
@@ -65,6 +92,7 @@ def test_models_lists_names_and_hyperparameters(capsys):
     assert json.loads(out)["spop"]["hyperparameters"] == {"tiebreak": 0.5}
 
 
+@pytest.mark.data("diginetica-sample")
 def test_evaluate_prints_a_metric_table(capsys):
     code, out, _ = run(capsys, "evaluate", "--dataset", "diginetica", "--data-dir", DIGI_DIR, "--model", "pop")
     assert code == 0
@@ -75,6 +103,7 @@ def test_evaluate_prints_a_metric_table(capsys):
     assert "fit_seconds=" in lines[8]
 
 
+@pytest.mark.data("yoochoose-100k")
 def test_evaluate_json_on_yoochoose_100k(capsys):
     code, out, _ = run(
         capsys, "evaluate", "--dataset", "yoochoose-100k", "--data-dir", str(YOOCHOOSE_100K),
@@ -92,6 +121,7 @@ def test_evaluate_json_on_yoochoose_100k(capsys):
     assert result["timings"]["prefixes_per_second"] > 0 and result["timings"]["fit_seconds"] >= 0
 
 
+@pytest.mark.data("diginetica-sample")
 def test_evaluate_rest_protocol_and_module_class(capsys):
     code, out, _ = run(
         capsys, "evaluate", "--dataset", "diginetica", "--data-dir", DIGI_DIR,
@@ -197,6 +227,7 @@ def test_run_and_report_errors_are_one_line(tmp_path, capsys):
     assert code == 2 and err.count("\n") == 1 and "no stored runs found" in err
 
 
+@pytest.mark.data("diginetica-sample")
 def test_report_command_rewrites_the_report_from_stored_runs(tmp_path, capsys):
     suite = tmp_path / "s.yaml"
     suite.write_text(f"datasets: [diginetica]\ndata_dir: {DIGI_DIR}\nmodels: [pop, spop]\n"

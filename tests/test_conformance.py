@@ -11,6 +11,11 @@ from harness.testing import ConformanceError, check_recommender
 FAST_PARAMS: dict[str, dict] = {
     "gru4rec": {"hidden_size": 16, "batch_size": 16, "epochs": 2, "patience": 1},
     "srgnn": {"hidden_size": 16, "epochs": 2, "patience": 1},
+    "narm": {"embedding_size": 8, "hidden_size": 16, "batch_size": 64, "epochs": 2, "patience": 1},
+    "stamp": {"embedding_size": 16, "batch_size": 64, "epochs": 2, "patience": 1},
+    "sasrec": {"hidden_size": 16, "batch_size": 32, "epochs": 2, "patience": 1},
+    "bprmf": {"factors": 16, "batch_size": 64, "epochs": 2, "patience": 1},
+    "fpmc": {"factors": 16, "batch_size": 64, "epochs": 2, "patience": 1},
 }
 
 

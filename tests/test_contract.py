@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 from contract_plugins import DuckMutator, Mutator, Popular, Spy
-from data_paths import DIGINETICA_SAMPLE
+from data_paths import DIGINETICA_SAMPLE, require_data
 
 from harness.dataset import PrefixBatch, SessionDataset, SessionSplit, meta_without_paths
 from harness.errors import ContractError
@@ -23,6 +23,7 @@ from harness.specs import load_dataset
 @pytest.fixture(scope="module")
 def digi(tmp_path_factory) -> SessionDataset:
     """The DIGINETICA sample, prepared into a cache folder (so meta names paths)."""
+    require_data("diginetica-sample")
     cache = tmp_path_factory.mktemp("contract-cache")
     load_dataset("diginetica", data_dir=DIGINETICA_SAMPLE.parent, cache_dir=cache)
     data = load_dataset("diginetica", data_dir=DIGINETICA_SAMPLE.parent, cache_dir=cache)

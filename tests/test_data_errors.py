@@ -40,6 +40,7 @@ def test_missing_file_for_a_reader(tmp_path):
     assert str(tmp_path / "nope.dat") in _one_line(err)
 
 
+@pytest.mark.data("diginetica-sample")
 def test_wrong_separator(tmp_path):
     text = DIGINETICA_SAMPLE.read_text().replace(";", ",")
     path = _diginetica(tmp_path, text)

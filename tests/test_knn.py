@@ -504,7 +504,6 @@ def test_batch_chunks_give_the_same_scores(monkeypatch):
 
 # -- agreement with session-rec on yoochoose-100k ------------------------------------
 
-YOOCHOOSE_100K = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "data" / "yoochoose-100k"
 
 #: session-rec's hyper-parameters, HitRate@20 and MRR@20 on yoochoose-100k
 #: (next item, 10,152 predictions, full ranking), from issue 3

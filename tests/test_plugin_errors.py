@@ -11,7 +11,7 @@ import contract_plugins
 import numpy as np
 import pytest
 import torch
-from data_paths import DIGINETICA_SAMPLE
+from data_paths import DIGINETICA_SAMPLE, require_data
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -33,6 +33,7 @@ def cache(cache_dir, monkeypatch):
 
 
 def evaluate_cli(capsys, model, *extra):
+    require_data("diginetica-sample")
     code = main(["evaluate", *DIGI, "--model", model, *extra])
     out, err = capsys.readouterr()
     return code, out, err
@@ -132,7 +133,7 @@ def test_non_finite_floats_are_refused_for_every_kind_of_default():
     for key in ("f", "anything"):
         with pytest.raises(ConfigError, match=rf"{key}: expected a finite number, got inf"):
             coerce_params(Kinds, {key: parse_param("x=.inf")[1]}, source="suite.yaml: key models.params")
-    with pytest.raises(ConfigError, match="i: expected an integer"):
+    with pytest.raises(ConfigError, match=r"i: expected a (64-bit )?integer"):
         coerce_params(Kinds, {"i": float("nan")})
     assert coerce_params(Kinds, {"f": "1e-3", "i": 2, "anything": 0.5}) == {"f": 1e-3, "i": 2, "anything": 0.5}
 
@@ -154,6 +155,7 @@ def test_a_model_that_raises_exits_1_with_one_line(capsys, model, method, detail
 
 
 @pytest.mark.parametrize("where", ["before", "after"])
+@pytest.mark.data("diginetica-sample")
 def test_traceback_shows_the_models_frames(capsys, where):
     argv = ["evaluate", *DIGI, "--model", "contract_plugins:ScoreRaises"]
     argv = ["--traceback", *argv] if where == "before" else [*argv, "--traceback"]
@@ -253,6 +255,7 @@ def behaving(behaviour):
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=behaviours())
+@pytest.mark.data("diginetica-sample")
 def test_any_plugin_output_gives_0_1_or_2_and_never_a_traceback(case, capsys):
     behaviour, expected = case
     with behaving(behaviour):

@@ -12,7 +12,7 @@ from fractions import Fraction
 import numpy as np
 import pandas as pd
 import pytest
-from data_paths import DIGINETICA_SAMPLE, YOOCHOOSE_100K
+from data_paths import DIGINETICA_SAMPLE, YOOCHOOSE_100K, require_data
 
 from harness import preprocess as pp
 from harness import readers
@@ -111,6 +111,7 @@ def _reference_prefixes(sessions):
 
 @pytest.fixture(scope="module")
 def diginetica() -> SessionDataset:
+    require_data("diginetica-sample")
     events = readers.read_diginetica(DIGINETICA_SAMPLE)
     return pp.prepare_srgnn(events, pp.SrgnnConfig(test_days=7, valid_days=7), name="diginetica", source="sample")
 
@@ -363,12 +364,13 @@ def _synthetic_like(seed=3, n_sessions=1500, n_items=120, days=20):
 
 
 @pytest.fixture(scope="module", params=["srgnn", "standard", "presplit"])
-def prepared(request, diginetica):
+def prepared(request):
     if request.param == "srgnn":
-        return diginetica
+        return request.getfixturevalue("diginetica")  # only this variant needs the real sample
     if request.param == "standard":
         config = pp.StandardConfig(test_days=3, valid_days=3)
         return pp.prepare_standard(_synthetic_like(), config, name="s", source="s")
+    require_data("yoochoose-100k")
     files = {
         role: readers.read_session_rec(YOOCHOOSE_100K / f"yoochoose-clicks-100k_{stem}.txt")
         for role, stem in [

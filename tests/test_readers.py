@@ -25,6 +25,7 @@ def _write(path, header, rows, sep=";"):
     return path
 
 
+@pytest.mark.data("diginetica-sample")
 def test_diginetica_sample_reads_all_rows():
     events = readers.read_diginetica(DIGINETICA_SAMPLE)
     # counts stated in the shared data README
@@ -47,6 +48,7 @@ def test_camel_case_header_reads_like_snake_case(tmp_path):
     pdt.assert_frame_equal(readers.read_diginetica(snake), readers.read_diginetica(camel))
 
 
+@pytest.mark.data("diginetica-sample", "raw-samples")
 def test_raw_camel_case_sample_equals_head_of_snake_case_sample():
     camel = readers.read_diginetica(DIGINETICA_RAW_SAMPLE)
     snake = readers.read_diginetica(DIGINETICA_SAMPLE).head(len(camel))
@@ -71,6 +73,7 @@ def test_blank_lines_are_skipped_but_counted(tmp_path):
     assert readers.read_diginetica(path)["session"].tolist() == [1, 2]
 
 
+@pytest.mark.data("raw-samples")
 def test_yoochoose_reader_on_raw_sample():
     events = readers.read_yoochoose(YOOCHOOSE_RAW_SAMPLE)
     assert len(events) == 500
@@ -83,6 +86,7 @@ def test_yoochoose_reader_on_raw_sample():
     assert events["time"].iloc[0] == 1396867869.277
 
 
+@pytest.mark.data("raw-samples")
 def test_yoochoose_header_line_is_recognised_and_skipped(tmp_path):
     # the SR-GNN script reads the file with csv.DictReader, so copies often carry a header
     path = tmp_path / "with-header.dat"
@@ -103,6 +107,7 @@ def test_yoochoose_reader_chunks_and_category_s(tmp_path):
     assert len(whole) == 39 and whole["item"].iloc[0] == "1001"
 
 
+@pytest.mark.data("yoochoose-100k")
 def test_session_rec_reader():
     events = readers.read_session_rec(YOOCHOOSE_100K / "yoochoose-clicks-100k_train_full.txt")
     assert len(events) == 70_278

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from harness import report
-from harness.report import figures, tables
+from harness.report import figures
 from harness.evaluate import evaluate
 from harness.metrics import RANK_METRICS
 from harness.store import iter_runs, write_run
@@ -155,7 +155,7 @@ def test_latex_bold_is_on_the_best_value(store, summary):
         rows = _latex_rows(tex)
         labels = [r[0] for r in rows]
         assert labels == ["pop", "markov", "my-random"]  # fixed slots first, then the others
-        cols = tables._table_columns(KS)
+        cols = report.TableSpec().columns()
         assert len(rows[0]) == 1 + len(cols)
         for j, col in enumerate(cols, start=1):
             values = table.loc[labels, col.key].to_numpy()
@@ -184,9 +184,10 @@ def test_significance_marks_follow_holm_adjusted_tests(store, summary):
         assert hit.loc["my-random", "significant"]  # random scores are far worse than transitions
         assert hit.loc["my-random", "diff_ci_high"] < 0
         md = (store / "report" / "tables" / f"{_slug(dataset)}.md").read_text()
-        rows = {line.split("|")[1].strip(): line.split("|")[2:-1] for line in md.splitlines()
+        means_table = md.split("95% percentile")[0]  # the CI table follows the means
+        rows = {line.split("|")[1].strip(): line.split("|")[2:-1] for line in means_table.splitlines()
                 if line.startswith("| ") and not line.startswith("| model")}
-        col = [f"{n}@{k}" for n in RANK_METRICS for k in KS].index("HitRate@20")
+        col = [c.key for c in report.TableSpec().columns()].index("HitRate@20")
         assert "†" in rows["my-random"][col] and "**" in rows["markov"][col]
         assert "paired t-test" in md and "Holm" in md
 
@@ -223,26 +224,20 @@ def test_paired_ttest_and_pareto():
     assert front.tolist() == [True, True, False, True, False]
 
 
-def test_styles_are_stable_and_shared_by_figures(store):
-    styles = report.model_styles(["zeta", "SR-GNN", "alpha", "pop"])
-    assert styles["pop"].slot == 0 and styles["SR-GNN"].slot == report.KNOWN_MODELS.index("srgnn")
-    assert (styles["alpha"].slot, styles["zeta"].slot) == (12, 13)
-    assert report.model_styles(["pop", "gru4rec"])["pop"] == styles["pop"]
-    assert len({(s.color, s.marker) for s in report.model_styles(f"m{i}" for i in range(40)).values()}) == 40
-
+def test_figures_use_each_labels_style(store):
     import matplotlib
     from matplotlib.colors import to_hex
 
     results = report.collect(store, n_bootstrap=20, seed=0)
     group = results.groups[0]
     with matplotlib.rc_context(figures._RC):
-        bars = figures._plot_bars(group, results.styles)
-        lines = figures._plot_metric_vs_k(group, results.styles)
+        bars = figures._plot_bars(group, results.styles, 3.3, print).figure
+        lines = figures._plot_metric_vs_k(group, results.styles, 3.3, print).figure
     for label in LABELS:
-        want = results.styles[label].color
-        bar_colors = {to_hex(p.get_facecolor()) for ax in bars.axes for p in ax.patches}
+        st = results.styles[label]
+        bar_styles = {(to_hex(p.get_facecolor()), p.get_hatch() or "") for ax in bars.axes for p in ax.patches}
         line_colors = {to_hex(ln.get_color()) for ax in lines.axes for ln in ax.get_lines()}
-        assert want in bar_colors and want in line_colors
+        assert (st.color.lower(), st.hatch) in bar_styles and st.color.lower() in line_colors
 
 
 def test_collect_is_deterministic(store):
@@ -266,9 +261,10 @@ def test_mismatched_cases_skip_the_tests(tmp_path):
     assert sig["note"].str.startswith("skipped").all() and not sig["significant"].any()
     assert any("case" in n for n in out.notes)
     assert "case" in out.summary_path.read_text()
-    # no training curves and no latency: the report still gets written
+    # no training curves and no latency: those figures are left out, the rest is written
     assert not (out.path / "figures" / "d_next_training_curves.png").exists()
-    assert (out.path / "figures" / "d_next_accuracy_latency.png").exists()
+    assert not (out.path / "figures" / "d_next_accuracy_latency.png").exists()
+    assert "accuracy_latency" not in out.summary_path.read_text()
 
 
 def test_empty_store(tmp_path):

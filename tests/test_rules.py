@@ -5,7 +5,6 @@ reference of session-rec's counting."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from collections import defaultdict
 
 import numpy as np
@@ -16,6 +15,7 @@ import torch
 from baselines.rules import WEIGHTINGS, AssociationRules, SequentialRules
 from harness.dataset import PrefixBatch, SessionDataset, SessionSplit
 from harness.errors import ConfigError
+from data_paths import YOOCHOOSE_100K
 from hand_data import dataset_from, rows, split_from  # noqa: F401
 
 # The hand dataset: five items, four training sessions (event index in brackets)
@@ -249,7 +249,6 @@ def test_invalid_hyperparameters_are_refused_in_fit(cls, params, message):
 # --------------------------------------------------------------------------- #
 # agreement with session-rec on yoochoose-100k
 # --------------------------------------------------------------------------- #
-YOOCHOOSE_100K = Path(__file__).resolve().parents[2] / "shared" / "data" / "yoochoose-100k"
 
 #: session-rec's HitRate@20 and MRR@20 on yoochoose-100k (next item, 10,152
 #: predictions, full ranking, ties by item order), from issue 3

@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 import pandas.testing as pdt
 import pytest
-from data_paths import DIGINETICA_SAMPLE, SHARED_DATA, YOOCHOOSE_100K
+from data_paths import DATA_ROOT, DIGINETICA_SAMPLE, YOOCHOOSE_100K, require_data
 
 import harness.synthetic
 from harness import preprocess, readers, specs
 from harness.errors import ConfigError
 
-PRESETS = {"diginetica", "yoochoose-1-64", "yoochoose-1-4", "yoochoose-100k", "synthetic"}
+PRESETS = {"diginetica", "diginetica-sample", "yoochoose-1-64", "yoochoose-1-4", "yoochoose-100k", "synthetic"}
 
 SPEC_TEMPLATE = """\
 name: mini
@@ -41,6 +41,7 @@ def _write_spec(path, **values):
 @pytest.fixture
 def raw_copy(tmp_path):
     """A private copy of the DIGINETICA sample that a test may change."""
+    require_data("diginetica-sample")
     folder = tmp_path / "raw"
     folder.mkdir()
     shutil.copy(DIGINETICA_SAMPLE, folder / DIGINETICA_SAMPLE.name)
@@ -79,8 +80,9 @@ def test_yoochoose_presets_keep_fractions_exact():
     assert specs.load_spec("yoochoose-1-4").preprocess.train_fraction == Fraction(1, 4)
 
 
+@pytest.mark.data("diginetica-sample")
 def test_diginetica_preset_on_the_sample(tmp_path):
-    data = specs.load_dataset("diginetica", data_dir=SHARED_DATA / "diginetica-sample", cache_dir=tmp_path)
+    data = specs.load_dataset("diginetica", data_dir=DATA_ROOT / "diginetica-sample", cache_dir=tmp_path)
     assert (data.train.n_sessions, data.test.n_sessions, data.n_items) == (469, 39, 309)
     assert data.train.n_prefixes == 1_205
     assert len(data.prefixes("test")) == 99
@@ -91,10 +93,11 @@ def test_diginetica_preset_on_the_sample(tmp_path):
     )
 
 
+@pytest.mark.data("diginetica-sample", "yoochoose-100k")
 def test_data_dir_lookup_searches_named_folders(monkeypatch, tmp_path):
-    found = specs.resolve_raw_files(specs.load_spec("diginetica"), SHARED_DATA)
+    found = specs.resolve_raw_files(specs.load_spec("diginetica"), DATA_ROOT)
     assert found == {"events": DIGINETICA_SAMPLE}
-    monkeypatch.setenv("SESSIONBENCH_DATA", str(SHARED_DATA))
+    monkeypatch.setenv("SESSIONBENCH_DATA", str(DATA_ROOT))
     assert specs.resolve_raw_files(specs.load_spec("yoochoose-100k"))["test"] == (
         YOOCHOOSE_100K / "yoochoose-clicks-100k_test.txt"
     )
@@ -103,8 +106,9 @@ def test_data_dir_lookup_searches_named_folders(monkeypatch, tmp_path):
     assert data.meta["cache"]["path"].startswith(str(tmp_path / "env-cache"))
 
 
+@pytest.mark.data("yoochoose-100k")
 def test_yoochoose_100k_preset(tmp_path):
-    data = specs.load_dataset("yoochoose-100k", data_dir=SHARED_DATA, cache_dir=tmp_path)
+    data = specs.load_dataset("yoochoose-100k", data_dir=DATA_ROOT, cache_dir=tmp_path)
     counts = {
         split: (data.split(split).n_sessions, data.split(split).n_events, data.split(split).n_prefixes)
         for split in ("train", "train_tr", "valid", "test")

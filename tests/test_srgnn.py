@@ -359,6 +359,7 @@ def test_variants_pass_the_conformance_suite(params):
 
 
 @pytest.mark.slow
+@pytest.mark.data("diginetica-sample")
 def test_learns_on_the_diginetica_sample(tmp_path):
     from harness.specs import load_dataset
 

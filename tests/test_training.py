@@ -68,3 +68,14 @@ def test_patience_zero_trains_exactly_epochs_on_train(data):
 def test_bad_epoch_settings_are_clear_errors(data, params):
     with pytest.raises(ConfigError, match="epochs must be|patience must be"):
         Scripted(**params).fit(data)
+
+
+class Diverges(Scripted):
+    def _train_epoch(self, epoch):
+        super()._train_epoch(epoch)
+        return float("nan") if epoch == 2 else 1.0
+
+
+def test_a_nan_training_loss_stops_the_fit_naming_the_epoch(data):
+    with pytest.raises(FloatingPointError, match="training loss became nan in epoch 2"):
+        Diverges(epochs=4, patience=0).fit(data)

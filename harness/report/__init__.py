@@ -5,16 +5,19 @@
 per-case ranks and top-K lists, and writes ``<out_dir>/report/``::
 
     report/
-      summary.md                     every figure and table, one sentence each;
-                                     failed runs with their error; methods
-      figures/<group>_<kind>.png     for each (dataset, protocol) "group":
-      figures/<group>_<kind>.pdf       bars, metric_vs_k, accuracy_latency,
-                                       prefix_length, training_curves
+      summary.md                     every figure and table with its caption; the
+                                     tuning of tuned models; runs left out and why
+                                     (superseded, failed, failing verification); methods
+      figures/<group>_<kind>.png     for each (dataset, protocol) "group": bars,
+      figures/<group>_<kind>.pdf       metric_vs_k, accuracy_latency, prefix_length,
+      figures/<group>_<kind>.txt       training_curves (PNG 300 dpi, PDF, caption)
       tables/<group>.md|.tex|.csv    the results table (and its CIs)
       tables/<group>_significance.csv  the paired tests against the best model
+      tables/<group>_tuning.md|.csv  the grid points of tuned models (when any)
 
 The report is written to a temporary folder and then replaces the previous
-one, so a report folder is never half old, half new. Figures and tables are
+one, so a report folder is never half old, half new; a temporary folder
+left by a killed report is removed by the next one. Figures and tables are
 deterministic given ``seed`` (PDFs carry no creation date).
 
 The package's parts: :mod:`~harness.report.styles` (colours and markers),
@@ -27,24 +30,29 @@ this module writes the report folder. The statistics are described in
 from __future__ import annotations
 
 import os
+import re
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.errors import ConfigError
 from harness.metrics import METRICS, RANK_METRICS
 from harness.report.collection import Collected, Group, collect
 from harness.report.constants import (
-    BAR_KS, FIGURES_DIR, LIST_K, PREFIX_BINS, REPORT_DIR, TABLES_DIR, TIMINGS, Timing,
+    BAR_KS, COLUMN_WIDTH, FIGURES_DIR, LIST_K, PREFIX_BINS, REPORT_DIR, TABLES_DIR, TEXT_WIDTH, TIMINGS, Timing,
 )
-from harness.report.figures import _PLOTTERS, _RC, FIGURE_KINDS, _save
+from harness.report.figures import _PLOTTERS, _RC, FIGURE_KINDS, save_figure
+from harness.report.provenance import ReportError, Selection, Tuning
 from harness.report.statistics import ALPHA, bootstrap_ci, holm, paired_ttest, pareto_front
-from harness.report.styles import KNOWN_MODELS, Style, model_styles
+from harness.report.styles import KNOWN_MODELS, Style, model_styles, style_collisions
 from harness.report.tuning_figures import write_tuning_figures
 from harness.report.tables import (
-    _compact_text, _latex_table, _markdown_table, _md_escape, _table_frame, latex_escape,
+    TableSpec, _compact_text, _latex_table, _markdown_table, _md_escape, _params_text, _table_frame,
+    check_table_metrics, latex_escape,
 )
 from harness.store import replace_folder
+
 
 @dataclass(frozen=True)
 class ReportSummary:
@@ -54,13 +62,17 @@ class ReportSummary:
         path: the report folder (``<out_dir>/report``).
         summary_path: ``report/summary.md``.
         text: the compact table (model x HitRate/Recall/NDCG/MRR@20 and @50,
-            fit seconds, p95 latency), one block per (dataset, protocol), for
-            ``sessionbench run`` to print.
-        figures: every PNG and PDF written.
+            fit seconds, p95 latency), one block per (dataset, protocol), then
+            one line per run left out (failed, failing verification) and the
+            count of superseded runs; what ``sessionbench run`` prints.
+        figures: every PNG, PDF and caption file written.
         tables: every table file written (md, tex, csv).
-        n_runs: complete runs read.
+        n_runs: complete runs shown.
         failed: ``(run_id, label, last line of the error)`` of each failed run.
-        notes: warnings (e.g. skipped tests because case lists differ).
+        broken: ``(run_id, problem)`` of each run failing verification.
+        superseded: ``(run_id, label, stage)`` of complete runs outside the plan.
+        notes: remarks on the statistics (e.g. skipped tests because case lists differ).
+        warnings: one line per figure or curve that could not be drawn.
     """
 
     path: Path
@@ -70,33 +82,98 @@ class ReportSummary:
     tables: tuple[Path, ...] = ()
     n_runs: int = 0
     failed: tuple[tuple[str, str, str], ...] = ()
+    broken: tuple[tuple[str, str], ...] = ()
+    superseded: tuple[tuple[str, str, str], ...] = ()
     notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         return f"{self.text}\n\nreport: {self.summary_path}"
 
 
+def figure_width_inches(width: str | float, *, column_width: float = COLUMN_WIDTH,
+                        text_width: float = TEXT_WIDTH) -> float:
+    """``column`` -> ``column_width``, ``text`` -> ``text_width``, a number -> itself (inches, 2 to 20)."""
+    if width == "column":
+        value = column_width
+    elif width == "text":
+        value = text_width
+    else:
+        try:
+            value = float(width)
+        except (TypeError, ValueError):
+            raise ConfigError(f"--figure-width: expected column, text or a width in inches, got {width!r}") from None
+    if not 2.0 <= value <= 20.0:
+        raise ConfigError(f"--figure-width: expected a width between 2 and 20 inches, got {value:g}")
+    return value
+
+
+_TMP_NAME = re.compile(rf"^\.{REPORT_DIR}\.tmp-(\d+)$")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def clean_stale_reports(out_dir: str | Path) -> list[Path]:
+    """Remove ``.report.tmp-<pid>`` folders of reports whose process is gone; returns them."""
+    removed = []
+    base = Path(out_dir)
+    if not base.is_dir():
+        return removed
+    for path in sorted(base.iterdir()):
+        m = _TMP_NAME.match(path.name)
+        if m and path.is_dir() and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1))):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 def write_report(
-    out_dir: str | Path, *, ks: Iterable[int] | int | None = None, n_bootstrap: int = 1000, seed: int = 0
+    out_dir: str | Path, *, ks: Iterable[int] | int | None = None, n_bootstrap: int = 1000, seed: int = 0,
+    figure_width: str | float = "column", column_width: float = COLUMN_WIDTH, text_width: float = TEXT_WIDTH,
+    table: TableSpec | None = None, models: Iterable[str] | None = None,
+    style: dict[str, dict[str, str]] | None = None,
 ) -> ReportSummary:
     """Write the figures, tables and summary of the runs stored under ``out_dir``.
 
     Args:
         out_dir: a results folder (holding ``runs/``, see :mod:`harness.store`).
-        ks: the cut-offs of the tables' accuracy columns (default: the suite's
-            K list, from the manifests). Any K works: metrics come from the
-            stored ranks. Bars use K = 10, 20; the compact summary K = 20, 50.
+        ks: the cut-offs computed for the CSV and the significance tests
+            (default: the suite's K list, from the manifests). Any K works:
+            metrics come from the stored ranks.
         n_bootstrap: bootstrap replicates per confidence interval.
         seed: seed of the bootstrap; equal seeds give identical reports.
+        figure_width: ``column``, ``text`` or inches: the print width every
+            figure is drawn at (fonts 7-8 pt at that width).
+        column_width, text_width: inches of ``column`` and ``text``.
+        table: the tables' columns and layout (default :class:`TableSpec()`:
+            HitRate, MRR, NDCG at 20 and 50 and fit time, one column wide).
+        models: only these labels (default: every label).
+        style: ``{label: {color, marker, hatch}}`` over the plan's suite ``style:`` map.
 
     Returns:
         a :class:`ReportSummary` (its ``str()`` is what ``sessionbench run`` prints).
+    Raises:
+        ReportError: runs of one label that must not be averaged (one line naming both).
     """
     out_dir = Path(out_dir)
-    results = collect(out_dir, ks=ks, n_bootstrap=n_bootstrap, seed=seed)
-    groups, styles, failed = results.groups, results.styles, results.failed
+    table = table or TableSpec()
+    if table.layout not in ("narrow", "wide"):
+        raise ConfigError(f"--layout: expected narrow or wide, got {table.layout!r}")
+    width = figure_width_inches(figure_width, column_width=column_width, text_width=text_width)
+    results = collect(out_dir, ks=ks, n_bootstrap=n_bootstrap, seed=seed, table_ks=table.ks, models=models,
+                      style=style)
+    groups, styles = results.groups, results.styles
     n_bootstrap = int(n_bootstrap)
 
+    clean_stale_reports(out_dir)
     final = out_dir / REPORT_DIR
     tmp = out_dir / f".{REPORT_DIR}.tmp-{os.getpid()}"
     if tmp.exists():
@@ -104,24 +181,26 @@ def write_report(
     (tmp / FIGURES_DIR).mkdir(parents=True)
     (tmp / TABLES_DIR).mkdir()
 
-    figures: dict[tuple[str, str], list[Path]] = {}
-    tables: dict[tuple[str, str], list[Path]] = {}
-    import matplotlib
-
+    warnings = list(results.warnings)
+    figures: dict[tuple[str, str], tuple[list[Path], str]] = {}
+    tables: dict[str, list[Path]] = {}
     try:
-        with matplotlib.rc_context(_RC):
-            for g in groups:
-                for kind, plot in _PLOTTERS.items():
-                    if kind == "training_curves" and not g.curves:
-                        continue
-                    fig = plot(g, styles)
-                    figures[(g.slug, kind)] = _save(fig, tmp / FIGURES_DIR / f"{g.slug}_{kind}")
-            figures[("tuning", "search")] = write_tuning_figures(out_dir, tmp / FIGURES_DIR)
         for g in groups:
-            tables[(g.slug, "table")] = _write_tables(g, tmp / TABLES_DIR, n_bootstrap)
-        text = _compact_text(groups)
+            for kind in FIGURE_KINDS:
+                drawn = _draw(g, kind, styles, width, tmp / FIGURES_DIR, warnings.append)
+                if drawn is not None:
+                    figures[(g.slug, kind)] = drawn
+        searches = _draw_searches(out_dir, tmp / FIGURES_DIR, warnings.append)
+        if searches:
+            figures[("tuning", "search")] = (searches, "hyper-parameter searches: best so far and values tried")
+        for g in groups:
+            tables[g.slug] = _write_tables(g, tmp / TABLES_DIR, n_bootstrap, table)
+            tables[g.slug] += _write_tuning(g, results.selection.tunings, tmp / TABLES_DIR)
         notes = tuple(f"{g.title}: {n}" for g in groups for n in g.notes)
-        summary_md = _summary_markdown(groups, figures, failed, text, n_bootstrap, seed, notes)
+        notes += tuple(f"{a} and {b} are drawn alike (same colour, marker and hatch); set `style:` in the suite "
+                       "to tell them apart" for a, b in style_collisions(styles))
+        text = _compact_text(groups) + _left_out_text(results.selection)
+        summary_md = _summary_markdown(results, figures, text, n_bootstrap, seed, notes, warnings, table)
         (tmp / "summary.md").write_text(summary_md)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -132,77 +211,196 @@ def write_report(
     def moved(paths: Iterable[Path]) -> tuple[Path, ...]:
         return tuple(final / p.relative_to(tmp) for p in paths)
 
+    sel = results.selection
     return ReportSummary(
-        path=final,
-        summary_path=final / "summary.md",
-        text=text,
-        figures=moved(p for ps in figures.values() for p in ps),
+        path=final, summary_path=final / "summary.md", text=text,
+        figures=moved(p for ps, _ in figures.values() for p in ps),
         tables=moved(p for ps in tables.values() for p in ps),
-        n_runs=results.n_runs,
-        failed=failed,
-        notes=notes,
-    )
+        n_runs=results.n_runs, failed=results.failed, broken=tuple(sel.broken), superseded=tuple(sel.superseded),
+        notes=notes, warnings=tuple(warnings),
+    )  # fmt: skip
 
 
-def _write_tables(group: Group, folder: Path, n_boot: int) -> list[Path]:
+def _draw_searches(out_dir: Path, folder: Path, warn: Callable[[str], None]) -> list[Path]:
+    """The figures of the folder's hyper-parameter searches (see
+    :mod:`harness.report.tuning_figures`); a failure costs these figures only."""
+    import matplotlib
+
+    try:
+        with matplotlib.rc_context(_RC):
+            return write_tuning_figures(out_dir, folder)
+    except Exception as err:  # noqa: BLE001 - as for every figure: the rest of the report stands
+        warn(f"tuning figures not drawn ({type(err).__name__}: {str(err).strip()[:200]})")
+        return []
+
+
+def _draw(group: Group, kind: str, styles: dict[str, Style], width: float, folder: Path,
+          warn: Callable[[str], None]) -> tuple[list[Path], str] | None:
+    """Draw and save one figure (PNG, PDF, caption .txt); a failure costs this figure only (one warning)."""
+    import matplotlib
+
+    def warn_here(message: str) -> None:
+        warn(f"{group.title}: {message}")
+
+    stem = folder / f"{group.slug}_{kind}"
+    try:
+        with matplotlib.rc_context(_RC):
+            drawn = _PLOTTERS[kind](group, styles, width, warn_here)
+            if drawn is None:
+                return None
+            paths = save_figure(drawn.figure, stem)
+    except Exception as err:  # noqa: BLE001 - one figure failing must not cost the rest of the report
+        message = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        warn_here(f"figure {kind} not drawn ({type(err).__name__}: {message})")
+        for leftover in folder.glob(f"{stem.name}.*"):
+            leftover.unlink()
+        return None
+    caption = stem.with_suffix(".txt")
+    caption.write_text(drawn.caption + "\n")
+    return paths + [caption], drawn.caption
+
+
+def _write_tables(group: Group, folder: Path, n_boot: int, spec: TableSpec) -> list[Path]:
     stem = folder / group.slug
     paths = [stem.with_suffix(".md"), stem.with_suffix(".tex"), stem.with_suffix(".csv"),
              folder / f"{group.slug}_significance.csv"]
-    paths[0].write_text(_markdown_table(group, n_boot))
-    paths[1].write_text(_latex_table(group, n_boot))
+    paths[0].write_text(_markdown_table(group, spec, n_boot))
+    paths[1].write_text(_latex_table(group, spec, n_boot))
     _table_frame(group).to_csv(paths[2], float_format="%.10g")
     group.significance.to_csv(paths[3], index=False, float_format="%.10g")
     return paths
 
 
+def _group_tunings(group: Group, tunings: list[Tuning]) -> list[Tuning]:
+    return [t for t in tunings if (t.dataset, t.protocol) == (group.dataset, group.protocol)]
+
+
+def _write_tuning(group: Group, tunings: list[Tuning], folder: Path) -> list[Path]:
+    """``<group>_tuning.md`` and ``.csv``: every grid point's validation score, the chosen one marked."""
+    import pandas as pd
+
+    mine = _group_tunings(group, tunings)
+    if not mine:
+        return []
+    rows = [{"label": t.label, "seed": t.seed, "params": _params_text(t.grid_params(c.params)), "metric": t.metric,
+             "validation": c.value, "chosen": c.run_id == t.chosen, "run_id": c.run_id, "final_run_id": t.final}
+            for t in mine for c in t.candidates]
+    csv = folder / f"{group.slug}_tuning.csv"
+    pd.DataFrame(rows).to_csv(csv, index=False, float_format="%.10g")
+    md = folder / f"{group.slug}_tuning.md"
+    md.write_text("\n".join(_tuning_markdown(mine)) + "\n")
+    return [md, csv]
+
+
+def _tuning_markdown(tunings: list[Tuning]) -> list[str]:
+    lines = []
+    for t in tunings:
+        lines += [f"#### {_md_escape(t.label)}, seed {t.seed}", "",
+                  f"Grid points fitted on the training part of train and scored on the validation split "
+                  f"({t.metric}); chosen: {_params_text(t.grid_params(t.params))} (test run `{t.final}`).", "",
+                  f"| grid point | validation {t.metric} | chosen |", "|:---|---:|:---:|"]
+        for c in t.candidates:
+            value = "failed" if c.value is None else f"{c.value:.4f}"
+            mark = "✔" if c.run_id == t.chosen else ""
+            lines.append(f"| {_md_escape(_params_text(t.grid_params(c.params)))} | {value} | {mark} |")
+        lines.append("")
+    return lines
+
+
+def _left_out_text(sel: Selection) -> str:
+    """One line per run not shown (failed, failing verification), and a count of superseded runs."""
+    lines = [f"failed: {rid} ({label}): {err}" for rid, label, err in sel.failed]
+    lines += [f"failed verification, not shown: {rid}: {problem}" for rid, problem in sel.broken]
+    if sel.superseded:
+        lines.append(f"{len(sel.superseded)} superseded run(s) not in the plan, not shown (listed in summary.md)")
+    if sel.missing:
+        lines.append(f"{len(sel.missing)} run(s) of the plan missing (run the suite again)")
+    if sel.unverified:
+        lines.append(f"{len(sel.unverified)} run(s) of older output without checksums: shown, unverified")
+    return ("\n\n" + "\n".join(lines)) if lines else ""
+
+
 def _summary_markdown(
-    groups: list[Group], figures: dict, failed, text: str, n_boot: int, seed: int, notes: tuple[str, ...],
+    results: Collected, figures: dict, text: str, n_boot: int, seed: int, notes: tuple[str, ...],
+    warnings: list[str], spec: TableSpec,
 ) -> str:
+    groups, sel = results.groups, results.selection
     n_runs = sum(sum(g.n_seeds.values()) for g in groups)
+    if sel.plan is not None:
+        source = (f"the {n_runs} complete test run(s) of the plan of suite `{sel.plan.suite_name}` "
+                  f"(`../plan.json`, {len(sel.plan.run_ids)} run(s) planned)")
+    else:
+        source = (f"the {n_runs} complete test run(s) stored in `../runs/` (no plan file: older output; "
+                  "seeds are averaged only within one configuration)")
     lines = [
         "# sessionbench report", "",
-        f"Computed from the {n_runs} complete run(s) stored in `../runs/` "
-        f"({len(failed)} failed). Every number is recomputed from the stored per-case ranks; "
+        f"Computed from {source}. Every number is recomputed from the stored per-case ranks; "
         f"the report is deterministic given its bootstrap seed ({seed}, {n_boot} replicates).", "",
         "## At a glance", "", "```", text, "```", "",
     ]
     for g in groups:
         lines += [f"## {g.title}", ""]
         seeds = ", ".join(f"{label}: {g.n_seeds[label]}" for label in g.labels)
-        lines += [f"Models (seeds): {seeds}.", ""]
-        lines += ["### Tables", ""]
+        lines += [f"Models (seeds): {seeds}.", "", "### Tables", ""]
         lines += [
-            f"- [`tables/{g.slug}.md`](tables/{g.slug}.md): the results table in Markdown (means over seeds "
-            "± 95% CI half-width, best in bold, † significantly different from the best).",
-            f"- [`tables/{g.slug}.tex`](tables/{g.slug}.tex): the same in LaTeX (booktabs), with a second "
-            "table of the 95% CIs.",
-            f"- [`tables/{g.slug}.csv`](tables/{g.slug}.csv): every column's mean over seeds with separate "
-            "`_ci_low`/`_ci_high` columns, plus all timings (p99 latency, peak memory, model size).",
+            f"- [`tables/{g.slug}.md`](tables/{g.slug}.md): the results table in Markdown (means over seeds, "
+            "best in bold, † significantly different from the best), then its 95% CIs.",
+            f"- [`tables/{g.slug}.tex`](tables/{g.slug}.tex): the same in LaTeX (booktabs, "
+            f"{'one column' if spec.layout == 'narrow' else 'both columns'} wide), with a second table of the "
+            "95% CIs.",
+            f"- [`tables/{g.slug}.csv`](tables/{g.slug}.csv): every column at every K with `_ci_low`/`_ci_high`, "
+            "all timings (p99 latency, peak memory, model size)"
+            + (", and the tuned hyper-parameters." if g.tuned else "."),
             f"- [`tables/{g.slug}_significance.csv`](tables/{g.slug}_significance.csv): each model against "
             "the best per metric: difference, its paired bootstrap 95% CI, paired t statistic, p and "
-            "Holm-adjusted p.",
-            "",
+            "Holm-adjusted p.", "",
         ]
         lines += ["### Figures", ""]
-        for kind, desc in FIGURE_KINDS.items():
-            paths = figures.get((g.slug, kind))
-            desc = desc.format(bar_ks=", ".join(map(str, BAR_KS)), k=LIST_K)
-            if not paths:
-                lines += [f"- {kind}: not drawn (no model of this dataset was trained by epoch).", ""]
+        for kind in FIGURE_KINDS:
+            entry = figures.get((g.slug, kind))
+            if entry is None:
                 continue
-            png, pdf = (p.name for p in paths)
-            lines += [f"- [`figures/{png}`](figures/{png}) ([PDF](figures/{pdf})): {desc}", "",
+            paths, caption = entry
+            png, pdf, txt = (p.name for p in paths)
+            lines += [f"- [`figures/{png}`](figures/{png}) ([PDF](figures/{pdf}), [caption](figures/{txt})): "
+                      f"{caption}", "",
                       f"  ![{kind}](figures/{png})", ""]
+        tun = _group_tunings(g, sel.tunings)
+        if tun:
+            lines += ["### Tuning", "",
+                      "Grid points are scored on the validation split only; they never appear in the test tables "
+                      f"or figures. Also in [`tables/{g.slug}_tuning.csv`](tables/{g.slug}_tuning.csv).", ""]
+            lines += _tuning_markdown(tun)
         if g.notes:
             lines += ["### Notes", ""] + [f"- {n}" for n in g.notes] + [""]
-    lines += ["## Failed runs", ""]
-    if failed:
-        lines += ["| run | model | error (last line) |", "|:---|:---|:---|"]
-        lines += [f"| `{rid}` | {_md_escape(label)} | {_md_escape(err)} |" for rid, label, err in failed]
-    else:
-        lines.append("None.")
+    lines += ["## Runs not shown", ""]
+    if not (sel.superseded or sel.failed or sel.broken or sel.missing):
+        lines += ["None: every stored run is shown (tuning runs in the tuning sections).", ""]
+    if sel.superseded:
+        lines += ["### Superseded / not in the plan", "",
+                  "Complete runs in `../runs/` that the current plan does not list (an older version of the suite); "
+                  "never pooled with the shown runs.", "", "| run | label | stage |", "|:---|:---|:---|"]
+        lines += [f"| `{rid}` | {_md_escape(label)} | {stage} |" for rid, label, stage in sel.superseded] + [""]
+    if sel.broken:
+        lines += ["### Failing verification", "",
+                  "Run folders whose files do not match their manifest (size or SHA-256); not shown, and redone "
+                  "by the next `sessionbench run`.", "", "| run | problem |", "|:---|:---|"]
+        lines += [f"| `{rid}` | {_md_escape(problem)} |" for rid, problem in sel.broken] + [""]
+    if sel.failed:
+        lines += ["### Failed runs", "", "| run | model | error (last line) |", "|:---|:---|:---|"]
+        lines += [f"| `{rid}` | {_md_escape(label)} | {_md_escape(err)} |" for rid, label, err in sel.failed] + [""]
+    if sel.missing:
+        lines += ["### Missing", "", "Runs of the plan not (yet) in `../runs/`:", ""]
+        lines += [f"- `{rid}`" for rid in sel.missing] + [""]
+    if sel.unverified:
+        lines += ["### Shown unverified", "",
+                  "Runs written before run folders recorded file sizes and checksums (older output): shown, but "
+                  "their files cannot be checked against their manifests.", ""]
+        lines += [f"- `{rid}`" for rid in sel.unverified] + [""]
+    if warnings:
+        lines += ["## Warnings", ""] + [f"- {w}" for w in warnings] + [""]
     lines += [
-        "", "## Methods", "",
+        "## Methods", "",
         "- **Metrics**: full ranking over all items, ties broken pessimistically; per-case values "
         "from the stored target ranks (" + "; ".join(METRICS[n].formula for n in RANK_METRICS) + ").",
         f"- **Confidence intervals**: 95% percentile bootstrap with {n_boot} replicates. Each replicate "
@@ -216,6 +414,8 @@ def _summary_markdown(
         "in the significance CSV.",
         "- **Timings**: means over seeds of the stored measurements (fit seconds; batch throughput in "
         "prefixes/s; single-session latency percentiles in ms, one prefix at a time after warm-up).",
+        "- **Pooling**: seeds are averaged only when they share the configuration (apart from the seed) and "
+        "the code; tuned models are reported with the configuration chosen on the validation split.",
     ]
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
@@ -225,18 +425,25 @@ def _summary_markdown(
 __all__ = [
     "ALPHA",
     "BAR_KS",
+    "COLUMN_WIDTH",
     "FIGURE_KINDS",
     "KNOWN_MODELS",
     "LIST_K",
     "PREFIX_BINS",
+    "TEXT_WIDTH",
+    "ReportError",
     "ReportSummary",
     "Style",
     "TIMINGS",
+    "TableSpec",
     "Timing",
     "Collected",
     "Group",
     "bootstrap_ci",
+    "check_table_metrics",
+    "clean_stale_reports",
     "collect",
+    "figure_width_inches",
     "holm",
     "latex_escape",
     "model_styles",

@@ -17,8 +17,10 @@ from harness.report.constants import _ALL_TIMINGS, BAR_KS, LIST_K, MAX_CURVE_K, 
 from harness.report.statistics import (
     ALPHA, _bootstrap_sums, _percentiles, _seed_weights, _stable_seed, holm, paired_ttest,
 )
+from harness.report.provenance import ReportError, Selection, label_of, select_runs
 from harness.report.styles import Style, _ordered, model_styles
-from harness.store import RunRecord, iter_runs
+from harness.store import RunRecord
+
 
 @dataclass
 class _Run:
@@ -61,6 +63,7 @@ class Group:
     curves: dict[str, list[pd.DataFrame]]
     significance: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    tuned: dict[str, dict[str, Any]] = field(default_factory=dict)  # label -> chosen hyper-parameters
 
     @property
     def title(self) -> str:
@@ -83,7 +86,7 @@ def _bin_index(prefix_lengths: np.ndarray) -> np.ndarray:
     return np.digitize(prefix_lengths, edges)
 
 
-def _load_run(record: RunRecord, metric_ks: tuple[int, ...]) -> _Run:
+def _load_run(record: RunRecord, metric_ks: tuple[int, ...], warnings: list[str]) -> _Run:
     ev = record.evaluation
     man = record.manifest
     rank_cols = [metric_key(n, k) for n in RANK_METRICS for k in metric_ks]
@@ -111,7 +114,7 @@ def _load_run(record: RunRecord, metric_ks: tuple[int, ...]) -> _Run:
     timings = man.get("timings") or {}
     return _Run(
         record=record,
-        label=str(man.get("label") or man.get("model") or ev.meta.get("model") or record.run_id),
+        label=label_of(record),
         seed=man.get("seed"),
         fingerprint=_case_fingerprint(ev.session_ids, ev.prefix_lengths),
         n_cases=ev.n_cases,
@@ -121,8 +124,18 @@ def _load_run(record: RunRecord, metric_ks: tuple[int, ...]) -> _Run:
         bins=bins,
         bin_index=bin_index,
         timings={k: _as_float(timings.get(k)) for k in _ALL_TIMINGS},
-        curve=record.curve(),
+        curve=_read_curve(record, warnings),
     )
+
+
+def _read_curve(record: RunRecord, warnings: list[str]) -> pd.DataFrame | None:
+    """The run's training curve; None with a warning when the file cannot be read."""
+    try:
+        return record.curve()
+    except Exception as err:  # noqa: BLE001 - a bad curve costs its figure only, never the report
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        warnings.append(f"training_curves: {label_of(record)}: {record.run_id}/curve.csv unreadable ({first})")
+        return None
 
 
 def _as_float(value: Any) -> float:
@@ -227,7 +240,7 @@ def _build_group(
                      "(session, prefix length); paired tests between models with different case lists are skipped.")
     first = by_label[labels[0]][0]
     bin_counts = pd.Series(np.bincount(first.bin_index, minlength=n_bins), index=bin_names)
-    test_cols = [metric_key(n, k) for n in RANK_METRICS for k in table_ks]
+    test_cols = [metric_key(n, k) for n in RANK_METRICS for k in metric_ks]
     significance = _significance(labels, by_label, means, label_t, columns, test_cols)
     return Group(
         dataset=dataset, protocol=protocol, slug=_slug(dataset, protocol), labels=labels, columns=columns,
@@ -290,45 +303,61 @@ def _significance(
     return pd.DataFrame(rows, columns=cols)
 
 
-def _last_line(text: Any) -> str:
-    lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
-    return lines[-1] if lines else "(no error recorded)"
-
-
 @dataclass(frozen=True)
 class Collected:
     """Everything the report shows, before drawing: one :class:`Group` per
-    (dataset, protocol), the label styles, and the failed runs."""
+    (dataset, protocol), the label styles, and what was left out and why.
+
+    ``failed`` holds ``(run_id, label, last error line)``; ``selection`` the
+    full sorting of the folder's runs (:class:`~harness.report.provenance.Selection`:
+    superseded, broken, missing runs, tunings); ``warnings`` one line each
+    (e.g. an unreadable training curve)."""
 
     groups: list[Group]
     styles: dict[str, Style]
     failed: tuple[tuple[str, str, str], ...]
     n_runs: int
+    selection: Selection = field(default_factory=Selection)
+    warnings: tuple[str, ...] = ()
 
 
 def collect(
-    out_dir: str | Path, *, ks: Iterable[int] | int | None = None, n_bootstrap: int = 1000, seed: int = 0
+    out_dir: str | Path, *, ks: Iterable[int] | int | None = None, n_bootstrap: int = 1000, seed: int = 0,
+    table_ks: Iterable[int] | None = None, models: Iterable[str] | None = None,
+    style: dict[str, dict[str, str]] | None = None,
 ) -> Collected:
     """Read the stored runs and compute every statistic of the report (see
-    :func:`write_report` for the arguments); draws and writes nothing."""
+    :func:`harness.report.write_report` for the arguments); draws and writes nothing.
+
+    Raises :class:`~harness.report.provenance.ReportError` when runs that
+    must not be pooled share a label, or when ``models`` names no stored label."""
     n_bootstrap = int(n_bootstrap)
     if n_bootstrap < 1:
         raise ValueError(f"n_bootstrap must be >= 1, got {n_bootstrap}")
-    all_runs = list(iter_runs(out_dir, include_failed=True))
-    complete = [r for r in all_runs if r.complete]
-    failed = tuple(
-        (r.run_id, str(r.manifest.get("label") or r.manifest.get("model") or "?"), _last_line(r.manifest.get("error")))
-        for r in all_runs if not r.complete
-    )
-    table_ks = normalise_ks(ks) if ks is not None else _default_ks(complete)
-    metric_ks = normalise_ks(set(table_ks) | set(BAR_KS) | set(SUMMARY_KS) | {LIST_K})
+    sel = select_runs(out_dir)
+    complete = sel.test
+    if models is not None:
+        wanted = list(models)
+        known = sorted({label_of(r) for r in complete})
+        unknown = [m for m in wanted if m not in known]
+        if unknown:
+            raise ReportError(f"--models: no stored runs labelled {', '.join(map(repr, unknown))}; "
+                              f"labels: {', '.join(known) or 'none'}")
+        complete = [r for r in complete if label_of(r) in wanted]
+    suite_ks = normalise_ks(ks) if ks is not None else _default_ks(complete)
+    metric_ks = normalise_ks(set(suite_ks) | set(table_ks or ()) | set(BAR_KS) | set(SUMMARY_KS) | {LIST_K})
     by_group: dict[tuple[str, str], list[RunRecord]] = {}
     for record in complete:
         by_group.setdefault(_group_key(record), []).append(record)
-    loaded = {key: [_load_run(r, metric_ks) for r in recs] for key, recs in sorted(by_group.items())}
-    styles = model_styles(r.label for runs in loaded.values() for r in runs)
+    warnings: list[str] = []
+    loaded = {key: [_load_run(r, metric_ks, warnings) for r in recs] for key, recs in sorted(by_group.items())}
+    styles = model_styles((r.label for runs in loaded.values() for r in runs), {**sel.style, **(style or {})})
     groups = [
-        _build_group(ds, proto, runs, table_ks, metric_ks, styles, n_bootstrap, seed)
+        _build_group(ds, proto, runs, suite_ks, metric_ks, styles, n_bootstrap, seed)
         for (ds, proto), runs in loaded.items()
     ]
-    return Collected(groups, styles, failed, len(complete))
+    for g in groups:
+        g.tuned = {t.label: t.grid_params(t.params) for t in sel.tunings
+                   if (t.dataset, t.protocol) == (g.dataset, g.protocol) and t.label in g.labels}
+    failed = tuple(sel.failed)
+    return Collected(groups, styles, failed, len(complete), sel, tuple(warnings))

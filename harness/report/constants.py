@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+#: cut-offs of the grouped bar charts
 BAR_KS: tuple[int, ...] = (10, 20)
 #: cut-offs of the compact summary printed by ``sessionbench run``
 SUMMARY_KS: tuple[int, ...] = (20, 50)
@@ -20,12 +21,19 @@ MAX_CURVE_K = 50
 PREFIX_BINS: tuple[tuple[int, float, str], ...] = (
     (1, 1, "1"), (2, 2, "2"), (3, 3, "3"), (4, 4, "4"), (5, 9, "5–9"), (10, math.inf, "10+"),
 )
-#: elements of one bootstrap weight chunk (replicates x cases): bounds the
-#: memory (about 3 x 8 bytes per element at the peak) while keeping the matrix
+#: figure widths (inches) of ``--figure-width column`` and ``text``: one
+#: column and the full text width of a two-column paper
+COLUMN_WIDTH = 3.3
+TEXT_WIDTH = 7.0
+#: default columns of the results tables: metrics at these cut-offs, then these timings
+TABLE_METRICS: tuple[str, ...] = ("HitRate", "MRR", "NDCG")
+TABLE_KS: tuple[int, ...] = (20, 50)
+TABLE_TIMINGS: tuple[str, ...] = ("fit_seconds",)
 
 REPORT_DIR = "report"
 FIGURES_DIR = "figures"
 TABLES_DIR = "tables"
+
 
 @dataclass(frozen=True)
 class Timing:

@@ -1,7 +1,18 @@
-"""The figures: one function per kind, each taking a :class:`Group` and the styles."""
+"""The figures: one function per kind, each drawing a :class:`Group` at a given print width.
+
+Every figure is drawn at the width it will be printed at (``--figure-width``:
+one column, the text width, or inches), with 7-8 pt text, so that fonts keep
+their size in the paper. Figures carry no title: each plotter returns the
+caption, which the report writes beside the figure (``<figure>.txt``).
+Panels without data, or repeating another panel (Recall@K equals
+HitRate@K when every case has one target), are left out, and the caption
+says so.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -9,43 +20,54 @@ import pandas as pd
 
 from harness.metrics import METRICS, RANK_METRICS, metric_key
 from harness.report.collection import Group
-from harness.report.constants import BAR_KS, LIST_K, MAX_CURVE_K, PREFIX_BINS
+from harness.report.constants import BAR_KS, LIST_K, MAX_CURVE_K
 from harness.report.statistics import pareto_front
 from harness.report.styles import Style
 
-#: figure kinds, in the order summary.md lists them, with their one-line description
-FIGURE_KINDS: dict[str, str] = {
-    "bars": "grouped bars of HitRate, Recall, NDCG and MRR at K = {bar_ks} per model, "
-            "with 95% bootstrap confidence intervals (cases, and seeds where several).",
-    "metric_vs_k": "HitRate, Recall, NDCG and MRR as the list length K grows from 1 to 50 "
-                   "(means over seeds, from the stored ranks).",
-    "accuracy_latency": "HitRate@{k} and MRR@{k} against single-session latency p50 (ms, log scale); "
-                        "the dashed line joins the Pareto-optimal models (no other model is both faster "
-                        "and more accurate).",
-    "prefix_length": "HitRate@{k} by prefix length (number of items the model has seen), with 95% "
-                     "bootstrap CIs; the tick labels give the number of evaluation cases per bin.",
-    "training_curves": "training loss and validation MRR@20 per epoch of the models trained by epoch "
-                       "(mean over seeds; band: min to max over seeds; dashed: refit on all of train).",
-}
+#: figure kinds, in the order summary.md lists them
+FIGURE_KINDS: tuple[str, ...] = ("bars", "metric_vs_k", "accuracy_latency", "prefix_length", "training_curves")
 
-
+#: the smallest font size (pt) of any text in a figure
+MIN_FONT_PT = 7.0
 _RC = {
-    "pdf.fonttype": 42,  # embed TrueType fonts (not Type 3) in PDF and PS
+    "pdf.fonttype": 42,  # embed TrueType fonts (Type 42, not Type 3) in PDF and PS
     "ps.fonttype": 42,
-    "font.size": 9,
-    "axes.titlesize": 10,
-    "axes.labelsize": 9,
-    "legend.fontsize": 8,
-    "xtick.labelsize": 8,
-    "ytick.labelsize": 8,
+    "font.size": 8,
+    "axes.titlesize": 8,
+    "axes.labelsize": 8,
+    "legend.fontsize": 7,
+    "legend.title_fontsize": 7,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "axes.linewidth": 0.6,
+    "xtick.major.width": 0.6,
+    "ytick.major.width": 0.6,
+    "xtick.major.size": 2.5,
+    "ytick.major.size": 2.5,
+    "lines.linewidth": 1.0,
+    "lines.markersize": 4,
     "axes.grid": True,
     "grid.alpha": 0.3,
-    "grid.linewidth": 0.5,
+    "grid.linewidth": 0.4,
     "axes.spines.top": False,
     "axes.spines.right": False,
-    "savefig.dpi": 160,
+    "hatch.linewidth": 0.5,
+    "savefig.dpi": 300,
     "svg.hashsalt": "sessionbench",
 }
+#: a panel narrower than this (inches) is unreadable: fewer panels per row
+_MIN_PANEL_WIDTH = 1.55
+
+
+@dataclass
+class Drawn:
+    """A drawn figure and its caption."""
+
+    figure: object  # matplotlib.figure.Figure
+    caption: str
+
+
+Warn = Callable[[str], None]
 
 
 def _new_figure(width: float, height: float):
@@ -53,19 +75,56 @@ def _new_figure(width: float, height: float):
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), layout="constrained")
+    fig.get_layout_engine().set(w_pad=0.02, h_pad=0.02, wspace=0.04, hspace=0.04)
     FigureCanvasAgg(fig)
     return fig
 
 
-def _save(fig, path_stem: Path) -> list[Path]:
-    """Write PNG and PDF (no timestamps, so reruns give identical files)."""
+def _grid(n_panels: int, width: float) -> tuple[int, int]:
+    """(rows, columns) of ``n_panels`` panels in a figure ``width`` inches wide."""
+    cols = max(1, min(n_panels, int(width // _MIN_PANEL_WIDTH)))
+    return -(-n_panels // cols), cols
+
+
+def _panels(n_panels: int, width: float, panel_height: float, legend_rows: int):
+    """A figure of ``n_panels`` axes (row-major), sized for the width, with room
+    for the legend below; when the grid has an empty cell, the legend goes there
+    instead (the figure's ``_legend_ax``)."""
+    rows, cols = _grid(n_panels, width)
+    spare = rows * cols > n_panels
+    fig = _new_figure(width, rows * panel_height + (0 if spare else 0.16 * legend_rows + 0.1))
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    for ax in axes[n_panels + 1:]:
+        ax.remove()
+    fig._legend_ax = None
+    if spare:
+        fig._legend_ax = axes[n_panels]
+        fig._legend_ax.axis("off")
+        fig._legend_cell = width / cols
+    return fig, list(axes[:n_panels])
+
+
+def save_figure(fig, path_stem: Path) -> list[Path]:
+    """Write PNG (300 dpi) and PDF (Type 42 fonts), without timestamps so reruns give identical files."""
     png, pdf = path_stem.with_suffix(".png"), path_stem.with_suffix(".pdf")
     fig.savefig(png, metadata={"Software": None})
     fig.savefig(pdf, metadata={"CreationDate": None, "Creator": None, "Producer": None})
     return [png, pdf]
 
 
-def _legend(fig, labels: list[str], styles: dict[str, Style], *, kind: str = "marker", extra=()) -> None:
+def _legend_columns(labels: list[str], width: float) -> int:
+    longest = max((len(str(label)) for label in labels), default=4)
+    per = 0.28 + 0.055 * longest  # inches per entry at 7 pt: handle + text
+    return max(1, min(len(labels), int((width - 0.1) // per)))
+
+
+def _legend_rows(labels: list[str], width: float, extra: int = 0) -> int:
+    n = len(labels) + extra
+    return -(-n // _legend_columns(list(labels) + ["x" * 12] * extra, width))
+
+
+def _legend(fig, labels: list[str], styles: dict[str, Style], width: float, *, kind: str = "marker",
+            extra=()) -> None:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -73,12 +132,20 @@ def _legend(fig, labels: list[str], styles: dict[str, Style], *, kind: str = "ma
     for label in labels:
         st = styles[label]
         if kind == "patch":
-            handles.append(Patch(facecolor=st.color, edgecolor="black", linewidth=0.4, label=label))
+            handles.append(Patch(facecolor=st.color, edgecolor="black", hatch=st.hatch, linewidth=0.4, label=label))
         else:
-            handles.append(Line2D([], [], color=st.color, marker=st.marker, linestyle="-" if kind == "line" else "",
-                                  markersize=6, label=label))
+            handles.append(Line2D([], [], color=st.color, marker=st.marker, markerfacecolor=st.face,
+                                  linestyle="-" if kind == "line" else "", markersize=4, label=label))
     handles += list(extra)
-    fig.legend(handles=handles, loc="outside right center", frameon=False, title="model")
+    spare = getattr(fig, "_legend_ax", None)
+    if spare is not None:  # an empty grid cell: the legend fills it
+        cell = fig._legend_cell
+        spare.legend(handles=handles, loc="center", ncol=_legend_columns([h.get_label() for h in handles], cell),
+                     frameon=False, handlelength=1.6, columnspacing=0.8, handletextpad=0.4, borderaxespad=0.0)
+        return
+    ncol = _legend_columns([h.get_label() for h in handles], width)
+    fig.legend(handles=handles, loc="outside lower center", ncol=ncol, frameon=False, handlelength=1.6,
+               columnspacing=0.9, handletextpad=0.4, borderaxespad=0.1)
 
 
 def _yerr(mean: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -86,17 +153,37 @@ def _yerr(mean: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(err), np.clip(err, 0, None), 0.0)
 
 
-def _plot_bars(group: Group, styles: dict[str, Style]):
-    names = list(RANK_METRICS)
+def _shown_metrics(group: Group, keys_of: Callable[[str], list[str]]) -> tuple[list[str], list[str]]:
+    """The rank metrics worth a panel, and a note per metric left out: those
+    without any value, and Recall when it equals HitRate everywhere (one
+    target per case, as under the next-item protocol)."""
+    shown, dropped = [], []
+    for name in RANK_METRICS:
+        keys = [k for k in keys_of(name) if k in group.means.columns]
+        values = group.means[keys].to_numpy(np.float64) if keys else np.zeros((0, 0))
+        if not np.isfinite(values).any():
+            dropped.append(f"{name} has no values")
+            continue
+        if name == "Recall":
+            hit = group.means[[k.replace("Recall", "HitRate") for k in keys]].to_numpy(np.float64)
+            if np.allclose(values, hit, equal_nan=True):
+                dropped.append("Recall equals HitRate here (one target per case) and is not drawn")
+                continue
+        shown.append(name)
+    return shown, dropped
+
+
+def _dropped_note(dropped: list[str]) -> str:
+    return (" " + "; ".join(dropped) + ".") if dropped else ""
+
+
+def _plot_bars(group: Group, styles: dict[str, Style], width: float, warn: Warn) -> Drawn | None:
+    names, dropped = _shown_metrics(group, lambda n: [metric_key(n, k) for k in BAR_KS])
+    if not names:
+        return None
     n = len(group.labels)
-    panel_w = max(2.3, 0.16 * n * len(BAR_KS) + 0.8)
-    if n > 6:  # many models: a 2 x 2 grid keeps the figure's aspect readable
-        fig = _new_figure(panel_w * 2 + 1.6, 5.8)
-        axes = fig.subplots(2, 2).ravel()
-    else:
-        fig = _new_figure(panel_w * len(names) + 1.6, 3.2)
-        axes = fig.subplots(1, len(names))
-    width = 0.8 / max(n, 1)
+    fig, axes = _panels(len(names), width, 1.5, _legend_rows(group.labels, width))
+    bar_w = 0.84 / max(n, 1)
     for ax, name in zip(axes, names):
         keys = [metric_key(name, k) for k in BAR_KS]
         for i, label in enumerate(group.labels):
@@ -104,72 +191,162 @@ def _plot_bars(group: Group, styles: dict[str, Style]):
             mean = group.means.loc[label, keys].to_numpy(np.float64)
             err = _yerr(mean, group.ci_low.loc[label, keys].to_numpy(np.float64),
                         group.ci_high.loc[label, keys].to_numpy(np.float64))
-            x = np.arange(len(keys)) - 0.4 + width * (i + 0.5)
-            ax.bar(x, mean, width, color=st.color, edgecolor="black", linewidth=0.4,
-                   yerr=err, error_kw={"elinewidth": 0.8, "capsize": 1.5, "ecolor": "black"})
-        ax.set_xticks(np.arange(len(keys)), [f"K = {k}" for k in BAR_KS])
+            x = np.arange(len(keys)) - 0.42 + bar_w * (i + 0.5)
+            ax.bar(x, mean, bar_w, color=st.color, hatch=st.hatch, edgecolor="black", linewidth=0.3,
+                   yerr=err, error_kw={"elinewidth": 0.5, "capsize": 0.8, "ecolor": "black"})
+        ax.set_xticks(np.arange(len(keys)), [f"@{k}" for k in BAR_KS])
         ax.set_ylabel(METRICS[name].label)
-        ax.set_title(METRICS[name].label)
         ax.set_ylim(bottom=0)
         ax.grid(axis="x", visible=False)
-    fig.suptitle(f"{group.title}: mean over cases and seeds, 95% bootstrap CI")
-    _legend(fig, group.labels, styles, kind="patch")
-    return fig
+    _legend(fig, group.labels, styles, width, kind="patch")
+    ks = " and ".join(map(str, BAR_KS))
+    caption = (f"{group.title}: {', '.join(names)} at K = {ks} per model (mean over evaluation cases and seeds; "
+               f"error bars: 95% bootstrap CI over cases, and seeds where several).{_dropped_note(dropped)}")
+    return Drawn(fig, caption)
 
 
-def _plot_metric_vs_k(group: Group, styles: dict[str, Style]):
-    names = list(RANK_METRICS)
-    fig = _new_figure(2.6 * len(names) + 1.6, 3.0)
-    axes = fig.subplots(1, len(names))
+def _plot_metric_vs_k(group: Group, styles: dict[str, Style], width: float, warn: Warn) -> Drawn | None:
+    names, dropped = _shown_metrics(group, lambda n: [metric_key(n, k) for k in (1, LIST_K)])
+    names = [n for n in names if all(n in c for c in group.k_curves.values())]
+    if not names:
+        return None
+    fig, axes = _panels(len(names), width, 1.45, _legend_rows(group.labels, width))
     for ax, name in zip(axes, names):
         for label in group.labels:
             st = styles[label]
             curve = group.k_curves[label][name]
-            ax.plot(curve.index, curve.to_numpy(), color=st.color, marker=st.marker, markersize=4,
-                    markevery=[k - 1 for k in (1, 5, 10, 20, 30, 40, 50) if k <= len(curve)], linewidth=1.2)
-        ax.set_xlabel("K (length of the recommendation list)")
+            ax.plot(curve.index, curve.to_numpy(), color=st.color, marker=st.marker, markerfacecolor=st.face,
+                    markersize=3, markevery=[k - 1 for k in (1, 10, 20, 30, 40, 50) if k <= len(curve)],
+                    linewidth=0.9)
+        ax.set_xlabel("K")
         ax.set_ylabel(METRICS[name].label)
-        ax.set_title(METRICS[name].label)
         ax.set_xlim(0, MAX_CURVE_K + 1)
         ax.set_ylim(bottom=0)
-    fig.suptitle(f"{group.title}: metric vs K (mean over seeds)")
-    _legend(fig, group.labels, styles, kind="line")
-    return fig
+    _legend(fig, group.labels, styles, width, kind="line")
+    caption = (f"{group.title}: {', '.join(names)} as the recommendation list length K grows from 1 to "
+               f"{MAX_CURVE_K} (means over seeds, from the stored ranks).{_dropped_note(dropped)}")
+    return Drawn(fig, caption)
 
 
-def _plot_accuracy_latency(group: Group, styles: dict[str, Style]):
+def place_labels(ax, points_px: np.ndarray, texts: list[str], *, fontsize: float = 7.0,
+                 radii: tuple[float, ...] = (4.0, 9.0, 15.0, 22.0, 30.0, 40.0)) -> list:
+    """Annotate each point with its text, avoiding overlaps (deterministic).
+
+    Points are placed in order of decreasing y (top first). For each, the
+    candidate offsets (right, above, below, left and the four diagonals, at
+    growing distances in points) are tried in a fixed order; the first whose
+    text box stays inside the axes and overlaps neither an earlier label nor
+    any point's marker box is used (with a thin leader line past the first
+    ring). When none fits, the candidate with the least overlap is used.
+
+    Args:
+        ax: the axes (already laid out: the figure has been drawn once).
+        points_px: ``[n, 2]`` the points in display pixels.
+        texts: one label per point.
+    Returns:
+        the annotation artists, in the order of ``texts``.
+    """
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    px_per_pt = fig.dpi / 72.0
+    frame = ax.get_window_extent(renderer)
+    marker_half = 3.5 * px_per_pt
+    obstacles = [np.array([x - marker_half, y - marker_half, x + marker_half, y + marker_half])
+                 for x, y in points_px if np.isfinite(x) and np.isfinite(y)]
+    directions = [(1, 0), (0, 1), (0, -1), (-1, 0), (1, 1), (-1, 1), (1, -1), (-1, -1)]
+    out: list = [None] * len(texts)
+    order = sorted(range(len(texts)), key=lambda i: (-points_px[i][1], points_px[i][0], texts[i]))
+    for i in order:
+        x, y = points_px[i]
+        if not (np.isfinite(x) and np.isfinite(y)):
+            continue
+        probe = fig.text(0.5, 0.5, texts[i], fontsize=fontsize)  # measured in figure space (any axis scale)
+        bbox = probe.get_window_extent(renderer)
+        probe.remove()
+        w, h = bbox.width, bbox.height
+        best, best_cost = None, np.inf
+        for r in radii:
+            for dx, dy in directions:
+                ox, oy = dx * r * px_per_pt, dy * r * px_per_pt
+                left = x + ox if dx > 0 else (x + ox - w if dx < 0 else x - w / 2)
+                bottom = y + oy if dy > 0 else (y + oy - h if dy < 0 else y - h / 2)
+                box = np.array([left, bottom, left + w, bottom + h])
+                cost = sum(_overlap(box, o) for o in obstacles)
+                outside = max(0, frame.x0 - box[0]) + max(0, box[2] - frame.x1) + max(0, frame.y0 - box[1]) \
+                    + max(0, box[3] - frame.y1)
+                cost += outside * h * 4
+                if cost < best_cost:
+                    best, best_cost = (dx, dy, r, box), cost
+                if cost == 0:
+                    break
+            if best_cost == 0:
+                break
+        dx, dy, r, box = best
+        ha = "left" if dx > 0 else ("right" if dx < 0 else "center")
+        va = "bottom" if dy > 0 else ("top" if dy < 0 else "center")
+        arrow = {"arrowstyle": "-", "linewidth": 0.4, "color": "0.3", "shrinkA": 0.5, "shrinkB": 2.5} \
+            if r > radii[0] else None
+        xy = tuple(ax.transData.inverted().transform((x, y)))
+        ann = ax.annotate(texts[i], xy, xycoords="data", xytext=(dx * r, dy * r), textcoords="offset points",
+                          ha=ha, va=va, fontsize=fontsize, arrowprops=arrow, annotation_clip=False)
+        ann.set_in_layout(False)
+        obstacles.append(box)
+        out[i] = ann
+    return out
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """Area of the intersection of two boxes ``[x0, y0, x1, y1]``."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    return float(w * h) if w > 0 and h > 0 else 0.0
+
+
+def _plot_accuracy_latency(group: Group, styles: dict[str, Style], width: float, warn: Warn) -> Drawn | None:
     from matplotlib.lines import Line2D
 
-    keys = [metric_key("HitRate", LIST_K), metric_key("MRR", LIST_K)]
-    fig = _new_figure(2 * 3.4 + 1.6, 3.2)
-    axes = fig.subplots(1, len(keys))
     x = group.means["latency_ms_p50"].to_numpy(np.float64)
+    keys = [k for k in (metric_key("HitRate", LIST_K), metric_key("MRR", LIST_K))
+            if k in group.means.columns and np.isfinite(group.means[k].to_numpy(np.float64) + x).any()]
+    if not keys or not (np.isfinite(x) & (x > 0)).any():
+        return None
+    # labelled scatter plots need room: one panel per row unless the figure is wide
+    rows, cols = (len(keys), 1) if width < 2 * 2.6 else (1, len(keys))
+    fig = _new_figure(width, rows * 2.3 + 0.35)
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
     for ax, key in zip(axes, keys):
         y = group.means[key].to_numpy(np.float64)
         err = _yerr(y, group.ci_low[key].to_numpy(np.float64), group.ci_high[key].to_numpy(np.float64))
         front = pareto_front(x, y)
         if front.any():
             order = np.argsort(x[front])
-            ax.plot(x[front][order], y[front][order], linestyle="--", color="0.35", linewidth=1.0,
+            ax.plot(x[front][order], y[front][order], linestyle="--", color="0.35", linewidth=0.8,
                     drawstyle="steps-post", zorder=1)
         for i, label in enumerate(group.labels):
-            if not (np.isfinite(x[i]) and np.isfinite(y[i])):
+            if not (np.isfinite(x[i]) and np.isfinite(y[i]) and x[i] > 0):
                 continue
             st = styles[label]
-            ax.errorbar(x[i], y[i], yerr=err[:, [i]], color=st.color, marker=st.marker, markersize=7,
-                        markeredgecolor="black" if front[i] else st.color, markeredgewidth=1.2 if front[i] else 0.5,
-                        linestyle="", elinewidth=0.8, capsize=2, zorder=3)
-        if np.isfinite(x).any() and (x[np.isfinite(x)] > 0).all():
-            _log_axis(ax)
-        else:
-            ax.text(0.5, 0.5, "no latency measured", transform=ax.transAxes, ha="center", va="center")
-        ax.set_xlabel("single-session latency p50 (ms, log scale)")
+            ax.errorbar(x[i], y[i], yerr=err[:, [i]], color=st.color, marker=st.marker, markersize=4.5,
+                        markerfacecolor=st.face, markeredgecolor="black" if front[i] else st.color,
+                        markeredgewidth=0.8 if front[i] else 0.6, linestyle="", elinewidth=0.6, capsize=1.2,
+                        zorder=3, alpha=0.9)
+        _log_axis(ax)
+        ax.set_xlabel("latency p50 (ms, log scale)")
         ax.set_ylabel(key)
-        ax.set_title(f"{key} vs latency")
-    front_handle = Line2D([], [], linestyle="--", color="0.35", label="Pareto front")
-    fig.suptitle(f"{group.title}: accuracy vs latency (one prefix at a time)")
-    _legend(fig, group.labels, styles, extra=[front_handle])
-    return fig
+    handle = Line2D([], [], linestyle="--", color="0.35", linewidth=0.8, label="Pareto front")
+    fig.legend(handles=[handle], loc="outside lower center", frameon=False)
+    fig.canvas.draw()  # fix the layout (legend included) before placing labels in display space
+    fig.set_layout_engine("none")  # and keep it: the labels are placed for exactly this layout
+    for ax, key in zip(axes, keys):
+        y = group.means[key].to_numpy(np.float64)
+        ok = np.isfinite(x) & np.isfinite(y) & (x > 0)
+        pts = ax.transData.transform(np.column_stack([np.where(ok, x, 1.0), np.where(ok, y, 0.0)]))
+        pts[~ok] = np.nan
+        place_labels(ax, pts, list(group.labels))
+    caption = (f"{group.title}: {' and '.join(keys)} against single-session latency p50 (ms, log scale; one "
+               f"prefix at a time); error bars: 95% bootstrap CI. The dashed line joins the Pareto-optimal "
+               f"models (no other model is both faster and more accurate); their markers have black edges.")
+    return Drawn(fig, caption)
 
 
 def _log_axis(ax) -> None:
@@ -177,87 +354,113 @@ def _log_axis(ax) -> None:
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     ax.set_xscale("log")
-    ax.margins(x=0.12)
+    ax.margins(x=0.15, y=0.12)
     ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-def _plot_prefix_length(group: Group, styles: dict[str, Style]):
+def _plot_prefix_length(group: Group, styles: dict[str, Style], width: float, warn: Warn) -> Drawn | None:
+    counts = group.bin_counts.to_numpy()
+    keep = np.flatnonzero(counts > 0)
+    if not len(keep):
+        return None
     n = len(group.labels)
-    fig = _new_figure(6.4 + 1.6, 3.4)
+    fig = _new_figure(width, 1.9 + 0.16 * _legend_rows(group.labels, width) + 0.1)
     ax = fig.subplots()
-    xs = np.arange(len(PREFIX_BINS))
-    dodge = np.linspace(-0.25, 0.25, n) if n > 1 else np.zeros(1)
+    xs = np.arange(len(keep))
+    dodge = np.linspace(-0.28, 0.28, n) if n > 1 else np.zeros(1)
     for i, label in enumerate(group.labels):
         st = styles[label]
-        mean = group.bin_means.loc[label].to_numpy(np.float64)
-        err = _yerr(mean, group.bin_low.loc[label].to_numpy(np.float64),
-                    group.bin_high.loc[label].to_numpy(np.float64))
+        mean = group.bin_means.loc[label].to_numpy(np.float64)[keep]
+        err = _yerr(mean, group.bin_low.loc[label].to_numpy(np.float64)[keep],
+                    group.bin_high.loc[label].to_numpy(np.float64)[keep])
         ok = np.isfinite(mean)
         ax.errorbar(xs[ok] + dodge[i], mean[ok], yerr=err[:, ok], color=st.color, marker=st.marker,
-                    markersize=5, linewidth=1.0, elinewidth=0.7, capsize=1.5)
-    ticks = [f"{name}\n(n={int(c):,})" for name, c in zip(group.bin_counts.index, group.bin_counts.to_numpy())]
-    ax.set_xticks(xs, ticks)
-    ax.set_xlabel("prefix length (items seen so far)")
+                    markerfacecolor=st.face, markersize=3, linewidth=0.8, elinewidth=0.5, capsize=0.8)
+    names = group.bin_counts.index[keep]
+    ax.set_xticks(xs, [f"{name}\n{int(c):,}" for name, c in zip(names, counts[keep])])
+    ax.set_xlabel("prefix length (items seen); evaluation cases per bin")
     key = metric_key("HitRate", LIST_K)
     ax.set_ylabel(key)
     ax.set_ylim(bottom=0)
-    ax.set_title(f"{group.title}: {key} by prefix length (95% bootstrap CI)")
-    _legend(fig, group.labels, styles, kind="line")
-    return fig
+    _legend(fig, group.labels, styles, width, kind="line")
+    empty = [str(b) for b, c in zip(group.bin_counts.index, counts) if c == 0]
+    note = f" Empty bins ({', '.join(empty)}) are left out." if empty else ""
+    caption = (f"{group.title}: {key} by prefix length (the number of items the model has seen), means over "
+               f"seeds with 95% bootstrap CIs; under each bin, its number of evaluation cases.{note}")
+    return Drawn(fig, caption)
 
 
 _PHASE_STYLE = {"select": "-", "train": "-", "refit": "--"}
 
 
-def _plot_training_curves(group: Group, styles: dict[str, Style]):
+def _curve_frame(label: str, frames: list[pd.DataFrame], warn: Warn) -> pd.DataFrame | None:
+    """The seeds' curves of one label, or None (with a warning) when malformed."""
+    try:
+        data = pd.concat(frames, ignore_index=True)
+    except Exception as err:  # noqa: BLE001 - any unreadable curve is skipped, the report goes on
+        warn(f"training_curves: {label}: curve not drawn ({err})")
+        return None
+    missing = [c for c in ("phase", "epoch", "loss") if c not in data.columns]
+    if missing:
+        warn(f"training_curves: {label}: curve not drawn (curve.csv has no {', '.join(missing)} column)")
+        return None
+    return data
+
+
+def _plot_training_curves(group: Group, styles: dict[str, Style], width: float, warn: Warn) -> Drawn | None:
     from matplotlib.lines import Line2D
 
-    labels = [label for label in group.labels if label in group.curves]
-    fig = _new_figure(2 * 3.4 + 1.8, 3.2)
-    ax_loss, ax_valid = fig.subplots(1, 2)
+    data = {label: _curve_frame(label, group.curves[label], warn) for label in group.labels if label in group.curves}
+    data = {label: d for label, d in data.items() if d is not None}
+    if not data:
+        return None
+    vnames = sorted({c for d in data.values() for c in d.columns if c.startswith("valid_")})
+    valid_name = vnames[0] if vnames else None
+    has_valid = valid_name is not None and any(
+        pd.to_numeric(d[valid_name], errors="coerce").notna().any() for d in data.values() if valid_name in d)
+    cols = ["loss"] + ([valid_name] if has_valid else [])
+    labels = list(data)
     phases_seen: list[str] = []
-    valid_name = "valid_MRR@20"
-    for label in labels:
+    fig, axes = _panels(len(cols), width, 1.6, _legend_rows(labels, width, extra=2))
+    for label, frame in data.items():
         st = styles[label]
-        frames = group.curves[label]
-        data = pd.concat(frames, ignore_index=True)
-        vcols = [c for c in data.columns if c.startswith("valid_")]
-        if vcols:
-            valid_name = vcols[0]
-        for phase in pd.unique(data["phase"]):
-            part = data[data["phase"] == phase]
-            ls = _PHASE_STYLE.get(str(phase), ":")
+        n_seeds = len(group.curves[label])
+        for phase in pd.unique(frame["phase"]):
+            part = frame[frame["phase"] == phase]
             if phase not in phases_seen:
                 phases_seen.append(phase)
-            for ax, col in ((ax_loss, "loss"), (ax_valid, valid_name)):
+            for ax, col in zip(axes, cols):
                 if col not in part.columns:
                     continue
-                stats = pd.to_numeric(part[col], errors="coerce").groupby(part["epoch"]).agg(["mean", "min", "max"])
+                values = pd.to_numeric(part[col], errors="coerce")
+                stats = values.groupby(pd.to_numeric(part["epoch"], errors="coerce")).agg(["mean", "min", "max"])
                 stats = stats.dropna()
                 if stats.empty:
                     continue
-                ax.plot(stats.index, stats["mean"], color=st.color, marker=st.marker, markersize=4,
-                        linestyle=ls, linewidth=1.2)
-                if len(frames) > 1:
-                    ax.fill_between(stats.index, stats["min"], stats["max"], color=st.color, alpha=0.15,
-                                    linewidth=0)
-    ax_loss.set_xlabel("epoch")
-    ax_loss.set_ylabel("training loss (mean per batch)")
-    ax_loss.set_title("training loss")
-    ax_valid.set_xlabel("epoch")
-    ax_valid.set_ylabel(f"validation {valid_name.removeprefix('valid_')}")
-    ax_valid.set_title(f"validation {valid_name.removeprefix('valid_')}")
-    for ax in (ax_loss, ax_valid):
+                ax.plot(stats.index, stats["mean"], color=st.color, marker=st.marker, markerfacecolor=st.face,
+                        markersize=3, linestyle=_PHASE_STYLE.get(str(phase), ":"), linewidth=0.9)
+                if n_seeds > 1:
+                    ax.fill_between(stats.index, stats["min"], stats["max"], color=st.color, alpha=0.15, linewidth=0)
+    axes[0].set_ylabel("training loss")
+    if has_valid:
+        axes[1].set_ylabel(f"validation {valid_name.removeprefix('valid_')}")
+    for ax in axes:
+        ax.set_xlabel("epoch")
         ax.xaxis.get_major_locator().set_params(integer=True)
-    extra = [Line2D([], [], color="0.3", linestyle=_PHASE_STYLE.get(str(p), ":"), label=f"phase: {p}")
+    extra = [Line2D([], [], color="0.3", linestyle=_PHASE_STYLE.get(str(p), ":"), linewidth=0.9, label=str(p))
              for p in phases_seen]
-    fig.suptitle(f"{group.title}: training curves")
-    _legend(fig, labels, styles, kind="line", extra=extra)
-    return fig
+    _legend(fig, labels, styles, width, kind="line", extra=extra)
+    valid = (f"validation {valid_name.removeprefix('valid_')} (right)" if has_valid
+             else "no validation scores were recorded (no validation split), so only the loss is drawn")
+    caption = (f"{group.title}: training loss per epoch (mean per batch) and {valid}, for the models trained by "
+               f"epoch (mean over seeds; band: min to max over seeds). Line style: phase (select: training with "
+               f"early stopping on validation; refit: on all of train).")
+    return Drawn(fig, caption)
 
 
+#: kind -> plotter(group, styles, width, warn) -> Drawn or None (nothing to draw)
 _PLOTTERS = {
     "bars": _plot_bars,
     "metric_vs_k": _plot_metric_vs_k,

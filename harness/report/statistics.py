@@ -56,7 +56,8 @@ import numpy as np
 ALPHA = 0.05
 #: confidence level of every interval
 LEVEL = 0.95
-#: cut-offs of the grouped bar charts
+#: elements of one bootstrap weight chunk (replicates x cases): bounds the
+#: memory (about 3 x 8 bytes per element at the peak) while keeping the matrix
 #: products wide enough to be efficient
 _CHUNK_ELEMENTS = 1 << 24
 

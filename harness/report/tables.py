@@ -8,16 +8,64 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from harness.errors import ConfigError
 from harness.metrics import METRICS, RANK_METRICS, MetricSpec, metric_key
 from harness.report.collection import Group
-from harness.report.constants import LIST_K, SUMMARY_KS, TIMINGS, Timing
+from harness.report.constants import (
+    LIST_K, SUMMARY_KS, TABLE_KS, TABLE_METRICS, TABLE_TIMINGS, TIMINGS, Timing,
+)
 from harness.report.statistics import ALPHA
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    r"""Which columns the results tables show and how they are laid out.
+
+    Attributes:
+        metrics: metric names (HitRate, Recall, MRR, NDCG, Coverage, Popularity)
+            and timing keys (fit_seconds, prefixes_per_second, latency_ms_p50,
+            latency_ms_p95), in column order.
+        ks: cut-offs of the rank metrics (Coverage and Popularity use LIST_K).
+        layout: ``narrow``: a one-column ``table`` (the default, fits
+            \columnwidth of a two-column article with the default columns);
+            ``wide``: a ``table*`` across both columns.
+    """
+
+    metrics: tuple[str, ...] = TABLE_METRICS + TABLE_TIMINGS
+    ks: tuple[int, ...] = TABLE_KS
+    layout: str = "narrow"
+
+    def columns(self) -> list[_Column]:
+        """The table's columns, metrics first (each at every K), then timings."""
+        cols: list[_Column] = []
+        for name in self.metrics:
+            if name in RANK_METRICS:
+                cols += [_Column(metric_key(name, k), f"@{k}", name, METRICS[name], None) for k in self.ks]
+            elif name in ("Coverage", "Popularity"):
+                cols.append(_Column(metric_key(name, LIST_K), f"@{LIST_K}", name, METRICS[name], None))
+        cols += [_Column(TIMINGS[t].key, TIMINGS[t].header, "", None, TIMINGS[t]) for t in self.metrics
+                 if t in TIMINGS]
+        return cols
+
+
+def check_table_metrics(names: Sequence[str]) -> tuple[str, ...]:
+    """Validate ``--metrics``: metric names (any case) or timing keys; returns canonical names."""
+    known = {n.lower(): n for n in (*RANK_METRICS, "Coverage", "Popularity", *TIMINGS)}
+    out = []
+    for name in names:
+        canon = known.get(str(name).strip().lower())
+        if canon is None:
+            raise ConfigError(f"--metrics: unknown column {name!r}; expected some of {', '.join(known.values())}")
+        if canon not in out:
+            out.append(canon)
+    return tuple(out)
+
 
 @dataclass(frozen=True)
 class _Column:
     key: str  # metric key or timing key
-    header: str
-    group: str  # header group (metric name, "beyond accuracy", "efficiency")
+    header: str  # second header row (under the group name)
+    group: str  # first header row: metric name, or "" for a timing
     metric: MetricSpec | None
     timing: Timing | None
 
@@ -25,16 +73,16 @@ class _Column:
         return (self.metric or self.timing).best(values)
 
 
-def _table_columns(table_ks: tuple[int, ...]) -> list[_Column]:
-    cols = [_Column(metric_key(n, k), f"@{k}", n, METRICS[n], None) for n in RANK_METRICS for k in table_ks]
-    cols += [_Column(metric_key(n, LIST_K), metric_key(n, LIST_K), "beyond accuracy", METRICS[n], None)
-             for n in ("Coverage", "Popularity")]
-    cols += [_Column(t.key, t.header, "efficiency", None, t) for t in TIMINGS.values()]
-    return cols
-
-
 def _fmt_metric(value: float) -> str:
     return "–" if not np.isfinite(value) else f"{value:.4f}"
+
+
+def _fmt_short(value: float) -> str:
+    """Three decimals without the leading zero (".412"), as in most papers' tables."""
+    if not np.isfinite(value):
+        return "–"
+    text = f"{value:.3f}"
+    return text[1:] if text.startswith("0.") else text
 
 
 def _fmt_quantity(value: float) -> str:
@@ -52,8 +100,10 @@ def _fmt_quantity(value: float) -> str:
     return f"{value:.3f}"
 
 
-def _fmt(col: _Column, value: float) -> str:
-    return _fmt_metric(value) if col.metric is not None else _fmt_quantity(value)
+def _fmt(col: _Column, value: float, short: bool = False) -> str:
+    if col.metric is None:
+        return _fmt_quantity(value)
+    return _fmt_short(value) if short else _fmt_metric(value)
 
 
 def _best_mask(col: _Column, values: np.ndarray) -> np.ndarray:
@@ -71,26 +121,49 @@ def _significant_mask(group: Group, col: _Column) -> np.ndarray:
     return np.array([label in marked for label in group.labels])
 
 
-def _caption(group: Group, n_boot: int, *, latex: bool) -> str:
+def seeds_phrase(n_seeds: dict[str, int]) -> str:
+    """"3 seeds for gru4rec and srgnn, 1 for the others" (labels in table order)."""
+    counts: dict[int, list[str]] = {}
+    for label, n in n_seeds.items():
+        counts.setdefault(n, []).append(label)
+    if len(counts) == 1:
+        (n,) = counts
+        return f"{n} seed{'s' if n != 1 else ''} per model"
+    common = max(counts, key=lambda n: (len(counts[n]), -n))
+    parts = [f"{n} seed{'s' if n != 1 else ''} for {_and(counts[n])}" for n in sorted(counts, reverse=True)
+             if n != common]
+    return ", ".join(parts) + f", {common} for the others"
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _caption(group: Group, spec: TableSpec, n_boot: int, *, latex: bool) -> str:
     """The table caption after the title: what the numbers are and how they were tested."""
     cases = "/".join(f"{n:,}" for n in sorted(set(group.n_cases.values())))
-    seeds = "/".join(map(str, sorted(set(group.n_seeds.values()))))
-    if latex:
-        dag = r"$^{\dagger}$"
-        ci = (rf"95\% percentile bootstrap CIs over evaluation cases and seeds (two-level bootstrap, "
-              rf"{n_boot} replicates) are in Table~\ref{{tab:sessionbench-{group.slug}-ci}}.")
-    else:
-        dag = "†"
-        ci = (f"± is the half-width of the 95% percentile bootstrap CI over evaluation cases and seeds "
-              f"(two-level bootstrap, {n_boot} replicates).")
-    return (
-        f"Means over {seeds} seed(s), {cases} evaluation cases (full ranking). {ci} "
-        f"Bold: best per column. {dag}: differs significantly from the best model of the column "
-        f"(paired t-test over the same evaluation cases, paired by session and prefix length, per-case "
-        f"values averaged over seeds; Holm correction across models; alpha = {ALPHA}). "
-        f"Coverage@{LIST_K} and timings are means over seeds (one value per run, no CI); "
-        f"Popularity@{LIST_K} is descriptive (never bold)."
+    dag = r"$^{\dagger}$" if latex else "†"
+    ci = (r"95\% bootstrap CIs are in Table~\ref{tab:sessionbench-" + group.slug + "-ci}." if latex
+          else "95% bootstrap CIs are in the second table.")
+    timings = [TIMINGS[t].header for t in spec.metrics if t in TIMINGS]
+    text = (
+        f"Means over {seeds_phrase(group.n_seeds)}; {cases} test cases, full ranking. {ci} "
+        f"Bold: best per column. {dag}: significantly worse than the column's best (paired t-test over "
+        f"the same test cases, Holm-corrected across models, alpha = {ALPHA})."
     )
+    if timings:
+        text += f" {', '.join(timings)}: mean over seeds."
+    if "Popularity" in spec.metrics:
+        text += f" Popularity@{LIST_K} is descriptive (never bold)."
+    tuned = getattr(group, "tuned", None) or {}
+    if tuned:
+        chosen = "; ".join(f"{label}: {_params_text(p)}" for label, p in tuned.items())
+        text += f" Tuned on the validation split: {chosen}."
+    return text
+
+
+def _params_text(params: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(params.items())) or "defaults"
 
 
 def _table_frame(group: Group) -> pd.DataFrame:
@@ -98,6 +171,9 @@ def _table_frame(group: Group) -> pd.DataFrame:
     out = pd.DataFrame(index=pd.Index(group.labels, name="label"))
     out["n_seeds"] = [group.n_seeds[label] for label in group.labels]
     out["n_cases"] = [group.n_cases[label] for label in group.labels]
+    tuned = getattr(group, "tuned", None) or {}
+    if tuned:
+        out["tuned_params"] = [_params_text(tuned[label]) if label in tuned else "" for label in group.labels]
     ci_cols = set(group.ci_low.columns)
     for col in group.means.columns:
         out[col] = group.means[col]
@@ -107,15 +183,23 @@ def _table_frame(group: Group) -> pd.DataFrame:
     return out
 
 
-def _markdown_table(group: Group, n_boot: int) -> str:
-    cols = _table_columns(group.table_ks)
+def _markdown_table(group: Group, spec: TableSpec, n_boot: int) -> str:
+    cols = spec.columns()
     headers = ["model"] + [c.key if c.metric is not None else c.header for c in cols]
-    lines = [f"### {group.title}", "", _caption(group, n_boot, latex=False), ""]
+    lines = [f"### {group.title}", "", _caption(group, spec, n_boot, latex=False), ""]
     lines.append("| " + " | ".join(headers) + " |")
     lines.append("|" + "|".join([":---"] + ["---:"] * len(cols)) + "|")
     cells = {c.key: _column_cells(group, c, markdown=True) for c in cols}
     for i, label in enumerate(group.labels):
         lines.append("| " + " | ".join([_md_escape(label)] + [cells[c.key][i] for c in cols]) + " |")
+    ci_cols = [c for c in cols if c.key in group.ci_low.columns and c.metric is not None]
+    if ci_cols:
+        lines += ["", f"95% percentile bootstrap CIs ({n_boot} replicates; test cases, and seeds where several):", ""]
+        lines.append("| " + " | ".join(["model"] + [c.key for c in ci_cols]) + " |")
+        lines.append("|" + "|".join([":---"] + ["---:"] * len(ci_cols)) + "|")
+        ci_cells = _ci_cells(group, ci_cols)
+        for i, label in enumerate(group.labels):
+            lines.append("| " + " | ".join([_md_escape(label)] + [ci_cells[c.key][i] for c in ci_cols]) + " |")
     if group.notes:
         lines += [""] + [f"Note: {n}" for n in group.notes]
     return "\n".join(lines) + "\n"
@@ -125,23 +209,19 @@ def _md_escape(text: str) -> str:
     return str(text).replace("|", r"\|")
 
 
-def _column_cells(group: Group, col: _Column, *, markdown: bool) -> list[str]:
-    values = group.means[col.key].to_numpy(np.float64)
+def _column_cells(group: Group, col: _Column, *, markdown: bool, short: bool = False) -> list[str]:
+    values = group.means[col.key].to_numpy(np.float64) if col.key in group.means.columns \
+        else np.full(len(group.labels), np.nan)
     best = _best_mask(col, values)
     sig = _significant_mask(group, col)
-    has_ci = col.key in group.ci_low.columns and col.metric is not None
     out = []
-    for i, label in enumerate(group.labels):
-        text = _fmt(col, values[i])
+    for i in range(len(group.labels)):
+        text = _fmt(col, values[i], short)
         if markdown:
             if best[i] and np.isfinite(values[i]):
                 text = f"**{text}**"
             if sig[i]:
                 text += "†"
-            if has_ci:
-                hw = (group.ci_high.loc[label, col.key] - group.ci_low.loc[label, col.key]) / 2
-                if np.isfinite(hw):
-                    text += f" ± {hw:.4f}"
         else:
             text = text.replace("–", "--")
             if best[i] and np.isfinite(values[i]):
@@ -149,6 +229,16 @@ def _column_cells(group: Group, col: _Column, *, markdown: bool) -> list[str]:
             if sig[i]:
                 text += r"$^{\dagger}$"
         out.append(text)
+    return out
+
+
+def _ci_cells(group: Group, cols: list[_Column], short: bool = False) -> dict[str, list[str]]:
+    fmt = _fmt_short if short else (lambda v: f"{v:.3f}")
+    out = {}
+    for c in cols:
+        lo, hi = group.ci_low[c.key].to_numpy(), group.ci_high[c.key].to_numpy()
+        out[c.key] = ["–" if not (np.isfinite(a) and np.isfinite(b)) else f"[{fmt(a)}, {fmt(b)}]"
+                      for a, b in zip(lo, hi)]
     return out
 
 
@@ -162,17 +252,20 @@ def latex_escape(text: str) -> str:
 
 
 def _latex_tabular(group: Group, cols: list[_Column], cells: dict[str, list[str]]) -> list[str]:
-    spec = "l" + "".join("r" for _ in cols)
+    spec = "@{}l" + "".join("r" for _ in cols) + "@{}"
     groups: list[tuple[str, int]] = []
     for c in cols:
-        if groups and groups[-1][0] == c.group:
+        if groups and groups[-1][0] == c.group and c.group:
             groups[-1] = (c.group, groups[-1][1] + 1)
         else:
             groups.append((c.group, 1))
     top, rules, start = ["Model"], [], 2
     for name, width in groups:
-        top.append(rf"\multicolumn{{{width}}}{{c}}{{{latex_escape(name)}}}")
-        rules.append(rf"\cmidrule(lr){{{start}-{start + width - 1}}}")
+        if name:
+            top.append(rf"\multicolumn{{{width}}}{{c}}{{{latex_escape(name)}}}")
+            rules.append(rf"\cmidrule(lr){{{start}-{start + width - 1}}}")
+        else:
+            top.append("")
         start += width
     second = [""] + [latex_escape(c.header) for c in cols]
     lines = [rf"\begin{{tabular}}{{{spec}}}", r"\toprule", " & ".join(top) + r" \\", "".join(rules),
@@ -183,34 +276,40 @@ def _latex_tabular(group: Group, cols: list[_Column], cells: dict[str, list[str]
     return lines
 
 
-def _latex_table(group: Group, n_boot: int) -> str:
-    """Two booktabs tables: the means (bold best, daggers) and the 95% CIs."""
-    cols = _table_columns(group.table_ks)
-    cells = {c.key: _column_cells(group, c, markdown=False) for c in cols}
+def _latex_table(group: Group, spec: TableSpec, n_boot: int) -> str:
+    r"""Two booktabs tables: the means (bold best, daggers) and their 95% CIs.
+
+    ``narrow``: ``table`` at \footnotesize with 3-decimal values (".412"),
+    sized for one column of a two-column article; ``wide``: ``table*`` at
+    \small with 4 decimals. The CI table is a ``table*`` in both (intervals
+    are twice as wide as means)."""
+    narrow = spec.layout == "narrow"
+    cols = spec.columns()
+    cells = {c.key: _column_cells(group, c, markdown=False, short=narrow) for c in cols}
     label_base = f"tab:sessionbench-{group.slug}"
-    caption = latex_escape(group.title) + ". " + _caption(group, n_boot, latex=True)
+    caption = latex_escape(group.title) + ". " + _caption(group, spec, n_boot, latex=True)
+    env = "table" if narrow else "table*"
     lines = [
         "% generated by sessionbench report from the stored runs; needs \\usepackage{booktabs}",
-        r"\begin{table*}[t]", r"\centering", r"\small", r"\setlength{\tabcolsep}{3.5pt}",
+        rf"\begin{{{env}}}[t]", r"\centering", r"\footnotesize" if narrow else r"\small",
+        r"\setlength{\tabcolsep}{3pt}" if narrow else r"\setlength{\tabcolsep}{4pt}",
         rf"\caption{{{caption}}}", rf"\label{{{label_base}}}",
     ]
     lines += _latex_tabular(group, cols, cells)
-    lines += [r"\end{table*}", ""]
+    lines += [rf"\end{{{env}}}", ""]
     ci_cols = [c for c in cols if c.key in group.ci_low.columns and c.metric is not None]
-    ci_cells = {}
-    for c in ci_cols:
-        lo, hi = group.ci_low[c.key].to_numpy(), group.ci_high[c.key].to_numpy()
-        ci_cells[c.key] = ["--" if not (np.isfinite(a) and np.isfinite(b)) else f"[{a:.3f}, {b:.3f}]"
-                           for a, b in zip(lo, hi)]
-    ci_caption = (
-        rf"{latex_escape(group.title)}: 95\% percentile bootstrap confidence intervals of the means in "
-        rf"Table~\ref{{{label_base}}} ({n_boot} replicates; evaluation cases resampled with replacement, "
-        r"and seeds where several: two-level bootstrap)."
-    )
-    lines += [r"\begin{table*}[t]", r"\centering", r"\scriptsize", r"\setlength{\tabcolsep}{2.5pt}",
-              rf"\caption{{{ci_caption}}}", rf"\label{{{label_base}-ci}}"]
-    lines += _latex_tabular(group, ci_cols, ci_cells)
-    lines += [r"\end{table*}", ""]
+    if ci_cols:
+        ci_cells = {k: [v.replace("–", "--") for v in vals]
+                    for k, vals in _ci_cells(group, ci_cols, short=True).items()}
+        ci_caption = (
+            rf"{latex_escape(group.title)}: 95\% percentile bootstrap confidence intervals of the means in "
+            rf"Table~\ref{{{label_base}}} ({n_boot} replicates; test cases resampled with replacement, "
+            r"and seeds where several: two-level bootstrap)."
+        )
+        lines += [r"\begin{table*}[t]", r"\centering", r"\footnotesize", r"\setlength{\tabcolsep}{3pt}",
+                  rf"\caption{{{ci_caption}}}", rf"\label{{{label_base}-ci}}"]
+        lines += _latex_tabular(group, ci_cols, ci_cells)
+        lines += [r"\end{table*}", ""]
     return "\n".join(lines)
 
 
@@ -221,6 +320,12 @@ def _compact_text(groups: Sequence[Group]) -> str:
     blocks = []
     for g in groups:
         keys = [metric_key(n, k) for k in SUMMARY_KS for n in ("HitRate", "Recall", "NDCG", "MRR")]
+        # one target per case (next-item protocol): Recall@K repeats HitRate@K, show it once
+        recall = [k for k in keys if k.startswith("Recall@") and k in g.means.columns]
+        if recall and np.allclose(g.means[recall].to_numpy(np.float64),
+                                  g.means[[k.replace("Recall", "HitRate") for k in recall]].to_numpy(np.float64),
+                                  equal_nan=True):
+            keys = [k for k in keys if not k.startswith("Recall@")]
         headers = ["model"] + keys + ["fit s", "p95 ms"]
         rows = []
         for label in g.labels:

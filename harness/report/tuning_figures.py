@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from harness.report.figures import _save
+from harness.report.figures import save_figure
 from harness.store import iter_runs, read_plan
 
 _TRIAL = re.compile(r"^(?P<label>.+)\[trial=(?P<number>\d+)\]$")
@@ -117,7 +117,7 @@ def write_tuning_figures(out_dir: str | Path, folder: Path) -> list[Path]:
         fig = plot_search(dataset, label, entry)
         try:
             slug = re.sub(r"[^A-Za-z0-9_.+=,-]", "_", f"{dataset}_{label}_tuning")
-            paths.extend(_save(fig, folder / slug))
+            paths.extend(save_figure(fig, folder / slug))
         finally:
             plt.close(fig)
     return paths

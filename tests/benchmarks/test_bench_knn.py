@@ -10,8 +10,8 @@ to measure::
 ``test_score_all_test_prefixes`` scores all 10,152 test prefixes in batches
 of 500 (the evaluator's default; batches built beforehand, with times, which
 STAN and V-STAN use); ``test_score_in_one_batch`` scores them in one call.
-Prefixes per second = 10,152 / the reported time. Skipped when
-../shared/data is absent.
+Prefixes per second = 10,152 / the reported time. Skipped when the
+yoochoose-100k data are absent (tests/data_paths.py).
 
 The cases run with one torch thread: the models are single-threaded
 NumPy/SciPy, torch only runs the harness's output check and the fallback,
@@ -21,7 +21,6 @@ those few milliseconds per batch by up to 10x (docs/knn.md).
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 from hand_data import prefix_batches
@@ -29,7 +28,6 @@ import torch
 
 from harness.registry import make_model
 
-YOOCHOOSE_100K = Path(__file__).resolve().parents[3] / "shared" / "data" / "yoochoose-100k"
 
 #: the hyper-parameters of the session-rec agreement table (docs/knn.md)
 MODELS = {

@@ -8,19 +8,18 @@ to measure::
 
 The scoring cases score all 10,152 test prefixes in batches of 500 (the
 evaluator's default), batches built beforehand; prefixes per second =
-10,152 / the reported time. Skipped when ../shared/data is absent.
+10,152 / the reported time. Skipped when the yoochoose-100k data are
+absent (tests/data_paths.py).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 from hand_data import prefix_batches
 
 from harness.registry import make_model
 
-YOOCHOOSE_100K = Path(__file__).resolve().parents[3] / "shared" / "data" / "yoochoose-100k"
 
 #: the hyper-parameters of the session-rec agreement table (docs/rules.md)
 MODELS = {

@@ -1,0 +1,175 @@
+r"""STAMP: short-term attention/memory priority.
+
+Paper: Q. Liu, Y. Zeng, R. Mokhosi, H. Zhang. *STAMP: Short-Term
+Attention/Memory Priority Model for Session-based Recommendation.* KDD 2018.
+
+For a prefix ``x_1..x_t`` (item embeddings, ``d`` each)::
+
+    m_s     = (1/t) sum_{i=1..t} x_i                     the session's general interest
+    m_t     = x_t                                        the last click (short-term memory)
+    alpha_i = w_0^T sigmoid(W_1 x_i + W_2 x_t + W_3 m_s + b_a)      (eq. 7)
+    m_a     = sum_{i=1..t} alpha_i x_i                   (eq. 8, weights not normalised)
+    h_s     = tanh(W_s m_a + b_s)                        MLP cell A
+    h_t     = tanh(W_t m_t + b_t)                        MLP cell B
+    z_i     = <h_s, h_t, x_i> = sum_k h_s[k] h_t[k] x_i[k]            trilinear composition
+    y       = softmax(z)                                 cross-entropy over items 1..N
+
+The paper writes ``sigmoid(<h_s, h_t, x_i>)`` before the softmax (eq. 9);
+``score_sigmoid=True`` trains with it. The default, the raw trilinear product
+as the logits, is what the public implementations train; the sigmoid is
+monotone, so either way the ranking is that of ``z`` and ``score`` returns
+``z``. The session embedding is ``h_s * h_t`` [d] and the item embeddings are
+the ``x_i`` themselves, so ``score = session_embeddings @ item_embeddings().T``.
+
+Hyper-parameters (paper defaults, Section 5.3: embedding 100, learning rate
+0.005, batch 512, weights drawn from N(0, 0.05^2), embeddings from
+N(0, 0.002^2), biases 0):
+
+embedding_size: d.
+lr: Adam's learning rate.
+l2: Adam's weight decay (the paper uses none).
+batch_size: training prefixes per Adam step.
+init_std, embedding_init_std: standard deviations of the initial weights and
+    item embeddings.
+score_sigmoid: train on ``softmax(sigmoid(z))`` (the paper's eq. 9) instead
+    of ``softmax(z)``.
+epochs, patience, refit: the selection rule (see
+    :class:`harness.training.EpochTrainedRecommender`).
+device, num_threads: see :class:`harness.neural.NeuralRecommender`.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from harness.dataset import PrefixBatch
+from harness.neural import PrefixTrainedRecommender
+from harness.registry import Range, register
+
+
+class STAMPNetwork(nn.Module):
+    """The STAMP network for ``n_items`` items (ids 1..n_items; 0 is padding).
+
+    Attributes: ``embedding`` ([I, d]), ``w_item`` (W_1), ``w_last`` (W_2),
+    ``w_mean`` (W_3 with the bias b_a), ``w_0``, ``mlp_a`` (W_s, b_s),
+    ``mlp_b`` (W_t, b_t).
+    """
+
+    def __init__(self, n_items: int, embedding_size: int) -> None:
+        super().__init__()
+        d = embedding_size
+        self.embedding = nn.Embedding(n_items + 1, d, padding_idx=0)
+        self.w_item = nn.Linear(d, d, bias=False)
+        self.w_last = nn.Linear(d, d, bias=False)
+        self.w_mean = nn.Linear(d, d)
+        self.w_0 = nn.Linear(d, 1, bias=False)
+        self.mlp_a = nn.Linear(d, d)
+        self.mlp_b = nn.Linear(d, d)
+
+    def reset_parameters(self, generator: torch.Generator, std: float, embedding_std: float) -> None:
+        """Weights from N(0, std^2), embeddings from N(0, embedding_std^2), biases 0, padding row 0."""
+        with torch.no_grad():
+            for name, parameter in self.named_parameters():
+                if name.endswith("bias"):
+                    parameter.zero_()
+                else:
+                    parameter.normal_(0.0, embedding_std if name.startswith("embedding") else std,
+                                      generator=generator)
+            self.embedding.weight[0].zero_()
+
+    def memories(self, items: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(h_s, h_t, alpha)``: [B, d], [B, d] and the attention weights [B, L] (0 at padding)."""
+        x = self.embedding(items)  # [B, L, d]
+        mask = (torch.arange(items.shape[1], device=items.device).unsqueeze(0) < lengths.unsqueeze(1))
+        x = x * mask.unsqueeze(2)  # whatever lies in the padding never counts
+        m_s = x.sum(dim=1) / lengths.unsqueeze(1).to(x.dtype)
+        m_t = x[torch.arange(len(lengths), device=x.device), lengths - 1]
+        alpha = self.w_0(torch.sigmoid(self.w_item(x) + (self.w_last(m_t) + self.w_mean(m_s)).unsqueeze(1)))
+        alpha = alpha.squeeze(2).masked_fill(~mask, 0.0)
+        m_a = (alpha.unsqueeze(2) * x).sum(dim=1)
+        return torch.tanh(self.mlp_a(m_a)), torch.tanh(self.mlp_b(m_t)), alpha
+
+    def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """[B, d]: ``h_s * h_t``, whose inner product with x_i is <h_s, h_t, x_i>."""
+        h_s, h_t, _ = self.memories(items, lengths)
+        return h_s * h_t
+
+
+@register("stamp")
+class STAMP(PrefixTrainedRecommender):
+    """STAMP (Liu et al., KDD 2018); see the module docstring for the
+    formulas and every hyper-parameter.
+
+    Fitted attributes: ``network_`` (:class:`STAMPNetwork`), ``device_``,
+    ``epoch_lrs_``, ``best_epoch_``, ``training_curve_``.
+    """
+
+    #: checked when a suite or --param sets them (the rest by _check_params at fit)
+    hyperparameter_ranges: ClassVar[dict[str, Range]] = {
+        **{name: Range(1) for name in ("embedding_size", "batch_size")},
+        **{name: Range(0) for name in ("l2", "init_std", "embedding_init_std")},
+        "lr": Range(0, low_open=True),
+    }
+
+    def __init__(
+        self,
+        *,
+        embedding_size: int = 100,
+        lr: float = 5e-3,
+        l2: float = 0.0,
+        batch_size: int = 512,
+        init_std: float = 0.05,
+        embedding_init_std: float = 0.002,
+        score_sigmoid: bool = False,
+        epochs: int = 30,
+        patience: int = 3,
+        refit: bool = True,
+        device: str = "auto",
+        num_threads: int = 1,
+    ) -> None:
+        self.embedding_size = embedding_size
+        self.lr = lr
+        self.l2 = l2
+        self.batch_size = batch_size
+        self.init_std = init_std
+        self.embedding_init_std = embedding_init_std
+        self.score_sigmoid = score_sigmoid
+        self.epochs = epochs
+        self.patience = patience
+        self.refit = refit
+        self.device = device
+        self.num_threads = num_threads
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        for name in ("embedding_size", "batch_size"):
+            self._check_int(name)
+        self._check_number("lr", lambda x: x > 0, "a number > 0")
+        for name in ("l2", "init_std", "embedding_init_std"):
+            self._check_number(name, lambda x: x >= 0, "a number >= 0")
+        for name in ("score_sigmoid", "refit"):
+            self._check_bool(name)
+
+    def _build_network(self, generator: torch.Generator) -> STAMPNetwork:
+        network = STAMPNetwork(self.n_items_, int(self.embedding_size))
+        network.reset_parameters(generator, float(self.init_std), float(self.embedding_init_std))
+        return network
+
+    def _batch_loss(self, batch: PrefixBatch, targets: torch.Tensor) -> torch.Tensor:
+        """Softmax cross-entropy over items 1..N of z (or of sigmoid(z))."""
+        logits = self.network_(batch.items, batch.lengths) @ self.network_.embedding.weight[1:].T
+        if self.score_sigmoid:
+            logits = torch.sigmoid(logits)
+        return F.cross_entropy(logits, targets - 1)
+
+    def _session_embeddings(self, batch: PrefixBatch) -> torch.Tensor:
+        """[B, d]: ``h_s * h_t``."""
+        return self.network_(batch.items, batch.lengths)
+
+    def _item_embeddings(self) -> torch.Tensor:
+        """[n_items + 1, d]: the item embeddings x_i (row 0, padding, is 0)."""
+        return self.network_.embedding.weight

@@ -1,0 +1,272 @@
+"""The shared base of neural models: device, threads, optimiser, training
+state, scoring through embeddings.
+
+Every torch model of sessionbench (GRU4Rec, NARM, STAMP, SASRec, BPR-MF,
+FPMC, SR-GNN) and any plugin may build on these classes, so that each model
+module holds only its network, its batching and its hyper-parameters::
+
+    EpochTrainedRecommender        harness.training: the selection rule, curves, NaN-loss guard
+      NeuralRecommender            this module: device, threads, Adam, cleanup, embeddings
+        PrefixTrainedRecommender   this module: every training prefix -> next item, shuffled batches
+          NARM, STAMP, SASRec, BPR-MF, FPMC, SR-GNN
+        GRU4Rec                    session-parallel batches of its own
+
+What :class:`NeuralRecommender` does for a model:
+
+- ``fit`` checks the hyper-parameters (``_check_params``), resolves
+  ``device`` to ``device_`` (:func:`harness.timing.resolve_device`) and runs
+  the selection rule with ``num_threads`` torch threads
+  (:func:`harness.timing.torch_threads`); afterwards every private instance
+  attribute (a name starting with ``_``: optimiser, generators, training
+  cases) is removed, whether fitting succeeded or not, and the network
+  (``network_``) is left in eval mode.
+- :func:`adam` builds Adam with the fused kernel where torch has it.
+- ``score`` runs ``_score`` in inference mode, eval mode and with
+  ``num_threads`` threads; by default the scores are
+  ``session_embeddings(batch) @ item_embeddings().T``.
+
+The embedding interface (``provides_embeddings = True``): every neural model
+scores an item by an inner product, so
+
+    session_embeddings(batch) -> float [B, d]
+    item_embeddings()         -> float [n_items + 1, d]   (row 0: padding id)
+    score(batch) == session_embeddings(batch) @ item_embeddings().T
+
+(up to float rounding), which lets top-K be served by a nearest-neighbour
+index over the item embeddings. ``embed`` is the same method as
+``session_embeddings``.
+
+This module lives in ``harness`` (not ``baselines``) because both
+``baselines`` and ``srgnn`` build on it and a plugin may too; neither model
+package imports the other.
+"""
+
+from __future__ import annotations
+
+import abc
+import sys
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from harness.dataset import PrefixBatch, SessionDataset
+from harness.errors import ConfigError
+from harness.plugin import NotFittedError
+from harness.registry import Range
+from harness.timing import resolve_device, torch_threads
+from harness.training import EpochTrainedRecommender
+
+
+def adam(params, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """PyTorch's Adam, with the fused kernel (one call for all parameters,
+    several times faster than the per-parameter loop on CPU, same update)
+    where this torch and device have it."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, TypeError):  # older torch or a device without the fused kernel
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+
+
+class NeuralRecommender(EpochTrainedRecommender):
+    """Base class of torch models trained by epochs under the selection rule.
+
+    A subclass's ``__init__`` stores (at least) ``epochs``, ``patience``,
+    ``refit``, ``device`` and ``num_threads``; it implements
+    ``_check_params()``, ``_start_training`` / ``_train_epoch`` (see
+    :class:`~harness.training.EpochTrainedRecommender`, or use
+    :class:`PrefixTrainedRecommender`), and ``_session_embeddings(batch)``
+    and ``_item_embeddings()`` on the fitted ``network_``.
+
+    Fitted attributes: ``network_`` (the ``torch.nn.Module``), ``device_``,
+    and those of the base classes. Private attributes (``_name``) are
+    training-only and are dropped at the end of ``fit``.
+    """
+
+    uses_gpu: ClassVar[bool] = True
+    provides_embeddings: ClassVar[bool] = True
+    #: checked when a suite or --param sets them; subclasses add their own
+    hyperparameter_ranges: ClassVar[dict[str, Range]] = {"num_threads": Range(0)}
+
+    # -- hyper-parameter checks -----------------------------------------------
+
+    def _check_params(self) -> None:
+        """Raise :class:`ConfigError` naming a bad hyper-parameter (subclasses
+        extend this; the base checks ``num_threads``)."""
+        self._check_int("num_threads", minimum=0)
+
+    def _bad(self, what: str) -> ConfigError:
+        return ConfigError(f"{self.name or type(self).__name__}: {what}")
+
+    def _check_int(self, name: str, minimum: int = 1) -> None:
+        """``self.<name>`` must be an integer (not a bool) >= ``minimum``."""
+        value = getattr(self, name)
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
+            wanted = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+            raise self._bad(f"{name} must be {wanted}, got {value!r}")
+
+    def _check_number(self, name: str, ok, wanted: str) -> None:
+        """``self.<name>`` must be a number (YAML reads ``1e-3`` as a string,
+        so numeric strings count) for which ``ok(number)`` holds; ``wanted``
+        phrases the rule ("a number > 0")."""
+        value = getattr(self, name)
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = float("nan")
+        if isinstance(value, bool) or not ok(number):
+            raise self._bad(f"{name} must be {wanted}, got {value!r}")
+
+    def _check_bool(self, name: str) -> None:
+        if not isinstance(getattr(self, name), bool):
+            raise self._bad(f"{name} must be true or false, got {getattr(self, name)!r}")
+
+    def _check_choice(self, name: str, choices: tuple[str, ...]) -> None:
+        if getattr(self, name) not in choices:
+            raise self._bad(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
+
+    # -- fitting ----------------------------------------------------------------
+
+    def _fit(self, data: SessionDataset, *, seed: int) -> None:
+        self._check_params()
+        self.device_ = resolve_device(self.device, self.name or type(self).__name__)
+        try:
+            with torch_threads(int(self.num_threads)):
+                super()._fit(data, seed=seed)
+        finally:  # training-only state is not part of the fitted model
+            self._drop_training_state()
+        self.network_.eval()
+
+    def _drop_training_state(self) -> None:
+        for name in [k for k in vars(self) if k.startswith("_") and not k.startswith("__")]:
+            del self.__dict__[name]
+
+    def _progress(self, total: int, epoch: int, unit: str):
+        """A tqdm bar shown only on a terminal."""
+        from tqdm import tqdm
+
+        return tqdm(total=total, desc=f"{self.name} epoch {epoch}", unit=unit, leave=False,
+                    disable=not sys.stderr.isatty(), mininterval=0.5)
+
+    # -- embeddings and scores ----------------------------------------------------
+
+    @abc.abstractmethod
+    def _session_embeddings(self, batch: PrefixBatch) -> torch.Tensor:
+        """float [B, d] for a batch already on ``device_`` (inference mode, eval mode)."""
+
+    @abc.abstractmethod
+    def _item_embeddings(self) -> torch.Tensor:
+        """float [n_items + 1, d], row i the vector of item i (row 0: padding)."""
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "network_"):
+            raise NotFittedError(f"{self._label()}: call fit() before asking for embeddings")
+
+    def session_embeddings(self, batch: PrefixBatch) -> torch.Tensor:
+        """float [B, d]: each prefix's session vector; ``score(batch)`` equals
+        ``session_embeddings(batch) @ item_embeddings().T``."""
+        self._check_fitted()
+        self._check_batch(batch)
+        self.network_.eval()
+        with torch.inference_mode(), torch_threads(int(self.num_threads)):
+            return self._session_embeddings(batch.to(self.device_))
+
+    embed = session_embeddings
+
+    def item_embeddings(self) -> torch.Tensor:
+        """float [n_items + 1, d]: the vector of every item id (row 0: padding,
+        never recommended), a copy detached from the network."""
+        self._check_fitted()
+        with torch.no_grad():  # not inference mode: the copy is an ordinary tensor the caller may change
+            return self._item_embeddings().detach().clone()
+
+    def _score(self, batch: PrefixBatch) -> torch.Tensor:
+        """float [B, n_items + 1]: ``session_embeddings @ item_embeddings().T``."""
+        self.network_.eval()
+        with torch.inference_mode(), torch_threads(int(self.num_threads)):
+            return self._scores(batch.to(self.device_))
+
+    def _scores(self, batch: PrefixBatch) -> torch.Tensor:
+        """Scores of a batch on ``device_``; override only for a faster,
+        equal computation."""
+        return self._session_embeddings(batch) @ self._item_embeddings().T
+
+
+class PrefixTrainedRecommender(NeuralRecommender):
+    """A neural model trained on every prefix of the training split.
+
+    Each prefix ``[i1..it]`` of a training session, with its next item
+    ``i(t+1)`` as target, is one example (the data augmentation of the
+    SR-GNN, NARM and STAMP papers); every epoch shuffles the examples with a
+    generator seeded from ``seed`` and takes mini-batches of ``batch_size``
+    (the last one smaller). The epoch's loss is the mean of the batch losses.
+
+    A subclass stores ``batch_size`` and implements:
+
+    - ``_build_network(generator) -> nn.Module``: a freshly initialised
+      network for ``n_items_`` items, drawing its initial weights from
+      ``generator`` (the same generator then shuffles every epoch);
+    - ``_make_optimizer(params)`` (default: Adam with ``lr`` and ``l2`` if
+      the model has them) and optionally ``_make_scheduler(optimizer)``
+      (default: none; stepped after every epoch);
+    - ``_batch_loss(batch, targets) -> scalar tensor``: ``batch`` is the
+      :class:`PrefixBatch` on ``device_``, ``targets`` LongTensor [B].
+
+    Fitted attribute ``epoch_lrs_``: the learning rate of each epoch of the
+    last training run.
+    """
+
+    @abc.abstractmethod
+    def _build_network(self, generator: torch.Generator) -> torch.nn.Module:
+        """A freshly initialised network (weights drawn from ``generator``)."""
+
+    @abc.abstractmethod
+    def _batch_loss(self, batch: PrefixBatch, targets: torch.Tensor) -> torch.Tensor:
+        """The mean training loss of one mini-batch (a scalar with gradients)."""
+
+    def _make_optimizer(self, params) -> torch.optim.Optimizer:
+        return adam(params, lr=float(self.lr), weight_decay=float(getattr(self, "l2", 0.0)))
+
+    def _make_scheduler(self, optimizer: torch.optim.Optimizer) -> Any:
+        return None
+
+    def _start_training(self, data: SessionDataset, split: str, seed: int) -> None:
+        """A freshly initialised network and optimiser for ``data.split(split)``.
+
+        One ``torch.Generator`` seeded with ``seed`` draws the initial weights
+        and then every epoch's shuffle, so training is deterministic on CPU.
+        """
+        self._generator = torch.Generator().manual_seed(int(seed))
+        self.network_ = self._build_network(self._generator).to(self.device_)
+        self._optimizer = self._make_optimizer(self.network_.parameters())
+        self._scheduler = self._make_scheduler(self._optimizer)
+        self.epoch_lrs_: list[float] = []
+        self._cases = data.split(split).prefixes()
+        if len(self._cases) == 0:
+            raise ConfigError(f"{self.name}: the {split!r} split has no prefixes to train on")
+
+    def _train_epoch(self, epoch: int) -> float:
+        """One shuffled pass over the training prefixes; returns the mean batch loss."""
+        cases, network, optimizer = self._cases, self.network_, self._optimizer
+        self.epoch_lrs_.append(float(optimizer.param_groups[0]["lr"]))
+        order = torch.randperm(len(cases), generator=self._generator).numpy()
+        batch_size = int(self.batch_size)
+        starts = range(0, len(order), batch_size)
+        network.train()
+        total = torch.zeros((), device=self.device_)
+        with self._progress(len(starts), epoch, "batch") as bar:
+            for start in starts:
+                index = order[start : start + batch_size]
+                batch = cases.batch(index, with_times=False).to(self.device_)
+                targets = cases.next_items(index).to(self.device_)
+                loss = self._batch_loss(batch, targets)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += loss.detach()
+                bar.update(1)
+        network.eval()
+        if self._scheduler is not None:
+            self._scheduler.step()  # after the epoch
+        return float(total) / len(starts)

@@ -1,0 +1,248 @@
+"""``sessionbench compare``: the differences between two sets of runs on the same test cases.
+
+Two result folders A and B (e.g. one suite run at two settings), or two
+labels X and Y (of one folder or of two): for every (dataset, protocol,
+label) both sides have (or for X in A against Y in B), and every metric
+column, the difference ``mean_B - mean_A`` with
+
+- a paired bootstrap 95% CI: each replicate draws the test cases with
+  replacement, the same draws for both sides (the runs must share their
+  case list: same dataset, split and protocol, checked by a fingerprint of
+  the (session, prefix length) list), and each side's seeds independently;
+- a paired t-test (``scipy.stats.ttest_rel``) on the per-case values
+  averaged over each side's seeds, Holm-corrected across all rows.
+
+These are the statistics of :mod:`harness.report.statistics`, applied to a
+pair of runs instead of a model and the best one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness.metrics import RANK_METRICS, metric_key
+from harness.report.collection import _case_fingerprint, _group_key
+from harness.report.provenance import ReportError, label_of, select_runs
+from harness.report.statistics import (
+    ALPHA, _bootstrap_sums, _percentiles, _seed_weights, _stable_seed, holm, paired_ttest,
+)
+from harness.store import RunRecord
+
+#: default metrics and cut-offs of a comparison
+COMPARE_METRICS: tuple[str, ...] = ("HitRate", "MRR", "NDCG")
+COMPARE_KS: tuple[int, ...] = (20, 50)
+_COLUMNS = ["dataset", "protocol", "label_a", "label_b", "metric", "mean_a", "mean_b", "diff", "diff_ci_low",
+            "diff_ci_high", "t", "p", "p_holm", "significant", "n_cases", "seeds_a", "seeds_b"]
+
+
+@dataclass
+class Comparison:
+    """The rows of a comparison (one per pair and metric) and what was left out.
+
+    ``table`` columns: dataset, protocol, label_a, label_b, metric, mean_a,
+    mean_b, diff (B - A), diff_ci_low, diff_ci_high, t, p, p_holm,
+    significant, n_cases, seeds_a, seeds_b.
+    """
+
+    a: Path
+    b: Path
+    table: pd.DataFrame
+    n_bootstrap: int
+    notes: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        """A compact text table (what the CLI prints)."""
+        rows = []
+        for r in self.table.itertuples(index=False):
+            pair = r.label_a if r.label_a == r.label_b else f"{r.label_a} -> {r.label_b}"
+            rows.append([f"{r.dataset} ({r.protocol})", pair, r.metric, f"{r.mean_a:.4f}", f"{r.mean_b:.4f}",
+                         f"{r.diff:+.4f}", f"[{r.diff_ci_low:+.4f}, {r.diff_ci_high:+.4f}]",
+                         _p_text(r.p_holm) + (" *" if r.significant else "")])
+        from harness.report.tables import _text_table
+
+        head = (f"A = {self.a}\nB = {self.b}\ndiff = B - A; 95% paired bootstrap CI ({self.n_bootstrap} replicates); "
+                f"p: paired t-test, Holm-corrected; * p < {ALPHA}")
+        body = _text_table(["dataset", "model", "metric", "A", "B", "diff", "95% CI", "p (Holm)"], rows)
+        return "\n".join([head, "", body] + [f"note: {n}" for n in self.notes])
+
+
+def _p_text(p: float) -> str:
+    if not np.isfinite(p):
+        return "–"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _check_metrics(metrics) -> tuple[str, ...]:
+    known = {n.lower(): n for n in RANK_METRICS}
+    out = []
+    for name in metrics or COMPARE_METRICS:
+        canon = known.get(str(name).lower())
+        if canon is None:
+            raise ReportError(f"compare: --metrics: unknown metric {name!r}; "
+                              f"expected some of {', '.join(RANK_METRICS)}")
+        out.append(canon)
+    return tuple(out)
+
+
+def _runs_by_key(folder: Path) -> dict[tuple[str, str, str], list[RunRecord]]:
+    sel = select_runs(folder)
+    out: dict[tuple[str, str, str], list[RunRecord]] = {}
+    for record in sel.test:
+        out.setdefault((*_group_key(record), label_of(record)), []).append(record)
+    if not out:
+        raise ReportError(f"compare: {folder}: no complete test runs (expected {folder}/runs/<run_id>/)")
+    return out
+
+
+def _pairs(runs_a, runs_b, labels):
+    """(key_a, key_b) pairs to compare: shared (dataset, protocol, label), or X in A against Y in B."""
+    if labels:
+        x, y = labels
+        have_a = sorted({k[2] for k in runs_a})
+        have_b = sorted({k[2] for k in runs_b})
+        if x not in have_a:
+            raise ReportError(f"compare: label {x!r} not in A (labels: {', '.join(have_a)})")
+        if y not in have_b:
+            raise ReportError(f"compare: label {y!r} not in B (labels: {', '.join(have_b)})")
+        pairs = [(ka, (ka[0], ka[1], y)) for ka in sorted(runs_a) if ka[2] == x and (ka[0], ka[1], y) in runs_b]
+        if not pairs:
+            raise ReportError(f"compare: {x!r} in A and {y!r} in B share no dataset and protocol")
+        return pairs
+    pairs = [(k, k) for k in sorted(runs_a) if k in runs_b]
+    if not pairs:
+        la = sorted({f"{k[2]} on {k[0]} ({k[1]})" for k in runs_a})
+        lb = sorted({f"{k[2]} on {k[0]} ({k[1]})" for k in runs_b})
+        raise ReportError(f"compare: A and B share no (dataset, protocol, label): A has {', '.join(la)}; "
+                          f"B has {', '.join(lb)}; use --labels X Y to pair two labels")
+    return pairs
+
+
+def compare(
+    a: str | Path, b: str | Path, *, labels: tuple[str, str] | None = None, metrics=None, ks=None,
+    n_bootstrap: int = 1000, seed: int = 0,
+) -> Comparison:
+    """Compare the runs of ``a`` and ``b`` (see the module docstring).
+
+    Raises :class:`ReportError` (one line) when nothing can be paired: no
+    shared label, a label missing, or test cases that differ.
+    """
+    a, b = Path(a), Path(b)
+    names = _check_metrics(metrics)
+    ks = tuple(sorted(set(ks or COMPARE_KS)))
+    runs_a, runs_b = _runs_by_key(a), _runs_by_key(b)
+    notes: list[str] = []
+    rows: list[dict] = []
+    cols = [metric_key(n, k) for n in names for k in ks]
+    for ka, kb in _pairs(runs_a, runs_b, labels):
+        ra, rb = runs_a[ka], runs_b[kb]
+        fps = {_fingerprint(r) for r in ra + rb}
+        where = f"{ka[0]} ({ka[1]})"
+        if len(fps) != 1:
+            notes.append(f"{ka[2]} on {where}: A's and B's test cases differ (other data, split or protocol); "
+                         "not compared")
+            continue
+        rows += _compare_pair(ka, kb, ra, rb, cols, ks, names, n_bootstrap, seed)
+    if not rows:
+        raise ReportError("compare: no pair of runs shares its test cases: " + "; ".join(notes))
+    table = pd.DataFrame(rows, columns=[c for c in _COLUMNS if c != "p_holm" and c != "significant"])
+    table["p_holm"] = holm(table["p"].to_numpy())
+    table["significant"] = table["p_holm"] < ALPHA
+    return Comparison(a, b, table[_COLUMNS], int(n_bootstrap), notes)
+
+
+def _fingerprint(record: RunRecord) -> str:
+    ev = record.evaluation
+    return _case_fingerprint(ev.session_ids, ev.prefix_lengths)
+
+
+def _compare_pair(ka, kb, ra, rb, cols, ks, names, n_boot, seed) -> list[dict]:
+    """Rows of one pair: per-case values ``x [S, C, m]`` of each side, shared case weights."""
+    xa = np.stack([r.evaluation.per_case(ks, names=names)[cols].to_numpy(np.float64) for r in ra])
+    xb = np.stack([r.evaluation.per_case(ks, names=names)[cols].to_numpy(np.float64) for r in rb])
+    n_cases = xa.shape[1]
+    rng = np.random.default_rng([seed, _stable_seed("compare", *ka, kb[2])])
+    # one matrix per seed, all with the same case weights
+    sums = _bootstrap_sums([x for x in xa] + [x for x in xb], n_boot, rng)
+    ua, ub = _seed_weights(len(ra), n_boot, rng), _seed_weights(len(rb), n_boot, rng)
+    ta = sum(ua[:, [i]] * (sums[i] / n_cases) for i in range(len(ra)))  # [B, m]
+    tb = sum(ub[:, [i]] * (sums[len(ra) + i] / n_cases) for i in range(len(rb)))
+    lo, hi = _percentiles(tb - ta)
+    mean_a, mean_b = xa.mean(axis=(0, 1)), xb.mean(axis=(0, 1))
+    rows = []
+    for j, col in enumerate(cols):
+        t, p = paired_ttest(xb[:, :, j].mean(0), xa[:, :, j].mean(0))
+        rows.append({"dataset": ka[0], "protocol": ka[1], "label_a": ka[2], "label_b": kb[2], "metric": col,
+                     "mean_a": mean_a[j], "mean_b": mean_b[j], "diff": mean_b[j] - mean_a[j],
+                     "diff_ci_low": float(lo[j]), "diff_ci_high": float(hi[j]), "t": t, "p": p,
+                     "n_cases": n_cases, "seeds_a": len(ra), "seeds_b": len(rb)})
+    return rows
+
+
+def write_comparison(result: Comparison, out: str | Path, *, figure_width: str | float = "column") -> list[Path]:
+    """Write ``compare.md``, ``compare.csv`` and ``compare.png/.pdf/.txt`` (figure and caption) into ``out``."""
+    from harness.report import figure_width_inches
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    csv, md = out / "compare.csv", out / "compare.md"
+    result.table.to_csv(csv, index=False, float_format="%.10g")
+    md.write_text(_markdown(result))
+    return [md, csv] + _figure(result, out / "compare", figure_width_inches(figure_width))
+
+
+def _markdown(result: Comparison) -> str:
+    lines = ["# sessionbench compare", "", f"- A: `{result.a}`", f"- B: `{result.b}`", "",
+             f"diff = B - A, with its 95% paired bootstrap CI ({result.n_bootstrap} replicates: the same test cases "
+             f"drawn for both sides, seeds drawn per side); p: paired t-test on the per-case values (averaged over "
+             f"seeds), Holm-corrected across the rows; **bold**: p < {ALPHA}.", "",
+             "| dataset | model (A → B) | metric | A | B | diff | 95% CI | p (Holm) |",
+             "|:---|:---|:---|---:|---:|---:|:---:|---:|"]
+    for r in result.table.itertuples(index=False):
+        pair = r.label_a if r.label_a == r.label_b else f"{r.label_a} → {r.label_b}"
+        diff = f"{r.diff:+.4f}"
+        lines.append(f"| {r.dataset} ({r.protocol}) | {pair} | {r.metric} | {r.mean_a:.4f} | {r.mean_b:.4f} | "
+                     f"{f'**{diff}**' if r.significant else diff} | [{r.diff_ci_low:+.4f}, {r.diff_ci_high:+.4f}] | "
+                     f"{_p_text(r.p_holm)} |")
+    if result.notes:
+        lines += [""] + [f"Note: {n}" for n in result.notes]
+    return "\n".join(lines) + "\n"
+
+
+def _figure(result: Comparison, stem: Path, width: float) -> list[Path]:
+    """Differences with their CIs, one row per (pair, metric), a line at zero."""
+    import matplotlib
+
+    from harness.report.figures import _RC, _new_figure, save_figure
+
+    t = result.table
+    names = [f"{r.label_a if r.label_a == r.label_b else r.label_a + '→' + r.label_b} {r.metric}"
+             + ("" if t["dataset"].nunique() == 1 else f" ({r.dataset})") for r in t.itertuples(index=False)]
+    with matplotlib.rc_context(_RC):
+        fig = _new_figure(width, 0.5 + 0.17 * len(t))
+        ax = fig.subplots()
+        y = np.arange(len(t))[::-1]
+        diff = t["diff"].to_numpy(np.float64)
+        err = np.vstack([diff - t["diff_ci_low"].to_numpy(), t["diff_ci_high"].to_numpy() - diff])
+        sig = t["significant"].to_numpy(bool)
+        ax.axvline(0.0, color="0.4", linewidth=0.6)
+        ax.errorbar(diff[sig], y[sig], xerr=err[:, sig], fmt="o", color="#0072B2", markersize=3.5, elinewidth=0.8,
+                    capsize=1.5, label=f"p < {ALPHA} (Holm)")
+        ax.errorbar(diff[~sig], y[~sig], xerr=err[:, ~sig], fmt="o", color="0.45", markerfacecolor="white",
+                    markersize=3.5, elinewidth=0.8, capsize=1.5, label="not significant")
+        ax.set_yticks(y, names)
+        ax.set_xlabel("B − A (95% CI)")
+        ax.grid(axis="y", visible=False)
+        fig.legend(loc="outside lower center", ncol=2, frameon=False)
+        paths = save_figure(fig, stem)
+    caption = stem.with_suffix(".txt")
+    caption.write_text(f"Differences B - A (A: {result.a}, B: {result.b}) with 95% paired bootstrap CIs over the "
+                       f"shared test cases; filled: significant after Holm correction (paired t-test, alpha = "
+                       f"{ALPHA}).\n")
+    return paths + [caption]
+
+
+__all__ = ["COMPARE_KS", "COMPARE_METRICS", "Comparison", "compare", "write_comparison"]

@@ -1,0 +1,92 @@
+"""sessionbench compare: paired differences between two result folders or two labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from report_fixtures import add_run
+
+from harness import report
+from harness.cli import main
+from harness.report.compare import compare, write_comparison
+from harness.report.provenance import ReportError
+from harness.store import read_manifest
+from harness.testing import tiny_dataset
+
+N_BOOT = 200
+
+
+@pytest.fixture(scope="module")
+def two_settings(tmp_path_factory):
+    """The same suite at two settings of one model: A with gru4rec scoring like popularity,
+    B with gru4rec scoring by transitions; pop identical in both."""
+    data = tiny_dataset(n_test=60, seed=0)
+    a, b = tmp_path_factory.mktemp("A"), tmp_path_factory.mktemp("B")
+    for out, kind in ((a, "pop"), (b, "markov")):
+        add_run(out, data, "pop", 0, kind="pop")
+        for seed in (0, 1):
+            add_run(out, data, "gru4rec", seed, kind=kind, params={"hidden": 32 if kind == "pop" else 64})
+    return a, b
+
+
+def test_differences_match_the_stored_metrics(two_settings):
+    a, b = two_settings
+    result = compare(a, b, n_bootstrap=N_BOOT)
+    t = result.table
+    assert set(t["label_a"]) == {"pop", "gru4rec"} and (t["label_a"] == t["label_b"]).all()
+    assert set(t["metric"]) == {f"{m}@{k}" for m in ("HitRate", "MRR", "NDCG") for k in (20, 50)}
+    for row in t.itertuples():
+        side = {}
+        for name, folder in (("a", a), ("b", b)):
+            runs = [read_manifest(p) for p in (folder / "runs").iterdir() if p.name.startswith(f"tiny-{row.label_a}-")]
+            side[name] = np.mean([m["metrics"][row.metric] for m in runs])
+        assert row.mean_a == pytest.approx(side["a"]) and row.mean_b == pytest.approx(side["b"])
+        assert row.diff == pytest.approx(side["b"] - side["a"])
+        assert row.diff_ci_low <= row.diff + 1e-12 and row.diff <= row.diff_ci_high + 1e-12
+        assert row.seeds_a == row.seeds_b == (2 if row.label_a == "gru4rec" else 1)
+    np.testing.assert_allclose(t["p_holm"], report.holm(t["p"].to_numpy()))
+    # identical pop runs: no difference at all; transitions beat popularity on this data
+    pop = t[t["label_a"] == "pop"]
+    assert (pop["diff"] == 0).all() and (pop["p"] == 1).all() and not pop["significant"].any()
+    gru = t[(t["label_a"] == "gru4rec") & (t["metric"] == "MRR@20")].iloc[0]
+    assert gru["diff"] > 0 and gru["significant"] and gru["diff_ci_low"] > 0
+
+
+def test_written_outputs_and_text(two_settings, tmp_path):
+    a, b = two_settings
+    result = compare(a, b, n_bootstrap=N_BOOT, metrics=["mrr"], ks=[20])
+    paths = write_comparison(result, tmp_path / "cmp")
+    assert {p.name for p in paths} == {"compare.md", "compare.csv", "compare.png", "compare.pdf", "compare.txt"}
+    csv = pd.read_csv(tmp_path / "cmp" / "compare.csv")
+    assert list(csv["metric"]) == ["MRR@20", "MRR@20"]
+    text = result.text()
+    assert "gru4rec" in text and "MRR@20" in text and "B - A" in text
+    assert "| gru4rec | MRR@20 |" in (tmp_path / "cmp" / "compare.md").read_text()
+
+
+def test_two_labels_of_one_folder(two_settings, capsys):
+    _, b = two_settings
+    assert main(["compare", str(b), "--labels", "pop", "gru4rec", "--n-bootstrap", "50", "--ks", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "pop -> gru4rec" in out and (b / "compare" / "compare.csv").is_file()
+
+
+def test_nothing_to_compare_is_one_line(two_settings, tmp_path, capsys):
+    a, _ = two_settings
+    other = tmp_path / "other"
+    add_run(other, tiny_dataset(n_test=60, seed=0), "sr", 0)
+    with pytest.raises(ReportError, match="share no"):
+        compare(a, other)
+    with pytest.raises(ReportError, match="label 'nope' not in A"):
+        compare(a, a, labels=("nope", "pop"))
+    # same label, other test cases (another dataset seed): not comparable
+    shifted = tmp_path / "shifted"
+    add_run(shifted, tiny_dataset(n_test=60, seed=3), "pop", 0)
+    with pytest.raises(ReportError, match="test cases differ"):
+        compare(a, shifted)
+    for argv in (["compare", str(a), str(other)], ["compare", str(a)], ["compare", str(a), str(tmp_path / "none")],
+                 ["compare", str(a), str(a), "--metrics", "speed"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith("sessionbench: error:")

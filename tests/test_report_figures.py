@@ -1,0 +1,210 @@
+"""Figures at print size: width, font sizes read back from the PDFs, Type 42 fonts, 300 dpi PNGs,
+no titles, captions beside them, dropped panels and bins, label placement, robustness."""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness import report
+from harness.errors import ConfigError
+from harness.report import figures
+from harness.testing import tiny_dataset
+from report_fixtures import add_run, default_like_store
+
+N_BOOT = 50
+
+
+@pytest.fixture(scope="module")
+def column_report(tmp_path_factory):
+    out = default_like_store(tmp_path_factory.mktemp("default-like"), seeds={"gru4rec": 2})
+    return report.write_report(out, n_bootstrap=N_BOOT, figure_width="column")
+
+
+def pdf_facts(path: Path) -> tuple[float, float, list[float]]:
+    """(page width in inches, page height in inches, size in pt of every character drawn)."""
+    from pdfminer.high_level import extract_pages
+    from pdfminer.layout import LTChar, LTContainer
+
+    sizes: list[float] = []
+
+    def walk(item) -> None:
+        if isinstance(item, LTChar):
+            if item.get_text().strip():
+                # the glyph box spans the font size across the baseline's normal: its height for
+                # horizontal text, its width for text rotated by 90 degrees (y-axis labels)
+                a, b = item.matrix[0], item.matrix[1]
+                sizes.append(item.width if abs(b) > abs(a) else item.height)
+        elif isinstance(item, LTContainer):
+            for child in item:
+                walk(child)
+
+    (page,) = list(extract_pages(str(path)))
+    walk(page)
+    return page.width / 72.0, page.height / 72.0, sizes
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    with open(path, "rb") as fh:
+        head = fh.read(24)
+    return struct.unpack(">II", head[16:24])
+
+
+def test_column_figures_fit_one_column_with_readable_fonts(column_report):
+    pdfs = [p for p in column_report.figures if p.suffix == ".pdf"]
+    kinds = {p.stem.split("_", 2)[-1] for p in pdfs}
+    assert kinds == set(report.FIGURE_KINDS)
+    for pdf in pdfs:
+        width, height, sizes = pdf_facts(pdf)
+        assert width <= 3.35, (pdf.name, width)
+        assert sizes, pdf.name
+        assert min(sizes) >= figures.MIN_FONT_PT - 0.05, (pdf.name, min(sizes))
+        assert max(sizes) <= 9.05, (pdf.name, max(sizes))
+        data = pdf.read_bytes()
+        assert b"/Type3" not in data and (b"/TrueType" in data or b"/CIDFontType2" in data), pdf.name
+        png = pdf.with_suffix(".png")
+        w_px, _ = png_size(png)
+        assert w_px == round(width * 300), (png.name, w_px)
+        caption = pdf.with_suffix(".txt").read_text()
+        assert caption.strip() and caption.count("\n") == 1
+
+
+def test_text_width_and_inches(tmp_path):
+    data = tiny_dataset(n_test=30, seed=0)
+    for label in ("pop", "markov", "gru4rec"):
+        add_run(tmp_path, data, label, 0, with_curve=label == "gru4rec")
+    out = tmp_path
+    for width, want in (("text", 7.0), ("4.5", 4.5)):
+        summary = report.write_report(out, n_bootstrap=N_BOOT, figure_width=width)
+        for pdf in (p for p in summary.figures if p.suffix == ".pdf"):
+            w, _, sizes = pdf_facts(pdf)
+            assert abs(w - want) < 0.01 and min(sizes) >= 6.95, (width, pdf.name, w)
+    with pytest.raises(ConfigError, match="figure-width"):
+        report.figure_width_inches("huge")
+
+
+def test_figures_have_no_titles_and_drop_repeated_panels(tmp_path):
+    import matplotlib
+
+    out = default_like_store(tmp_path)
+    results = report.collect(out, n_bootstrap=N_BOOT)
+    group = results.groups[0]
+    with matplotlib.rc_context(figures._RC):
+        for kind, plot in figures._PLOTTERS.items():
+            drawn = plot(group, results.styles, 3.3, print)
+            if drawn is None:
+                continue
+            fig = drawn.figure
+            assert fig._suptitle is None, kind
+            assert all(ax.get_title() == "" for ax in fig.axes), kind
+        bars = figures._plot_bars(group, results.styles, 3.3, print)
+    # next-item protocol: one target per case, so Recall@K == HitRate@K and its panel is left out
+    ylabels = [ax.get_ylabel() for ax in bars.figure.axes if ax.get_ylabel()]
+    assert not any("Recall" in y for y in ylabels) and any("HitRate" in y for y in ylabels)
+    assert "Recall equals HitRate" in bars.caption
+    # when Recall differs, its panel is drawn
+    group.means["Recall@10"] = group.means["HitRate@10"] * 0.5
+    names, dropped = figures._shown_metrics(group, lambda n: [f"{n}@10"])
+    assert "Recall" in names and not dropped
+
+
+def test_empty_bins_and_missing_validation_are_left_out(tmp_path):
+    import matplotlib
+
+    data = tiny_dataset(n_test=40, seed=0)
+    add_run(tmp_path, data, "gru4rec", 0, with_curve=True, valid_curve=False)  # patience 0: no validation
+    add_run(tmp_path, data, "pop", 0)
+    results = report.collect(tmp_path, n_bootstrap=N_BOOT)
+    group = results.groups[0]
+    with matplotlib.rc_context(figures._RC):
+        curves = figures._plot_training_curves(group, results.styles, 3.3, print)
+        prefix = figures._plot_prefix_length(group, results.styles, 3.3, print)
+    assert len([ax for ax in curves.figure.axes if ax.get_ylabel()]) == 1
+    assert "no validation" in curves.caption
+    counts = group.bin_counts
+    ticks = [t.get_text() for t in prefix.figure.axes[0].get_xticklabels()]
+    assert len(ticks) == int((counts > 0).sum())
+    assert all(not t.endswith("\n0") for t in ticks)
+    if (counts == 0).any():
+        assert "Empty bins" in prefix.caption
+
+
+def test_labels_are_placed_without_overlap():
+    import matplotlib
+    from matplotlib.text import Text
+
+    with matplotlib.rc_context(figures._RC):
+        fig = figures._new_figure(3.3, 2.3)
+        ax = fig.subplots()
+        rng = np.random.default_rng(0)
+        x = np.concatenate([rng.uniform(0.5, 0.6, 8), rng.uniform(0.1, 0.9, 4)])
+        y = np.concatenate([rng.uniform(0.85, 0.9, 8), rng.uniform(0.2, 0.8, 4)])
+        ax.scatter(x, y)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        fig.canvas.draw()
+        fig.set_layout_engine("none")
+        labels = ["pop", "spop", "markov", "ar", "sr", "itemknn", "sknn", "vsknn", "stan", "vstan", "gru4rec",
+                  "srgnn"]
+        anns = figures.place_labels(ax, ax.transData.transform(np.column_stack([x, y])), labels)
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        # the text's own box (an Annotation's extent also covers its leader line)
+        boxes = [Text.get_window_extent(a, renderer) for a in anns]
+        again = figures.place_labels(ax, ax.transData.transform(np.column_stack([x, y])), labels)
+    for i in range(len(boxes)):
+        for j in range(i + 1, len(boxes)):
+            assert not boxes[i].overlaps(boxes[j]), (labels[i], labels[j])
+    # deterministic: the same offsets every time
+    assert [a.xyann for a in anns] == [a.xyann for a in again]
+
+
+def test_malformed_curve_and_failing_figure_cost_only_themselves(tmp_path, monkeypatch):
+    data = tiny_dataset(n_test=40, seed=0)
+    add_run(tmp_path, data, "pop", 0)
+    rid = add_run(tmp_path, data, "gru4rec", 0, with_curve=True)
+    # a curve without a phase column, stored with valid checksums (as a plugin might write it)
+    from harness.store import read_manifest, write_run
+
+    man = read_manifest(tmp_path / "runs" / rid)
+    rows = [{"epoch": e, "loss": 1.0 / e} for e in range(1, 4)]
+    from harness.evaluate import EvaluationResult
+
+    ev = EvaluationResult.load(tmp_path / "runs" / rid / "ranks.parquet")
+    write_run(tmp_path, {k: v for k, v in man.items() if k != "files"}, evaluation=ev, curve=rows)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("cannot draw this")
+
+    monkeypatch.setitem(figures._PLOTTERS, "metric_vs_k", broken)
+    summary = report.write_report(tmp_path, n_bootstrap=N_BOOT)
+    warnings = summary.warnings
+    assert any("training_curves" in w and "gru4rec" in w and "phase" in w for w in warnings), warnings
+    assert any("metric_vs_k" in w and "cannot draw this" in w for w in warnings), warnings
+    assert all("\n" not in w for w in warnings)
+    names = {p.name for p in summary.figures}
+    assert "tiny_next_bars.pdf" in names and "tiny_next_metric_vs_k.pdf" not in names
+    assert not (summary.path / "figures" / "tiny_next_metric_vs_k.png").exists()
+    assert (summary.path / "tables" / "tiny_next.tex").is_file()
+    assert "cannot draw this" in summary.summary_path.read_text()
+
+
+def test_stale_temporary_report_folders_are_removed(tmp_path):
+    data = tiny_dataset(n_test=30, seed=0)
+    add_run(tmp_path, data, "pop", 0)
+    # a pid that is certainly dead: a child that has exited
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    stale = tmp_path / f".report.tmp-{dead}"
+    (stale / "figures").mkdir(parents=True)
+    alive = tmp_path / f".report.tmp-{os.getppid()}"  # a running process (pytest's parent)
+    alive.mkdir()
+    report.write_report(tmp_path, n_bootstrap=N_BOOT)
+    assert not stale.exists() and alive.exists()
+    assert (tmp_path / "report" / "summary.md").is_file()

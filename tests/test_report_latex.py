@@ -1,0 +1,104 @@
+"""The report's LaTeX table and figures compile in a standard two-column article without
+overfull boxes (pdflatex; skipped without it unless CI is set, where it must be installed)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+from report_fixtures import default_like_store
+
+from harness import report
+
+PDFLATEX = shutil.which("pdflatex")
+
+
+def _need_pdflatex() -> str:
+    if PDFLATEX is None:
+        if os.environ.get("CI"):
+            pytest.fail("pdflatex is not installed but CI is set: .ci/run installs it (texlive-latex-base, "
+                        "texlive-latex-recommended)")
+        pytest.skip("pdflatex is not installed (apt-get install texlive-latex-base texlive-latex-recommended)")
+    return PDFLATEX
+
+
+#: \columnwidth of the plain two-column article (letter paper, 10 pt): 228.6 pt = 3.16 in
+ARTICLE_COLUMN_IN = 228.6 / 72.27
+
+
+def _compile(folder, body: str, *, preamble: str = "") -> str:
+    tex = folder / "paper.tex"
+    tex.write_text("\n".join([
+        r"\documentclass[twocolumn]{article}",
+        preamble,
+        r"\usepackage[T1]{fontenc}",
+        r"\usepackage[utf8]{inputenc}",
+        r"\usepackage{booktabs}",
+        r"\usepackage{graphicx}",
+        r"\begin{document}",
+        r"\section{Results}",
+        body,
+        r"\end{document}",
+    ]))
+    proc = subprocess.run([_need_pdflatex(), "-interaction=nonstopmode", "-halt-on-error", tex.name],
+                          cwd=folder, capture_output=True, text=True, timeout=120)
+    log = (folder / "paper.log").read_text(errors="replace")
+    assert proc.returncode == 0, log[-3000:]
+    return log
+
+
+@pytest.fixture(scope="module")
+def default_like(tmp_path_factory):
+    out = default_like_store(tmp_path_factory.mktemp("latex"), seeds={"gru4rec": 3, "srgnn": 3})
+    return out
+
+
+def _figures_body(summary) -> list[str]:
+    body = []
+    for pdf in (p for p in summary.figures if p.suffix == ".pdf"):
+        body += [r"\begin{figure}[t]", r"\centering", rf"\includegraphics{{{pdf}}}",
+                 rf"\caption{{{report.latex_escape(pdf.with_suffix('.txt').read_text().strip())}}}",
+                 r"\end{figure}"]
+    return body
+
+
+def _overfull(log: str) -> list[str]:
+    return [line for line in log.splitlines() if "Overfull \\hbox" in line]
+
+
+def test_default_table_fits_the_plain_two_column_article(default_like, tmp_path):
+    """The default table, and the figures drawn at that article's column width (--column-width 3.16)."""
+    _need_pdflatex()
+    summary = report.write_report(default_like, n_bootstrap=50, column_width=round(ARTICLE_COLUMN_IN, 2))
+    table = summary.path / "tables" / "tiny_next.tex"
+    log = _compile(tmp_path, "\n".join([rf"\input{{{table}}}"] + _figures_body(summary)))
+    assert not _overfull(log), _overfull(log)
+    tex = table.read_text()
+    assert r"\begin{table}[t]" in tex and "table*" in tex  # means in one column, CIs across both
+    assert "3 seeds for gru4rec and srgnn, 1 for the others" in tex
+
+
+def test_default_column_figures_fit_a_conference_column(default_like, tmp_path):
+    """The default --figure-width column (3.3 in) fits the 3.33 in columns of the usual two-column
+    conference templates (7 in text, 0.33 in between the columns)."""
+    _need_pdflatex()
+    summary = report.write_report(default_like, n_bootstrap=50)
+    preamble = r"\usepackage[paperwidth=8.5in,paperheight=11in,textwidth=7in,columnsep=0.33in]{geometry}"
+    body = [rf"\input{{{summary.path / 'tables' / 'tiny_next.tex'}}}"] + _figures_body(summary)
+    log = _compile(tmp_path, "\n".join(body), preamble=preamble)
+    assert not _overfull(log), _overfull(log)
+
+
+def test_wide_layout_and_chosen_columns_compile(default_like, tmp_path):
+    _need_pdflatex()
+    spec = report.TableSpec(metrics=("HitRate", "Recall", "MRR", "NDCG", "Coverage", "fit_seconds",
+                                     "latency_ms_p50"), ks=(10, 20), layout="wide")
+    summary = report.write_report(default_like, n_bootstrap=50, table=spec, models=["pop", "gru4rec", "srgnn"])
+    tex = (summary.path / "tables" / "tiny_next.tex").read_text()
+    assert r"\begin{table*}" in tex and "Recall" in tex and "@10" in tex and "@50" not in tex
+    rows = tex.split(r"\midrule", 1)[1].split(r"\bottomrule", 1)[0].strip().splitlines()
+    assert [r.split(" & ")[0] for r in rows] == ["pop", "gru4rec", "srgnn"]  # built-in slot order
+    log = _compile(tmp_path, rf"\input{{{summary.path / 'tables' / 'tiny_next.tex'}}}")
+    assert not _overfull(log), _overfull(log)

@@ -1,0 +1,143 @@
+"""What a report shows: the runs of the plan; superseded, failed and broken runs listed, never
+pooled; seeds pooled only within one configuration; tuning runs only in the tuning section."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from report_fixtures import add_run
+
+from harness import report
+from harness.cli import main
+from harness.report.provenance import ReportError, select_runs
+from harness.store import Plan, write_plan
+from harness.testing import tiny_dataset
+
+N_BOOT = 50
+
+
+@pytest.fixture(scope="module")
+def planned(tmp_path_factory):
+    """A folder with a plan: pop, markov, a tuned gru4rec (two grid points), one superseded run,
+    one run of the plan that fails verification."""
+    out = tmp_path_factory.mktemp("planned")
+    data = tiny_dataset(n_test=40, seed=0)
+    ids = [add_run(out, data, "pop", 0), add_run(out, data, "markov", 0)]
+    grid = []
+    for hidden, kind in ((32, "pop"), (64, "markov")):
+        rid = add_run(out, data, f"gru4rec[hidden={hidden}]", 0, stage="tune", kind=kind, model="gru4rec",
+                      params={"hidden": hidden})
+        grid.append((rid, hidden))
+    final = add_run(out, data, "gru4rec", 0, kind="markov", params={"hidden": 64}, with_curve=True)
+    ids += [r for r, _ in grid] + [final]
+    broken = add_run(out, data, "sr", 0)
+    ids.append(broken)
+    ranks = out / "runs" / broken / "ranks.parquet"
+    ranks.write_bytes(ranks.read_bytes()[:100])  # truncated
+    # an older configuration of pop, no longer in the plan
+    add_run(out, data, "pop", 1, run_id="tiny-pop-old", params={"old": True})
+    from harness.store import read_manifest
+
+    values = {rid: read_manifest(out / "runs" / rid)["metrics"]["MRR@20"] for rid, _ in grid}
+    selection = {"dataset": "tiny", "protocol": "next", "label": "gru4rec", "seed": 0, "metric": "MRR@20",
+                 "split": "valid",
+                 "candidates": [{"run_id": rid, "params": {"hidden": h}, "value": values[rid]} for rid, h in grid],
+                 "chosen": grid[1][0], "params": {"hidden": 64}, "final": final}
+    write_plan(out, Plan("test", "name: test\nstyle:\n  pop: {color: '#117733'}\n", {}, tuple(ids), (selection,)))
+    return out, {"grid": grid, "final": final, "broken": broken, "values": values}
+
+
+def test_the_report_shows_exactly_the_plan(planned):
+    out, info = planned
+    summary = report.write_report(out, n_bootstrap=N_BOOT)
+    table = pd.read_csv(summary.path / "tables" / "tiny_next.csv", index_col="label")
+    assert list(table.index) == ["pop", "markov", "gru4rec"]
+    assert table.loc["pop", "n_seeds"] == 1  # the superseded pop run is not pooled in
+    assert summary.n_runs == 3
+    # superseded: listed with its label, in the result and in summary.md
+    assert summary.superseded == (("tiny-pop-old", "pop", "test"),)
+    md = summary.summary_path.read_text()
+    assert "Superseded / not in the plan" in md and "`tiny-pop-old` | pop" in md
+    # failing verification: one line in the printed text and in summary.md
+    assert [rid for rid, _ in summary.broken] == [info["broken"]]
+    line = [ln for ln in summary.text.splitlines() if info["broken"] in ln]
+    assert len(line) == 1 and "ranks.parquet" in line[0]
+    assert info["broken"] in md and "Failing verification" in md
+    # the plan's suite style map is used
+    assert report.collect(out, n_bootstrap=N_BOOT).styles["pop"].color == "#117733"
+
+
+def test_tuning_is_reported_as_tuning(planned):
+    out, info = planned
+    summary = report.write_report(out, n_bootstrap=N_BOOT)
+    tables = summary.path / "tables"
+    # grid points never reach the test tables or figures
+    for path in (tables / "tiny_next.csv", tables / "tiny_next.md", tables / "tiny_next.tex"):
+        assert "hidden=32]" not in path.read_text() and "gru4rec[" not in path.read_text()
+    results = report.collect(out, n_bootstrap=N_BOOT)
+    (group,) = results.groups
+    assert group.labels == ["pop", "markov", "gru4rec"]
+    assert int(group.bin_counts.sum()) == group.n_cases["pop"]  # test cases only
+    tuning = pd.read_csv(tables / "tiny_next_tuning.csv")
+    assert list(tuning["params"]) == ["hidden=32", "hidden=64"]
+    assert list(tuning["chosen"]) == [False, True]
+    assert tuning["validation"].tolist() == pytest.approx([info["values"][rid] for rid, _ in info["grid"]])
+    assert set(tuning["final_run_id"]) == {info["final"]}
+    csv = pd.read_csv(tables / "tiny_next.csv", index_col="label")
+    assert csv.loc["gru4rec", "tuned_params"] == "hidden=64"
+    assert "Tuned on the validation split: gru4rec: hidden=64" in (tables / "tiny_next.tex").read_text()
+    md = summary.summary_path.read_text()
+    assert "### Tuning" in md and "| hidden=32 |" in md
+
+
+def test_two_configurations_under_one_label_are_an_error(tmp_path, capsys):
+    data = tiny_dataset(n_test=30, seed=0)
+    a = add_run(tmp_path, data, "gru4rec", 0, params={"hidden": 32})
+    b = add_run(tmp_path, data, "gru4rec", 1, params={"hidden": 64})
+    with pytest.raises(ReportError) as err:
+        report.collect(tmp_path, n_bootstrap=N_BOOT)
+    message = str(err.value)
+    assert a in message and b in message and "\n" not in message and "configuration" in message
+    assert main(["report", str(tmp_path)]) == 2
+    stderr = capsys.readouterr().err.strip()
+    assert len(stderr.splitlines()) == 1 and a in stderr and b in stderr
+
+
+def test_code_digests_that_differ_are_named(tmp_path):
+    data = tiny_dataset(n_test=30, seed=0)
+    for seed, code in ((0, "a" * 64), (1, "b" * 64)):
+        add_run(tmp_path, data, "sr", seed, extra={"pool_digest": f"pool-{seed}", "code": {"digest": code},
+                                                   "config_digest": f"cfg-{seed}"})
+    with pytest.raises(ReportError, match="code digests aaaaaaaaaaaa and bbbbbbbbbbbb"):
+        select_runs(tmp_path)
+
+
+def test_without_a_plan_seeds_of_one_configuration_are_pooled(tmp_path):
+    data = tiny_dataset(n_test=30, seed=0)
+    for seed in (0, 1, 2):
+        add_run(tmp_path, data, "gru4rec", seed, params={"hidden": 64})
+    add_run(tmp_path, data, "pop", 0)
+    summary = report.write_report(tmp_path, n_bootstrap=N_BOOT)
+    table = pd.read_csv(summary.path / "tables" / "tiny_next.csv", index_col="label")
+    assert table.loc["gru4rec", "n_seeds"] == 3 and table.loc["pop", "n_seeds"] == 1
+    assert "no plan file" in summary.summary_path.read_text()
+    assert "3 seeds for gru4rec, 1 for the others" in (summary.path / "tables" / "tiny_next.md").read_text()
+
+
+def test_report_options_on_the_command_line(tmp_path, capsys):
+    data = tiny_dataset(n_test=30, seed=0)
+    for label in ("pop", "markov", "sr"):
+        add_run(tmp_path, data, label, 0)
+    assert main(["report", str(tmp_path), "--models", "pop,sr", "--metrics", "mrr,recall", "--ks", "10",
+                 "--layout", "wide", "--figure-width", "text", "--n-bootstrap", "20"]) == 0
+    md = (tmp_path / "report" / "tables" / "tiny_next.md").read_text()
+    header = next(line for line in md.splitlines() if line.startswith("| model"))
+    assert header == "| model | MRR@10 | Recall@10 |"
+    assert "markov" not in md
+    assert r"\begin{table*}" in (tmp_path / "report" / "tables" / "tiny_next.tex").read_text()
+    capsys.readouterr()
+    for bad, message in ((["--metrics", "speed"], "unknown column 'speed'"), (["--models", "nope"], "nope"),
+                         (["--figure-width", "wide"], "figure-width")):
+        assert main(["report", str(tmp_path), *bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err

@@ -1,0 +1,101 @@
+"""Model styles: fixed per name, colour-blind-safe palette (CIEDE2000 under simulated
+deuteranopia and protanopia), markers and hatches for grey scale, the suite's style map."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness.errors import ConfigError
+from harness.report import styles
+from harness.report.styles import KNOWN_MODELS, model_styles, style_of
+from harness.suites import parse_suite
+
+#: smallest CIEDE2000 difference allowed between two of the 12 built-in colours, in normal
+#: vision and under simulated deuteranopia and protanopia (docs/suites-and-reports.md says why)
+MIN_DELTA_E = 10.0
+
+
+def test_delta_e_2000_matches_published_test_pairs():
+    # Sharma, Wu and Dalal (2005), Table 1: pairs 1, 7, 17, 25, 33
+    pairs = [((50.0, 2.6772, -79.7751), (50.0, 0.0, -82.7485), 2.0425),
+             ((50.0, 0.0, 0.0), (50.0, -1.0, 2.0), 2.3669),
+             ((50.0, 2.5, 0.0), (73.0, 25.0, -18.0), 27.1492),
+             ((60.2574, -34.0099, 36.2677), (60.4626, -34.1751, 39.4387), 1.2644),
+             ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0), 0.0)]
+    for a, b, want in pairs:
+        assert styles.delta_e_2000(np.array(a), np.array(b)) == pytest.approx(want, abs=1e-4)
+        assert styles.delta_e_2000(np.array(b), np.array(a)) == pytest.approx(want, abs=1e-4)
+
+
+def test_simulation_keeps_greys_and_merges_red_and_green():
+    for kind in (None, "deuteranopia", "protanopia"):
+        white, grey = styles.simulate_cvd(["#FFFFFF", "#777777"], kind)
+        assert white[0] == pytest.approx(100, abs=0.5) and abs(white[1]) < 1 and abs(white[2]) < 1
+        assert abs(grey[1]) < 1.5 and abs(grey[2]) < 1.5
+    # a red and a green of similar lightness: far apart normally, close for a deuteranope
+    normal = styles.min_pairwise_delta_e(["#C03030", "#5A8A00"], None)
+    deut = styles.min_pairwise_delta_e(["#C03030", "#5A8A00"], "deuteranopia")
+    assert normal > 40 and deut < normal / 3
+
+
+@pytest.mark.parametrize("kind", [None, "deuteranopia", "protanopia"])
+def test_the_12_built_in_colours_stay_apart(kind):
+    colors = [style_of(name).color for name in KNOWN_MODELS]
+    assert len(set(colors)) == 12
+    assert styles.min_pairwise_delta_e(colors, kind) >= MIN_DELTA_E
+    # the pairs that were hard to tell apart before
+    for a, b in (("stan", "vstan"), ("sknn", "srgnn"), ("itemknn", "gru4rec")):
+        lab = styles.simulate_cvd([style_of(a).color, style_of(b).color], kind)
+        assert styles.delta_e_2000(lab[0], lab[1]) >= MIN_DELTA_E
+
+
+def test_built_ins_differ_in_marker_and_hatch_too():
+    built = [style_of(name) for name in KNOWN_MODELS]
+    assert len({s.marker for s in built}) == 12 and len({s.hatch for s in built}) == 12
+    assert all(s.filled for s in built)
+
+
+def test_a_style_depends_only_on_the_name():
+    alone = style_of("my-plugin")
+    for others in ([], ["pop"], ["gru4rec", "srgnn", "zeta"], [f"m{i}" for i in range(30)]):
+        assert model_styles(["my-plugin", *others])["my-plugin"] == alone
+    assert style_of("SR-GNN") == style_of("srgnn") and style_of("SR-GNN").slot == KNOWN_MODELS.index("srgnn")
+    # plugins: open markers, so never drawn like a built-in even with a built-in's colour
+    assert not alone.filled and alone.face == "white" and alone.slot == styles.OTHER_SLOT
+    assert alone.color in styles.PALETTE and alone.marker in styles.MARKERS
+
+
+def test_the_later_neural_baselines_have_fixed_distinct_styles():
+    later = [style_of(name) for name in styles.SECOND_TIER]
+    assert len({s.color for s in later}) == len(later) and len({s.marker for s in later}) == len(later)
+    assert not any(s.filled for s in later)  # open markers: never confused with the 12 filled ones
+    assert [s.slot for s in later] == list(range(12, 12 + len(later)))
+    assert style_of("BPR-MF") == style_of("bprmf")
+
+
+def test_plugin_styles_rarely_collide_and_collisions_are_reported():
+    labels = [f"plugin-{i}" for i in range(40)]
+    st = model_styles(labels)
+    keys = {(s.color, s.marker, s.hatch) for s in st.values()}
+    assert len(keys) >= 36  # 1,728 combinations: a few collisions at most among 40
+    same = {"a": styles.Style("#000000", "o", "", False, 12), "b": styles.Style("#000000", "o", "", False, 12)}
+    assert styles.style_collisions(same) == [("a", "b")]
+
+
+def test_suite_style_map_overrides_and_is_validated():
+    base = {"datasets": ["synthetic"], "models": ["pop"]}
+    suite = parse_suite({**base, "style": {"pop": {"color": "#117733", "marker": "d", "hatch": "//"}}})
+    assert suite.style == {"pop": {"color": "#117733", "marker": "d", "hatch": "//"}}
+    st = model_styles(["pop", "sr"], suite.style)
+    assert (st["pop"].color, st["pop"].marker, st["pop"].hatch) == ("#117733", "d", "//")
+    assert st["sr"] == style_of("sr")
+    bad = [({"pop": {"colour": "#117733"}}, "unknown key 'style.pop.colour'"),
+           ({"pop": {"color": "green"}}, "style.pop.color: expected #RRGGBB"),
+           ({"pop": {"marker": "not-a-marker"}}, "style.pop.marker"),
+           ({"pop": {"hatch": "ab"}}, "style.pop.hatch"),
+           (["pop"], "key 'style': expected a mapping")]
+    for style, message in bad:
+        with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("(", r"\(")):
+            parse_suite({**base, "style": style})
+
