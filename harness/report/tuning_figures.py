@@ -79,7 +79,8 @@ def plot_search(dataset: str, label: str, entry: dict[str, Any]):
         ax.scatter(*zip(*done), s=14, color="0.35", label="trial", zorder=3)
     failed = [n for n, v in zip(numbers, values) if v is None]
     if failed:
-        ax.scatter(failed, [low] * len(failed), marker="x", s=18, color="tab:red", label="failed or pruned", zorder=3)
+        ax.plot(failed, [low] * len(failed), linestyle="none", marker="x", markersize=5, color="tab:red",
+                label="failed or pruned", zorder=3)  # fmt: skip
     best = best_so_far(values, entry["maximize"])
     ax.step(numbers, [b if b is not None else float("nan") for b in best], where="post", color="tab:blue",
             label="best so far")  # fmt: skip
@@ -89,7 +90,7 @@ def plot_search(dataset: str, label: str, entry: dict[str, Any]):
     ax.set_xlabel("trial")
     ax.set_ylabel(f"valid {metric}")
     ax.set_title(f"{label} on {dataset}: {len(done)} of {len(trials)} trials finished")
-    ax.legend(loc="lower right", fontsize="small")
+    ax.legend(loc="best", fontsize="small")
     for i, name in enumerate(space):
         sub = fig.add_subplot(grid[i // cols, 2 + i % cols])
         pairs = [(t["params"].get(name), t["value"]) for t in trials if t["value"] is not None]
