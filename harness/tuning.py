@@ -121,6 +121,37 @@ DEFAULT_SPACES: dict[str, dict[str, dict[str, Any]]] = {
         "bpreg": {"type": "float", "low": 0.0, "high": 2.0, "step": 0.05, "when": {"loss": "bpr-max"}},
         "elu_param": {"type": "categorical", "choices": [0.0, 0.5, 1.0], "when": {"loss": ["bpr-max", "top1-max"]}},
     },
+    "narm": {
+        "embedding_size": {"type": "categorical", "choices": [50, 100]},
+        "hidden_size": {"type": "categorical", "choices": [50, 100]},
+        "lr": {"type": "float", "low": 1.0e-4, "high": 1.0e-2, "log": True},
+        "dropout_embed": {"type": "float", "low": 0.0, "high": 0.5, "step": 0.05},
+        "dropout_context": {"type": "float", "low": 0.0, "high": 0.5, "step": 0.05},
+    },
+    "stamp": {
+        "embedding_size": {"type": "categorical", "choices": [50, 100, 128]},
+        "lr": {"type": "float", "low": 1.0e-4, "high": 1.0e-2, "log": True},
+        "batch_size": {"type": "categorical", "choices": [128, 256, 512]},
+    },
+    "sasrec": {
+        "hidden_size": {"type": "categorical", "choices": [32, 50, 64, 128]},
+        "n_blocks": {"type": "int", "low": 1, "high": 3},
+        "n_heads": {"type": "categorical", "choices": [1, 2]},
+        "dropout": {"type": "float", "low": 0.0, "high": 0.5, "step": 0.1},
+        "lr": {"type": "float", "low": 1.0e-4, "high": 1.0e-2, "log": True},
+    },
+    "bprmf": {
+        "factors": {"type": "categorical", "choices": [32, 64, 100, 128]},
+        "lr": {"type": "float", "low": 1.0e-4, "high": 1.0e-2, "log": True},
+        "l2": {"type": "float", "low": 1.0e-7, "high": 1.0e-3, "log": True},
+        "batch_size": {"type": "categorical", "choices": [256, 512, 1024]},
+    },
+    "fpmc": {
+        "factors": {"type": "categorical", "choices": [32, 64, 100, 128]},
+        "lr": {"type": "float", "low": 1.0e-4, "high": 1.0e-2, "log": True},
+        "l2": {"type": "float", "low": 1.0e-7, "high": 1.0e-3, "log": True},
+        "batch_size": {"type": "categorical", "choices": [256, 512, 1024]},
+    },
     "srgnn": {
         "lr": {"type": "float", "low": 1.0e-4, "high": 1.0e-2, "log": True},
         "step": {"type": "int", "low": 1, "high": 3},
