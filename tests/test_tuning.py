@@ -137,6 +137,13 @@ def test_grid_and_tune_together_are_refused():
         parse_suite({"datasets": ["synthetic"], "models": [{"name": "sr", "grid": {"steps": [1]}, "tune": "default"}]})
 
 
+def test_every_built_in_model_with_hyper_parameters_has_a_default_space():
+    from harness.registry import available_models
+
+    builtin = {n: c for n, c in available_models().items() if c.__module__.split(".")[0] in ("baselines", "srgnn")}
+    assert {n for n, c in builtin.items() if c.hyperparameters()} <= set(DEFAULT_SPACES)
+
+
 def test_every_default_space_is_valid_for_its_model():
     for name, space in DEFAULT_SPACES.items():
         cls = get_model_class(name)
