@@ -8,7 +8,7 @@ TORCH  ?= torch==2.13.0
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: bench test setup wheel clean
+.PHONY: bench test fuzz setup wheel clean
 
 # The default suite: every built-in model on the synthetic data; report in
 # reports/default/report/ of the current folder.
@@ -17,6 +17,10 @@ bench: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The fuzz tests with many more examples than `make test` runs (bad input must never give a traceback or a hang).
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/test_fuzz_*.py $(PYTEST_ARGS)
 
 setup: $(STAMP)
 
