@@ -214,6 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=_positive_seconds, metavar="SECONDS",
                      help="time limit of fit and of scoring, for runs the suite gives no timeout")
     run.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    run.add_argument("--executor", choices=("local", "ray"), default="local",
+                     help="where runs and tuning trials execute: local processes (default) or Ray tasks")
+    run.add_argument("--address", metavar="ADDR", help="with --executor ray: a running Ray cluster's address "
+                     "(default: start a local Ray instance)")
+    run.add_argument("--gpus", metavar="I,J,...", help="CUDA devices to spread GPU runs over, one run per device "
+                     "at a time (e.g. 0,1)")
     run.set_defaults(handler=_cmd_run)
 
     runs = sub.add_parser("runs", help="list or prune the stored runs of an output folder",
@@ -395,11 +401,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from harness.runner import run_suite
     from harness.suites import load_suite
 
+    executor = None
+    if args.executor != "local" or args.gpus is not None or args.address is not None:
+        from harness.executors import make_executor
+
+        executor = make_executor(args.executor, jobs=args.jobs, address=args.address, gpus=args.gpus)
     suite = load_suite(args.suite)
     check_output_dir(args.out if args.out is not None else reports_dir(suite.name))
     outcome = run_suite(
         suite, out_dir=args.out, data_dir=args.data_dir, jobs=args.jobs, force=args.force, only=args.only,
-        progress=sys.stderr.isatty(), report=not args.no_report, echo=tqdm.write,
+        executor=executor, progress=sys.stderr.isatty(), report=not args.no_report, echo=tqdm.write,
         timeout=None if args.timeout is None else {"fit": args.timeout, "score": args.timeout},
     )  # fmt: skip
     print(f"suite {suite.name}: {len(outcome.planned)} runs planned, {len(outcome.skipped)} already complete, "

@@ -72,6 +72,8 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SELECTION_METRIC = "MRR@20"
 SELECTION_SPLIT = "valid"
+#: how the error line of a tuning trial stopped by its pruner starts (see harness.tuning.TrialPruned)
+PRUNED_PREFIX = "TrialPruned:"
 #: library versions that can change a result (part of every run's config)
 RESULT_LIBRARIES = ("torch", "numpy", "pandas", "scipy", "scikit-learn")
 
@@ -392,12 +394,26 @@ class Task:
     fn: Callable[..., None]
     args: tuple
     limit_s: float | None = None  # wall-clock seconds after which the executor may end the task
+    stage_dir: str | None = None  # the folder the task writes its run into (one of ``args``)
+    gpu: bool = False  # the run would use a CUDA device (model ``uses_gpu``, device not "cpu")
 
 
 #: how long a worker may take beyond its fit and score limits (loading data,
 #: writing) before the executor ends it: the backstop for a model that keeps
 #: its worker's watchdog thread from running
 LIMIT_MARGIN_S = 300.0
+
+
+def wants_gpu(spec: RunSpec) -> bool:
+    """Whether a run would use a CUDA device: its model declares
+    ``uses_gpu`` and its ``device`` parameter (if any) is not ``"cpu"``."""
+    from harness.registry import get_model_class
+
+    try:
+        cls = get_model_class(spec.model)
+    except SessionbenchError:
+        return False
+    return bool(getattr(cls, "uses_gpu", False)) and str(spec.params.get("device", "auto")) != "cpu"
 
 
 class Executor(Protocol):
@@ -421,26 +437,40 @@ class LocalProcessExecutor:
         pending, running = list(tasks), {}
         try:
             while pending or running:
-                while pending and len(running) < self.jobs:
-                    task = pending.pop(0)
-                    proc = ctx.Process(target=task.fn, args=task.args, name=f"sessionbench-{task.run_id}")
-                    proc.start()
+                while pending and len(running) < self.jobs and (task := self._next(pending)) is not None:
+                    proc = self._start(ctx, task)
                     running[proc.sentinel] = (proc, task, time.monotonic())
                 for sentinel in mp.connection.wait(list(running), timeout=1.0):
                     proc, task, _ = running.pop(sentinel)
                     proc.join()
+                    self._release(task)
                     on_done(task, proc.exitcode)
                 for sentinel, (proc, task, started) in list(running.items()):
                     if task.limit_s is not None and time.monotonic() - started > task.limit_s:
                         proc.kill()
                         proc.join()
                         del running[sentinel]
+                        self._release(task)
                         on_done(task, EXIT_TIMEOUT)
         finally:  # Ctrl-C or an error here: stop the workers; stored runs stay
             for proc, _, _ in running.values():
                 proc.terminate()
             for proc, _, _ in running.values():
                 proc.join()
+
+
+    def _next(self, pending: list[Task]) -> Task | None:
+        """Take the next task that may start now (None: none may)."""
+        return pending.pop(0)
+
+    def _start(self, ctx: Any, task: Task) -> Any:
+        """Start the task's process."""
+        proc = ctx.Process(target=task.fn, args=task.args, name=f"sessionbench-{task.run_id}")
+        proc.start()
+        return proc
+
+    def _release(self, task: Task) -> None:
+        """The task's process has ended (subclasses free what it held)."""
 
 
 class InlineExecutor:
@@ -484,7 +514,7 @@ class OnlyFilter:
         names = {s.dataset: s.dataset_name for s in specs}
         # finals of tuned models are chosen later: their labels and displays are known now
         finals = [(f"{names.get(d.name, d.name)}/{m.label}/{seed}", m.label)
-                  for d in suite.datasets for m in suite.models if m.grid for seed in m.seeds]  # fmt: skip
+                  for d in suite.datasets for m in suite.models if m.grid or m.tune for seed in m.seeds]  # fmt: skip
         keys = {k for s in specs for k in self._keys(s)} | {k for pair in finals for k in pair} | set(entry_labels)
         keys |= set(stored)
         self.literal = {p for p in self.patterns if p in keys}
@@ -560,14 +590,25 @@ def _run_locked(suite, out, jobs, force, only, executor, progress, report, timeo
     def stage_one(model: ModelEntry) -> str:
         return "tune" if model.grid else "test"
 
-    first = expand(suite, datasets, stage_of=stage_one, timeout=timeout)
+    # tuned models have no fixed-parameter runs: their trials come from their studies
+    first = [s for s in expand(suite, datasets, stage_of=stage_one, timeout=timeout)
+             if s.label not in {m.label for m in suite.models if m.tune is not None}]  # fmt: skip
     stored = [p.name for p in runs_dir(out).iterdir()] if runs_dir(out).is_dir() else []
     wanted = OnlyFilter(only, suite, first, stored)
     plan = Plan(suite_name=suite.name, suite_text=suite.text, suite=resolved_suite(suite, datasets, timeout),
                 run_ids=tuple(s.run_id for s in first))  # fmt: skip
     write_plan(out, plan)
     _execute([s for s in first if wanted(s)], out, executor, force, show, outcome, echo, progress)
-    grid_models = [m for m in suite.models if m.grid]
+    if any(m.tune is not None for m in suite.models):
+        from harness.tuning import run_tuning
+
+        trials = run_tuning(suite, datasets, out, jobs=jobs, timeout=timeout, wanted=wanted, echo=echo,
+                            execute=lambda specs, worker, extra: _execute(specs, out, executor, force, show, outcome,
+                                                                          echo, progress, worker, extra))  # fmt: skip
+        first = first + trials
+        plan = replace(plan, run_ids=plan.run_ids + tuple(s.run_id for s in trials))
+        write_plan(out, plan)
+    grid_models = [m for m in suite.models if m.grid or m.tune]
     if grid_models:
         finals = _tuned_finals(suite, grid_models, first, out, echo)
         write_plan(out, replace(plan, run_ids=plan.run_ids + tuple(s.run_id for s in finals),
@@ -590,7 +631,8 @@ def resolved_suite(suite: Suite, datasets: dict[str, tuple[str, str]], timeout: 
                      for d in suite.datasets],
         "models": [{"name": m.name, "label": m.label, "params": _full_params(m.name, m.params), "grid": m.grid,
                     "seeds": list(m.seeds), "timeout": effective_timeout(suite, m, timeout),
-                    "code_digest": model_fingerprint(m.name).digest} for m in suite.models],
+                    "code_digest": model_fingerprint(m.name).digest,
+                    "tune": None if m.tune is None else m.tune.to_dict()} for m in suite.models],
         "ks": list(suite.ks), "protocols": list(suite.protocols), "batch_size": suite.batch_size,
         "exclude_seen": suite.exclude_seen, "latency": dict(suite.latency), "runtime": runtime_versions(),
     }  # fmt: skip
@@ -598,16 +640,20 @@ def resolved_suite(suite: Suite, datasets: dict[str, tuple[str, str]], timeout: 
 
 def _tuned_finals(suite: Suite, grid_models: list[ModelEntry], specs: list[RunSpec], out: Path,
                   echo: Callable[[str], None]) -> list[RunSpec]:  # fmt: skip
-    """For each grid model, dataset and seed: the test runs (one per
-    protocol) of the grid point with the best validation MRR@20 (ties: the
-    first point in grid order), each carrying its ``selection`` record.
-    Waits (no final) while a grid point has no stored result."""
+    """For each grid (or tuned) model, dataset and seed: the test runs (one
+    per protocol) of the grid point (trial) with the best validation MRR@20
+    (a tuned model's objective; ties: the first point in grid or trial
+    order), each carrying its ``selection`` record. Waits (no final) while a
+    grid point has no stored result."""
     finals = []
     tune = [s for s in specs if s.stage == "tune"]
     for entry in suite.datasets:
         for model in grid_models:
+            metric = model.tune.metric if model.tune is not None else SELECTION_METRIC
+            sign = -1.0 if model.tune is not None and not model.tune.maximize else 1.0
             for seed in model.seeds:
-                points = [s for s in tune if (s.dataset, s.model, s.seed) == (entry.name, model.name, seed)
+                points = [s for s in tune if (s.dataset, s.model) == (entry.name, model.name)
+                          and (s.seed == seed or model.tune is not None)  # trials use one seed for all finals
                           and s.label.startswith(model.label + "[")]  # fmt: skip
                 if not points:
                     continue
@@ -617,20 +663,20 @@ def _tuned_finals(suite: Suite, grid_models: list[ModelEntry], specs: list[RunSp
                     path = run_path(out, spec.run_id)
                     record = load_run(path) if path.is_dir() else None
                     missing += record is None or record.problem is not None
-                    value = record.manifest["metrics"].get(SELECTION_METRIC) if record and record.complete else None
+                    value = record.manifest["metrics"].get(metric) if record and record.complete else None
                     candidates.append({"run_id": spec.run_id, "label": spec.label, "params": spec.params, "value": value})
                 if missing:
                     echo(f"wait   {where}: {missing} of {len(points)} grid point(s) not run yet; no final chosen")
                     continue
-                scored = [(c["value"], -i) for i, c in enumerate(candidates) if c["value"] is not None]
+                scored = [(sign * c["value"], -i) for i, c in enumerate(candidates) if c["value"] is not None]
                 if not scored:
                     echo(f"wait   {where}: every grid point failed; no final chosen")
                     continue
                 best = points[-max(scored)[1]]
                 for protocol in suite.protocols:
-                    final = replace(best, label=model.label, stage="test", protocol=protocol)
+                    final = replace(best, label=model.label, stage="test", protocol=protocol, seed=seed)
                     selection = {"dataset": best.dataset_name, "protocol": protocol, "label": model.label, "seed": seed,
-                                 "metric": SELECTION_METRIC, "split": SELECTION_SPLIT, "candidates": candidates,
+                                 "metric": metric, "split": SELECTION_SPLIT, "candidates": candidates,
                                  "chosen": best.run_id, "params": best.params, "final": final.run_id}  # fmt: skip
                     finals.append(replace(final, selection=selection))
     return finals
@@ -672,7 +718,10 @@ def _limit(spec: RunSpec) -> float | None:
     return None
 
 
-def _execute(specs, out, executor, force, show_inner, outcome, echo, progress) -> None:
+def _execute(specs, out, executor, force, show_inner, outcome, echo, progress, worker=None, extra=None) -> None:
+    """Run the specs not already complete through ``executor`` and install
+    their folders. Each task calls ``worker`` (default :func:`_worker`) with
+    ``(spec_dict, stage_dir, progress, parent_pid, *extra(spec))``."""
     from tqdm.auto import tqdm
 
     outcome.planned.extend(specs)
@@ -696,8 +745,9 @@ def _execute(specs, out, executor, force, show_inner, outcome, echo, progress) -
     base = runs_dir(out)
     base.mkdir(parents=True, exist_ok=True)
     stages = {s.run_id: base / f".tmp-{s.run_id}-{uuid.uuid4().hex[:8]}" for s in todo}
-    tasks = [Task(s.run_id, _worker, (asdict(s), str(stages[s.run_id]), show_inner, os.getpid()), _limit(s))
-             for s in todo]  # fmt: skip
+    fn = worker or _worker
+    tasks = [Task(s.run_id, fn, (asdict(s), str(stages[s.run_id]), show_inner, os.getpid(), *(extra(s) if extra else ())),
+                  _limit(s), stage_dir=str(stages[s.run_id]), gpu=wants_gpu(s)) for s in todo]  # fmt: skip
     by_id = {s.run_id: s for s in todo}
     bar = tqdm(total=len(tasks), desc="runs", unit="run", disable=not progress, leave=True)
 
@@ -705,7 +755,9 @@ def _execute(specs, out, executor, force, show_inner, outcome, echo, progress) -
         spec = by_id[task.run_id]
         manifest, installed = _install(spec, stages[task.run_id], out, exitcode)
         outcome.executed.append(task.run_id)
-        if manifest["status"] != COMPLETE:
+        if manifest["status"] != COMPLETE and str(manifest.get("error_line")).startswith(PRUNED_PREFIX):
+            echo(f"pruned {spec.display}: {manifest['error_line'][len(PRUNED_PREFIX):].strip()}")  # not a failure
+        elif manifest["status"] != COMPLETE:
             outcome.failed.append(task.run_id)
             if installed:
                 echo(f"FAILED {spec.display}: {manifest.get('error_line', 'no error recorded')}")

@@ -39,7 +39,9 @@ only once; ``ks`` go up to :data:`~harness.limits.MAX_K` and seeds up to
 With a ``grid``, every grid point is first fitted on ``train_tr`` and scored
 on ``valid`` (stage ``tune``); the point with the best validation MRR@20 is
 then fitted on ``train`` and scored on ``test`` (stage ``test``). The test
-split never chooses anything.
+split never chooses anything. A ``tune`` section (per model, with suite-wide
+defaults under a top-level ``tune``) searches a space with Optuna instead;
+see :mod:`harness.tuning`.
 
 A model's ``retrieval`` (only for models that declare
 ``provides_embeddings``) lists ANN index settings, a list value sweeping a
@@ -67,9 +69,9 @@ from harness.yamlfile import load_yaml_text, read_text_file
 
 SUITE_DIR = paths.suite_dir()  # the shipped suites (package data)
 _TOP_KEYS = ("name", "description", "data_dir", "datasets", "models", "seeds", "ks", "protocols", "batch_size",
-             "exclude_seen", "latency", "timeout", "style")
+             "exclude_seen", "latency", "timeout", "style", "tune")
 _DATASET_KEYS = ("name", "data_dir")
-_MODEL_KEYS = ("name", "label", "params", "grid", "seeds", "timeout", "retrieval")
+_MODEL_KEYS = ("name", "label", "params", "grid", "seeds", "timeout", "retrieval", "tune")
 _TIMEOUT_KEYS = ("fit", "score")
 _LATENCY_KEYS = ("samples", "warmup")
 _MAX_LATENCY = 100_000  # single-session timings per run; more adds time, not precision
@@ -97,6 +99,7 @@ class ModelEntry:
     seeds: tuple[int, ...]
     timeout: dict[str, float] = field(default_factory=dict)  # phase -> seconds; {} none
     retrieval: tuple[dict[str, Any], ...] = ()  # ANN settings ({"method": ..., **params}), harness.retrieval
+    tune: Any = None  # harness.tuning.TuneConfig: searched with Optuna instead of fixed params
 
     def grid_points(self) -> list[dict[str, Any]]:
         """Every combination of the grid, merged over ``params`` (one point without a grid)."""
@@ -178,6 +181,8 @@ def parse_suite(data: Any, path: Path | None = None) -> Suite:
     description = data.get("description", "")
     if not isinstance(description, str):
         raise ConfigError(f"{where}: key 'description': expected a string, got {describe(description)}")
+    ks = tuple(sorted(set(_int_list(data.get("ks", [5, 10, 20, 50]), where, "ks", minimum=1, maximum=MAX_K))))
+    models = _tune_sections(data, models, ks, where)
     from harness.report.styles import validate_style_map
 
     style = validate_style_map(data["style"], where) if "style" in data else {}
@@ -187,7 +192,7 @@ def parse_suite(data: Any, path: Path | None = None) -> Suite:
         path=path,
         datasets=datasets,
         models=models,
-        ks=tuple(sorted(set(_int_list(data.get("ks", [5, 10, 20, 50]), where, "ks", minimum=1, maximum=MAX_K)))),
+        ks=ks,
         protocols=protocols,
         batch_size=_int(data.get("batch_size", 500), where, "batch_size", minimum=1),
         exclude_seen=exclude_seen,
@@ -199,6 +204,23 @@ def parse_suite(data: Any, path: Path | None = None) -> Suite:
         timeout=parse_timeout(data.get("timeout"), where, "timeout"),
         text=yaml.safe_dump(data, sort_keys=False),
     )
+
+
+def _tune_sections(data: dict, models: tuple[ModelEntry, ...], ks: tuple[int, ...], where: str) -> tuple[ModelEntry, ...]:
+    """Each model entry's ``tune`` section, validated and merged over the
+    suite's ``tune`` defaults (see :mod:`harness.tuning`)."""
+    from harness.tuning import parse_tune
+
+    entries = data["models"]
+    out = []
+    for i, model in enumerate(models):
+        value = entries[i].get("tune") if isinstance(entries[i], dict) else None
+        if value is not None and model.grid:
+            raise ConfigError(f"{where}: key models[{i}]: use either 'grid' or 'tune', not both")
+        tune = parse_tune(value, data.get("tune"), get_model_class(model.name), model.name, ks, where,
+                          f"models[{i}].tune")  # fmt: skip
+        out.append(replace(model, tune=tune))
+    return tuple(out)
 
 
 def _dataset(entry: Any, where: str, key: str, suite_dir: str | None) -> DatasetEntry:

@@ -22,6 +22,8 @@ import copy
 import logging
 import math
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from harness.dataset import SessionDataset
@@ -33,6 +35,27 @@ log = logging.getLogger(__name__)
 
 #: the validation metric that picks the epoch
 SELECTION_METRIC = "MRR@20"
+
+#: callbacks ``(model, epoch, phase)`` run after every training epoch (see :func:`observe_epochs`)
+_EPOCH_OBSERVERS: list[Callable[[Any, int, str], None]] = []
+
+
+@contextmanager
+def observe_epochs(callback: Callable[[Any, int, str], None]) -> Iterator[None]:
+    """Within the block, call ``callback(model, epoch, phase)`` after each
+    training epoch of every :class:`EpochTrainedRecommender` (``phase`` as
+    in ``training_curve_``). An exception it raises stops the model's
+    ``fit`` (hyper-parameter search prunes trials this way)."""
+    _EPOCH_OBSERVERS.append(callback)
+    try:
+        yield
+    finally:
+        _EPOCH_OBSERVERS.remove(callback)
+
+
+def _epoch_done(model: Any, epoch: int, phase: str) -> None:
+    for callback in list(_EPOCH_OBSERVERS):
+        callback(model, epoch, phase)
 
 
 class EpochTrainedRecommender(SessionRecommender):
@@ -105,6 +128,7 @@ class EpochTrainedRecommender(SessionRecommender):
             loss, seconds = self._timed_epoch(epoch)
             curve.append({"phase": phase, "epoch": epoch, "loss": loss, "valid_" + SELECTION_METRIC: None,
                           "seconds": seconds})
+            _epoch_done(self, epoch, phase)
 
     def _timed_epoch(self, epoch: int) -> tuple[float, float]:
         """Train epoch ``epoch``; its loss and seconds. A NaN or infinite loss
@@ -131,6 +155,7 @@ class EpochTrainedRecommender(SessionRecommender):
             curve.append({"phase": "select", "epoch": epoch, "loss": loss, "valid_" + SELECTION_METRIC: value,
                           "seconds": seconds})
             log.info("%s epoch %d: loss %.4f, valid %s %.4f", self.name, epoch, loss, SELECTION_METRIC, value)
+            _epoch_done(self, epoch, "select")
             if value > best_value:
                 best_epoch, best_value = epoch, value
                 best_state = None if self.refit else self._state()

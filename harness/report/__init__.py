@@ -47,6 +47,7 @@ from harness.report.retrieval import write_retrieval
 from harness.report.provenance import ReportError, Selection, Tuning
 from harness.report.statistics import ALPHA, bootstrap_ci, holm, paired_ttest, pareto_front
 from harness.report.styles import KNOWN_MODELS, Style, model_styles, style_collisions
+from harness.report.tuning_figures import write_tuning_figures
 from harness.report.tables import (
     TableSpec, _compact_text, _latex_table, _markdown_table, _md_escape, _params_text, _table_frame,
     check_table_metrics, latex_escape,
@@ -190,6 +191,9 @@ def write_report(
                 drawn = _draw(g, kind, styles, width, tmp / FIGURES_DIR, warnings.append)
                 if drawn is not None:
                     figures[(g.slug, kind)] = drawn
+        searches = _draw_searches(out_dir, tmp / FIGURES_DIR, warnings.append)
+        if searches:
+            figures[("tuning", "search")] = (searches, "hyper-parameter searches: best so far and values tried")
         for g in groups:
             tables[g.slug] = _write_tables(g, tmp / TABLES_DIR, n_bootstrap, table)
             tables[g.slug] += _write_tuning(g, results.selection.tunings, tmp / TABLES_DIR)
@@ -219,6 +223,19 @@ def write_report(
         n_runs=results.n_runs, failed=results.failed, broken=tuple(sel.broken), superseded=tuple(sel.superseded),
         notes=notes, warnings=tuple(warnings),
     )  # fmt: skip
+
+
+def _draw_searches(out_dir: Path, folder: Path, warn: Callable[[str], None]) -> list[Path]:
+    """The figures of the folder's hyper-parameter searches (see
+    :mod:`harness.report.tuning_figures`); a failure costs these figures only."""
+    import matplotlib
+
+    try:
+        with matplotlib.rc_context(_RC):
+            return write_tuning_figures(out_dir, folder)
+    except Exception as err:  # noqa: BLE001 - as for every figure: the rest of the report stands
+        warn(f"tuning figures not drawn ({type(err).__name__}: {str(err).strip()[:200]})")
+        return []
 
 
 def _draw(group: Group, kind: str, styles: dict[str, Style], width: float, folder: Path,
