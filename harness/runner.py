@@ -249,6 +249,12 @@ def _grid_label(model: ModelEntry, params: dict[str, Any]) -> str:
 
 
 def _git_commit() -> str | None:
+    """The commit of the source checkout the packages run from (``-dirty``
+    with uncommitted edits), or None for an installed package: a wheel's
+    site-packages may sit inside some other repository (a checkout's
+    ``.venv``), whose commit says nothing about the code that ran."""
+    if not (REPO_ROOT / "pyproject.toml").is_file() or not (REPO_ROOT / ".git").exists():
+        return None
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5)
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
