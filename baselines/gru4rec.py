@@ -581,6 +581,9 @@ class GRU4Rec(NeuralRecommender):
 
     # -- training -------------------------------------------------------------
 
+    #: the negative samples drawn but not yet used carry over epochs
+    checkpoint_attributes: ClassVar[tuple[str, ...]] = ("_samples",)
+
     def _start_training(self, data: SessionDataset, split: str, seed: int) -> None:
         device = self.device_
         init_gen = torch.Generator().manual_seed(seed)
@@ -660,7 +663,7 @@ class GRU4Rec(NeuralRecommender):
                 state = [h.detach() for h in state]
                 total += rows_loss.detach().sum()
                 events += hi - lo
-                bar.update(hi - lo)
+                bar.update(hi - lo, total, events)
         finally:
             bar.close()
         net.eval()

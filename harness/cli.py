@@ -21,6 +21,7 @@ from typing import Any
 
 from harness.errors import ConfigError, ModelFailure, SessionbenchError, quote
 from harness.limits import MAX_K, MAX_SEED
+from harness.logs import configure_cli
 
 log = logging.getLogger("sessionbench")
 
@@ -210,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=_positive_seconds, metavar="SECONDS",
                      help="time limit of fit and of scoring, for runs the suite gives no timeout")
     run.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    run.add_argument("--save-models", action="store_true",
+                     help="store each fitted model in model/ of its run folder (SessionRecommender.load reads it)")
     run.set_defaults(handler=_cmd_run)
 
     runs = sub.add_parser("runs", help="list or prune the stored runs of an output folder",
@@ -392,6 +395,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         suite, out_dir=args.out, data_dir=args.data_dir, jobs=args.jobs, force=args.force, only=args.only,
         progress=sys.stderr.isatty(), report=not args.no_report, echo=tqdm.write,
         timeout=None if args.timeout is None else {"fit": args.timeout, "score": args.timeout},
+        save_models=args.save_models,
     )  # fmt: skip
     print(f"suite {suite.name}: {len(outcome.planned)} runs planned, {len(outcome.skipped)} already complete, "
           f"{len(outcome.executed)} executed, {len(outcome.failed)} failed; results in {outcome.out_dir}")
@@ -618,8 +622,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sessionbench`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    configure_cli(args.verbose)
     try:
         return args.handler(args)
     except SessionbenchError as err:

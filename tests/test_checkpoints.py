@@ -1,0 +1,107 @@
+"""Checkpoints of epoch-trained models: a fit interrupted after an epoch and
+resumed from its checkpoint ends with exactly the model of an uninterrupted
+fit (same seed, CPU), in every phase of the selection rule."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from baselines.gru4rec import GRU4Rec
+from baselines.narm import NARM
+from harness.dataset import PrefixBatch
+from harness.testing import tiny_dataset
+from srgnn import SRGNNRecommender
+
+PREFIXES = PrefixBatch.from_sequences([[3, 1, 4], [2], [6, 2, 7, 1], [5, 5, 3]])
+
+
+class Interrupted(Exception):
+    pass
+
+
+def data():
+    return tiny_dataset(n_items=12, n_train=60, n_test=10, seed=3)
+
+
+def interrupt_after(model, phase, epoch):
+    def hook(at_phase, at_epoch):
+        if (at_phase, at_epoch) == (phase, epoch):
+            raise Interrupted(f"{phase} {epoch}")
+
+    model._after_checkpoint = hook
+    return model
+
+
+CASES = {
+    # model, params, where to interrupt
+    "gru4rec-bpr-max-select": (GRU4Rec, {"loss": "bpr-max", "n_sample": 8, "hidden_size": 8, "batch_size": 8,
+                                         "epochs": 4, "patience": 4, "refit": True}, ("select", 2)),
+    "gru4rec-refit": (GRU4Rec, {"hidden_size": 8, "batch_size": 8, "epochs": 3, "patience": 3, "refit": True},
+                      ("refit", 1)),
+    "srgnn-train": (SRGNNRecommender, {"hidden_size": 8, "batch_size": 16, "epochs": 3, "patience": 0,
+                                       "lr_decay_every": 1}, ("train", 2)),
+    "narm-keep-best": (NARM, {"hidden_size": 8, "embedding_size": 8, "batch_size": 16, "epochs": 3, "patience": 3,
+                              "refit": False}, ("select", 2)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_resumed_fit_equals_uninterrupted_fit(case, tmp_path):
+    cls, params, (phase, epoch) = CASES[case]
+    params = {**params, "device": "cpu"}
+    whole = cls(**params).fit(data(), seed=5)
+
+    first = interrupt_after(cls(**params).checkpoint_to(tmp_path), phase, epoch)
+    with pytest.raises(Interrupted):
+        first.fit(data(), seed=5)
+    assert (tmp_path / "checkpoint.pt").is_file()
+    resumed = cls(**params).checkpoint_to(tmp_path).fit(data(), seed=5)
+
+    assert resumed.best_epoch_ == whole.best_epoch_
+    assert [(r["phase"], r["epoch"], r["loss"]) for r in resumed.training_curve_] == \
+        [(r["phase"], r["epoch"], r["loss"]) for r in whole.training_curve_]
+    assert torch.equal(resumed.score(PREFIXES), whole.score(PREFIXES))
+
+
+def test_checkpoint_of_another_configuration_is_ignored(tmp_path):
+    params = {"hidden_size": 8, "batch_size": 8, "epochs": 2, "patience": 0, "device": "cpu"}
+    first = interrupt_after(GRU4Rec(**params).checkpoint_to(tmp_path), "train", 1)
+    with pytest.raises(Interrupted):
+        first.fit(data(), seed=5)
+    other = GRU4Rec(**params).checkpoint_to(tmp_path).fit(data(), seed=6)  # another seed: starts afresh
+    fresh = GRU4Rec(**params).fit(data(), seed=6)
+    assert torch.equal(other.score(PREFIXES), fresh.score(PREFIXES))
+
+
+KILLED_FIT = textwrap.dedent("""
+    import os, signal, sys, torch
+    from harness.dataset import PrefixBatch
+    from harness.testing import tiny_dataset
+    from srgnn import SRGNNRecommender
+    folder, kill_after = sys.argv[1], int(sys.argv[2])
+    model = SRGNNRecommender(hidden_size=8, batch_size=16, epochs=3, patience=0, device="cpu")
+    if kill_after:
+        model._after_checkpoint = lambda phase, epoch: epoch == kill_after and os.kill(os.getpid(), signal.SIGKILL)
+    model.checkpoint_to(folder if folder != "-" else None).fit(tiny_dataset(n_items=12, n_train=60, n_test=10, seed=3), seed=5)
+    scores = model.score(PrefixBatch.from_sequences([[3, 1, 4], [2], [6, 2, 7, 1]]))
+    print(" ".join(v.hex() for v in scores.flatten().tolist()))
+""")
+
+
+def test_sigkilled_process_resumes_to_the_same_model(tmp_path):
+    def fit(folder, kill_after):
+        return subprocess.run([sys.executable, "-c", KILLED_FIT, str(folder), str(kill_after)],
+                              capture_output=True, text=True, cwd=os.getcwd())
+
+    killed = fit(tmp_path, 2)
+    assert killed.returncode == -signal.SIGKILL
+    resumed, whole = fit(tmp_path, 0), fit("-", 0)
+    assert resumed.returncode == 0 and whole.returncode == 0, resumed.stderr + whole.stderr
+    assert resumed.stdout == whole.stdout and resumed.stdout.strip()
