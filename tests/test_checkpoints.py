@@ -1,14 +1,9 @@
 """Checkpoints of epoch-trained models: a fit interrupted after an epoch and
 resumed from its checkpoint ends with exactly the model of an uninterrupted
-fit (same seed, CPU), in every phase of the selection rule."""
+fit (same seed, CPU), in every phase of the selection rule. (A worker
+process killed by SIGKILL and resumed by the runner: tests/test_long_runs.py.)"""
 
 from __future__ import annotations
-
-import os
-import signal
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import torch
@@ -78,34 +73,3 @@ def test_checkpoint_of_another_configuration_is_ignored(tmp_path):
     other = GRU4Rec(**params).checkpoint_to(tmp_path).fit(data(), seed=6)  # another seed: starts afresh
     fresh = GRU4Rec(**params).fit(data(), seed=6)
     assert torch.equal(other.score(PREFIXES), fresh.score(PREFIXES))
-
-
-SRGNN_PARAMS = {"hidden_size": 8, "batch_size": 16, "epochs": 3, "patience": 0, "device": "cpu"}
-KILLED_FIT = textwrap.dedent(f"""
-    import os, signal, sys
-    from harness.dataset import PrefixBatch
-    from harness.testing import tiny_dataset
-    from srgnn import SRGNNRecommender
-    folder, kill_after = sys.argv[1], int(sys.argv[2])
-    model = SRGNNRecommender(**{SRGNN_PARAMS!r})
-    if kill_after:
-        model._after_checkpoint = lambda phase, epoch: epoch == kill_after and os.kill(os.getpid(), signal.SIGKILL)
-    model.checkpoint_to(folder).fit(tiny_dataset(n_items=12, n_train=60, n_test=10, seed=3), seed=5)
-    scores = model.score(PrefixBatch.from_sequences([[3, 1, 4], [2], [6, 2, 7, 1]]))
-    print(" ".join(v.hex() for v in scores.flatten().tolist()))
-""")
-
-
-def test_sigkilled_process_resumes_to_the_same_model(tmp_path):
-    def fit(kill_after):
-        return subprocess.run([sys.executable, "-c", KILLED_FIT, str(tmp_path), str(kill_after)],
-                              capture_output=True, text=True, cwd=os.getcwd())
-
-    killed = fit(2)
-    assert killed.returncode == -signal.SIGKILL
-    resumed = fit(0)
-    assert resumed.returncode == 0, resumed.stderr
-    assert "resuming after train epoch 2" not in resumed.stderr  # logging is not configured by the library
-    whole = SRGNNRecommender(**SRGNN_PARAMS).fit(data(), seed=5)
-    scores = whole.score(PrefixBatch.from_sequences([[3, 1, 4], [2], [6, 2, 7, 1]]))
-    assert resumed.stdout.split() == [v.hex() for v in scores.flatten().tolist()]
