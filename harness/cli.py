@@ -87,6 +87,16 @@ def _add_report_options(parser: argparse.ArgumentParser) -> None:
                         help="bootstrap replicates per confidence interval (default 1000)")
 
 
+def _scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {quote(text)}")
+    return value
+
+
 def _positive_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -189,6 +199,18 @@ def build_parser() -> argparse.ArgumentParser:
     ds_stats.add_argument("name", help="preset name or path of a spec YAML")
     _add_data_dir(ds_stats)
     ds_stats.add_argument("--json", action="store_true", help="print JSON")
+    ds_gen = ds_sub.add_parser(
+        "generate", help="write full-size synthetic stand-ins of the competition files",
+        description="Write seeded synthetic files in the exact raw formats and at the real sizes of "
+                    "yoochoose-clicks.dat (33,003,944 rows) and DIGINETICA train-item-views.csv (1,235,380 rows), "
+                    "for timing at scale without downloads (not for accuracy claims). The presets yoochoose-1-64, "
+                    "yoochoose-1-4 and diginetica read them with --data-dir DIR.")
+    ds_gen.add_argument("names", nargs="+", choices=("yoochoose", "diginetica"), metavar="NAME",
+                        help="yoochoose and/or diginetica")
+    ds_gen.add_argument("--out", required=True, metavar="DIR", help="folder to write the files into")
+    ds_gen.add_argument("--scale", type=_scale, default=1.0, metavar="F",
+                        help="fraction of the real row count, in (0, 1] (default 1)")
+    ds_gen.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     ds.set_defaults(handler=_cmd_datasets)
 
     models = sub.add_parser("models", help="list registered models with their hyper-parameters",
@@ -300,6 +322,11 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
         return 0
     if args.datasets_command == "fetch":
         fetch.fetch(args.names, data_dir=args.data_dir, mirror=args.mirror)
+        return 0
+    if args.datasets_command == "generate":
+        from harness.fullsize import generate_all
+
+        generate_all(args.out, tuple(dict.fromkeys(args.names)), scale=args.scale, seed=args.seed, echo=print)
         return 0
     return _list_datasets(args)
 
