@@ -344,6 +344,7 @@ def execute_run(spec: RunSpec, stage_dir: str | Path, progress: bool = False, wa
                                                       warmup=spec.latency["warmup"], seed=spec.seed))  # fmt: skip
         result.meta.update({"run_id": spec.run_id, "label": spec.label, "seed": spec.seed})
         timings.update({"peak_rss_mb": peak_rss_mb(), "model_size": model_size(model)})
+        timings.update(getattr(model, "timings_", None) or {})  # a model's own (SR-GNN: softmax_gflops)
         manifest.update({
             "status": COMPLETE, "finished": _now(), "timings": timings, "metrics": result.metrics(sorted({*spec.ks, 20})),
             "cases": result.n_cases, "trains_by_epoch": type(model).trains_by_epoch,
