@@ -66,7 +66,7 @@ class Shape:
 SHAPES = {
     "yoochoose": Shape("yoochoose-clicks.dat", 33_003_944, 3.568, 52_739, 1.05, "2014-04-01", 183,
                        214_500_000, 215_000_000),
-    "diginetica": Shape("train-item-views.csv", 1_235_380, 3.98, 184_047, 0.9, "2016-01-01", 152, 1, 200_000),
+    "diginetica": Shape("train-item-views.csv", 1_235_380, 3.98, 184_047, 0.86, "2016-01-01", 152, 1, 200_000),
 }
 
 #: mean seconds between two clicks of a session
