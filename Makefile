@@ -12,7 +12,7 @@ SCALE ?= 1
 SCALE_DIR ?= data/fullsize
 SCALE_OUT ?= reports/scale
 
-.PHONY: bench test setup wheel clean scale
+.PHONY: bench test fuzz setup wheel clean scale
 
 # The default suite: every built-in model on the synthetic data; report in
 # reports/default/report/ of the current folder.
@@ -21,6 +21,10 @@ bench: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The fuzz tests with many more examples than `make test` runs (bad input must never give a traceback or a hang).
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/test_fuzz_*.py $(PYTEST_ARGS)
 
 setup: $(STAMP)
 

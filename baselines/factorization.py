@@ -193,8 +193,9 @@ class _SessionFactorization(PrefixTrainedRecommender):
 
 @register("bprmf")
 class BPRMF(_SessionFactorization):
-    """BPR-MF with a session represented by the mean of its items' factors
-    (see the module docstring). Fitted attributes: ``network_``
+    """BPR-MF (Rendle et al., UAI 2009): a session is the mean of its items' factors.
+
+    See the module docstring. Fitted attributes: ``network_``
     (:class:`BPRMFNetwork`), ``device_``, ``best_epoch_``, ``training_curve_``."""
 
     network_class = BPRMFNetwork
@@ -202,8 +203,9 @@ class BPRMF(_SessionFactorization):
 
 @register("fpmc")
 class FPMC(_SessionFactorization):
-    """FPMC with the session as user and the last click as basket (see the
-    module docstring). Fitted attributes: ``network_`` (:class:`FPMCNetwork`),
+    """FPMC (Rendle et al., WWW 2010): the session as user, the last click as basket.
+
+    See the module docstring. Fitted attributes: ``network_`` (:class:`FPMCNetwork`),
     ``device_``, ``best_epoch_``, ``training_curve_``."""
 
     network_class = FPMCNetwork

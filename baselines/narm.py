@@ -114,8 +114,9 @@ class NARMNetwork(nn.Module):
 
 @register("narm")
 class NARM(PrefixTrainedRecommender):
-    """NARM (Li et al., CIKM 2017); see the module docstring for the
-    formulas and every hyper-parameter.
+    """NARM (Li et al., CIKM 2017): GRU encoder, attention, bilinear decoder.
+
+    See the module docstring for the formulas and every hyper-parameter.
 
     Fitted attributes: ``network_`` (:class:`NARMNetwork`), ``device_``,
     ``epoch_lrs_``, ``best_epoch_``, ``training_curve_``.

@@ -192,8 +192,9 @@ class SASRecNetwork(nn.Module):
 
 @register("sasrec")
 class SASRec(PrefixTrainedRecommender):
-    """SASRec (Kang & McAuley, ICDM 2018); see the module docstring for the
-    formulas and every hyper-parameter.
+    """SASRec (Kang & McAuley, ICDM 2018): causal self-attention over the clicks.
+
+    See the module docstring for the formulas and every hyper-parameter.
 
     Fitted attributes: ``network_`` (:class:`SASRecNetwork`), ``device_``,
     ``epoch_lrs_``, ``best_epoch_``, ``training_curve_``.

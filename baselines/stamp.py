@@ -101,8 +101,9 @@ class STAMPNetwork(nn.Module):
 
 @register("stamp")
 class STAMP(PrefixTrainedRecommender):
-    """STAMP (Liu et al., KDD 2018); see the module docstring for the
-    formulas and every hyper-parameter.
+    """STAMP (Liu et al., KDD 2018): attention and short-term memory, trilinear scores.
+
+    See the module docstring for the formulas and every hyper-parameter.
 
     Fitted attributes: ``network_`` (:class:`STAMPNetwork`), ``device_``,
     ``epoch_lrs_``, ``best_epoch_``, ``training_curve_``.

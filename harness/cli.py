@@ -1,7 +1,8 @@
 """The ``sessionbench`` command line.
 
 Errors a user can cause are printed as one line (``sessionbench: error:
-...``) with exit status 2 and no traceback; a model whose own code raises
+...``) with exit status 2 and no traceback (so is an operating-system error
+on a path the user gave: too long, no permission, a file for a folder); a model whose own code raises
 under ``evaluate`` gives one line and exit status 1. ``--traceback`` prints
 the full traceback first. Logging is configured here and nowhere else.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 import tempfile
 import traceback
@@ -19,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.errors import ConfigError, ModelFailure, SessionbenchError, quote
+from harness.errors import QUOTE_LIMIT, ConfigError, ModelFailure, SessionbenchError, quote
 from harness.limits import MAX_K, MAX_SEED
 from harness.logs import configure_cli
 
@@ -101,9 +103,9 @@ def _positive_seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {quote(text)}") from None
     if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {quote(text)}")
     return value
 
 
@@ -150,6 +152,8 @@ class _Parser(argparse.ArgumentParser):
     of the command line (exit status 2, the usage only with ``--help``)."""
 
     def error(self, message: str) -> typing.NoReturn:
+        # argparse quotes the offending argument whole: cut it like every other quoted input
+        message = re.sub(r"'([^']{%d,})'" % (QUOTE_LIMIT + 1), lambda m: quote(m.group(1)), message)
         _print_error(f"{self.prog}: error: {message} (see {self.prog} --help)")
         raise SystemExit(2)
 
@@ -658,16 +662,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModelFailure as err:
         _report(err, args.traceback, hint=" (run with --traceback for the model's traceback)")
         return 1
+    except OSError as err:  # a path the system refuses (too long, no permission, a file for a folder, disk full)
+        _report(ConfigError(_os_error_message(err)), args.traceback)
+        return 2
     except KeyboardInterrupt:
         print("sessionbench: interrupted", file=sys.stderr)
         return 130
+
+
+def _os_error_message(err: OSError) -> str:
+    """``path: reason`` of an operating-system error, the path cut like any quoted input."""
+    reason = err.strerror or type(err).__name__
+    if err.filename is None:
+        return reason
+    name = str(err.filename)
+    return f"{quote(name) if len(name) > QUOTE_LIMIT else name}: {reason}"
 
 
 def _print_error(message: str) -> None:
     """Print one line to stderr even when it holds characters stderr cannot
     encode (a file name with undecodable bytes, for instance)."""
     encoding = getattr(sys.stderr, "encoding", None) or "utf-8"
-    line = " ".join(message.split("\n"))
+    line = " ".join(message.splitlines())  # every line break: \r, \v, \x1c, \u2028 too
     print(line.encode(encoding, "backslashreplace").decode(encoding, "replace"), file=sys.stderr)
 
 

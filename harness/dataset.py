@@ -47,6 +47,15 @@ class SessionSplit:
             raise ValueError(f"split events lack columns {missing}")
         self.events = events.loc[:, list(EVENT_COLUMNS)].reset_index(drop=True)
 
+    def shallow_copy(self) -> SessionSplit:
+        """A split with a DataFrame object of its own over the same data, in
+        O(1): with pandas' copy-on-write (pandas >= 3) a write into its
+        ``events`` copies first, so the original split never changes; with
+        older pandas only replacing a column is kept from the original."""
+        copy = object.__new__(SessionSplit)
+        copy.events = self.events.copy(deep=False)
+        return copy
+
     @cached_property
     def item_array(self) -> np.ndarray:
         """int64 [n_events]: item ids in session order."""
@@ -324,12 +333,13 @@ class SessionDataset:
         return SessionDataset(self.name, self.n_items, self.item_map, self.train_tr, self.train_tr, empty, self.valid, meta)
 
     def without_test(self) -> SessionDataset:
-        """What ``fit`` hands to models: the same ``train``, ``train_tr`` and
-        ``valid``, a ``test`` placeholder that holds no data and raises
-        :class:`ContractError` on any access, and a copy of ``meta`` without
-        file locations (:func:`meta_without_paths`), so that nothing reachable
-        from the view leads to the test events, in memory or on disk."""
+        """What ``fit`` hands to models: ``train``, ``train_tr`` and ``valid``
+        as shallow copies (:meth:`SessionSplit.shallow_copy`), a ``test``
+        placeholder that holds no data and raises :class:`ContractError` on
+        any access, and a copy of ``meta`` without file locations
+        (:func:`meta_without_paths`), so that nothing reachable from the view
+        leads to the test events, in memory or on disk."""
         return SessionDataset(
-            self.name, self.n_items, dict(self.item_map), self.train, self.train_tr, self.valid, _HiddenSplit(),
-            meta_without_paths(self.meta),
+            self.name, self.n_items, dict(self.item_map), self.train.shallow_copy(), self.train_tr.shallow_copy(),
+            self.valid.shallow_copy(), _HiddenSplit(), meta_without_paths(self.meta),
         )  # fmt: skip

@@ -4,7 +4,8 @@ A run's result depends on more than the file that defines its model class:
 the metrics, the evaluation loop, the data pipeline, shared training code and
 any helper module a model imports. The fingerprint of a model therefore
 covers every ``.py`` file of sessionbench's own packages (``harness``,
-``baselines``, ``srgnn``) and, for a model from elsewhere (a plugin), every
+``baselines``, ``srgnn``; the report package ``harness/report``, which only
+reads stored runs, is left out) and, for a model from elsewhere (a plugin), every
 ``.py`` file of the top-level package that defines its class (or the single
 module file when it is not a package). Editing any of them changes the
 fingerprint and so the run id.
@@ -26,6 +27,10 @@ from typing import Any
 
 #: sessionbench's own packages: every run may execute any of their modules
 BUILTIN_PACKAGES = ("harness", "baselines", "srgnn")
+
+#: folders of those packages whose code never runs inside a run: the report
+#: only reads stored runs, so editing it must not make every run stale
+OUTSIDE_RUNS = ("harness/report/",)
 
 _CACHE: dict[str, tuple[tuple[str, str], ...]] = {}
 
@@ -96,6 +101,8 @@ def package_files(top: str) -> tuple[tuple[str, str], ...]:
                 rel = file.relative_to(base).as_posix()
             except ValueError:
                 rel = f"{top}/{file.name}"
+            if rel.startswith(OUTSIDE_RUNS):
+                continue
             pairs.append((rel, hashlib.sha256(file.read_bytes()).hexdigest()))
         cached = _CACHE[top] = tuple(sorted(pairs))
     return cached

@@ -101,7 +101,12 @@ class TableLayout:
             )
         columns = (self.session, self.item, self.time)
         if len(set(columns)) < 3:
-            raise ValueError(f"session: the session, item and time columns must differ, got {list(columns)}")
+            raise ValueError(f"session: the session, item and time columns must differ, got {quote(list(columns))}")
+        if self.time_format not in TIME_FORMATS:
+            try:  # a bad directive ("%Q", a stray "%") fails on any input
+                pd.to_datetime(pd.Series(["2000-01-01"]), format=self.time_format, errors="coerce")
+            except ValueError as exc:
+                raise ValueError(f"time_format: not a valid strftime format ({quote(str(exc))})") from None
 
 
 #: The session-rec framework's pre-split files: ``SessionId<TAB>ItemId<TAB>Time``.
@@ -225,9 +230,27 @@ def _read_text(path: Path, *, sep: str, header: bool, expected: str) -> pd.DataF
         raise _unreadable(exc, path) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise _parser_error(exc, path, expected) from None
+    if header and not isinstance(frame.index, pd.RangeIndex):
+        # pandas takes the extra leading fields of a first row longer than the header as an index
+        raise DataError(
+            f"{len(frame.columns) + frame.index.nlevels} fields, but the header names {len(frame.columns)}; "
+            f"expected {expected}",
+            path=path,
+            line=_first_data_line(path),
+        )
+    frame = _drop_blank_lines(frame)
     if frame.empty:
         raise DataError(f"no data rows after the header; expected {expected}", path=path, line=1)
-    return _drop_blank_lines(frame)
+    return frame
+
+
+def _first_data_line(path: Path) -> int | None:
+    """The line number of the first non-blank line after the header."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if number > 1 and raw.strip():
+                return number
+    return None
 
 
 class _ConversionFailed(Exception):

@@ -278,7 +278,7 @@ def parse_param(text: str) -> tuple[str, Any]:
         raise ConfigError(f"--param {quote(text)}: expected key=value, e.g. --param alpha=0.5")
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
-    except (yaml.YAMLError, RecursionError):
+    except (yaml.YAMLError, RecursionError, ValueError):  # ValueError: an integer of over 4300 digits
         raise ConfigError(f"--param {quote(text)}: value {quote(raw)} is not a YAML scalar") from None
     if isinstance(value, (dict, list)):
         raise ConfigError(f"--param {quote(text)}: expected a single value, got a YAML {type(value).__name__}")

@@ -260,6 +260,8 @@ def _as_float(value: Any, path: Path, key: str) -> float:
         number = float(value)
     except ValueError:
         raise ConfigError(f"{path}: key {key!r}: expected a number, got {_shown(value)}") from None
+    except OverflowError:  # an integer beyond float range
+        number = math.inf
     if not math.isfinite(number):
         raise ConfigError(f"{path}: key {key!r}: expected a finite number, got {quote(value)}")
     return number
@@ -278,7 +280,7 @@ def _as_fraction(value: Any, path: Path, key: str) -> Fraction:
         raise ConfigError(f"{path}: key {key!r}: expected a fraction such as 1/64, got {_shown(value)}")
     try:
         return Fraction(value.strip()) if isinstance(value, str) else Fraction(value)
-    except (ValueError, ZeroDivisionError):
+    except (ValueError, ZeroDivisionError, OverflowError):  # OverflowError: .inf
         raise ConfigError(f"{path}: key {key!r}: expected a fraction such as 1/64, got {_shown(value)}") from None
 
 
@@ -310,7 +312,7 @@ def _build(cls: type, data: Mapping[str, Any], path: Path, prefix: str) -> Any:
 def _parse_preprocess(value: Any, path: Path) -> Any:
     data = dict(_mapping(value, path, "preprocess"))
     method = data.pop("method", None)
-    if method not in preprocess.METHODS:
+    if not isinstance(method, str) or method not in preprocess.METHODS:
         raise ConfigError(
             f"{path}: key 'preprocess.method': expected one of {', '.join(preprocess.METHODS)}, got {quote(method)}"
         )

@@ -24,7 +24,9 @@ A suite (a shipped one, ``harness/presets/suites/<name>.yaml``, or any file)::
     style:                         # optional: how reports draw a label
       my-model: {color: "#117733", marker: "d", hatch: "//"}
 
-A model entry may set its own ``timeout`` (same forms). It expands into runs: dataset x model (x grid point) x seed x protocol.
+A model entry may set its own ``timeout`` (same forms).
+
+It expands into runs: dataset x model (x grid point) x seed x protocol.
 
 Names and labels: the suite ``name`` is letters, digits, ``.``, ``_`` and
 ``-`` (not starting with a dot) and a model ``label`` letters, digits and
@@ -33,6 +35,7 @@ as they name folders. A key, a dataset, a seed or a protocol may be given
 only once; ``ks`` go up to :data:`~harness.limits.MAX_K` and seeds up to
 2**32 - 1; a grid expands into at most
 :data:`~harness.limits.MAX_GRID_POINTS` points.
+
 With a ``grid``, every grid point is first fitted on ``train_tr`` and scored
 on ``valid`` (stage ``tune``); the point with the best validation MRR@20 is
 then fitted on ``train`` and scored on ``test`` (stage ``test``). The test
@@ -54,7 +57,7 @@ from harness import paths
 from harness.errors import ConfigError, describe, quote
 from harness.limits import MAX_GRID_LABEL_LENGTH, MAX_GRID_POINTS, MAX_K, MAX_NAME_LENGTH, MAX_SEED
 from harness.registry import coerce_params, get_model_class
-from harness.yamlfile import load_yaml_file
+from harness.yamlfile import load_yaml_text, read_text_file
 
 SUITE_DIR = paths.suite_dir()  # the shipped suites (package data)
 _TOP_KEYS = ("name", "description", "data_dir", "datasets", "models", "seeds", "ks", "protocols", "batch_size",
@@ -126,7 +129,8 @@ def load_suite(name_or_path: str | Path) -> Suite:
             raise ConfigError(f"unknown suite {quote(text)}; expected one of {known} or the path of a suite .yaml file")
     if not path.is_file():
         raise ConfigError(f"{path}: suite file not found")
-    return replace(parse_suite(load_yaml_file(path, "suite"), path), text=path.read_text(encoding="utf-8"))
+    text = read_text_file(path, "suite")
+    return replace(parse_suite(load_yaml_text(text, str(path)), path), text=text)
 
 
 def parse_suite(data: Any, path: Path | None = None) -> Suite:
@@ -258,7 +262,7 @@ def parse_timeout(value: Any, where: str, key: str) -> dict[str, float]:
 def _seconds(value: Any, where: str, key: str, *, mapping_too: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         also = " or a mapping with fit, score" if mapping_too else ""
-        raise ConfigError(f"{where}: key {key!r}: expected a positive number of seconds{also}, got {value!r}")
+        raise ConfigError(f"{where}: key {key!r}: expected a positive number of seconds{also}, got {describe(value)}")
     return float(value)
 
 

@@ -9,14 +9,15 @@ A run's worker process arms a :class:`Watchdog`: a daemon thread that
   process) is gone, so that an orphaned worker never writes later.
 
 On Linux, :func:`die_with_parent` also asks the kernel to SIGKILL the
-process when its parent dies (``PR_SET_PDEATHSIG``); the thread's check of
-the parent's pid is the fallback elsewhere.
+process when its parent dies (``PR_SET_PDEATHSIG``; strictly: when the
+parent's thread that started it ends, so start workers from a thread that
+lives as long as the run); the thread's check of the parent's pid is the
+fallback elsewhere.
 """
 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import signal
 import sys
@@ -42,7 +43,7 @@ def die_with_parent(parent_pid: int) -> bool:
     done = False
     if sys.platform.startswith("linux"):
         try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            libc = ctypes.CDLL(None, use_errno=True)  # the C library is linked into the interpreter
             done = libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
         except (OSError, AttributeError):
             done = False

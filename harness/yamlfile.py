@@ -17,7 +17,7 @@ import yaml
 
 from harness.errors import ConfigError, quote
 
-__all__ = ["load_yaml_file", "load_yaml_text"]
+__all__ = ["load_yaml_file", "load_yaml_text", "read_text_file"]
 
 
 class _DuplicateKey(yaml.constructor.ConstructorError):
@@ -68,6 +68,33 @@ def load_yaml_text(text: str, where: str) -> Any:
         raise ConfigError(f"{where}{at}: not valid YAML ({reason}{shown})") from None
     except RecursionError:
         raise ConfigError(f"{where}: not valid YAML (nested too deeply)") from None
+    except ValueError as exc:  # Python refuses to convert an integer of over 4300 digits
+        raise ConfigError(f"{where}: not valid YAML ({quote(str(exc))})") from None
+
+
+def read_text_file(path: str | Path, what: str = "YAML file") -> str:
+    """The text of ``path``, decoded as UTF-8 (a byte-order mark is dropped).
+
+    Raises:
+        ConfigError: the file cannot be read or is not UTF-8 (naming the
+            line and column of the first bad byte); ``what`` names the kind
+            of file.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(f"{path}: cannot read the {what} ({reason})") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(
+            f"{path}, line {line}, column {column}: byte 0x{raw[exc.start]:02x} is not UTF-8; "
+            f"expected a UTF-8 encoded {what}"
+        ) from None
 
 
 def load_yaml_file(path: str | Path, what: str = "YAML file") -> Any:
@@ -77,22 +104,7 @@ def load_yaml_file(path: str | Path, what: str = "YAML file") -> Any:
         ConfigError: the file is missing or unreadable, not UTF-8, not valid
             YAML or repeats a key; ``what`` names the kind of file.
     """
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise ConfigError(f"{path}: cannot read the {what} ({reason})") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise ConfigError(
-            f"{path}, line {line}, column {column}: byte 0x{raw[exc.start]:02x} is not UTF-8; "
-            f"expected a UTF-8 encoded {what}"
-        ) from None
-    return load_yaml_text(text, str(path))
+    return load_yaml_text(read_text_file(path, what), str(path))
 
 
 def _line_column(text: str, position: int | None) -> tuple[int | None, int | None]:

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import platformdirs
 from hypothesis import HealthCheck, settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,9 +63,15 @@ def no_hang(seconds: int = HANG_SECONDS) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-#: folders of the repository where sessionbench writes by default; a fuzz
-#: example must leave them as they were
-WATCHED = [REPO / "reports", REPO / "datasets", REPO / "suites"]
+#: where sessionbench reads or writes by default (the repository's reports and
+#: shipped presets, the user data and cache folders); a fuzz example, which
+#: names its own output and cache folders, must leave them as they were
+WATCHED = [
+    REPO / "reports",
+    REPO / "harness" / "presets",
+    platformdirs.user_data_path("sessionbench", appauthor=False),
+    platformdirs.user_cache_path("sessionbench", appauthor=False),
+]
 
 
 def tree(*folders: Path) -> set[tuple[str, int, int]]:

@@ -131,6 +131,25 @@ def test_fit_view_meta_is_a_copy(digi):
     assert (digi.meta["dropped"]["rare_items"], len(digi.item_map)) == before
 
 
+def test_writes_into_the_fit_views_events_leave_the_dataset_alone(digi):
+    class ZeroBased(Popular):
+        """Shifts item ids in place, a plausible plugin habit."""
+
+        def _fit(self, data, *, seed):
+            data.train.events["item"] -= 1
+            del data.valid.events["time"]
+            if int(pd.__version__.split(".")[0]) >= 3:  # copy-on-write: in-place writes copy first
+                data.train_tr.events.loc[0, "item"] = 0
+            super()._fit(data, seed=seed)
+
+    before = {s: digi.split(s).events.copy() for s in ("train", "train_tr", "valid")}
+    popularity = digi.item_popularity("train").copy()
+    ZeroBased().fit(digi)
+    for split, events in before.items():
+        pd.testing.assert_frame_equal(digi.split(split).events, events)
+    assert np.array_equal(digi.item_popularity("train"), popularity)
+
+
 def test_meta_without_paths_drops_locations_anywhere():
     meta = {"a": 1, "path": "x", "nested": {"source": "y", "ok": "fine", "file": "/abs/f.csv"},
             "list": ["C:\\data\\f.csv", "word"], "spec_file": None}  # fmt: skip

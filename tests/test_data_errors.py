@@ -647,3 +647,38 @@ def test_out_that_cannot_be_written_is_refused(tmp_path, capsys, monkeypatch):
     line = _error_line(*_cli(capsys, "run", "default", "--out", str(tmp_path / "ro" / "out")))
     assert line == f"sessionbench: error: --out {tmp_path / 'ro' / 'out'}: cannot write there (Permission denied); " \
                    "expected a writable folder"
+
+
+def test_argparse_errors_cut_the_quoted_argument(capsys):
+    line = _error_line(*_cli(capsys, "x" * 5000))
+    assert "invalid choice" in line and "(5,000 characters)" in line and len(line) < 600
+
+
+def test_a_path_the_system_refuses_is_one_line(tmp_path, capsys):
+    """An operating-system error on a user's path (here: a name over 255 bytes) is a one-line error."""
+    out = tmp_path / ("n" * 300)
+    line = _error_line(*_cli(capsys, "report", str(out)))
+    assert "File name too long" in line and "(" in line and len(line) < 600
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["evaluate", "--dataset", "synthetic", "--model", "spop", "--param", "tiebreak=" + "9" * 5000],
+         "is not a YAML scalar"),
+        (["evaluate", "--dataset", "synthetic", "--model", "pop", "\r"], "unrecognized arguments"),
+    ],
+)
+def test_odd_command_line_strings_are_one_line(capsys, argv, expected):
+    assert expected in _error_line(*_cli(capsys, *argv))
+
+
+def test_huge_integers_and_odd_method_values_in_a_spec(tmp_path):
+    spec = _session_rec_spec(tmp_path, _good_rows())
+    for bad, expected in [("method: []", "key 'preprocess.method': expected one of"),
+                          ("min_item_support: " + "9" * 5000, "not valid YAML")]:
+        text = spec.read_text().replace("min_item_support: 1" if "min" in bad else "method: standard", bad)
+        (tmp_path / "bad.yaml").write_text(text)
+        with pytest.raises(_ConfigError, match=expected) as err:
+            specs.load_spec(tmp_path / "bad.yaml")
+        assert len(_one_line(err)) < 600

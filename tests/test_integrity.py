@@ -141,6 +141,14 @@ def test_editing_any_source_file_that_can_run_changes_the_run_ids(workdir, tree_
     assert all(after[label] != before[label] for label in before), (edited, before, after)
 
 
+def test_editing_the_report_code_keeps_the_run_ids(workdir, tree_copy):
+    """The report only reads stored runs: redrawing a figure must not make every run stale."""
+    s = suite(workdir, ["pop", "markov"])
+    before = ids(s)
+    _edit(tree_copy / "harness" / "report" / "figures.py")
+    assert ids(s) == before
+
+
 def test_a_code_edit_makes_the_next_run_redo_the_runs(workdir, tree_copy):
     s = suite(workdir, ["pop", "markov"])
     out = workdir / "out"
@@ -420,10 +428,10 @@ def test_evaluate_timeout_is_one_line_and_exit_124(workdir):
 @pytest.mark.parametrize(
     "timeout, match",
     [
-        (0, r"key 'timeout': expected a positive number of seconds or a mapping with fit, score, got 0"),
+        (0, r"key 'timeout': expected a positive number of seconds or a mapping with fit, score, got int 0"),
         ("10", r"key 'timeout': expected a positive number"),
         (True, r"key 'timeout': expected a positive number"),
-        ({"fit": -1}, r"key 'timeout.fit': expected a positive number of seconds, got -1"),
+        ({"fit": -1}, r"key 'timeout.fit': expected a positive number of seconds, got int -1"),
         ({"train": 5}, r"unknown key 'timeout.train'; expected one of fit, score"),
     ],
 )

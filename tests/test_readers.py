@@ -28,7 +28,7 @@ def _write(path, header, rows, sep=";"):
 @pytest.mark.data("diginetica-sample")
 def test_diginetica_sample_reads_all_rows():
     events = readers.read_diginetica(DIGINETICA_SAMPLE)
-    # counts stated in the shared data README
+    # counts stated in the data README
     assert len(events) == 12_391
     assert events["session"].nunique() == 2_986
     assert events["item"].nunique() == 7_139

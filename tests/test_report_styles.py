@@ -62,8 +62,16 @@ def test_a_style_depends_only_on_the_name():
         assert model_styles(["my-plugin", *others])["my-plugin"] == alone
     assert style_of("SR-GNN") == style_of("srgnn") and style_of("SR-GNN").slot == KNOWN_MODELS.index("srgnn")
     # plugins: open markers, so never drawn like a built-in even with a built-in's colour
-    assert not alone.filled and alone.face == "white" and alone.slot == 12
+    assert not alone.filled and alone.face == "white" and alone.slot == styles.OTHER_SLOT
     assert alone.color in styles.PALETTE and alone.marker in styles.MARKERS
+
+
+def test_the_later_neural_baselines_have_fixed_distinct_styles():
+    later = [style_of(name) for name in styles.SECOND_TIER]
+    assert len({s.color for s in later}) == len(later) and len({s.marker for s in later}) == len(later)
+    assert not any(s.filled for s in later)  # open markers: never confused with the 12 filled ones
+    assert [s.slot for s in later] == list(range(12, 12 + len(later)))
+    assert style_of("BPR-MF") == style_of("bprmf")
 
 
 def test_plugin_styles_rarely_collide_and_collisions_are_reported():

@@ -5,7 +5,9 @@ A label's style depends only on the label itself (and on an optional
 
 - the 12 built-in models (:data:`KNOWN_MODELS`, matched ignoring case and
   punctuation, so "SR-GNN" is srgnn) have fixed slots: slot i gets colour
-  ``PALETTE[i]``, marker ``MARKERS[i]`` (filled) and hatch ``HATCHES[i]``;
+  a palette colour, marker ``MARKERS[i]`` (filled) and hatch ``HATCHES[i]``;
+- the later built-in neural baselines (:data:`SECOND_TIER`: narm, stamp,
+  sasrec, bprmf, fpmc) have fixed styles with open markers;
 - any other label (a plugin, a tuned variant) gets its colour, marker and
   hatch from three independent stable hashes of its normalised name
   (SHA-256, not Python's per-process ``hash``), and its markers are drawn
@@ -51,10 +53,22 @@ PALETTE: tuple[str, ...] = (
 # slot -> palette index: srgnn and gru4rec (the models most papers compare)
 # take vermillion and blue, the pair that stays furthest apart for every viewer
 _SLOT_COLOUR = (0, 4, 9, 8, 7, 2, 1, 10, 3, 11, 5, 6)
+#: the later built-in neural baselines: fixed styles with open markers (the
+#: palette has no further colour that stays apart under colour blindness), all
+#: five colours different, and single-density hatches; they follow the 12 slots
+SECOND_TIER: dict[str, tuple[str, str, str]] = {
+    "narm": ("#009E73", "o", "/"),
+    "stamp": ("#CC79A7", "s", "\\"),
+    "sasrec": ("#E69F00", "^", "x"),
+    "bprmf": ("#4B5A5A", "D", "."),
+    "fpmc": ("#56B4E9", "v", "+"),
+}
 #: filled markers of the built-in slots (all different shapes)
 MARKERS: tuple[str, ...] = ("o", "s", "^", "v", "D", "P", "X", "*", "<", ">", "h", "p")
 #: bar hatches of the built-in slots ("" = solid), so bars read in grey scale
 HATCHES: tuple[str, ...] = ("", "//", "\\\\", "xx", "..", "++", "oo", "--", "||", "//..", "\\\\..", "xx..")
+#: the slot of labels outside the built-ins (they sort by name after the built-ins)
+OTHER_SLOT = len(KNOWN_MODELS) + len(SECOND_TIER)
 _HEX = re.compile(r"^#[0-9A-Fa-f]{6}$")
 
 
@@ -67,7 +81,8 @@ class Style:
         marker: a matplotlib marker.
         hatch: a matplotlib hatch for bars ("" = solid).
         filled: False for labels outside the built-ins: markers are drawn open.
-        slot: built-in slot (0..11) or 12 for other labels; orders tables and legends.
+        slot: built-in slot (0..11, then 12..16 for :data:`SECOND_TIER`), or
+            :data:`OTHER_SLOT` for other labels; orders tables and legends.
     """
 
     color: str
@@ -98,9 +113,12 @@ def style_of(label: str, overrides: Mapping[str, Mapping[str, Any]] | None = Non
     if norm in KNOWN_MODELS:
         slot = KNOWN_MODELS.index(norm)
         style = Style(PALETTE[_SLOT_COLOUR[slot]], MARKERS[slot], HATCHES[slot], True, slot)
+    elif norm in SECOND_TIER:
+        color, marker, hatch = SECOND_TIER[norm]
+        style = Style(color, marker, hatch, False, len(KNOWN_MODELS) + list(SECOND_TIER).index(norm))
     else:
         style = Style(PALETTE[_hash(norm, "colour", len(PALETTE))], MARKERS[_hash(norm, "marker", len(MARKERS))],
-                      HATCHES[_hash(norm, "hatch", len(HATCHES))], False, len(KNOWN_MODELS))
+                      HATCHES[_hash(norm, "hatch", len(HATCHES))], False, OTHER_SLOT)
     given = (overrides or {}).get(str(label))
     if given:
         style = replace(style, **{k: str(v) for k, v in given.items()})
