@@ -96,8 +96,18 @@ class EpochTrainedRecommender(SessionRecommender):
         from the same hyper-parameters, seed and data); ``None`` turns
         checkpoints off. Returns self. The folder is left in place: remove
         it once the fitted model is stored."""
+        if folder is not None and not self.supports_checkpoints():
+            log.info("%s: no checkpoints (the model does not implement _training_state)", self._label())
+            folder = None
         self._checkpoint_dir = None if folder is None else Path(folder)
         return self
+
+    @classmethod
+    def supports_checkpoints(cls) -> bool:
+        """Whether the model implements :meth:`_training_state` (every
+        :class:`harness.neural.NeuralRecommender` does); :meth:`checkpoint_to`
+        does nothing for a model that does not."""
+        return cls._training_state is not EpochTrainedRecommender._training_state
 
     def _training_state(self) -> dict[str, Any]:
         """Everything that the next epoch's training reads (network,

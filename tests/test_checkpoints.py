@@ -73,3 +73,25 @@ def test_checkpoint_of_another_configuration_is_ignored(tmp_path):
     other = GRU4Rec(**params).checkpoint_to(tmp_path).fit(data(), seed=6)  # another seed: starts afresh
     fresh = GRU4Rec(**params).fit(data(), seed=6)
     assert torch.equal(other.score(PREFIXES), fresh.score(PREFIXES))
+
+
+def test_a_model_without_training_state_trains_without_checkpoints(tmp_path):
+    from harness.training import EpochTrainedRecommender
+
+    class Counter(EpochTrainedRecommender):
+        def __init__(self, *, epochs=2, patience=0, refit=True):
+            self.epochs, self.patience, self.refit = epochs, patience, refit
+
+        def _start_training(self, data, split, seed):
+            self.seen_ = 0
+
+        def _train_epoch(self, epoch):
+            self.seen_ += 1
+            return 1.0
+
+        def _score(self, batch):
+            return torch.zeros(len(batch), self.n_items_ + 1)
+
+    assert not Counter.supports_checkpoints() and GRU4Rec.supports_checkpoints()
+    model = Counter().checkpoint_to(tmp_path).fit(data(), seed=0)
+    assert model.seen_ == 2 and not (tmp_path / "checkpoint.pt").exists()
