@@ -33,19 +33,33 @@ class OwnOrWarning(logging.Filter):
         return is_own(record.name) or record.levelno >= logging.WARNING
 
 
-def configure_cli(verbosity: int, stream=None) -> int:
+class _StderrHandler(logging.StreamHandler):
+    """A stream handler writing to whatever ``sys.stderr`` is when a record
+    is emitted (it may be replaced after the handler is made)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ sets it
+        pass
+
+
+def configure_cli(verbosity: int) -> int:
     """The CLI's logging: stderr, WARNING by default; ``-v`` shows
     sessionbench's INFO lines and ``-vv`` its DEBUG lines, while other
-    libraries stay at WARNING. Returns the level of sessionbench's loggers."""
+    libraries stay at WARNING. Like ``logging.basicConfig``, it adds its
+    handler only when the root logger has none (an embedding application's
+    or a test runner's handlers are left alone) but always sets the level.
+    Returns the level of sessionbench's loggers."""
     level = logging.WARNING - 10 * min(int(verbosity), 2)
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(OwnOrWarning())
-    handler._sessionbench_cli = True  # replaced by the next call; other handlers (pytest's) stay
     root = logging.getLogger()
-    for old in [h for h in root.handlers if getattr(h, "_sessionbench_cli", False)]:
-        root.removeHandler(old)
-    root.addHandler(handler)
+    if not root.handlers:
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler.addFilter(OwnOrWarning())
+        root.addHandler(handler)
     root.setLevel(level)
     return level
 
