@@ -302,6 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_dir(ev)
     ev.add_argument("--seed", type=_seed, default=0, help=f"random seed for fit, 0..{MAX_SEED} (default 0)")
     ev.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    ev.add_argument("--retrieval", metavar="METHOD",
+                    help="rank only the top-K that an index retrieves from the model's embeddings: exact, "
+                         "faiss-flat, faiss-hnsw, faiss-ivf, faiss-ivfpq, faiss-lsh or annoy (docs/retrieval.md)")
+    ev.add_argument("--retrieval-param", action="append", default=[], metavar="KEY=VALUE",
+                    help="an index parameter, e.g. efSearch=64 (repeat for several)")
     ev.add_argument("--timeout", type=_positive_seconds, metavar="SECONDS",
                     help="time limit of fit and of the evaluation each (exit status 124 past it)")
     ev.add_argument("--traceback", action="store_true", default=argparse.SUPPRESS,
@@ -574,6 +579,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             raise ConfigError(f"--param {key} given twice")
         params[key] = value
     model = make_model(args.model, params)
+    retrieval = _retrieval_option(args, model)
     data = specs.load_dataset(args.dataset, data_dir=args.data_dir)
     limit = _phase_limits(args.timeout)
     log.info("fitting %r on %s (%d training sessions)", model, data.name, data.train.n_sessions)
@@ -588,6 +594,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             exclude_seen=args.exclude_seen,
             progress=not args.json and sys.stderr.isatty(),
+            retrieval=retrieval,
         )
     metrics = result.metrics(args.k)
     timings = {"fit_seconds": model.fit_seconds_, **result.timings}
@@ -601,12 +608,45 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             "metrics": metrics,
             "timings": timings,
         }
+        if retrieval is not None:
+            out["retrieval"] = result.meta["retrieval"]
         print(json.dumps(out, indent=2, default=str))
         return 0
     print(f"{model!r} on {data.name}, protocol {args.protocol}, {result.n_cases} test cases, seed {args.seed}")
     print(format_metric_table(metrics, args.k))
     print("  ".join(f"{k}={v:.4g}" for k, v in timings.items()))
+    if retrieval is not None:
+        print(_format_retrieval(result.meta["retrieval"]))
     return 0
+
+
+def _retrieval_option(args: argparse.Namespace, model: Any) -> Any:
+    """The :class:`harness.retrieval.Retrieval` of ``--retrieval`` (None without it)."""
+    if args.retrieval is None:
+        if args.retrieval_param:
+            raise ConfigError("--retrieval-param needs --retrieval METHOD")
+        return None
+    from harness.registry import parse_param
+    from harness.retrieval import Retrieval, require_embeddings
+
+    params: dict[str, Any] = {}
+    for text in args.retrieval_param:
+        try:
+            key, value = parse_param(text)
+        except ConfigError as err:
+            raise ConfigError(str(err).replace("--param", "--retrieval-param")) from None
+        params[key] = value
+    retrieval = Retrieval(args.retrieval, params, seed=args.seed)  # checks the method and parameters
+    require_embeddings(model, args.retrieval)
+    return retrieval
+
+
+def _format_retrieval(info: dict[str, Any]) -> str:
+    recall = "  ".join(f"@{k} {v:.4f}" for k, v in info["recall"].items())
+    return (f"retrieval {info['label']} ({info['mips']}): ANN recall {recall}\n"
+            f"  build {info['build_seconds']:.3g} s, index {info['index_bytes'] / 2**20:.3g} MiB, "
+            f"single query p50 {info['latency_ms_p50']:.3g} ms p95 {info['latency_ms_p95']:.3g} ms, "
+            f"batched {info['batch_qps']:.4g} queries/s ({info['threads']} threads)")
 
 
 def _phase_limits(timeout: float | None) -> Any:

@@ -376,6 +376,7 @@ def evaluate(
     progress: bool = False,
     top_k: int | None = None,
     popularity_split: str | None = None,
+    retrieval: Any = None,
 ) -> EvaluationResult:
     """Score every prefix of ``split`` with ``model`` and keep per-case results.
 
@@ -397,6 +398,10 @@ def evaluate(
         top_k: length of the top lists kept per case (default max(ks)).
         popularity_split: split whose counts define Popularity@K; default
             the training split of ``split`` (test -> train, valid -> train_tr).
+        retrieval: a :class:`harness.retrieval.Retrieval`: rank only the
+            top-``top_k`` items its index retrieves (a target not retrieved
+            is a miss); its summary (ANN recall, build time, index size,
+            search latency) goes to ``meta["retrieval"]``.
 
     Raises:
         ConfigError: bad protocol, ks, batch size or top_k.
@@ -441,6 +446,8 @@ def evaluate(
         disable=(not progress) or not sys.stderr.isatty(),
         leave=False,
     )
+    if retrieval is not None:
+        retrieval.start(model, n_items, top_k)
     start = time.perf_counter()
     try:
         with torch.inference_mode():
@@ -460,7 +467,10 @@ def evaluate(
                 else:
                     targets = unique_targets(cases.remaining_items(sl))
                 exclude = batch.items if exclude_seen else None
-                ranks, top = rank_and_top(scores, targets, width, exclude=exclude)
+                if retrieval is None:
+                    ranks, top = rank_and_top(scores, targets, width, exclude=exclude)
+                else:
+                    ranks, top = retrieval.rank_batch(batch, scores, targets, width, exclude)
                 ranks, top = ranks.cpu(), top.cpu()
                 real = ranks != 0
                 rank_parts.append(ranks[real].numpy().astype(np.int64))
@@ -474,6 +484,9 @@ def evaluate(
     finally:
         bar.close()
     total = time.perf_counter() - start
+    meta = {"model": _model_name(model), "dataset": getattr(dataset, "name", None), "batch_size": int(batch_size)}
+    if retrieval is not None:
+        meta["retrieval"] = retrieval.finish(ks)
 
     def cat(parts: list[np.ndarray], empty_shape: tuple[int, ...]) -> np.ndarray:
         return np.concatenate(parts) if parts else np.zeros(empty_shape, dtype=np.int64)
@@ -499,7 +512,7 @@ def evaluate(
             "prefixes_per_second": n_cases / score_seconds if score_seconds > 0 else float("nan"),
             "n_batches": float(n_batches),
         },
-        meta={"model": _model_name(model), "dataset": getattr(dataset, "name", None), "batch_size": int(batch_size)},
+        meta=meta,
     )
 
 

@@ -121,6 +121,7 @@ class RunSpec:
     runtime: dict[str, str] = field(default_factory=dict)  # library versions
     timeout: dict[str, float] = field(default_factory=dict)  # phase -> seconds
     selection: dict[str, Any] | None = None
+    retrieval: tuple[dict[str, Any], ...] = ()  # ANN settings evaluated after the test run (harness.retrieval)
 
     def config(self) -> dict[str, Any]:
         """The canonical resolved configuration: everything but code that
@@ -137,6 +138,8 @@ class RunSpec:
             "stage": self.stage, "ks": list(self.ks),
             "evaluation": {"batch_size": self.batch_size, "exclude_seen": self.exclude_seen},
             "latency": dict(self.latency), "runtime": dict(self.runtime),
+            # only when asked for, so that runs without retrieval keep their ids
+            **({"retrieval": [dict(s) for s in self.retrieval]} if self.retrieval else {}),
         }  # fmt: skip
 
     @property
@@ -229,7 +232,7 @@ def expand(
                     data_dir=entry.data_dir, model=model.name, label=label,
                     params=_full_params(model.name, params), seed=seed, protocol=protocol, ks=suite.ks,
                     batch_size=suite.batch_size, exclude_seen=suite.exclude_seen, latency=dict(suite.latency),
-                    stage=stage, code_digest=code, runtime=runtime, timeout=limits,
+                    stage=stage, code_digest=code, runtime=runtime, timeout=limits, retrieval=model.retrieval,
                 ))  # fmt: skip
     return runs
 
@@ -345,6 +348,13 @@ def execute_run(spec: RunSpec, stage_dir: str | Path, progress: bool = False, wa
         result.meta.update({"run_id": spec.run_id, "label": spec.label, "seed": spec.seed})
         timings.update({"peak_rss_mb": peak_rss_mb(), "model_size": model_size(model)})
         timings.update(getattr(model, "timings_", None) or {})  # a model's own (SR-GNN: softmax_gflops)
+        if spec.retrieval and spec.stage == "test":
+            from harness.retrieval import evaluate_settings
+
+            with limit("score", spec.timeout.get("score")):
+                manifest["retrieval"] = evaluate_settings(model, data, spec.retrieval, protocol=spec.protocol,
+                                                          ks=spec.ks, batch_size=spec.batch_size,
+                                                          exclude_seen=spec.exclude_seen)  # fmt: skip
         manifest.update({
             "status": COMPLETE, "finished": _now(), "timings": timings, "metrics": result.metrics(sorted({*spec.ks, 20})),
             "cases": result.n_cases, "trains_by_epoch": type(model).trains_by_epoch,

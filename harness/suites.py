@@ -40,6 +40,12 @@ With a ``grid``, every grid point is first fitted on ``train_tr`` and scored
 on ``valid`` (stage ``tune``); the point with the best validation MRR@20 is
 then fitted on ``train`` and scored on ``test`` (stage ``test``). The test
 split never chooses anything.
+
+A model's ``retrieval`` (only for models that declare
+``provides_embeddings``) lists ANN index settings, a list value sweeping a
+parameter, e.g. ``retrieval: {method: faiss-hnsw, efSearch: [16, 64]}``
+(:func:`harness.retrieval.parse_settings`); its test run then also
+evaluates every setting (docs/retrieval.md).
 """
 
 from __future__ import annotations
@@ -63,7 +69,7 @@ SUITE_DIR = paths.suite_dir()  # the shipped suites (package data)
 _TOP_KEYS = ("name", "description", "data_dir", "datasets", "models", "seeds", "ks", "protocols", "batch_size",
              "exclude_seen", "latency", "timeout", "style")
 _DATASET_KEYS = ("name", "data_dir")
-_MODEL_KEYS = ("name", "label", "params", "grid", "seeds", "timeout")
+_MODEL_KEYS = ("name", "label", "params", "grid", "seeds", "timeout", "retrieval")
 _TIMEOUT_KEYS = ("fit", "score")
 _LATENCY_KEYS = ("samples", "warmup")
 _MAX_LATENCY = 100_000  # single-session timings per run; more adds time, not precision
@@ -90,6 +96,7 @@ class ModelEntry:
     grid: dict[str, list[Any]]
     seeds: tuple[int, ...]
     timeout: dict[str, float] = field(default_factory=dict)  # phase -> seconds; {} none
+    retrieval: tuple[dict[str, Any], ...] = ()  # ANN settings ({"method": ..., **params}), harness.retrieval
 
     def grid_points(self) -> list[dict[str, Any]]:
         """Every combination of the grid, merged over ``params`` (one point without a grid)."""
@@ -244,7 +251,18 @@ def _model(entry: Any, where: str, key: str, default_seeds: list[int]) -> ModelE
     _check_grid(grid, label, where, key)
     seeds = tuple(_seeds(entry.get("seeds", default_seeds), where, key + ".seeds"))
     timeout = parse_timeout(entry.get("timeout"), where, key + ".timeout")
-    return ModelEntry(name=name, label=label, params=params, grid=grid, seeds=seeds, timeout=timeout)
+    retrieval = _retrieval(entry, where, key) if "retrieval" in entry else ()
+    return ModelEntry(name=name, label=label, params=params, grid=grid, seeds=seeds, timeout=timeout,
+                      retrieval=retrieval)
+
+
+def _retrieval(entry: dict, where: str, key: str) -> tuple[dict[str, Any], ...]:
+    from harness.retrieval import parse_settings
+
+    if not get_model_class(entry["name"]).provides_embeddings:
+        raise ConfigError(f"{where}: key {key}.retrieval: model {entry['name']!r} does not declare "
+                          "provides_embeddings, so it cannot be served by an index")
+    return tuple(s.as_dict() for s in parse_settings(entry["retrieval"], where=f"{where}: key {key}.retrieval"))
 
 
 def parse_timeout(value: Any, where: str, key: str) -> dict[str, float]:

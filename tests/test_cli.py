@@ -55,6 +55,7 @@ def test_datasets_state_present_and_verified(capsys, tmp_path):
     assert code == 0
     # no published checksum for the full clicks: present; the sample has one and differs
     assert states == {"diginetica": "differs", "diginetica-sample": "differs", "synthetic": "generated",
+                      "synthetic-100k": "generated",
                       "yoochoose-1-4": "present", "yoochoose-1-64": "present", "yoochoose-100k": "missing"}
 
 

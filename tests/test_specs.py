@@ -17,7 +17,8 @@ import harness.synthetic
 from harness import preprocess, readers, specs
 from harness.errors import ConfigError
 
-PRESETS = {"diginetica", "diginetica-sample", "yoochoose-1-64", "yoochoose-1-4", "yoochoose-100k", "synthetic"}
+PRESETS = {"diginetica", "diginetica-sample", "yoochoose-1-64", "yoochoose-1-4", "yoochoose-100k", "synthetic",
+           "synthetic-100k"}
 
 SPEC_TEMPLATE = """\
 name: mini

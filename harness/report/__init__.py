@@ -43,6 +43,7 @@ from harness.report.constants import (
     BAR_KS, COLUMN_WIDTH, FIGURES_DIR, LIST_K, PREFIX_BINS, REPORT_DIR, TABLES_DIR, TEXT_WIDTH, TIMINGS, Timing,
 )
 from harness.report.figures import _PLOTTERS, _RC, FIGURE_KINDS, save_figure
+from harness.report.retrieval import write_retrieval
 from harness.report.provenance import ReportError, Selection, Tuning
 from harness.report.statistics import ALPHA, bootstrap_ci, holm, paired_ttest, pareto_front
 from harness.report.styles import KNOWN_MODELS, Style, model_styles, style_collisions
@@ -197,7 +198,10 @@ def write_report(
                        "to tell them apart" for a, b in style_collisions(styles))
         text = _compact_text(groups) + _left_out_text(results.selection)
         summary_md = _summary_markdown(results, figures, text, n_bootstrap, seed, notes, warnings, table)
-        (tmp / "summary.md").write_text(summary_md)
+        # ANN retrieval (runs whose suite asked for it): figures, tables and a summary section
+        retrieval_figures, tables["retrieval"], retrieval_md = write_retrieval(out_dir, tmp)
+        figures[("retrieval", "")] = (retrieval_figures, None)
+        (tmp / "summary.md").write_text(summary_md + "".join(f"\n{line}" for line in retrieval_md))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -1,0 +1,148 @@
+"""The retrieval part of the report: accuracy and ANN recall against search
+speed for every index setting (from ``manifest["retrieval"]``, written by
+runs whose suite model has a ``retrieval`` key; see :mod:`harness.retrieval`).
+
+For each (dataset, protocol, model) with retrieval rows it writes
+``figures/retrieval_<slug>.png|pdf`` (HitRate@20 and ANN recall@20 against
+single-query queries per second, log x, one line per method through its
+settings, the dashed line the Pareto front as ann-benchmarks draws it) and
+``tables/retrieval_<slug>.md|csv`` (one row per setting, means over seeds).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness.report.constants import FIGURES_DIR, TABLES_DIR
+from harness.report.statistics import pareto_front
+from harness.store import iter_runs
+
+#: the cut-off of the figure and of the headline columns
+RETRIEVAL_K = 20
+#: the table's columns after the setting: (frame column, header, format)
+COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("mips", "MIPS path", "{}"),
+    ("hitrate", f"HitRate@{RETRIEVAL_K}", "{:.4f}"),
+    ("mrr", f"MRR@{RETRIEVAL_K}", "{:.4f}"),
+    ("recall", f"ANN recall@{RETRIEVAL_K}", "{:.4f}"),
+    ("latency_ms_p50", "p50 (ms)", "{:.3f}"),
+    ("latency_ms_p95", "p95 (ms)", "{:.3f}"),
+    ("single_qps", "queries/s (1 at a time)", "{:,.0f}"),
+    ("batch_qps", "queries/s (batched)", "{:,.0f}"),
+    ("speedup", "batched speed-up vs exact", "{:.2f}x"),
+    ("build_seconds", "build (s)", "{:.2f}"),
+    ("index_mib", "index (MiB)", "{:.2f}"),
+)
+
+
+def retrieval_frame(out_dir: str | Path) -> pd.DataFrame:
+    """One row per (dataset, protocol, model label, setting): means over seeds
+    of the stored retrieval rows; empty when no run has any."""
+    rows = []
+    for run in iter_runs(out_dir):
+        for row in run.manifest.get("retrieval") or []:
+            metrics = row.get("metrics", {})
+            rows.append({
+                "dataset": run.dataset, "protocol": run.protocol, "model": run.label, "seed": run.seed,
+                "setting": row["label"], "method": row["method"], "mips": row["mips"],
+                "hitrate": metrics.get(f"HitRate@{RETRIEVAL_K}", np.nan),
+                "mrr": metrics.get(f"MRR@{RETRIEVAL_K}", np.nan),
+                "recall": row["recall"].get(str(RETRIEVAL_K), np.nan),
+                "latency_ms_p50": row["latency_ms_p50"], "latency_ms_p95": row["latency_ms_p95"],
+                "single_qps": row["single_qps"], "batch_qps": row["batch_qps"],
+                "build_seconds": row["build_seconds"], "index_mib": row["index_bytes"] / 2**20,
+                "n_items": row["n_items"], "threads": row["threads"],
+            })  # fmt: skip
+    if not rows:
+        return pd.DataFrame()
+    frame = pd.DataFrame(rows)
+    keys = ["dataset", "protocol", "model", "setting", "method", "mips"]
+    order = frame.drop_duplicates(keys)[keys]  # settings in suite order
+    means = frame.groupby(keys, sort=False).mean(numeric_only=True).drop(columns="seed").reset_index()
+    means["seeds"] = frame.groupby(keys, sort=False)["seed"].nunique().to_numpy()
+    means = order.merge(means, on=keys, how="left")
+    exact = means[means["method"] == "exact"].set_index(["dataset", "protocol", "model"])["batch_qps"]
+    base = [exact.get((d, p, m), np.nan) for d, p, m in zip(means["dataset"], means["protocol"], means["model"])]
+    means["speedup"] = means["batch_qps"] / np.asarray(base, dtype=np.float64)
+    return means
+
+
+def _slug(*parts: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", "_".join(parts))
+
+
+def plot_retrieval(frame: pd.DataFrame, title: str):
+    """HitRate@20 and ANN recall@20 against single-query queries/s (log x)
+    for one (dataset, protocol, model); the dashed line joins the settings no
+    other setting beats in both speed and the panel's quantity."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.6), constrained_layout=True)
+    methods = list(dict.fromkeys(frame["method"]))
+    colours = plt.get_cmap("tab10")
+    markers = "*osD^vP<>X"
+    for ax, column, label in ((axes[0], "hitrate", f"HitRate@{RETRIEVAL_K}"),
+                              (axes[1], "recall", f"ANN recall@{RETRIEVAL_K} (vs exact top-{RETRIEVAL_K})")):
+        for i, method in enumerate(methods):
+            part = frame[frame["method"] == method].sort_values("single_qps")
+            ax.plot(part["single_qps"], part[column], marker=markers[i % len(markers)], color=colours(i % 10),
+                    markersize=9 if method == "exact" else 5, linewidth=1.0, label=method)
+        front = pareto_front(-frame["single_qps"].to_numpy(np.float64), frame[column].to_numpy(np.float64))
+        best = frame[front].sort_values("single_qps")
+        ax.plot(best["single_qps"], best[column], linestyle="--", color="0.4", linewidth=0.8, zorder=0)
+        ax.set_xscale("log")
+        ax.set_xlabel("queries per second, one query at a time (log scale)")
+        ax.set_ylabel(label)
+    axes[1].legend(loc="lower left", fontsize=7)
+    fig.suptitle(title)
+    return fig
+
+
+def _markdown(frame: pd.DataFrame, title: str) -> str:
+    headers = ["index setting"] + [h for _, h, _ in COLUMNS]
+    lines = [f"### {title}", "", "| " + " | ".join(headers) + " |", "|:---|:---|" + "---:|" * (len(COLUMNS) - 1)]
+    for _, row in frame.iterrows():
+        cells = [row["setting"]] + [
+            "–" if isinstance(row[c], float) and np.isnan(row[c]) else fmt.format(row[c]) for c, _, fmt in COLUMNS
+        ]
+        lines.append("| " + " | ".join(str(c).replace("|", r"\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_retrieval(out_dir: str | Path, folder: Path) -> tuple[list[Path], list[Path], list[str]]:
+    """Write the retrieval figures and tables into the report folder being
+    built (``folder``); returns (figures, tables, summary.md lines)."""
+    frame = retrieval_frame(out_dir)
+    if frame.empty:
+        return [], [], []
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    from harness.report.figures import _RC, save_figure
+
+    figures, tables = [], []
+    lines = ["## Retrieval: approximate nearest neighbours against exact ranking", "",
+             f"Each model's top-{RETRIEVAL_K} served by an index over its item embeddings (docs/retrieval.md): "
+             "the metrics rank only the retrieved items; ANN recall is the overlap of the retrieved and the "
+             "exact top lists; speeds are of the search alone (one query on one thread, and batches on the "
+             "run's threads) on the machine that ran the suite.", ""]  # fmt: skip
+    for (dataset, protocol, model), part in frame.groupby(["dataset", "protocol", "model"], sort=False):
+        slug = _slug("retrieval", dataset, protocol, model)
+        title = f"{model} on {dataset} ({protocol}, {int(part['n_items'].iloc[0]):,} items)"
+        with matplotlib.rc_context(_RC):
+            fig = plot_retrieval(part, title)
+            figures += save_figure(fig, folder / FIGURES_DIR / slug)
+            plt.close(fig)
+        table = _markdown(part, title)
+        (folder / TABLES_DIR / f"{slug}.md").write_text(table)
+        part.to_csv(folder / TABLES_DIR / f"{slug}.csv", index=False, float_format="%.10g")
+        tables += [folder / TABLES_DIR / f"{slug}.md", folder / TABLES_DIR / f"{slug}.csv"]
+        lines += [f"![{slug}](figures/{slug}.png)", "", table]
+    return figures, tables, lines
+
+
+__all__ = ["COLUMNS", "RETRIEVAL_K", "plot_retrieval", "retrieval_frame", "write_retrieval"]
