@@ -7,8 +7,12 @@ STAMP  := $(VENV)/.installed
 TORCH  ?= torch==2.13.0
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+# `make scale`: fraction of the real row counts, and where data and results go
+SCALE ?= 1
+SCALE_DIR ?= data/fullsize
+SCALE_OUT ?= reports/scale
 
-.PHONY: bench test fuzz setup wheel clean
+.PHONY: bench test fuzz setup wheel clean scale
 
 # The default suite: every built-in model on the synthetic data; report in
 # reports/default/report/ of the current folder.
@@ -23,6 +27,14 @@ fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/test_fuzz_*.py $(PYTEST_ARGS)
 
 setup: $(STAMP)
+
+# Full-size stand-in data, the GEMM and SR-GNN benchmarks, and the scale
+# suite (docs/scale.md). Not part of `make test`: hours on a CPU at SCALE=1.
+scale: $(STAMP)
+	$(BIN)/sessionbench datasets generate yoochoose diginetica --out $(SCALE_DIR) --scale $(SCALE)
+	$(BIN)/python -m pytest tests/benchmarks/test_bench_gemm.py tests/benchmarks/test_bench_srgnn.py \
+		--benchmark-enable -q
+	$(BIN)/sessionbench -v run scale --data-dir $(SCALE_DIR) --out $(SCALE_OUT)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

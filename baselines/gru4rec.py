@@ -608,6 +608,18 @@ class GRU4Rec(NeuralRecommender):
         self._padding_mask = torch.zeros(data.n_items + 1, device=device)
         self._padding_mask[0] = -math.inf
 
+    def _training_state(self) -> dict:
+        """The base's state plus the negative samples drawn but not yet used
+        (they carry over epochs), stacked into one tensor [left, n_sample]."""
+        state = super()._training_state()
+        state["samples"] = torch.stack(self._samples[::-1]) if self._samples else None
+        return state
+
+    def _load_training_state(self, state: dict) -> None:
+        super()._load_training_state(state)
+        samples = state["samples"]
+        self._samples = [] if samples is None else list(samples.to(self.device_).unbind(0))[::-1]
+
     def _negative_samples(self) -> torch.Tensor:
         """``n_sample`` item ids drawn by count**sample_alpha, served from a
         cache refilled in chunks of :data:`SAMPLE_CACHE_SIZE` draws."""
@@ -660,7 +672,7 @@ class GRU4Rec(NeuralRecommender):
                 state = [h.detach() for h in state]
                 total += rows_loss.detach().sum()
                 events += hi - lo
-                bar.update(hi - lo)
+                bar.update(hi - lo, total, events)
         finally:
             bar.close()
         net.eval()

@@ -23,6 +23,7 @@ from typing import Any
 
 from harness.errors import QUOTE_LIMIT, ConfigError, ModelFailure, SessionbenchError, quote
 from harness.limits import MAX_K, MAX_SEED
+from harness.logs import configure_cli
 
 log = logging.getLogger("sessionbench")
 
@@ -86,6 +87,16 @@ def _add_report_options(parser: argparse.ArgumentParser) -> None:
                              "(table* across both columns)")
     parser.add_argument("--n-bootstrap", type=_positive_int, default=1000, metavar="N",
                         help="bootstrap replicates per confidence interval (default 1000)")
+
+
+def _scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1], got {quote(text)}")
+    return value
 
 
 def _positive_seconds(text: str) -> float:
@@ -192,6 +203,18 @@ def build_parser() -> argparse.ArgumentParser:
     ds_stats.add_argument("name", help="preset name or path of a spec YAML")
     _add_data_dir(ds_stats)
     ds_stats.add_argument("--json", action="store_true", help="print JSON")
+    ds_gen = ds_sub.add_parser(
+        "generate", help="write full-size synthetic stand-ins of the competition files",
+        description="Write seeded synthetic files in the exact raw formats and at the real sizes of "
+                    "yoochoose-clicks.dat (33,003,944 rows) and DIGINETICA train-item-views.csv (1,235,380 rows), "
+                    "for timing at scale without downloads (not for accuracy claims). The presets yoochoose-1-64, "
+                    "yoochoose-1-4 and diginetica read them with --data-dir DIR.")
+    ds_gen.add_argument("names", nargs="+", choices=("yoochoose", "diginetica"), metavar="NAME",
+                        help="yoochoose and/or diginetica")
+    ds_gen.add_argument("--out", required=True, metavar="DIR", help="folder to write the files into")
+    ds_gen.add_argument("--scale", type=_scale, default=1.0, metavar="F",
+                        help="fraction of the real row count, in (0, 1] (default 1)")
+    ds_gen.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     ds.set_defaults(handler=_cmd_datasets)
 
     models = sub.add_parser("models", help="list registered models with their hyper-parameters",
@@ -220,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "(default: start a local Ray instance)")
     run.add_argument("--gpus", metavar="I,J,...", help="CUDA devices to spread GPU runs over, one run per device "
                      "at a time (e.g. 0,1)")
+    run.add_argument("--save-models", action="store_true",
+                     help="store each fitted model in model/ of its run folder (SessionRecommender.load reads it)")
     run.set_defaults(handler=_cmd_run)
 
     runs = sub.add_parser("runs", help="list or prune the stored runs of an output folder",
@@ -312,6 +337,11 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
         return 0
     if args.datasets_command == "fetch":
         fetch.fetch(args.names, data_dir=args.data_dir, mirror=args.mirror)
+        return 0
+    if args.datasets_command == "generate":
+        from harness.fullsize import generate_all
+
+        generate_all(args.out, tuple(dict.fromkeys(args.names)), scale=args.scale, seed=args.seed, echo=print)
         return 0
     return _list_datasets(args)
 
@@ -412,6 +442,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         suite, out_dir=args.out, data_dir=args.data_dir, jobs=args.jobs, force=args.force, only=args.only,
         executor=executor, progress=sys.stderr.isatty(), report=not args.no_report, echo=tqdm.write,
         timeout=None if args.timeout is None else {"fit": args.timeout, "score": args.timeout},
+        save_models=args.save_models,
     )  # fmt: skip
     print(f"suite {suite.name}: {len(outcome.planned)} runs planned, {len(outcome.skipped)} already complete, "
           f"{len(outcome.executed)} executed, {len(outcome.failed)} failed; results in {outcome.out_dir}")
@@ -673,8 +704,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sessionbench`` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    configure_cli(args.verbose)
     try:
         return args.handler(args)
     except SessionbenchError as err:

@@ -44,7 +44,11 @@ package imports the other.
 from __future__ import annotations
 
 import abc
+import copy
+import logging
+import math
 import sys
+import time
 from typing import Any, ClassVar
 
 import numpy as np
@@ -56,6 +60,52 @@ from harness.plugin import NotFittedError
 from harness.registry import Range
 from harness.timing import resolve_device, torch_threads
 from harness.training import EpochTrainedRecommender
+
+log = logging.getLogger(__name__)
+
+#: progress lines logged per epoch (besides the epoch's own line)
+PROGRESS_LINES_PER_EPOCH = 10
+
+
+class EpochProgress:
+    """Progress of one training epoch: a tqdm bar on a terminal, and about
+    :data:`PROGRESS_LINES_PER_EPOCH` log lines (INFO, logger
+    ``harness.neural``) with the running mean loss, the rate and the ETA,
+    which reach the run's ``log.txt`` and ``-v`` output without a terminal.
+
+    ``update(n, loss_sum, count)``: ``n`` more units done; ``loss_sum`` (a
+    tensor or float) over ``count`` examples so far gives the running mean
+    (read only when a line is logged, so the device is not synchronised on
+    every batch)."""
+
+    def __init__(self, label: str, epoch: int, total: int, unit: str) -> None:
+        from tqdm import tqdm
+
+        self.label, self.epoch, self.total, self.unit = label, epoch, max(int(total), 1), unit
+        self.every = max(1, math.ceil(self.total / PROGRESS_LINES_PER_EPOCH))
+        self.done, self.next_line, self.start = 0, self.every, time.perf_counter()
+        self.bar = tqdm(total=total, desc=f"{label} epoch {epoch}", unit=unit, leave=False,
+                        disable=not sys.stderr.isatty(), mininterval=0.5)
+
+    def update(self, n: int, loss_sum: Any = None, count: int = 0) -> None:
+        self.done += n
+        self.bar.update(n)
+        if self.done >= self.next_line and self.done < self.total and log.isEnabledFor(logging.INFO):
+            self.next_line = (self.done // self.every + 1) * self.every
+            elapsed = time.perf_counter() - self.start
+            rate = self.done / elapsed if elapsed > 0 else float("inf")
+            loss = float(loss_sum) / count if count else float("nan")
+            log.info("%s epoch %d: %d/%d %s, loss %.4f, %.1f %s/s, ETA %.0f s", self.label, self.epoch, self.done,
+                     self.total, self.unit, loss, rate, self.unit, (self.total - self.done) / rate)
+
+    def close(self) -> None:
+        self.bar.close()
+
+    def __enter__(self) -> EpochProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def adam(params, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
@@ -138,16 +188,49 @@ class NeuralRecommender(EpochTrainedRecommender):
             self._drop_training_state()
         self.network_.eval()
 
+    def _after_load(self) -> None:
+        self.device_ = torch.device("cpu")  # load() maps every tensor to the CPU
+        self.network_.eval()
+
     def _drop_training_state(self) -> None:
         for name in [k for k in vars(self) if k.startswith("_") and not k.startswith("__")]:
             del self.__dict__[name]
 
-    def _progress(self, total: int, epoch: int, unit: str):
-        """A tqdm bar shown only on a terminal."""
-        from tqdm import tqdm
+    def _progress(self, total: int, epoch: int, unit: str) -> EpochProgress:
+        """The epoch's progress: a bar on a terminal, log lines everywhere."""
+        return EpochProgress(self._label(), epoch, total, unit)
 
-        return tqdm(total=total, desc=f"{self.name} epoch {epoch}", unit=unit, leave=False,
-                    disable=not sys.stderr.isatty(), mininterval=0.5)
+    # -- checkpoints ------------------------------------------------------------
+
+    #: private attributes that change during training and are saved as they are
+    #: in checkpoints (besides network, optimisers, schedulers and generators)
+    checkpoint_attributes: ClassVar[tuple[str, ...]] = ()
+
+    def _training_state(self) -> dict[str, Any]:
+        """The network's, every optimiser's and scheduler's state dicts, every
+        ``torch.Generator``'s state, the fitted attributes besides the
+        network (``epoch_lrs_``) and :attr:`checkpoint_attributes`."""
+        state: dict[str, Any] = {"network_": self.network_.state_dict(), "objects": {}, "generators": {},
+                                 "fitted": {}, "extra": {}}
+        for name, value in vars(self).items():
+            if isinstance(value, torch.Generator):
+                state["generators"][name] = value.get_state()
+            elif isinstance(value, (torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler)):
+                state["objects"][name] = value.state_dict()
+            elif name.endswith("_") and not name.startswith("_") and name not in ("network_", "device_"):
+                state["fitted"][name] = copy.deepcopy(value)
+        for name in self.checkpoint_attributes:
+            state["extra"][name] = copy.deepcopy(getattr(self, name))
+        return state
+
+    def _load_training_state(self, state: dict[str, Any]) -> None:
+        self.network_.load_state_dict(state["network_"])
+        for name, value in state["objects"].items():
+            getattr(self, name).load_state_dict(value)
+        for name, value in state["generators"].items():
+            getattr(self, name).set_state(value)
+        vars(self).update(state["fitted"])
+        vars(self).update(state["extra"])
 
     # -- embeddings and scores ----------------------------------------------------
 
@@ -256,7 +339,7 @@ class PrefixTrainedRecommender(NeuralRecommender):
         network.train()
         total = torch.zeros((), device=self.device_)
         with self._progress(len(starts), epoch, "batch") as bar:
-            for start in starts:
+            for done, start in enumerate(starts, 1):
                 index = order[start : start + batch_size]
                 batch = cases.batch(index, with_times=False).to(self.device_)
                 targets = cases.next_items(index).to(self.device_)
@@ -265,7 +348,7 @@ class PrefixTrainedRecommender(NeuralRecommender):
                 loss.backward()
                 optimizer.step()
                 total += loss.detach()
-                bar.update(1)
+                bar.update(1, total, done)
         network.eval()
         if self._scheduler is not None:
             self._scheduler.step()  # after the epoch

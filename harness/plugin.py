@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import abc
 import inspect
+import json
 import logging
 import math
 import random
@@ -35,13 +36,14 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from numbers import Integral, Real
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from harness.dataset import PrefixBatch, SessionDataset
-from harness.errors import ContractError, ModelFailure, SessionbenchError
+from harness.errors import ContractError, DataError, ModelFailure, SessionbenchError
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +153,65 @@ class SessionRecommender(abc.ABC):
         scores = self._score(batch.clone())
         check_scores(scores, len(batch), self.n_items_, self._label())
         return scores
+
+    # -- saving and loading -------------------------------------------------
+
+    #: the files of a saved model's folder
+    SAVED_PARAMS: ClassVar[str] = "model.json"
+    SAVED_STATE: ClassVar[str] = "state.pt"
+
+    def save(self, path: str | Path) -> Path:
+        """Write the fitted model into the folder ``path`` (created) and return it.
+
+        ``model.json`` holds the class (``module:QualName``), the
+        hyper-parameters and the torch version; ``state.pt`` every other
+        instance attribute (the fitted state: tensors, networks, numpy arrays,
+        sparse matrices, curves), written with ``torch.save``, i.e. a pickle:
+        load only models you saved yourself (see :meth:`load`).
+        """
+        if not hasattr(self, "n_items_"):
+            raise NotFittedError(f"{self._label()}: call fit() before save()")
+        folder = Path(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        params = self.get_params()
+        cls = type(self)
+        meta = {"format": 1, "class": f"{cls.__module__}:{cls.__qualname__}", "name": self.name,
+                "params": params, "torch": torch.__version__}
+        (folder / self.SAVED_PARAMS).write_text(json.dumps(meta, indent=2, sort_keys=True, default=repr) + "\n")
+        state = {k: v for k, v in vars(self).items() if k not in params}
+        torch.save(state, folder / self.SAVED_STATE)
+        return folder
+
+    @classmethod
+    def load(cls, path: str | Path) -> SessionRecommender:
+        """The model saved by :meth:`save` in folder ``path``, on the CPU.
+
+        Trusted input only: ``state.pt`` is unpickled (``weights_only=False``),
+        which can run code. The class named in ``model.json`` must be
+        importable and be ``cls`` or a subclass of it.
+        """
+        import importlib
+
+        folder = Path(path)
+        try:
+            meta = json.loads((folder / cls.SAVED_PARAMS).read_text())
+            module_name, _, qualname = meta["class"].partition(":")
+            params = meta["params"]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+            raise DataError(f"{folder / cls.SAVED_PARAMS}: not a saved model ({err})") from None
+        target: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            target = getattr(target, part)
+        if not (isinstance(target, type) and issubclass(target, cls)):
+            raise DataError(f"{folder / cls.SAVED_PARAMS}: class {meta['class']} is not a {cls.__name__}")
+        model = target(**params)
+        state = torch.load(folder / cls.SAVED_STATE, map_location="cpu", weights_only=False)  # trusted input
+        vars(model).update(state)
+        model._after_load()
+        return model
+
+    def _after_load(self) -> None:
+        """Adjust a model just loaded onto the CPU (neural models: ``device_``)."""
 
     # -- what a model implements --------------------------------------------
 

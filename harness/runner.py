@@ -299,9 +299,16 @@ def _failed(manifest: dict[str, Any], error_line: str, error: str | None = None,
             "error_line": error_line, **extra}  # fmt: skip
 
 
-def execute_run(spec: RunSpec, stage_dir: str | Path, progress: bool = False, watchdog: Watchdog | None = None) -> None:
+def execute_run(spec: RunSpec, stage_dir: str | Path, progress: bool = False, watchdog: Watchdog | None = None,
+                *, checkpoint_dir: str | Path | None = None, log_file: str | Path | None = None,
+                save_model: bool = False) -> None:
     """Fit, evaluate and time one run; write it (complete or failed) into
     the folder ``stage_dir`` (see :func:`harness.store.write_run_files`).
+
+    ``checkpoint_dir``: where a model trained by epochs keeps its per-epoch
+    checkpoint and resumes from (:meth:`EpochTrainedRecommender.checkpoint_to`);
+    ``log_file``: the run's log, stored as ``log.txt``; ``save_model``: store
+    the fitted model in ``model/``.
 
     With a ``watchdog``, ``fit`` and the scoring (evaluation and latency)
     run under the spec's phase limits; past one, the watchdog writes the
@@ -318,7 +325,7 @@ def execute_run(spec: RunSpec, stage_dir: str | Path, progress: bool = False, wa
         def on_timeout(phase: str, limit: float) -> None:
             line = f"timeout after {format_seconds(limit)} s in {phase}"
             write_run_files(stage_dir, _failed(manifest, line, f"{line}: the run's process was ended\n",
-                                               timeout_phase=phase))  # fmt: skip
+                                               timeout_phase=phase), log=log_file)  # fmt: skip
 
         watchdog.on_timeout = on_timeout
     limit = watchdog.phase if watchdog is not None else _no_limit
@@ -334,6 +341,9 @@ def execute_run(spec: RunSpec, stage_dir: str | Path, progress: bool = False, wa
         if spec.stage == "tune":
             data = data.validation_view()
         model = make_model(spec.model, spec.params, source=f"run {spec.display}")
+        if checkpoint_dir is not None and hasattr(model, "checkpoint_to"):
+            model.checkpoint_to(checkpoint_dir)
+        log.info("run %s: fitting %s on %s (seed %d)", spec.run_id, spec.label, spec.dataset_name, spec.seed)
         with limit("fit", spec.timeout.get("fit")):
             model.fit(data, seed=spec.seed)
         with limit("score", spec.timeout.get("score")):
@@ -345,6 +355,7 @@ def execute_run(spec: RunSpec, stage_dir: str | Path, progress: bool = False, wa
                                                       warmup=spec.latency["warmup"], seed=spec.seed))  # fmt: skip
         result.meta.update({"run_id": spec.run_id, "label": spec.label, "seed": spec.seed})
         timings.update({"peak_rss_mb": peak_rss_mb(), "model_size": model_size(model)})
+        timings.update(getattr(model, "timings_", None) or {})  # a model's own (SR-GNN: softmax_gflops)
         if spec.retrieval and spec.stage == "test":
             from harness.retrieval import evaluate_settings
 
@@ -357,9 +368,13 @@ def execute_run(spec: RunSpec, stage_dir: str | Path, progress: bool = False, wa
             "cases": result.n_cases, "trains_by_epoch": type(model).trains_by_epoch,
             "best_epoch": getattr(model, "best_epoch_", None), "dataset_stats": data.stats(),
         })  # fmt: skip
-        write_run_files(stage_dir, manifest, evaluation=result, curve=getattr(model, "training_curve_", None))
+        log.info("run %s: complete, MRR@20 %.4f", spec.run_id, manifest["metrics"].get("MRR@20", float("nan")))
+        write_run_files(stage_dir, manifest, evaluation=result, curve=getattr(model, "training_curve_", None),
+                        log=log_file, model=model if save_model else None)
     except Exception as err:  # the run fails, the suite goes on
-        write_run_files(stage_dir, _failed(manifest, f"{type(err).__name__}: {err}", traceback.format_exc()))
+        log.error("run %s failed: %s: %s", spec.run_id, type(err).__name__, err)
+        write_run_files(stage_dir, _failed(manifest, f"{type(err).__name__}: {err}", traceback.format_exc()),
+                        log=log_file)
 
 
 class _no_limit:
@@ -375,16 +390,24 @@ class _no_limit:
         return None
 
 
-def _worker(spec_dict: dict[str, Any], stage_dir: str, progress: bool, parent_pid: int) -> None:
+def _worker(spec_dict: dict[str, Any], stage_dir: str, progress: bool, parent_pid: int,
+            checkpoint_dir: str | None = None, save_model: bool = False, log_level: int = logging.WARNING) -> None:
     """A run in a worker process that dies with ``parent_pid`` and keeps the
-    spec's phase limits (in the runner's own process: neither)."""
+    spec's phase limits (in the runner's own process: neither). Its log goes
+    to ``<stage_dir>.log`` (stored as the run's ``log.txt``) and, from
+    ``log_level`` up (the CLI's ``-v``), to stderr."""
+    from harness.logs import configure_cli, run_log_file
+
     watchdog = None
     if os.getpid() != parent_pid:
         die_with_parent(parent_pid)
-        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        configure_cli(max(0, (logging.WARNING - log_level) // 10))
         watchdog = Watchdog(lambda phase, limit: None, parent_pid=parent_pid)
     spec = RunSpec(**{**spec_dict, "ks": tuple(spec_dict["ks"])})
-    execute_run(spec, stage_dir, progress, watchdog)
+    log_file = f"{stage_dir}.log"
+    with run_log_file(log_file, stderr_level=log_level):
+        execute_run(spec, stage_dir, progress, watchdog, checkpoint_dir=checkpoint_dir, log_file=log_file,
+                    save_model=save_model)
 
 
 # --------------------------------------------------------------------------- #
@@ -561,8 +584,13 @@ def run_suite(
     report: bool = True,
     timeout: dict[str, float] | None = None,
     echo: Callable[[str], None] = lambda line: None,
+    save_models: bool = False,
 ) -> SuiteOutcome:
     """Run every missing run of ``suite`` and (by default) write its report.
+
+    ``save_models``: store each run's fitted model in ``model/`` of its folder.
+    A run killed during training leaves its per-epoch checkpoint in
+    ``runs/.ckpt-<run_id>/``; the next call resumes it from there.
 
     Output goes to ``out_dir`` (default ``reports/<suite name>``), locked
     for the whole call (:class:`harness.lock.OutputLock`; a live owner is a
@@ -578,10 +606,11 @@ def run_suite(
     with OutputLock(out) as lock:
         if lock.stale is not None:
             echo(f"took over the stale lock of {describe(lock.stale)}: that process is gone")
-        return _run_locked(suite, out, jobs, force, only, executor, progress, report, timeout, echo)
+        return _run_locked(suite, out, jobs, force, only, executor, progress, report, timeout, echo, save_models)
 
 
-def _run_locked(suite, out, jobs, force, only, executor, progress, report, timeout, echo) -> SuiteOutcome:
+def _run_locked(suite, out, jobs, force, only, executor, progress, report, timeout, echo,
+                save_models=False) -> SuiteOutcome:
     from harness.specs import load_dataset
 
     outcome = SuiteOutcome(out_dir=out)
@@ -604,7 +633,8 @@ def _run_locked(suite, out, jobs, force, only, executor, progress, report, timeo
     plan = Plan(suite_name=suite.name, suite_text=suite.text, suite=resolved_suite(suite, datasets, timeout),
                 run_ids=tuple(s.run_id for s in first))  # fmt: skip
     write_plan(out, plan)
-    _execute([s for s in first if wanted(s)], out, executor, force, show, outcome, echo, progress)
+    _execute([s for s in first if wanted(s)], out, executor, force, show, outcome, echo, progress,
+             save_models=save_models)
     if any(m.tune is not None for m in suite.models):
         from harness.tuning import run_tuning
 
@@ -619,7 +649,8 @@ def _run_locked(suite, out, jobs, force, only, executor, progress, report, timeo
         finals = _tuned_finals(suite, grid_models, first, out, echo)
         write_plan(out, replace(plan, run_ids=plan.run_ids + tuple(s.run_id for s in finals),
                                 selections=tuple(s.selection for s in finals)))  # fmt: skip
-        _execute([s for s in finals if wanted(s)], out, executor, force, show, outcome, echo, progress)
+        _execute([s for s in finals if wanted(s)], out, executor, force, show, outcome, echo, progress,
+                 save_models=save_models)
     if report and any(True for _ in iter_runs(out)):
         from harness.report import write_report
 
@@ -713,7 +744,8 @@ def _install(spec: RunSpec, stage: Path, out: Path, exitcode: int | None) -> tup
         else:
             line = _exit_reason(exitcode) if exitcode else "worker process ended without storing the run"
         manifest = _failed(base_manifest(spec), line, f"{line} before storing the run\n", exitcode=exitcode)
-        write_run_files(stage, manifest)
+        write_run_files(stage, manifest, log=f"{stage}.log")
+    Path(f"{stage}.log").unlink(missing_ok=True)
     return manifest, install_run(stage, out)
 
 
@@ -724,10 +756,17 @@ def _limit(spec: RunSpec) -> float | None:
     return None
 
 
-def _execute(specs, out, executor, force, show_inner, outcome, echo, progress, worker=None, extra=None) -> None:
+def checkpoint_path(out: str | Path, run_id: str) -> Path:
+    """The folder of a run's training checkpoints, beside the run folders."""
+    return runs_dir(out) / f".ckpt-{run_id}"
+
+
+def _execute(specs, out, executor, force, show_inner, outcome, echo, progress, worker=None, extra=None,
+             save_models=False) -> None:
     """Run the specs not already complete through ``executor`` and install
-    their folders. Each task calls ``worker`` (default :func:`_worker`) with
-    ``(spec_dict, stage_dir, progress, parent_pid, *extra(spec))``."""
+    their folders. Each task calls ``worker`` with ``(spec_dict, stage_dir,
+    progress, parent_pid, *extra(spec))``; by default :func:`_worker`, with
+    the run's checkpoint folder, ``save_models`` and the log level."""
     from tqdm.auto import tqdm
 
     outcome.planned.extend(specs)
@@ -751,8 +790,14 @@ def _execute(specs, out, executor, force, show_inner, outcome, echo, progress, w
     base = runs_dir(out)
     base.mkdir(parents=True, exist_ok=True)
     stages = {s.run_id: base / f".tmp-{s.run_id}-{uuid.uuid4().hex[:8]}" for s in todo}
-    fn = worker or _worker
-    tasks = [Task(s.run_id, fn, (asdict(s), str(stages[s.run_id]), show_inner, os.getpid(), *(extra(s) if extra else ())),
+    if worker is None:
+        log_level = logging.getLogger("harness").getEffectiveLevel()
+        worker = _worker
+
+        def extra(s: RunSpec) -> tuple:
+            return (str(checkpoint_path(out, s.run_id)), save_models, log_level)
+
+    tasks = [Task(s.run_id, worker, (asdict(s), str(stages[s.run_id]), show_inner, os.getpid(), *(extra(s) if extra else ())),
                   _limit(s), stage_dir=str(stages[s.run_id]), gpu=wants_gpu(s)) for s in todo]  # fmt: skip
     by_id = {s.run_id: s for s in todo}
     bar = tqdm(total=len(tasks), desc="runs", unit="run", disable=not progress, leave=True)
@@ -772,6 +817,7 @@ def _execute(specs, out, executor, force, show_inner, outcome, echo, progress, w
                 echo(f"FAILED {spec.display}: {manifest.get('error_line', 'no error recorded')}; "
                      f"the previous complete run {task.run_id} is kept")  # fmt: skip
         else:
+            shutil.rmtree(checkpoint_path(out, task.run_id), ignore_errors=True)  # nothing left to resume
             m = manifest["metrics"]
             echo(f"done   {spec.display}: HitRate@20 {m.get('HitRate@20', float('nan')):.4f}  "
                  f"MRR@20 {m.get('MRR@20', float('nan')):.4f}  fit {manifest['timings']['fit_seconds']:.1f} s")
@@ -781,5 +827,6 @@ def _execute(specs, out, executor, force, show_inner, outcome, echo, progress, w
         executor.run(tasks, done)
     finally:
         bar.close()
-        for stage in stages.values():  # a Ctrl-C leaves unfinished stages behind
+        for stage in stages.values():  # a Ctrl-C leaves unfinished stages behind (checkpoints stay)
             shutil.rmtree(stage, ignore_errors=True)
+            Path(f"{stage}.log").unlink(missing_ok=True)

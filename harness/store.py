@@ -14,7 +14,13 @@ Layout of a suite's output folder::
           ranks.parquet         per-case ranks and top-K lists (complete runs;
                                 the EvaluationResult format of harness.evaluate)
           curve.csv             per-epoch training curve (models trained by epoch)
+          log.txt               the run's log lines (INFO and above of sessionbench's
+                                loggers: epochs, progress, warnings)
+          model/                the fitted model (`run --save-models`;
+                                SessionRecommender.save's folder)
         .tmp-<run_id>-<token>/  a run being written; never read
+        .ckpt-<run_id>/         checkpoints of an unfinished fit, resumed by the
+                                next `run`, removed once the run is complete
       report/                   written by `sessionbench report`
 
 A run folder is written under a temporary name and renamed when finished,
@@ -47,6 +53,8 @@ RUNS_DIR = "runs"
 MANIFEST = "manifest.json"
 RANKS = "ranks.parquet"
 CURVE = "curve.csv"
+LOG = "log.txt"
+MODEL_DIR = "model"
 PLAN_FILE = "plan.json"
 COMPLETE, FAILED, BROKEN = "complete", "failed", "broken"
 
@@ -269,9 +277,15 @@ def write_run_files(
     *,
     evaluation: EvaluationResult | None = None,
     curve: list[dict[str, Any]] | None = None,
+    log: str | Path | None = None,
+    model: Any = None,
 ) -> Path:
     """Write a run's files into ``folder`` (created; emptied if present),
-    the manifest last, with the size and SHA-256 of every other file."""
+    the manifest last, with the size and SHA-256 of every other file
+    (those in sub-folders too, by their ``/``-separated relative path).
+
+    ``log``: a log file copied in as ``log.txt`` (as it is at this moment);
+    ``model``: a fitted model saved into ``model/``."""
     folder = Path(folder)
     if folder.exists():
         shutil.rmtree(folder)
@@ -280,8 +294,12 @@ def write_run_files(
         evaluation.save(folder / RANKS)
     if curve:
         pd.DataFrame(curve).to_csv(folder / CURVE, index=False)
-    files = {p.name: {"bytes": p.stat().st_size, "sha256": file_sha256(p)}
-             for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST}  # fmt: skip
+    if model is not None:
+        model.save(folder / MODEL_DIR)
+    if log is not None and Path(log).is_file():
+        shutil.copyfile(log, folder / LOG)
+    files = {p.relative_to(folder).as_posix(): {"bytes": p.stat().st_size, "sha256": file_sha256(p)}
+             for p in sorted(folder.rglob("*")) if p.is_file() and p != folder / MANIFEST}  # fmt: skip
     manifest = {**manifest, "files": files}
     _write_json(folder / MANIFEST, manifest)
     return folder
@@ -363,6 +381,8 @@ def clean_temporary(out_dir: str | Path) -> int:
     stale = [p for p in base.iterdir() if p.is_dir() and p.name.startswith((".tmp-", ".old-"))]
     for path in stale:
         shutil.rmtree(path, ignore_errors=True)
+    for path in base.glob(".tmp-*.log"):  # a worker's log whose runner was ended
+        path.unlink(missing_ok=True)
     return len(stale)
 
 

@@ -11,7 +11,16 @@ that trains for epochs (GRU4Rec, SR-GNN, plugins)::
     patience == 0:  train    |--e1--|--e2--| ... exactly `epochs` epochs
 
 The test split is never read: ``fit`` hands models a dataset whose ``test``
-raises. An epoch whose training loss is NaN or infinite stops the fit with a
+raises.
+
+Checkpoints: after :meth:`EpochTrainedRecommender.checkpoint_to`, every
+completed epoch writes ``checkpoint.pt`` into the given folder (the model's
+training state, every random generator's state and the selection rule's
+state); a later ``fit`` of the same configuration, seed and data with the
+same folder resumes after the last completed epoch and ends with the same
+model as an uninterrupted fit (on CPU). The file is written with
+``torch.save`` and read with ``weights_only=False``: read only checkpoints
+you wrote yourself. An epoch whose training loss is NaN or infinite stops the fit with a
 ``FloatingPointError`` naming the model and the epoch.
 """
 
@@ -19,11 +28,15 @@ from __future__ import annotations
 
 import abc
 import copy
+import json
 import logging
 import math
+import os
+import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, ClassVar
 
 from harness.dataset import SessionDataset
@@ -97,6 +110,93 @@ class EpochTrainedRecommender(SessionRecommender):
     def _train_epoch(self, epoch: int) -> float:
         """Train one epoch (1-based) and return the mean training loss."""
 
+    #: the checkpoint file of :meth:`checkpoint_to`'s folder
+    CHECKPOINT_FILE: ClassVar[str] = "checkpoint.pt"
+
+    def checkpoint_to(self, folder: str | Path | None) -> EpochTrainedRecommender:
+        """Write a checkpoint into ``folder`` after every completed epoch of
+        the next ``fit`` and resume from the one found there (if it comes
+        from the same hyper-parameters, seed and data); ``None`` turns
+        checkpoints off. Returns self. The folder is left in place: remove
+        it once the fitted model is stored."""
+        if folder is not None and not self.supports_checkpoints():
+            log.info("%s: no checkpoints (the model does not implement _training_state)", self._label())
+            folder = None
+        self._checkpoint_dir = None if folder is None else Path(folder)
+        return self
+
+    @classmethod
+    def supports_checkpoints(cls) -> bool:
+        """Whether the model implements :meth:`_training_state` (every
+        :class:`harness.neural.NeuralRecommender` does); :meth:`checkpoint_to`
+        does nothing for a model that does not."""
+        return cls._training_state is not EpochTrainedRecommender._training_state
+
+    def _training_state(self) -> dict[str, Any]:
+        """Everything that the next epoch's training reads (network,
+        optimiser, scheduler, generators); subclasses that support
+        checkpoints implement it (see :class:`harness.neural.NeuralRecommender`)."""
+        raise NotImplementedError(f"{type(self).__name__} does not support checkpoints")
+
+    def _load_training_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`_training_state` after ``_start_training``."""
+        raise NotImplementedError(f"{type(self).__name__} does not support checkpoints")
+
+    def _checkpoint_key(self, data: SessionDataset, seed: int) -> str:
+        """What a checkpoint must match to be resumed: parameters, seed, data shape."""
+        train = data.split("train")
+        return json.dumps({"model": type(self).__qualname__, "params": self.get_params(), "seed": int(seed),
+                           "n_items": int(data.n_items), "train_events": int(len(train.item_array))},
+                          sort_keys=True, default=repr)
+
+    def _read_checkpoint(self, data: SessionDataset, seed: int) -> dict[str, Any] | None:
+        folder = getattr(self, "_checkpoint_dir", None)
+        path = None if folder is None else folder / self.CHECKPOINT_FILE
+        if path is None or not path.is_file():
+            return None
+        import torch
+
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)  # trusted: written by _save_checkpoint
+        if checkpoint.get("key") != self._checkpoint_key(data, seed):
+            log.warning("%s: ignoring checkpoint %s of another configuration", self._label(), path)
+            return None
+        log.info("%s: resuming after %s epoch %d from %s", self._label(), checkpoint["phase"], checkpoint["epoch"],
+                 path)
+        return checkpoint
+
+    def _save_checkpoint(self, phase: str, epoch: int, curve: list, **selection: Any) -> None:
+        """Atomically write the state after ``epoch`` of ``phase`` (when checkpoints are on)."""
+        folder = getattr(self, "_checkpoint_dir", None)
+        if folder is None:
+            return
+        import numpy as np
+        import torch
+
+        folder.mkdir(parents=True, exist_ok=True)
+        checkpoint = {"key": self._checkpoint_key(self._data, self._seed), "phase": phase, "epoch": epoch,
+                      "curve": copy.deepcopy(curve), "selection": selection, "training": self._training_state(),
+                      "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+                              "python": random.getstate()}}
+        tmp = folder / f".{self.CHECKPOINT_FILE}.{os.getpid()}"
+        torch.save(checkpoint, tmp)
+        os.replace(tmp, folder / self.CHECKPOINT_FILE)  # a kill leaves the previous checkpoint whole
+        log.debug("%s: checkpoint after %s epoch %d", self._label(), phase, epoch)
+        hook = getattr(self, "_after_checkpoint", None)
+        if hook is not None:  # tests: interrupt a fit at a known point
+            hook(phase, epoch)
+
+    def _resume(self, checkpoint: dict[str, Any], data: SessionDataset, split: str, seed: int) -> None:
+        """Rebuild the training of ``checkpoint`` (fresh start, then its states)."""
+        import numpy as np
+        import torch
+
+        self._start_training(data, split, seed)
+        self._load_training_state(checkpoint["training"])
+        rng = checkpoint["rng"]
+        torch.set_rng_state(rng["torch"])
+        np.random.set_state(rng["numpy"])
+        random.setstate(rng["python"])
+
     def _state(self) -> dict[str, Any]:
         return {k: copy.deepcopy(v) for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
 
@@ -109,26 +209,41 @@ class EpochTrainedRecommender(SessionRecommender):
             raise ConfigError(f"{self.name or type(self).__name__}: epochs must be a positive integer, got {epochs!r}")
         if not isinstance(patience, int) or patience < 0:
             raise ConfigError(f"{self.name or type(self).__name__}: patience must be an integer >= 0, got {patience!r}")
-        curve: list[dict[str, Any]] = []
+        self._data, self._seed = data, seed
+        checkpoint = self._read_checkpoint(data, seed)
+        curve: list[dict[str, Any]] = list(checkpoint["curve"]) if checkpoint else []
         if patience == 0:
-            self._run_epochs(data, "train", epochs, seed, curve, phase="train")
+            self._run_epochs(data, "train", epochs, seed, curve, phase="train", checkpoint=checkpoint)
             self.best_epoch_ = epochs
         else:
-            best_epoch, best_state = self._select(data, seed, curve)
+            if checkpoint is not None and checkpoint["phase"] == "refit":
+                best_epoch, best_state = checkpoint["selection"]["best_epoch"], None
+            else:
+                best_epoch, best_state = self._select(data, seed, curve, checkpoint)
             if refit:
-                self._run_epochs(data, "train", best_epoch, seed, curve, phase="refit")
+                resume = checkpoint if checkpoint is not None and checkpoint["phase"] == "refit" else None
+                self._run_epochs(data, "train", best_epoch, seed, curve, phase="refit", checkpoint=resume,
+                                 best_epoch=best_epoch)
             else:
                 self._load_state(best_state)
             self.best_epoch_ = best_epoch
         self.training_curve_ = curve
+        del self._data, self._seed
 
-    def _run_epochs(self, data, split, epochs, seed, curve, *, phase) -> None:
-        self._start_training(data, split, seed)
-        for epoch in range(1, epochs + 1):
+    def _run_epochs(self, data, split, epochs, seed, curve, *, phase, checkpoint=None, **selection) -> None:
+        if checkpoint is not None:
+            self._resume(checkpoint, data, split, seed)
+            first = checkpoint["epoch"] + 1
+        else:
+            self._start_training(data, split, seed)
+            first = 1
+        for epoch in range(first, epochs + 1):
             loss, seconds = self._timed_epoch(epoch)
             curve.append({"phase": phase, "epoch": epoch, "loss": loss, "valid_" + SELECTION_METRIC: None,
                           "seconds": seconds})
+            log.info("%s %s epoch %d/%d: loss %.4f (%.1f s)", self._label(), phase, epoch, epochs, loss, seconds)
             _epoch_done(self, epoch, phase)
+            self._save_checkpoint(phase, epoch, curve, **selection)
 
     def _timed_epoch(self, epoch: int) -> tuple[float, float]:
         """Train epoch ``epoch``; its loss and seconds. A NaN or infinite loss
@@ -141,24 +256,42 @@ class EpochTrainedRecommender(SessionRecommender):
                                      f"{epoch}; lower the learning rate")
         return loss, seconds
 
-    def _select(self, data: SessionDataset, seed: int, curve: list) -> tuple[int, dict[str, Any] | None]:
+    def _select(self, data: SessionDataset, seed: int, curve: list,
+                checkpoint: dict[str, Any] | None = None) -> tuple[int, dict[str, Any] | None]:
+        """Train on train_tr until ``patience`` epochs bring no gain on valid;
+        the best epoch and (refit=False) its state. Resumes from a ``select``
+        checkpoint."""
         from harness.evaluate import evaluate  # the evaluator imports models' outputs only
 
         if data.valid.n_prefixes == 0:
             raise ConfigError(f"{self.name}: patience > 0 needs a validation split with prefixes; "
                               "this dataset has none (use patience=0)")
-        self._start_training(data, "train_tr", seed)
-        best_epoch, best_value, best_state = 0, -1.0, None
-        for epoch in range(1, self.epochs + 1):
+        best_epoch, best_value, best_state, first = 0, -1.0, None, 1
+        if checkpoint is not None:
+            chosen = checkpoint["selection"]
+            best_epoch, best_value, best_state = chosen["best_epoch"], chosen["best_value"], chosen["best_state"]
+            if chosen["done"]:
+                return best_epoch, best_state
+            self._resume(checkpoint, data, "train_tr", seed)
+            first = checkpoint["epoch"] + 1
+        else:
+            self._start_training(data, "train_tr", seed)
+        for epoch in range(first, self.epochs + 1):
             loss, seconds = self._timed_epoch(epoch)
             value = evaluate(self, data, split="valid", ks=(20,)).metrics()[SELECTION_METRIC]
             curve.append({"phase": "select", "epoch": epoch, "loss": loss, "valid_" + SELECTION_METRIC: value,
                           "seconds": seconds})
-            log.info("%s epoch %d: loss %.4f, valid %s %.4f", self.name, epoch, loss, SELECTION_METRIC, value)
+            log.info("%s select epoch %d/%d: loss %.4f, valid %s %.4f (%.1f s)", self._label(), epoch, self.epochs,
+                     loss, SELECTION_METRIC, value, seconds)
             _epoch_done(self, epoch, "select")
+            stop = False
             if value > best_value:
                 best_epoch, best_value = epoch, value
                 best_state = None if self.refit else self._state()
-            elif epoch - best_epoch >= self.patience:
+            else:
+                stop = epoch - best_epoch >= self.patience
+            self._save_checkpoint("select", epoch, curve, best_epoch=best_epoch, best_value=best_value,
+                                  best_state=best_state, done=stop or epoch == self.epochs)
+            if stop:
                 break
         return best_epoch, best_state

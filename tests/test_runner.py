@@ -118,7 +118,7 @@ def test_suite_yaml_numbers_written_as_strings_are_coerced(tmp_path):
 
 
 def test_shipped_suites_are_valid():
-    for name in ("default", "yoochoose-100k", "diginetica-sample"):
+    for name in ("default", "yoochoose-100k", "diginetica-sample", "scale"):
         s = load_suite(name)
         assert s.models and s.datasets
 

@@ -9,7 +9,9 @@ with the epoch on a subset. To measure the full epoch::
 
 - ``test_train_epoch``: one epoch over all 52,484 training prefixes (525
   batches) with ``--benchmark-enable``; over the prefixes of the first 1,700
-  training sessions (about a tenth) when benchmarks are disabled;
+  training sessions (about a tenth) when benchmarks are disabled; its
+  ``extra_info`` holds ``softmax_gflops`` (the epoch's softmax-product
+  FLOPs per second, a lower bound of the GEMM rate achieved there);
 - ``test_score_all_test_prefixes[100|500]``: all 10,152 test prefixes through
   ``model.score`` in batches of 100 (the reference's) and 500 (the
   evaluator's default), batches built beforehand; prefixes per second =
@@ -44,6 +46,8 @@ def test_train_epoch(benchmark, yoochoose):
     assert 0 < model.training_curve_[0]["loss"] < 9
     benchmark.extra_info["train_prefixes"] = data.train.n_prefixes
     benchmark.extra_info["epoch_seconds"] = model.training_curve_[0]["seconds"]
+    # the softmax products' FLOPs / epoch seconds (compare with test_bench_gemm.py)
+    benchmark.extra_info["softmax_gflops"] = model.timings_["softmax_gflops"]
 
 
 @pytest.mark.parametrize("batch_size", [100, 500])
