@@ -139,6 +139,10 @@ def _in_child(fn: Callable[..., None], args: tuple, stage_dir: str | None,
         shutil.rmtree(local, ignore_errors=True)
 
 
+#: with "0", Ray treats the machine as a single node and binds to 127.0.0.1
+RAY_LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
 class RayExecutor:
     """Runs tasks as Ray tasks (see the module docstring).
 
@@ -155,6 +159,11 @@ class RayExecutor:
         self.retries = int(retries)
 
     def _connect(self) -> Any:
+        if self.address is None:
+            # Ray picks the machine's network address for a local instance
+            # unless told it is a single-machine set-up; this keeps every
+            # socket of the local instance on loopback (read at import time).
+            os.environ.setdefault(RAY_LOOPBACK_ENV, "0")
         try:
             import ray
         except ImportError:

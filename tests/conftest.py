@@ -6,10 +6,17 @@ with the reason and the fetch command when the files are absent, and fails
 under ``SESSIONBENCH_REQUIRE_DATA=1``.
 """
 
+import os
+
 import pytest
 from data_paths import require_data
 
 from harness.dataset import SessionDataset
+from harness.executors import RAY_LOOPBACK_ENV
+
+# Local Ray instances started by the tests bind to loopback only (Ray reads
+# this when it is first imported, so it is set before any test module loads).
+os.environ.setdefault(RAY_LOOPBACK_ENV, "0")
 
 
 def pytest_configure(config):

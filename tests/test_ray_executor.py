@@ -63,6 +63,7 @@ def cluster(tmp_path_factory):
 
     sys.path.insert(0, str(base))
     ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}  # nothing listens off loopback
     try:
         yield base
     finally:
