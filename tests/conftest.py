@@ -13,10 +13,24 @@ from data_paths import require_data
 
 from harness.dataset import SessionDataset
 from harness.executors import RAY_LOOPBACK_ENV
+from harness.paths import CACHE_ENV
 
 # Local Ray instances started by the tests bind to loopback only (Ray reads
 # this when it is first imported, so it is set before any test module loads).
 os.environ.setdefault(RAY_LOOPBACK_ENV, "0")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """Prepared data of the tests go to a temporary cache, never the user's
+    cache folder (tests that check the default location set their own)."""
+    saved = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("sessionbench-cache"))
+    yield
+    if saved is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = saved
 
 
 def pytest_configure(config):
