@@ -5,7 +5,6 @@ workers that die with their parent, time limits and literal --only."""
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import textwrap
@@ -20,8 +19,9 @@ from harness.cli import main
 from harness.errors import ConfigError
 from harness.lock import LockedError, OutputLock
 from harness.runner import InlineExecutor, LocalProcessExecutor, expand, run_suite
-from harness.store import iter_runs, read_manifest, read_plan, run_path
+from harness.store import iter_runs, read_plan, run_path
 from harness.suites import parse_suite
+from suite_helpers import prepare_workdir, run_inline, tiny_suite
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -69,22 +69,11 @@ class KillSelf(Zero):
 
 @pytest.fixture()
 def workdir(tmp_path, monkeypatch):
-    (tmp_path / "tinysyn.yaml").write_text(textwrap.dedent(TINY_SPEC))
-    (tmp_path / "integrity_plugins.py").write_text(PLUGINS)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv("SESSIONBENCH_CACHE", str(tmp_path / "cache"))
-    return tmp_path
+    return prepare_workdir(tmp_path, monkeypatch, spec=TINY_SPEC, dataset="tinysyn", plugins=PLUGINS, module="integrity_plugins")
 
 
 def suite(workdir, models, **extra):
-    data = {"name": "t", "datasets": [str(workdir / "tinysyn.yaml")], "models": models, "seeds": [0],
-            "ks": [5, 20], "latency": {"samples": 5, "warmup": 1}, **extra}
-    return parse_suite(data, workdir / "t.yaml")
-
-
-def run_inline(s, out, **kw):
-    return run_suite(s, out_dir=out, executor=InlineExecutor(), report=False, **kw)
+    return tiny_suite(workdir, "tinysyn", models, **extra)
 
 
 def ids(s, datasets=None):

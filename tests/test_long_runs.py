@@ -4,16 +4,14 @@ uninterrupted run."""
 
 from __future__ import annotations
 
-import textwrap
 
 import pytest
-import torch
 
 from harness.dataset import PrefixBatch
 from harness.plugin import SessionRecommender
 from harness.runner import InlineExecutor, LocalProcessExecutor, checkpoint_path, run_suite
 from harness.store import iter_runs, load_run, run_path
-from harness.suites import parse_suite
+from suite_helpers import prepare_workdir, tiny_suite
 
 TINY_SPEC = """
 name: tinylong
@@ -50,18 +48,11 @@ GRU = {"name": "long_plugins:KilledGRU4Rec", "label": "gru",
 
 @pytest.fixture()
 def workdir(tmp_path, monkeypatch):
-    (tmp_path / "tinylong.yaml").write_text(textwrap.dedent(TINY_SPEC))
-    (tmp_path / "long_plugins.py").write_text(PLUGINS)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv("SESSIONBENCH_CACHE", str(tmp_path / "cache"))
-    return tmp_path
+    return prepare_workdir(tmp_path, monkeypatch, spec=TINY_SPEC, dataset="tinylong", plugins=PLUGINS, module="long_plugins")
 
 
 def suite(workdir, models):
-    data = {"name": "long", "datasets": [str(workdir / "tinylong.yaml")], "models": models, "seeds": [0],
-            "ks": [20], "latency": {"samples": 3, "warmup": 1}}
-    return parse_suite(data, workdir / "long.yaml")
+    return tiny_suite(workdir, "tinylong", models, name="long", ks=[20], latency={"samples": 3, "warmup": 1})
 
 
 def test_run_folder_keeps_log_and_model_and_verifies_them(workdir):

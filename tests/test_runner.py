@@ -16,6 +16,7 @@ from harness.errors import ConfigError
 from harness.runner import InlineExecutor, run_suite
 from harness.store import iter_runs, read_manifest
 from harness.suites import load_suite, parse_suite
+from suite_helpers import prepare_workdir, run_inline, tiny_suite
 
 TINY_SPEC = """
 name: tinysyn
@@ -71,22 +72,11 @@ class Broken(SessionRecommender):
 
 @pytest.fixture()
 def workdir(tmp_path, monkeypatch):
-    (tmp_path / "tinysyn.yaml").write_text(textwrap.dedent(TINY_SPEC))
-    (tmp_path / "runner_plugins.py").write_text(PLUGINS)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv("SESSIONBENCH_CACHE", str(tmp_path / "cache"))
-    return tmp_path
+    return prepare_workdir(tmp_path, monkeypatch, spec=TINY_SPEC, dataset="tinysyn", plugins=PLUGINS, module="runner_plugins")
 
 
 def suite(workdir, models, **extra):
-    data = {"name": "t", "datasets": [str(workdir / "tinysyn.yaml")], "models": models, "seeds": [0],
-            "ks": [5, 20], "latency": {"samples": 5, "warmup": 1}, **extra}
-    return parse_suite(data, workdir / "t.yaml")
-
-
-def run_inline(s, out, **kw):
-    return run_suite(s, out_dir=out, executor=InlineExecutor(), report=False, **kw)
+    return tiny_suite(workdir, "tinysyn", models, **extra)
 
 
 # -- suite validation --------------------------------------------------------

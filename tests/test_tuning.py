@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from harness.specs import load_dataset
 from harness.store import iter_runs, read_plan
 from harness.suites import parse_suite
 from harness.tuning import DEFAULT_SPACES, parse_tune, study_path, suggest, trial_history
+from suite_helpers import prepare_workdir, tiny_suite
 
 TINY_SPEC = """
 name: tinytune
@@ -91,18 +91,11 @@ class Epochs(EpochTrainedRecommender):
 
 @pytest.fixture()
 def workdir(tmp_path, monkeypatch):
-    (tmp_path / "tinytune.yaml").write_text(textwrap.dedent(TINY_SPEC))
-    (tmp_path / "tune_plugins.py").write_text(PLUGINS)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv("SESSIONBENCH_CACHE", str(tmp_path / "cache"))
-    return tmp_path
+    return prepare_workdir(tmp_path, monkeypatch, spec=TINY_SPEC, dataset="tinytune", plugins=PLUGINS, module="tune_plugins")
 
 
 def suite(workdir, models, **extra):
-    data = {"name": "t", "datasets": [str(workdir / "tinytune.yaml")], "models": models, "seeds": [0],
-            "ks": [5, 20], "latency": {"samples": 5, "warmup": 1}, **extra}
-    return parse_suite(data, workdir / "t.yaml")
+    return tiny_suite(workdir, "tinytune", models, **extra)
 
 
 # -- validation ----------------------------------------------------------------
