@@ -126,9 +126,8 @@ class _SessionFactorization(PrefixTrainedRecommender):
 
     #: checked when a suite or --param sets them (the rest by _check_params at fit)
     hyperparameter_ranges: ClassVar[dict[str, Range]] = {
-        **{name: Range(1) for name in ("factors", "batch_size", "n_negatives")},
-        **{name: Range(0) for name in ("l2", "init_std")},
-        "lr": Range(0, low_open=True),
+        **{name: Range(1) for name in ("factors", "n_negatives")},
+        "init_std": Range(0),
     }
 
     def __init__(

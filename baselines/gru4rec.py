@@ -507,7 +507,7 @@ class GRU4Rec(NeuralRecommender):
     #: checked when a suite or --param sets them (the rest by _check_params at fit)
     hyperparameter_ranges: ClassVar[dict[str, Range]] = {
         **{name: Range(1) for name in ("hidden_size", "n_layers", "batch_size")},
-        **{name: Range(0) for name in ("embedding", "n_sample", "num_threads", "sample_alpha", "bpreg", "elu_param")},
+        **{name: Range(0) for name in ("embedding", "n_sample", "sample_alpha", "bpreg", "elu_param")},
         **{name: Range(0, 1, high_open=True) for name in ("dropout_embed", "dropout_hidden", "momentum")},
         "learning_rate": Range(0, low_open=True),
     }

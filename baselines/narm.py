@@ -124,10 +124,8 @@ class NARM(PrefixTrainedRecommender):
 
     #: checked when a suite or --param sets them (the rest by _check_params at fit)
     hyperparameter_ranges: ClassVar[dict[str, Range]] = {
-        **{name: Range(1) for name in ("embedding_size", "hidden_size", "batch_size")},
+        **{name: Range(1) for name in ("embedding_size", "hidden_size")},
         **{name: Range(0, 1, high_open=True) for name in ("dropout_embed", "dropout_context")},
-        "lr": Range(0, low_open=True),
-        "l2": Range(0),
     }
 
     def __init__(

@@ -202,10 +202,8 @@ class SASRec(PrefixTrainedRecommender):
 
     #: checked when a suite or --param sets them (the rest by _check_params at fit)
     hyperparameter_ranges: ClassVar[dict[str, Range]] = {
-        **{name: Range(1) for name in ("hidden_size", "n_blocks", "n_heads", "max_len", "batch_size")},
+        **{name: Range(1) for name in ("hidden_size", "n_blocks", "n_heads", "max_len")},
         "dropout": Range(0, 1, high_open=True),
-        "lr": Range(0, low_open=True),
-        "l2": Range(0),
     }
 
     def __init__(

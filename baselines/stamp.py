@@ -111,9 +111,8 @@ class STAMP(PrefixTrainedRecommender):
 
     #: checked when a suite or --param sets them (the rest by _check_params at fit)
     hyperparameter_ranges: ClassVar[dict[str, Range]] = {
-        **{name: Range(1) for name in ("embedding_size", "batch_size")},
-        **{name: Range(0) for name in ("l2", "init_std", "embedding_init_std")},
-        "lr": Range(0, low_open=True),
+        "embedding_size": Range(1),
+        **{name: Range(0) for name in ("init_std", "embedding_init_std")},
     }
 
     def __init__(

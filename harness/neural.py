@@ -300,6 +300,11 @@ class PrefixTrainedRecommender(NeuralRecommender):
     last training run.
     """
 
+    #: the ranges every prefix-trained model shares (subclasses add their own)
+    hyperparameter_ranges: ClassVar[dict[str, Range]] = {
+        "batch_size": Range(1), "lr": Range(0, low_open=True), "l2": Range(0),
+    }
+
     @abc.abstractmethod
     def _build_network(self, generator: torch.Generator) -> torch.nn.Module:
         """A freshly initialised network (weights drawn from ``generator``)."""

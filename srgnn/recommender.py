@@ -82,10 +82,8 @@ class SRGNNRecommender(PrefixTrainedRecommender):
 
     #: checked when a suite or --param sets them (the rest by _check_params at fit)
     hyperparameter_ranges: ClassVar[dict[str, Range]] = {
-        **{name: Range(1) for name in ("hidden_size", "batch_size", "lr_decay_every", "step")},
-        "lr": Range(0, low_open=True),
+        **{name: Range(1) for name in ("hidden_size", "lr_decay_every", "step")},
         "lr_decay": Range(0, 1, low_open=True),
-        "l2": Range(0),
     }
 
     def __init__(
