@@ -463,11 +463,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if not any(True for _ in iter_runs(out, include_failed=True, include_broken=True)):
         raise ConfigError(f"{out}: no stored runs found (expected {out}/runs/<run_id>/manifest.json); "
                           "run `sessionbench run` first")
-    spec = TableSpec(layout=args.layout)
-    if args.metrics is not None:
-        spec = TableSpec(metrics=check_table_metrics(args.metrics), ks=spec.ks, layout=args.layout)
-    if args.ks is not None:
-        spec = TableSpec(metrics=spec.metrics, ks=args.ks, layout=args.layout)
+    chosen = {"metrics": None if args.metrics is None else check_table_metrics(args.metrics), "ks": args.ks}
+    spec = TableSpec(layout=args.layout, **{k: v for k, v in chosen.items() if v is not None})
     summary = write_report(out, n_bootstrap=args.n_bootstrap, figure_width=args.figure_width,
                            column_width=args.column_width, text_width=args.text_width, table=spec,
                            models=args.models)

@@ -96,13 +96,12 @@ def plot_retrieval(frame: pd.DataFrame, width: float):
     from harness.report.styles import MARKERS, PALETTE
 
     # one colour-blind-safe colour and marker per index method, in suite order
-    colours = lambda i: PALETTE[i % len(PALETTE)]  # noqa: E731
     markers = ("*",) + MARKERS
     for ax, column, label in ((axes[0], "hitrate", f"HitRate@{RETRIEVAL_K}"),
                               (axes[1], "recall", f"ANN recall@{RETRIEVAL_K} (vs exact top-{RETRIEVAL_K})")):
         for i, method in enumerate(methods):
             part = frame[frame["method"] == method].sort_values("single_qps")
-            ax.plot(part["single_qps"], part[column], marker=markers[i % len(markers)], color=colours(i),
+            ax.plot(part["single_qps"], part[column], marker=markers[i % len(markers)], color=PALETTE[i % len(PALETTE)],
                     markersize=7 if method == "exact" else 4, linewidth=1.0, label=method)
         front = pareto_front(-frame["single_qps"].to_numpy(np.float64), frame[column].to_numpy(np.float64))
         best = frame[front].sort_values("single_qps")
