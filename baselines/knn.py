@@ -52,7 +52,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from baselines.common import apply_fallback, check_fallback, training_popularity
+from baselines.common import check_fallback, sparse_fallback, training_popularity
 from harness.dataset import PrefixBatch, SessionDataset
 from harness.errors import ConfigError
 from harness.plugin import SessionRecommender
@@ -156,14 +156,20 @@ _CODE_MAX_OVERLAP = 40
 _CODE_MAX_RANK = 1000
 
 
-def _to_float32(scores: np.ndarray) -> np.ndarray:
-    """float32 scores. A row whose largest score is below 1e-30 (reachable only
-    with tiny time decays) is first divided by that score, so that float32
-    keeps its order instead of flushing it to zero."""
-    top = scores.max(axis=1)
+def _to_float32(scores: sp.csr_matrix) -> sp.csr_matrix:
+    """float32 scores (non-negative, sparse rows). A row whose largest score is
+    below 1e-30 (reachable only with tiny time decays) is first divided by
+    that score, so that float32 keeps its order instead of flushing it to zero."""
+    counts = np.diff(scores.indptr)
+    top = np.zeros(scores.shape[0])
+    filled = counts > 0
+    if filled.any():
+        top[filled] = np.maximum.reduceat(scores.data, scores.indptr[:-1][filled])
     tiny = (top > 0) & (top < 1e-30)
     if tiny.any():
-        scores[tiny] /= top[tiny, None]
+        row_of = np.repeat(np.arange(scores.shape[0]), counts)
+        scale = tiny[row_of]
+        scores.data[scale] /= top[row_of[scale]]
     return scores.astype(np.float32)
 
 
@@ -358,8 +364,7 @@ class _KNNBase(SessionRecommender):
             chunk = _Prefixes(
                 items[start:stop, :width], lengths[start:stop], None if times is None else times[start:stop], self.n_items_
             )
-            scores = torch.from_numpy(_to_float32(self._score_chunk(chunk)))
-            scores = apply_fallback(scores, self.popularity_, self.fallback)
+            scores = sparse_fallback(_to_float32(self._score_chunk(chunk)), self.popularity_, self.fallback)
             if stop - start == len(items):
                 return scores
             if out is None:
@@ -378,7 +383,7 @@ class _KNNBase(SessionRecommender):
         t = t[np.arange(len(lengths)), lengths - 1]
         return np.where(np.isfinite(t), t, self.train_end_)
 
-    def _score_chunk(self, p: _Prefixes) -> np.ndarray:
+    def _score_chunk(self, p: _Prefixes) -> sp.csr_matrix:
         rows, n1 = p.n_rows, p.n1
         # 1. candidates: every session sharing an item; the product's real part
         #    is the overlap |P & s| (or the code of the latest shared prefix
@@ -437,7 +442,9 @@ class _KNNBase(SessionRecommender):
         indptr = np.zeros(rows + 1, dtype=np.int64)
         np.cumsum(np.bincount(c_row, minlength=rows), out=indptr[1:])
         neighbours = sp.csr_matrix((weight, target, indptr), shape=(rows, self.score_matrix_.shape[0]))
-        return (neighbours @ self.score_matrix_).toarray()
+        scores = neighbours @ self.score_matrix_
+        scores.sum_duplicates()
+        return scores
 
     def _exact_maxima(self, p: _Prefixes, c_row: np.ndarray, c_col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per (prefix, session) pair, item by item: the smallest prefix

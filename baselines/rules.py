@@ -35,7 +35,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from baselines.common import apply_fallback, check_fallback, training_popularity
+from baselines.common import check_fallback, sparse_fallback, training_popularity
 from harness.dataset import PrefixBatch, SessionDataset, SessionSplit
 from harness.errors import ConfigError
 from harness.plugin import SessionRecommender
@@ -190,7 +190,7 @@ class LastItemRecommender(SessionRecommender):
     sparse matrix ``matrix_`` (float32 CSR ``[n_items + 1, n_items + 1]``,
     :meth:`_item_matrix`) and the training popularity; ``_score`` gathers the
     rows of the batch's last items at once, ``matrix_[last_items]``, and
-    applies the ``fallback`` (:func:`baselines.common.apply_fallback`).
+    applies the ``fallback`` (:func:`baselines.common.sparse_fallback`).
     Subclasses set ``self.fallback`` in ``__init__``.
     """
 
@@ -211,8 +211,7 @@ class LastItemRecommender(SessionRecommender):
 
     def _score(self, batch: PrefixBatch) -> torch.Tensor:
         last = batch.last_items.cpu().numpy()
-        scores = torch.from_numpy(self.matrix_[last].toarray())
-        return apply_fallback(scores, self.popularity_, self.fallback)
+        return sparse_fallback(self.matrix_[last], self.popularity_, self.fallback)
 
 
 # --------------------------------------------------------------------------- #

@@ -243,6 +243,11 @@ def _count_ge(s: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     B, N = s.shape
     T = v.shape[1]
     if T <= _DIRECT_COLUMNS:
+        if s.device.type == "cpu" and s.dtype in (torch.float32, torch.float64):
+            # NumPy's count over a bool mask is several times faster than torch's on CPU
+            sn, vn = s.detach().numpy(), v.detach().numpy()
+            counts = [np.count_nonzero(sn >= vn[:, t : t + 1], axis=1) for t in range(T)]
+            return torch.from_numpy(np.stack(counts, axis=1).astype(np.int64))
         return torch.stack([torch.count_nonzero(s >= v[:, t : t + 1], dim=1) for t in range(T)], dim=1)
     # Bin every item into the sorted target scores: p_i = #{t : v_t <= s_i};
     # then #{i : s_i >= v_(j)} = #{i : p_i >= j + 1} for the j-th smallest v.

@@ -88,3 +88,19 @@ def test_fit_seeds_global_generators(data):
 def test_last_items_of_a_batch():
     batch = PrefixBatch.from_sequences([[5, 6, 7], [9]])
     assert batch.last_items.tolist() == [7, 9]
+
+
+def test_check_scores_ignores_column_0_but_not_a_score():
+    from harness.plugin import check_scores
+
+    scores = torch.zeros(3, 5)
+    scores[:, 0] = float("-inf")  # padding column: anything goes
+    check_scores(scores, 3, 4, "m")
+    check_scores(torch.zeros(3, 8)[:, :5], 3, 4, "m")  # a non-contiguous view is checked too
+    scores[2, 4] = float("nan")
+    with pytest.raises(ContractError, match=r"first in batch row 2"):
+        check_scores(scores, 3, 4, "m")
+    strided = torch.zeros(3, 8)
+    strided[1, 2] = float("inf")
+    with pytest.raises(ContractError, match=r"first in batch row 1"):
+        check_scores(strided[:, :5], 3, 4, "m")

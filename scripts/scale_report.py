@@ -1,0 +1,275 @@
+"""Measure preparation and the non-neural models on the full-size datasets.
+
+Usage::
+
+    # once: the full-size stand-ins (docs/scale.md)
+    sessionbench datasets generate yoochoose diginetica --out DATA
+    # preparation from the raw files, then a load from the cache
+    python scripts/scale_report.py prepare --data-dir DATA --datasets yoochoose-1-64,yoochoose-1-4,diginetica \\
+        --results scale.jsonl
+    # every model on every dataset, one process each
+    python scripts/scale_report.py models --data-dir DATA --datasets yoochoose-1-4,diginetica \\
+        --models pop,spop,markov,ar,sr,itemknn,sknn,vsknn,stan,vstan --results scale.jsonl
+    # the Markdown tables of docs/scale.md
+    python scripts/scale_report.py table scale.jsonl
+
+Each measurement runs in a child process under ``/usr/bin/time -v`` (its
+"Maximum resident set size" is the peak RSS reported) and ``nice -n 5``.
+The child prints one JSON object with its own timings:
+
+``prepare``
+    ``prepare_seconds`` (raw files to the stored cache, with a fresh cache
+    folder for that dataset), ``cache_load_seconds`` (a second load, from the
+    cache, in the same process).
+``model``
+    ``load_seconds`` (prepared data from the cache), ``fit_seconds``,
+    ``score_seconds`` (inside ``model.score``), ``rank_seconds`` (ranking and
+    top lists), ``metric_seconds`` (every metric at K = 5, 10, 20),
+    ``write_seconds`` (the per-case Parquet file), ``overhead_share``
+    ((rank + metric + write) / score).
+
+The parent samples ``/proc/loadavg`` every 2 s while the child runs and
+appends one JSON line per measurement to ``--results`` with the command,
+the peak RSS, the exit status and the load (1-minute average: at start,
+mean and maximum).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NON_NEURAL = ("pop", "spop", "markov", "ar", "sr", "itemknn", "sknn", "vsknn", "stan", "vstan")
+KS = (5, 10, 20)
+
+
+# --------------------------------------------------------------------------- #
+# children (run under /usr/bin/time -v)
+# --------------------------------------------------------------------------- #
+
+
+def child_prepare(args: argparse.Namespace) -> dict:
+    """Prepare one dataset into a fresh cache folder, then load it back."""
+    from harness.specs import load_dataset
+
+    cache = Path(args.cache_dir)
+    for old in cache.glob(f"{args.dataset}-*"):  # a fresh preparation, not a cache hit
+        shutil.rmtree(old)
+    t0 = time.perf_counter()
+    data = load_dataset(args.dataset, data_dir=args.data_dir, cache_dir=cache)
+    t1 = time.perf_counter()
+    assert data.meta["cache"]["hit"] is False
+    del data
+    again = load_dataset(args.dataset, data_dir=args.data_dir, cache_dir=cache)
+    t2 = time.perf_counter()
+    assert again.meta["cache"]["hit"] is True
+    return {
+        "prepare_seconds": t1 - t0,
+        "cache_load_seconds": t2 - t1,
+        "n_items": int(again.n_items),
+        **{f"{split}_sessions": int(again.split(split).n_sessions) for split in ("train", "test")},
+        "train_prefixes": int(again.train.n_prefixes),
+        "test_cases": int(again.test.n_prefixes),
+    }
+
+
+def child_model(args: argparse.Namespace) -> dict:
+    """Load the prepared data, fit, evaluate, compute metrics, write ranks."""
+    from harness.evaluate import evaluate
+    from harness.registry import make_model
+    from harness.specs import load_dataset
+
+    t0 = time.perf_counter()
+    data = load_dataset(args.dataset, data_dir=args.data_dir, cache_dir=args.cache_dir)
+    t1 = time.perf_counter()
+    model = make_model(args.model, {}).fit(data, seed=0)
+    result = evaluate(model, data, ks=KS, batch_size=args.batch_size)
+    t2 = time.perf_counter()
+    metrics = result.metrics(KS)
+    t3 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        result.save(Path(tmp) / "cases.parquet")
+        t4 = time.perf_counter()
+    timings = result.timings
+    overhead = timings["rank_seconds"] + (t3 - t2) + (t4 - t3)
+    return {
+        "load_seconds": t1 - t0,
+        "fit_seconds": model.fit_seconds_,
+        "score_seconds": timings["score_seconds"],
+        "rank_seconds": timings["rank_seconds"],
+        "evaluate_seconds": timings["total_seconds"],
+        "metric_seconds": t3 - t2,
+        "write_seconds": t4 - t3,
+        "overhead_share": overhead / timings["score_seconds"] if timings["score_seconds"] > 0 else None,
+        "test_cases": result.n_cases,
+        "n_items": int(data.n_items),
+        "HitRate@20": metrics["HitRate@20"],
+        "MRR@20": metrics["MRR@20"],
+    }
+
+
+# --------------------------------------------------------------------------- #
+# parent: one child per measurement
+# --------------------------------------------------------------------------- #
+
+
+class LoadSampler:
+    """The 1-minute load average, sampled every ``every`` seconds in a thread."""
+
+    def __init__(self, every: float = 2.0) -> None:
+        self.every = every
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append(os.getloadavg()[0])
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> LoadSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def summary(self) -> dict:
+        s = self.samples or [os.getloadavg()[0]]
+        return {"load_start": s[0], "load_mean": sum(s) / len(s), "load_max": max(s)}
+
+
+def measure(kind: str, extra: list[str], args: argparse.Namespace) -> dict:
+    """Run one child under ``/usr/bin/time -v`` and ``nice``; returns its row."""
+    child = [sys.executable, str(Path(__file__).resolve()), f"child-{kind}", "--data-dir", str(args.data_dir),
+             "--cache-dir", str(args.cache_dir), *extra]
+    command = ["/usr/bin/time", "-v", "nice", "-n", str(args.nice), *child]
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    with LoadSampler() as load:
+        t0 = time.perf_counter()
+        proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+        wall = time.perf_counter() - t0
+    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
+    row = {"kind": kind, "started": started, "command": shlex.join(command), "returncode": proc.returncode,
+           "wall_seconds": wall, "peak_rss_gb": int(rss.group(1)) / 2**20 if rss else None, **load.summary()}
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode == 0 and lines:
+        row.update(json.loads(lines[-1]))
+    else:
+        row["error"] = proc.stderr.strip().splitlines()[-25:]
+    return row
+
+
+def _append(path: Path, row: dict) -> None:
+    with path.open("a", encoding="utf-8") as out:
+        out.write(json.dumps(row) + "\n")
+    print(json.dumps(row), flush=True)
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    for dataset in args.datasets.split(","):
+        row = measure("prepare", ["--dataset", dataset], args)
+        _append(args.results, {"dataset": dataset, **row})
+    return 0
+
+
+def run_models(args: argparse.Namespace) -> int:
+    for dataset in args.datasets.split(","):
+        for model in args.models.split(","):
+            row = measure("model", ["--dataset", dataset, "--model", model,
+                                    "--batch-size", str(args.batch_size)], args)
+            _append(args.results, {"dataset": dataset, "model": model, **row})
+    return 0
+
+
+# --------------------------------------------------------------------------- #
+# tables
+# --------------------------------------------------------------------------- #
+
+
+def _f(value: object, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def run_table(args: argparse.Namespace) -> int:
+    rows = [json.loads(line) for line in Path(args.results).read_text().splitlines() if line.strip()]
+    latest: dict[tuple, dict] = {}
+    for row in rows:  # the last measurement of each (kind, dataset, model) counts
+        latest[(row["kind"], row["dataset"], row.get("model"))] = row
+    prepared = [r for r in latest.values() if r["kind"] == "prepare"]
+    if prepared:
+        print("| dataset | prepare s | cache load s | peak RSS GB | load (start/mean/max) | train prefixes | test cases |")
+        print("|---|---:|---:|---:|---|---:|---:|")
+        for r in prepared:
+            print(f"| {r['dataset']} | {_f(r.get('prepare_seconds'))} | {_f(r.get('cache_load_seconds'))} "
+                  f"| {_f(r['peak_rss_gb'], 2)} | {_f(r['load_start'])}/{_f(r['load_mean'])}/{_f(r['load_max'])} "
+                  f"| {r.get('train_prefixes', '-')} | {r.get('test_cases', '-')} |")
+        print()
+    models = [r for r in latest.values() if r["kind"] == "model"]
+    if models:
+        print("| dataset | model | fit s | score s | rank s | metrics s | write s | overhead | peak RSS GB "
+              "| load (start/mean/max) |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+        for r in models:
+            share = r.get("overhead_share")
+            print(f"| {r['dataset']} | {r['model']} | {_f(r.get('fit_seconds'))} | {_f(r.get('score_seconds'))} "
+                  f"| {_f(r.get('rank_seconds'))} | {_f(r.get('metric_seconds'), 2)} | {_f(r.get('write_seconds'), 2)} "
+                  f"| {'-' if share is None else f'{100 * share:.1f}%'} | {_f(r['peak_rss_gb'], 2)} "
+                  f"| {_f(r['load_start'])}/{_f(r['load_mean'])}/{_f(r['load_max'])} |")
+    return 0
+
+
+# --------------------------------------------------------------------------- #
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data-dir", required=True, type=Path, help="folder of the full-size raw files")
+        p.add_argument("--cache-dir", type=Path, default=Path(os.environ.get("SESSIONBENCH_CACHE", "fullsize-cache")),
+                       help="prepared-data cache (default $SESSIONBENCH_CACHE)")
+
+    for name in ("prepare", "models"):
+        p = sub.add_parser(name)
+        common(p)
+        p.add_argument("--datasets", default="yoochoose-1-64,yoochoose-1-4,diginetica")
+        p.add_argument("--results", required=True, type=Path, help="JSON lines file to append to")
+        p.add_argument("--nice", type=int, default=5)
+        p.add_argument("--batch-size", type=int, default=500)
+        if name == "models":
+            p.add_argument("--models", default=",".join(NON_NEURAL))
+    p = sub.add_parser("child-prepare")
+    common(p)
+    p.add_argument("--dataset", required=True)
+    p = sub.add_parser("child-model")
+    common(p)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--batch-size", type=int, default=500)
+    p = sub.add_parser("table")
+    p.add_argument("results", type=Path)
+    args = parser.parse_args(argv)
+
+    if args.command.startswith("child-"):
+        out = (child_prepare if args.command == "child-prepare" else child_model)(args)
+        print(json.dumps(out))
+        return 0
+    return {"prepare": run_prepare, "models": run_models, "table": run_table}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
