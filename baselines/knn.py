@@ -182,6 +182,34 @@ def _decode(code: np.ndarray) -> np.ndarray:
     return 1 - np.frexp(code)[1].astype(np.int64)
 
 
+def _most_recent(item_sessions: sp.csr_matrix, sample_size: int) -> sp.csr_matrix:
+    """Each row (item) of an item x session matrix cut to its ``sample_size``
+    largest columns, the item's most recent sessions (0 keeps all).
+
+    The candidates of a prefix are the ``sample_size`` most recent sessions
+    sharing an item with it. Such a session is also among the
+    ``sample_size`` most recent sessions of EVERY prefix item it holds (a
+    more recent session of that item would be a more recent candidate), so
+    the cut rows give the same candidates with the same overlap sums, in the
+    same order of addition, while the product costs at most ``|P| *
+    sample_size`` per prefix instead of the lengths of its items' session
+    lists (tens of thousands for a popular item of a large log).
+    """
+    if sample_size <= 0:
+        return item_sessions
+    m = item_sessions.tocsr()
+    m.sort_indices()
+    counts = np.diff(m.indptr)
+    if counts.max(initial=0) <= sample_size:
+        return m
+    row_end = np.repeat(m.indptr[1:], counts)
+    keep = row_end - np.arange(m.nnz) <= sample_size
+    kept = np.minimum(counts, sample_size)
+    indptr = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(kept, out=indptr[1:])
+    return sp.csr_matrix((m.data[keep], m.indices[keep], indptr), shape=m.shape)
+
+
 class _Prefixes:
     """One chunk of prefixes, as the neighbour machinery sees it: the distinct
     items of each prefix in CSR order (row, then item id) with the position of
@@ -320,6 +348,9 @@ class _KNNBase(SessionRecommender):
         self.session_size_ = sizes  # |s|
         self.session_time_ = end_time[order]  # t_s, ascending
         self.item_sessions_ = self.session_items_.T.tocsr()  # item x session
+        #: the candidate product's item x session matrix: each item's
+        #: sample_size most recent sessions only (see _most_recent)
+        self.candidate_sessions_ = _most_recent(self.item_sessions_, self.sample_size)
         self.train_end_ = float(end_time.max())
         counts = np.bincount(items, minlength=n1)[:n1]
         self.idf_ = np.zeros(n1)
@@ -333,7 +364,7 @@ class _KNNBase(SessionRecommender):
         else:
             # i* in the product: item x session holding 2^-rank_s(x)
             code = sp.csr_matrix((_code(self.session_item_rank_), cols, indptr), shape=(n_sessions, n1))
-            self.star_code_ = code.T.tocsr()
+            self.star_code_ = _most_recent(code.T.tocsr(), self.sample_size)
             scored = self._star_matrix(kernel)
         #: what the neighbour weights multiply: session x item (or (session, i*) x item)
         self.score_matrix_ = scored if factor is None else (scored @ sp.diags(factor)).tocsr()
@@ -391,7 +422,7 @@ class _KNNBase(SessionRecommender):
         w = self._prefix_weights(p) if self._weighted_overlap else None
         real = _code(p.rank) if self._needs_prefix_max else np.ones(len(p.item))
         q = sp.csr_matrix((real if w is None else real + 1j * w, p.item, p.indptr), shape=(rows, n1))
-        cand = q @ self.item_sessions_
+        cand = q @ self.candidate_sessions_
         cand.sort_indices()
         counts = np.diff(cand.indptr)
         c_row = np.repeat(np.arange(rows), counts)

@@ -90,6 +90,10 @@ def child_model(args: argparse.Namespace) -> dict:
     from harness.registry import make_model
     from harness.specs import load_dataset
 
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     data = load_dataset(args.dataset, data_dir=args.data_dir, cache_dir=args.cache_dir)
     t1 = time.perf_counter()
@@ -116,6 +120,42 @@ def child_model(args: argparse.Namespace) -> dict:
         "n_items": int(data.n_items),
         "HitRate@20": metrics["HitRate@20"],
         "MRR@20": metrics["MRR@20"],
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def child_epoch(args: argparse.Namespace) -> dict:
+    """One training epoch of a neural model on the prefixes of the first
+    ``--sessions`` training sessions (the full catalogue, so the softmax has
+    its real width); the cost per training prefix, extrapolated to a whole
+    epoch over every training prefix."""
+    import torch
+
+    from harness.dataset import SessionDataset, SessionSplit
+    from harness.registry import make_model
+    from harness.specs import load_dataset
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    data = load_dataset(args.dataset, data_dir=args.data_dir, cache_dir=args.cache_dir)
+    events = data.train.events
+    train = SessionSplit(events[events["session"].isin(data.train.session_ids[: args.sessions])])
+    subset = SessionDataset(data.name, data.n_items, data.item_map, train, train, data.valid, data.test, data.meta)
+    model = make_model(args.model, {"epochs": 1, "patience": 0}).fit(subset, seed=0)
+    seconds = model.training_curve_[0]["seconds"]
+    per_prefix = seconds / train.n_prefixes
+    return {
+        "subset_sessions": int(train.n_sessions),
+        "subset_prefixes": int(train.n_prefixes),
+        "subset_epoch_seconds": seconds,
+        "batch_size": int(model.get_params().get("batch_size", 0)),
+        "train_prefixes": int(data.train.n_prefixes),
+        "train_tr_prefixes": int(data.train_tr.n_prefixes),
+        "n_items": int(data.n_items),
+        "epoch_seconds_extrapolated": per_prefix * data.train.n_prefixes,
+        "train_tr_epoch_seconds_extrapolated": per_prefix * data.train_tr.n_prefixes,
+        "default_epochs": int(make_model(args.model, {}).get_params()["epochs"]),
+        "torch_threads": torch.get_num_threads(),
     }
 
 
@@ -185,11 +225,24 @@ def run_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_epochs(args: argparse.Namespace) -> int:
+    for dataset in args.datasets.split(","):
+        for model in args.models.split(","):
+            extra = ["--dataset", dataset, "--model", model, "--sessions", str(args.sessions)]
+            if args.threads:
+                extra += ["--threads", str(args.threads)]
+            row = measure("epoch", extra, args)
+            _append(args.results, {"dataset": dataset, "model": model, **row})
+    return 0
+
+
 def run_models(args: argparse.Namespace) -> int:
     for dataset in args.datasets.split(","):
         for model in args.models.split(","):
-            row = measure("model", ["--dataset", dataset, "--model", model,
-                                    "--batch-size", str(args.batch_size)], args)
+            extra = ["--dataset", dataset, "--model", model, "--batch-size", str(args.batch_size)]
+            if args.threads:
+                extra += ["--threads", str(args.threads)]
+            row = measure("model", extra, args)
             _append(args.results, {"dataset": dataset, "model": model, **row})
     return 0
 
@@ -243,15 +296,20 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--cache-dir", type=Path, default=Path(os.environ.get("SESSIONBENCH_CACHE", "fullsize-cache")),
                        help="prepared-data cache (default $SESSIONBENCH_CACHE)")
 
-    for name in ("prepare", "models"):
+    for name in ("prepare", "models", "epochs"):
         p = sub.add_parser(name)
         common(p)
         p.add_argument("--datasets", default="yoochoose-1-64,yoochoose-1-4,diginetica")
         p.add_argument("--results", required=True, type=Path, help="JSON lines file to append to")
         p.add_argument("--nice", type=int, default=5)
         p.add_argument("--batch-size", type=int, default=500)
+        if name == "epochs":
+            p.add_argument("--models", default="srgnn,gru4rec")
+            p.add_argument("--sessions", type=int, default=8000, help="training sessions of the timed epoch")
+            p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's own choice)")
         if name == "models":
             p.add_argument("--models", default=",".join(NON_NEURAL))
+            p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's own choice)")
     p = sub.add_parser("child-prepare")
     common(p)
     p.add_argument("--dataset", required=True)
@@ -260,15 +318,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dataset", required=True)
     p.add_argument("--model", required=True)
     p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--threads", type=int, default=0)
+    p = sub.add_parser("child-epoch")
+    common(p)
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--sessions", type=int, default=8000)
+    p.add_argument("--threads", type=int, default=0)
     p = sub.add_parser("table")
     p.add_argument("results", type=Path)
     args = parser.parse_args(argv)
 
     if args.command.startswith("child-"):
-        out = (child_prepare if args.command == "child-prepare" else child_model)(args)
+        out = {"child-prepare": child_prepare, "child-model": child_model, "child-epoch": child_epoch}[args.command](args)
         print(json.dumps(out))
         return 0
-    return {"prepare": run_prepare, "models": run_models, "table": run_table}[args.command](args)
+    return {"prepare": run_prepare, "models": run_models, "epochs": run_epochs, "table": run_table}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -535,3 +535,20 @@ def test_agrees_with_session_rec_on_yoochoose_100k(yoochoose, name):
     metrics = evaluate(model, yoochoose, protocol="next", ks=(20,)).metrics()
     assert abs(metrics["HitRate@20"] - hit_rate) < 0.005, metrics
     assert abs(metrics["MRR@20"] - mrr) < 0.005, metrics
+
+
+@pytest.mark.parametrize("name, params", ORACLE_CASES[::3], ids=[n for n, _ in ORACLE_CASES[::3]])
+def test_cutting_each_items_sessions_to_the_sample_changes_no_score(name, params):
+    # fitted with sample_size=0 the candidate product sees every session of
+    # each item; setting the sample afterwards samples from that full product
+    rng = np.random.default_rng(11)
+    n_items = 12
+    data = make_data(random_sessions(rng, 120, n_items, 7), n_items=n_items, gap=1.0)
+    prefixes = [[int(x) for x in rng.integers(1, n_items + 1, size=int(rng.integers(1, 7)))] for _ in range(30)]
+    nows = [41 * 3600.0] * len(prefixes)
+    for sample in (1, 4, 9):
+        cut = available_models()[name](**{**params, "sample_size": sample}).fit(data, seed=0)
+        assert np.diff(cut.candidate_sessions_.indptr).max() <= sample < np.diff(cut.item_sessions_.indptr).max()
+        full = available_models()[name](**{**params, "sample_size": 0}).fit(data, seed=0)
+        full.sample_size = sample
+        assert torch.equal(cut.score(batch(prefixes, nows)), full.score(batch(prefixes, nows)))
