@@ -7,6 +7,7 @@ handful of items.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from baselines.common import training_popularity
@@ -14,6 +15,15 @@ from harness.dataset import PrefixBatch, SessionDataset
 from harness.errors import ConfigError
 from harness.plugin import SessionRecommender
 from harness.registry import register
+
+
+def _rows_of(row: torch.Tensor, n_rows: int) -> torch.Tensor:
+    """A new [n_rows, len(row)] tensor, every row a copy of ``row`` (CPU).
+
+    NumPy's broadcast copy: on CPU several times faster than
+    ``row.expand(n_rows, -1).clone()`` for a batch of full-catalogue rows.
+    """
+    return torch.from_numpy(np.broadcast_to(row.numpy(), (n_rows, len(row))).copy())
 
 
 @register("pop")
@@ -30,7 +40,7 @@ class Popularity(SessionRecommender):
         self.popularity_ = training_popularity(data)
 
     def _score(self, batch: PrefixBatch) -> torch.Tensor:
-        return self.popularity_.expand(len(batch), -1).clone()
+        return _rows_of(self.popularity_, len(batch))
 
 
 @register("spop")
@@ -56,6 +66,6 @@ class SessionPopularity(SessionRecommender):
         self.popularity_ = training_popularity(data)
 
     def _score(self, batch: PrefixBatch) -> torch.Tensor:
-        scores = (self.tiebreak * self.popularity_).expand(len(batch), -1).clone()
+        scores = _rows_of(self.tiebreak * self.popularity_, len(batch))
         in_prefix = (batch.items > 0).float()
         return scores.scatter_add_(1, batch.items, in_prefix)
