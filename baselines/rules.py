@@ -141,10 +141,22 @@ def _compact(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np
     codes = np.concatenate([p[0] for p in parts])
     values = np.concatenate([p[1] for p in parts])
     keys = np.concatenate([p[2] for p in parts])
-    order = np.lexsort((keys, codes))
+    order = _order_by_code_then_key(codes, keys)
     codes, values, keys = codes[order], values[order], keys[order]
     start = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
     return codes[start], np.add.reduceat(values, start), keys[start]
+
+
+def _order_by_code_then_key(codes: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """``np.lexsort((keys, codes))``: one stable sort of ``codes * span + keys``
+    when that fits in int64 (about twice as fast as sorting by two keys),
+    else the lexsort itself. Codes and keys are non-negative."""
+    if len(codes) == 0:
+        return np.zeros(0, dtype=np.int64)
+    span = int(keys.max()) + 1
+    if int(codes.max()) < (2**63 - span) // span:
+        return np.argsort(codes * span + keys, kind="stable")
+    return np.lexsort((keys, codes))
 
 
 def prune_rows(
@@ -153,15 +165,20 @@ def prune_rows(
     """Keep the ``keep`` largest values of every row (``keep=0``: all).
 
     Among equal values the smaller ``tiebreak`` wins. Returns the kept
-    ``(rows, cols, values)``.
+    ``(rows, cols, values)`` in their input order. Only the entries of rows
+    with more than ``keep`` entries are sorted.
     """
     if keep <= 0 or len(rows) == 0:
         return rows, cols, values
-    order = np.lexsort((tiebreak, -values, rows))
-    rows, cols, values = rows[order], cols[order], values[order]
-    first = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
-    rank = np.arange(len(rows)) - np.repeat(first, np.diff(np.r_[first, len(rows)]))
-    kept = rank < keep
+    crowded = np.flatnonzero(np.bincount(rows)[rows] > keep)
+    if len(crowded) == 0:
+        return rows, cols, values
+    order = crowded[np.lexsort((tiebreak[crowded], -values[crowded], rows[crowded]))]
+    sorted_rows = rows[order]
+    first = np.flatnonzero(np.r_[True, sorted_rows[1:] != sorted_rows[:-1]])
+    rank = np.arange(len(order)) - np.repeat(first, np.diff(np.r_[first, len(order)]))
+    kept = np.ones(len(rows), dtype=bool)
+    kept[order[rank >= keep]] = False
     return rows[kept], cols[kept], values[kept]
 
 

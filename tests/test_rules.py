@@ -306,3 +306,35 @@ def test_reproduces_session_rec_when_ties_go_by_item_id(yoochoose, name):
         model = make_model(name, {**params, "fallback": "none"}).fit(data, seed=0)
         ours = metrics_with_ties_by_item_id(model, yoochoose)
         assert ours == pytest.approx((hit_rate, mrr), abs=tolerance)
+
+
+def test_one_key_sort_orders_like_the_two_key_lexsort():
+    import baselines.rules as rules
+
+    rng = np.random.default_rng(4)
+    codes = rng.integers(0, 50, 5000)
+    keys = rng.integers(0, 30, 5000)  # many equal (code, key) pairs: the sort must be stable
+    assert np.array_equal(rules._order_by_code_then_key(codes, keys), np.lexsort((keys, codes)))
+    big = rng.integers(0, 2**40, 100)  # codes * span would overflow: falls back to lexsort
+    assert np.array_equal(rules._order_by_code_then_key(big, big), np.lexsort((big, big)))
+    assert len(rules._order_by_code_then_key(codes[:0], keys[:0])) == 0
+
+
+def test_prune_rows_keeps_the_largest_values_ties_by_tiebreak_in_input_order():
+    from baselines.rules import prune_rows
+
+    rng = np.random.default_rng(6)
+    rows = np.sort(rng.integers(0, 8, 400))
+    cols = rng.permutation(400)
+    values = rng.integers(1, 4, 400).astype(float)  # many ties
+    tiebreak = rng.permutation(400)
+    got = prune_rows(rows, cols, values, tiebreak, 5)
+    want = set()
+    for r in np.unique(rows):
+        at = np.flatnonzero(rows == r)
+        best = sorted(at, key=lambda i: (-values[i], tiebreak[i]))[:5]
+        want |= {int(cols[i]) for i in best}
+    assert set(got[1].tolist()) == want and len(got[1]) == len(want)
+    kept = np.isin(cols, got[1])
+    assert np.array_equal(got[0], rows[kept]) and np.array_equal(got[1], cols[kept])  # input order
+    assert np.array_equal(got[2], values[kept])
