@@ -121,21 +121,26 @@ def adam(params, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
 
 class _ItemSoftmaxCrossEntropy(torch.autograd.Function):
     """Mean cross-entropy of softmax over items 1..N, with its gradient
-    written by hand: one ``[B, N + 1]`` buffer holds the scores, then the
-    probabilities, then their gradient, where autograd's log-softmax, NLL and
-    row-slice backward would allocate and fill four (each as large as the
-    item table or the scores). See :func:`item_softmax_cross_entropy`."""
+    written by hand: the probabilities are computed once (one pass of
+    ``exp``) and turned into their own gradient in place, where autograd's
+    log-softmax, NLL and row-slice backward would fill three more buffers
+    as large as the scores or the item table. See
+    :func:`item_softmax_cross_entropy`."""
 
     @staticmethod
     def forward(ctx, session: torch.Tensor, table: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         scores = session @ table.T  # [B, N + 1]
         scores[:, 0] = float("-inf")  # padding: probability 0, so row 0 of the table gets no gradient
-        log_probabilities = torch.log_softmax(scores, dim=1)
+        probabilities = torch.softmax(scores, dim=1)  # one pass of exp over the scores
         rows = torch.arange(len(targets), device=scores.device)
-        loss = -log_probabilities[rows, targets].mean()
-        probabilities = log_probabilities.exp_()  # in place: softmax over 1..N
+        target_probability = probabilities[rows, targets]  # [B]
+        losses = -torch.log(target_probability)
+        underflow = target_probability == 0  # a target scored 87+ below the best: -log p from the scores
+        if bool(underflow.any()):
+            losses[underflow] = (torch.logsumexp(scores[underflow], dim=1)
+                                 - scores[rows[underflow], targets[underflow]])
         ctx.save_for_backward(session, table, probabilities, targets)
-        return loss
+        return losses.mean()
 
     @staticmethod
     @torch.autograd.function.once_differentiable
