@@ -1,5 +1,5 @@
 """SR-GNN training batches against the machine's GEMM rate, in the shape of
-YOOCHOOSE 1/64 (docs/scale.md, "How close an epoch is to the GEMM bound").
+YOOCHOOSE 1/64 (docs/srgnn.md, "How close a batch is to the GEMM bound").
 
 A seeded synthetic dataset with about 12,000 items and 88,000 training
 prefixes (hidden 100, batch 100, the paper's settings) trains for
