@@ -107,7 +107,7 @@ sample_alpha: the extra negatives are drawn proportional to count**alpha
     (1 = by popularity, 0 = uniform over the training items).
 bpreg: weight of BPR-max's score regularisation.
 elu_param: ELU parameter of BPR-max's final activation (0 = linear).
-epochs, patience, refit: the selection rule of DESIGN.md
+epochs, patience, refit: the selection rule (harness.training)
     (:class:`~harness.training.EpochTrainedRecommender`): with
     ``patience > 0``, train on ``train_tr`` for at most ``epochs`` and keep
     the epoch with the best validation MRR@20 (stop after ``patience``

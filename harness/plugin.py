@@ -76,7 +76,7 @@ class SessionRecommender(abc.ABC):
             served by an ANN index.
         supports_incremental: implements ``partial_fit(data)``.
         trains_by_epoch: takes ``epochs``, ``patience`` and ``refit`` and
-            follows the selection rule of DESIGN.md.
+            follows the selection rule (:mod:`harness.training`).
 
     Fitted attributes (set by ``fit``): ``n_items_``, ``fit_seconds_``.
     """

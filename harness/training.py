@@ -1,6 +1,6 @@
 """Epoch training with model selection on the validation split.
 
-One implementation of the selection rule of DESIGN.md, shared by every model
+One implementation of the selection rule, shared by every model
 that trains for epochs (GRU4Rec, SR-GNN, plugins)::
 
     patience > 0:   train_tr |--e1--|--e2--|--e3--| ... stop after `patience`

@@ -38,6 +38,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from harness.neural import item_softmax_cross_entropy
 from srgnn.graph import SessionGraphs
 
 
@@ -127,7 +128,9 @@ class SRGNN(nn.Module):
         super().__init__()
         d = hidden_size
         self.n_items, self.hidden_size, self.step, self.nonhybrid = n_items, d, step, nonhybrid
-        self.embedding = nn.Embedding(n_items + 1, d)  # e_j, [I, d]
+        # sparse: the node lookup adds its gradient into the dense one of the softmax
+        # (the rows of the batch's nodes only), instead of filling a second [I, d] table
+        self.embedding = nn.Embedding(n_items + 1, d, sparse=True)  # e_j, [I, d]
         self.cell = GatedGraphCell(d, edge_bias)  # eqs. 1-5
         self.w_last = nn.Linear(d, d, bias=False)  # W_1, eq. 6
         self.w_node = nn.Linear(d, d)  # W_2 and c, eq. 6
@@ -190,5 +193,4 @@ class SRGNN(nn.Module):
 
     def loss(self, session: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy of the targets (ids 1..n_items) under softmax over items 1..n_items (eqs. 9-10)."""
-        logits = session @ self.embedding.weight[1:].t()  # [B, n_items]
-        return nn.functional.cross_entropy(logits, targets - 1)
+        return item_softmax_cross_entropy(session, self.embedding.weight, targets)

@@ -506,7 +506,7 @@ def test_batch_chunks_give_the_same_scores(monkeypatch):
 
 
 #: session-rec's hyper-parameters, HitRate@20 and MRR@20 on yoochoose-100k
-#: (next item, 10,152 predictions, full ranking), from issue 3
+#: (next item, 10,152 predictions, full ranking), from session-rec's own evaluation
 SESSION_REC = {
     "vsknn": (dict(k=1000, sample_size=5000, weighting="log", weighting_score="quadratic", idf_weighting=2.0),
               0.6877, 0.3737),

@@ -251,7 +251,7 @@ def test_invalid_hyperparameters_are_refused_in_fit(cls, params, message):
 # --------------------------------------------------------------------------- #
 
 #: session-rec's HitRate@20 and MRR@20 on yoochoose-100k (next item, 10,152
-#: predictions, full ranking, ties by item order), from issue 3
+#: predictions, full ranking, ties by item order), from session-rec's own evaluation
 SESSION_REC = {
     "markov": ({}, 0.5788, 0.3427),
     "ar": ({}, 0.6333, 0.3259),
