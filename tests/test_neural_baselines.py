@@ -65,14 +65,14 @@ def test_narm_scores_follow_the_papers_equations():
     randomise(net)
     E = np_(net.embedding.weight)
     W_ih, W_hh = np_(net.gru.weight_ih_l0), np_(net.gru.weight_hh_l0)
-    b_ih, b_hh = np_(net.gru.bias_ih_l0), np_(net.gru.bias_hh_l0)
+    assert not hasattr(net.gru, "bias_ih_l0")  # the paper's GRU has no biases
     A1, A2, v, B = np_(net.a_last.weight), np_(net.a_step.weight), np_(net.v.weight)[0], np_(net.bilinear.weight)
     H = 4
     expected = []
     for prefix in PREFIXES:
         h, states = np.zeros(H), []
         for item in prefix:  # the GRU, gates in PyTorch's order (reset, update, new)
-            gi, gh = W_ih @ E[item] + b_ih, W_hh @ h + b_hh
+            gi, gh = W_ih @ E[item], W_hh @ h
             r = sigmoid(gi[:H] + gh[:H])
             z = sigmoid(gi[H:2 * H] + gh[H:2 * H])
             n = np.tanh(gi[2 * H:] + r * gh[2 * H:])
