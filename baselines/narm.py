@@ -47,11 +47,10 @@ import math
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from harness.dataset import PrefixBatch
-from harness.neural import PrefixTrainedRecommender
+from harness.neural import PrefixTrainedRecommender, item_softmax_cross_entropy
 from harness.registry import Range, register
 
 
@@ -184,8 +183,8 @@ class NARM(PrefixTrainedRecommender):
 
     def _batch_loss(self, batch: PrefixBatch, targets: torch.Tensor) -> torch.Tensor:
         """Softmax cross-entropy over items 1..N."""
-        logits = self.network_(batch.items, batch.lengths) @ self.network_.embedding.weight[1:].T
-        return F.cross_entropy(logits, targets - 1)
+        return item_softmax_cross_entropy(self.network_(batch.items, batch.lengths), self.network_.embedding.weight,
+                                          targets)
 
     def _session_embeddings(self, batch: PrefixBatch) -> torch.Tensor:
         """[B, D]: ``B c_t``."""

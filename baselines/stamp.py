@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.dataset import PrefixBatch
-from harness.neural import PrefixTrainedRecommender
+from harness.neural import PrefixTrainedRecommender, item_softmax_cross_entropy
 from harness.registry import Range, register
 
 
@@ -169,10 +169,10 @@ class STAMP(PrefixTrainedRecommender):
 
     def _batch_loss(self, batch: PrefixBatch, targets: torch.Tensor) -> torch.Tensor:
         """Softmax cross-entropy over items 1..N of z (or of sigmoid(z))."""
-        logits = self.network_(batch.items, batch.lengths) @ self.network_.embedding.weight[1:].T
-        if self.score_sigmoid:
-            logits = torch.sigmoid(logits)
-        return F.cross_entropy(logits, targets - 1)
+        session, table = self.network_(batch.items, batch.lengths), self.network_.embedding.weight
+        if not self.score_sigmoid:
+            return item_softmax_cross_entropy(session, table, targets)
+        return F.cross_entropy(torch.sigmoid(session @ table[1:].T), targets - 1)
 
     def _session_embeddings(self, batch: PrefixBatch) -> torch.Tensor:
         """[B, d]: ``h_s * h_t``."""

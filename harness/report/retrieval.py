@@ -85,9 +85,8 @@ def plot_retrieval(frame: pd.DataFrame, width: float):
     """HitRate@20 and ANN recall@20 against single-query queries/s (log x)
     for one (dataset, protocol, model), ``width`` inches wide (the panels side
     by side from 5 in, stacked below); the dashed line joins the settings no
-    other setting beats in both speed and the panel's quantity."""
-    import matplotlib.pyplot as plt
-
+    other setting beats in both speed and the panel's quantity, and each
+    method's line its own such settings."""
     from harness.report.figures import _new_figure
 
     side_by_side = width >= 5.0
