@@ -283,7 +283,8 @@ def run_table(args: argparse.Namespace) -> int:
         latest[(row["kind"], row["dataset"], row.get("model"))] = row
     prepared = [r for r in latest.values() if r["kind"] == "prepare"]
     if prepared:
-        print("| dataset | prepare s | cache load s | peak RSS GiB | load (start/mean/max) | train prefixes | test cases |")
+        print("| dataset | prepare s | cache load s | peak RSS GiB | load (start/mean/max) "
+              "| train prefixes | test cases |")
         print("|---|---:|---:|---:|---|---:|---:|")
         for r in prepared:
             print(f"| {r['dataset']} | {_f(r.get('prepare_seconds'))} | {_f(r.get('cache_load_seconds'))} "
@@ -366,7 +367,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command.startswith("child-"):
-        out = {"child-prepare": child_prepare, "child-model": child_model, "child-epoch": child_epoch}[args.command](args)
+        children = {"child-prepare": child_prepare, "child-model": child_model, "child-epoch": child_epoch}
+        out = children[args.command](args)
         print(json.dumps(out))
         return 0
     return {"prepare": run_prepare, "models": run_models, "epochs": run_epochs, "table": run_table}[args.command](args)
