@@ -4,8 +4,9 @@ runs whose suite model has a ``retrieval`` key; see :mod:`harness.retrieval`).
 
 For each (dataset, protocol, model) with retrieval rows it writes
 ``figures/retrieval_<slug>.png|pdf`` (HitRate@20 and ANN recall@20 against
-single-query queries per second, log x, one line per method through its
-settings, the dashed line the Pareto front as ann-benchmarks draws it) and
+single-query queries per second, log x, a marker per setting and a line
+per method through its own Pareto-optimal settings, as ann-benchmarks draws
+them; the dashed line is the front over all methods) and
 ``tables/retrieval_<slug>.md|csv`` (one row per setting, means over seeds).
 Like every figure of the report, it is drawn at the report's print width,
 without a title, with its caption beside it (``.txt``); only the runs the
@@ -100,9 +101,16 @@ def plot_retrieval(frame: pd.DataFrame, width: float):
     for ax, column, label in ((axes[0], "hitrate", f"HitRate@{RETRIEVAL_K}"),
                               (axes[1], "recall", f"ANN recall@{RETRIEVAL_K} (vs exact top-{RETRIEVAL_K})")):
         for i, method in enumerate(methods):
-            part = frame[frame["method"] == method].sort_values("single_qps")
-            ax.plot(part["single_qps"], part[column], marker=markers[i % len(markers)], color=PALETTE[i % len(PALETTE)],
-                    markersize=7 if method == "exact" else 4, linewidth=1.0, label=method)
+            part = frame[frame["method"] == method]
+            style = {"marker": markers[i % len(markers)], "color": PALETTE[i % len(PALETTE)],
+                     "markersize": 7 if method == "exact" else 4}
+            # every setting as a marker; the line joins only the method's own Pareto-optimal
+            # settings (as ann-benchmarks draws it), so settings of different parameters
+            # do not zigzag through one another
+            ax.plot(part["single_qps"], part[column], linestyle="none", alpha=0.6, **style)
+            own = part[pareto_front(-part["single_qps"].to_numpy(np.float64), part[column].to_numpy(np.float64))]
+            own = own.sort_values("single_qps")
+            ax.plot(own["single_qps"], own[column], linewidth=1.0, label=method, **style)
         front = pareto_front(-frame["single_qps"].to_numpy(np.float64), frame[column].to_numpy(np.float64))
         best = frame[front].sort_values("single_qps")
         ax.plot(best["single_qps"], best[column], linestyle="--", color="0.4", linewidth=0.8, zorder=0)
@@ -151,7 +159,9 @@ def write_retrieval(runs: Iterable[RunRecord], folder: Path, width: float) -> tu
             plt.close(fig)
         caption = (f"{title}: HitRate@{RETRIEVAL_K} (left or top) and ANN recall@{RETRIEVAL_K} against the exact "
                    "top list (right or bottom) for each index setting, against queries per second one query at "
-                   "a time (log scale); the dashed line is the Pareto front.")
+                   "a time (log scale). Each marker is one setting; a method's line joins its settings that no other "
+                   "setting of that method beats in both speed and the panel's quantity; the dashed line is the "
+                   "Pareto front over all methods.")
         (folder / FIGURES_DIR / f"{slug}.txt").write_text(caption + "\n")
         figures.append(folder / FIGURES_DIR / f"{slug}.txt")
         table = _markdown(part, title)
