@@ -283,7 +283,8 @@ def run_table(args: argparse.Namespace) -> int:
         latest[(row["kind"], row["dataset"], row.get("model"))] = row
     prepared = [r for r in latest.values() if r["kind"] == "prepare"]
     if prepared:
-        print("| dataset | prepare s | cache load s | peak RSS GB | load (start/mean/max) | train prefixes | test cases |")
+        print("| dataset | prepare s | cache load s | peak RSS GiB | load (start/mean/max) "
+              "| train prefixes | test cases |")
         print("|---|---:|---:|---:|---|---:|---:|")
         for r in prepared:
             print(f"| {r['dataset']} | {_f(r.get('prepare_seconds'))} | {_f(r.get('cache_load_seconds'))} "
@@ -292,14 +293,30 @@ def run_table(args: argparse.Namespace) -> int:
         print()
     models = [r for r in latest.values() if r["kind"] == "model"]
     if models:
-        print("| dataset | model | fit s | score s | rank s | metrics s | write s | overhead | peak RSS GB "
-              "| load (start/mean/max) |")
-        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+        print("| dataset | model | fit s (CPU s) | score s (CPU s) | rank s (CPU s) | metrics + write s "
+              "| overhead / score | peak RSS GiB | load start/mean/max |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---|")
         for r in models:
             share = r.get("overhead_share")
-            print(f"| {r['dataset']} | {r['model']} | {_f(r.get('fit_seconds'))} | {_f(r.get('score_seconds'))} "
-                  f"| {_f(r.get('rank_seconds'))} | {_f(r.get('metric_seconds'), 2)} | {_f(r.get('write_seconds'), 2)} "
-                  f"| {'-' if share is None else f'{100 * share:.1f}%'} | {_f(r['peak_rss_gb'], 2)} "
+            print(f"| {r['dataset']} | {r['model']} | {_f(r.get('fit_seconds'))} ({_f(r.get('fit_cpu_seconds'))}) "
+                  f"| {_f(r.get('score_seconds'))} ({_f(r.get('score_cpu_seconds'))}) "
+                  f"| {_f(r.get('rank_seconds'))} ({_f(r.get('rank_cpu_seconds'))}) "
+                  f"| {_f((r.get('metric_seconds') or 0) + (r.get('write_seconds') or 0), 2)} "
+                  f"| {'-' if share is None else f'{100 * share:.0f}%'} | {_f(r['peak_rss_gb'], 2)} "
+                  f"| {_f(r['load_start'])}/{_f(r['load_mean'])}/{_f(r['load_max'])} |")
+        print()
+    epochs = [r for r in latest.values() if r["kind"] == "epoch"]
+    if epochs:
+        print("| dataset | model | timed prefixes | timed epoch s | s per 1000 prefixes | train epoch s (extrapolated) "
+              "| train_tr epoch s (extrapolated) | peak RSS GiB | load start/mean/max |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---|")
+        for r in epochs:
+            if "subset_prefixes" not in r:
+                continue
+            rate = 1000 * r["subset_epoch_seconds"] / r["subset_prefixes"]
+            print(f"| {r['dataset']} | {r['model']} | {r['subset_prefixes']} | {_f(r['subset_epoch_seconds'])} "
+                  f"| {_f(rate, 2)} | {_f(r['epoch_seconds_extrapolated'], 0)} "
+                  f"| {_f(r['train_tr_epoch_seconds_extrapolated'], 0)} | {_f(r['peak_rss_gb'], 2)} "
                   f"| {_f(r['load_start'])}/{_f(r['load_mean'])}/{_f(r['load_max'])} |")
     return 0
 
@@ -350,7 +367,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command.startswith("child-"):
-        out = {"child-prepare": child_prepare, "child-model": child_model, "child-epoch": child_epoch}[args.command](args)
+        children = {"child-prepare": child_prepare, "child-model": child_model, "child-epoch": child_epoch}
+        out = children[args.command](args)
         print(json.dumps(out))
         return 0
     return {"prepare": run_prepare, "models": run_models, "epochs": run_epochs, "table": run_table}[args.command](args)
