@@ -246,7 +246,7 @@ datasets: [{data}]
 models:
   - name: tune_plugins:Sleepy
     label: sleepy
-    params: {{seconds: 1.5}}
+    params: {{seconds: 4}}  # a wide window for the kill to land inside a trial, even on a loaded machine
     tune: {{space: {{alpha: {{type: float, low: 0.0, high: 2.0}}}}, trials: 4, sampler: random, seed: 1}}
 seeds: [0]
 ks: [5, 20]
