@@ -245,26 +245,24 @@ def run_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_epochs(args: argparse.Namespace) -> int:
+def _measure_each(kind: str, args: argparse.Namespace, extra: list[str]) -> int:
+    """One child measurement of ``kind`` per (dataset, model), each appended to the results."""
     for dataset in args.datasets.split(","):
         for model in args.models.split(","):
-            extra = ["--dataset", dataset, "--model", model, "--sessions", str(args.sessions)]
+            options = ["--dataset", dataset, "--model", model, *extra]
             if args.threads:
-                extra += ["--threads", str(args.threads)]
-            row = measure("epoch", extra, args)
+                options += ["--threads", str(args.threads)]
+            row = measure(kind, options, args)
             _append(args.results, {"dataset": dataset, "model": model, **row})
     return 0
+
+
+def run_epochs(args: argparse.Namespace) -> int:
+    return _measure_each("epoch", args, ["--sessions", str(args.sessions)])
 
 
 def run_models(args: argparse.Namespace) -> int:
-    for dataset in args.datasets.split(","):
-        for model in args.models.split(","):
-            extra = ["--dataset", dataset, "--model", model, "--batch-size", str(args.batch_size)]
-            if args.threads:
-                extra += ["--threads", str(args.threads)]
-            row = measure("model", extra, args)
-            _append(args.results, {"dataset": dataset, "model": model, **row})
-    return 0
+    return _measure_each("model", args, ["--batch-size", str(args.batch_size)])
 
 
 # --------------------------------------------------------------------------- #
