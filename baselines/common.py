@@ -18,6 +18,7 @@ import torch
 
 from harness.dataset import SessionDataset
 from harness.errors import ConfigError
+from harness.metrics import row_blocks
 
 FALLBACKS = ("pop", "none")
 
@@ -48,14 +49,12 @@ def apply_fallback(scores: torch.Tensor, popularity: torch.Tensor, fallback: str
     if fallback == "none":
         return scores
     popularity = popularity.to(scores.dtype).unsqueeze(0)
-    rows = max(1, _CHUNK_CELLS // max(1, scores.shape[-1]))
-    if scores.device.type != "cpu" or len(scores) <= rows:
+    blocks = row_blocks(scores)  # five [B, n_items + 1] temporaries: a block of rows at a time on CPU
+    if len(blocks) == 1:
         return _fallback_rows(scores, popularity)
-    # a block of rows at a time on CPU: temporaries of a whole batch (five of
-    # [B, n_items + 1]) cost more in fresh pages than in arithmetic
     out = torch.empty_like(scores)
-    for lo in range(0, len(scores), rows):
-        out[lo : lo + rows] = _fallback_rows(scores[lo : lo + rows], popularity)
+    for block in blocks:
+        out[block] = _fallback_rows(scores[block], popularity)
     return out
 
 
@@ -87,10 +86,6 @@ def sparse_fallback(rows: sp.csr_matrix, popularity: torch.Tensor, fallback: str
     row_of = np.repeat(np.arange(rows.shape[0]), counts)
     out[row_of[positive], rows.indices[positive]] = data[positive]
     return torch.from_numpy(out)
-
-
-#: scores per block of rows in :func:`apply_fallback` (8 MiB of float32)
-_CHUNK_CELLS = 1 << 21
 
 
 def _fallback_rows(scores: torch.Tensor, popularity: torch.Tensor) -> torch.Tensor:

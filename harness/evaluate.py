@@ -70,6 +70,7 @@ from harness.metrics import (
     order_keys,
     protocol_metrics,
     rank_and_top,
+    row_blocks,
     unique_targets,
 )
 from harness.plugin import SessionRecommender, calling_model, check_scores, model_label
@@ -364,25 +365,17 @@ def _checks_its_scores(model: Any) -> bool:
     return isinstance(model, SessionRecommender) and type(model).score is SessionRecommender.score
 
 
-#: Rows of a CPU batch ranked together hold at most this many scores (8 MiB
-#: of float32): ranking a whole batch of 500 x 50,000 scores at once spends
-#: more time faulting in fresh pages for its temporaries than computing.
-_RANK_CHUNK_CELLS = 1 << 21
-
-
 def _rank_in_chunks(
     scores: torch.Tensor, targets: torch.Tensor, width: int, exclude: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`harness.metrics.rank_and_top` of a batch, a block of rows at a
-    time on CPU (ranks and top lists are per row, so the result is the same)."""
-    rows = max(1, _RANK_CHUNK_CELLS // max(1, scores.shape[1]))
-    if scores.device.type != "cpu" or len(scores) <= rows:
+    time (:func:`harness.metrics.row_blocks`; ranks and top lists are per row,
+    so the result is the same)."""
+    blocks = row_blocks(scores)
+    if len(blocks) == 1:
         return rank_and_top(scores, targets, width, exclude=exclude)
-    parts = [
-        rank_and_top(scores[lo : lo + rows], targets[lo : lo + rows], width,
-                     exclude=None if exclude is None else exclude[lo : lo + rows])
-        for lo in range(0, len(scores), rows)
-    ]  # fmt: skip
+    parts = [rank_and_top(scores[b], targets[b], width, exclude=None if exclude is None else exclude[b])
+             for b in blocks]  # fmt: skip
     return torch.cat([r for r, _ in parts]), torch.cat([t for _, t in parts])
 
 

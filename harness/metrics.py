@@ -667,7 +667,25 @@ def order_keys(values: Mapping[str, float]) -> dict[str, float]:
     return {k: values[k] for k in sorted(values, key=sort_key)}
 
 
+#: Rows of a CPU score batch handled together hold at most this many scores
+#: (8 MiB of float32): a whole batch of 500 x 50,000 scores at once spends
+#: more time faulting in fresh pages for its temporaries than computing.
+ROW_BLOCK_CELLS = 1 << 21
+
+
+def row_blocks(scores: torch.Tensor) -> list[slice]:
+    """The row slices in which to process ``scores`` [B, N]: blocks of at
+    most :data:`ROW_BLOCK_CELLS` scores on CPU, the whole batch on another
+    device or when it is that small. Used where a per-row computation (the
+    ranking, the popularity fallback) builds several [B, N] temporaries."""
+    rows = max(1, ROW_BLOCK_CELLS // max(1, scores.shape[-1]))
+    if scores.device.type != "cpu" or len(scores) <= rows:
+        return [slice(0, len(scores))]
+    return [slice(lo, lo + rows) for lo in range(0, len(scores), rows)]
+
+
 __all__ = [
+    "ROW_BLOCK_CELLS",
     "DEFAULT_KS",
     "LIST_METRICS",
     "METRICS",
@@ -692,4 +710,5 @@ __all__ = [
     "target_ranks",
     "top_items",
     "unique_targets",
+    "row_blocks",
 ]
