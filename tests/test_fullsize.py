@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from harness.cli import main
-from harness.fullsize import SHAPES, generate, iso_timestamps, session_lengths
+from harness.fullsize import LAST_HOUR_MS, SHAPES, generate, iso_timestamps, session_lengths, session_starts
 from harness.specs import load_dataset
 
 SCALES = {"yoochoose": 0.002, "diginetica": 0.02}
@@ -27,6 +27,20 @@ def test_session_lengths_sum_exactly_with_the_real_mean():
     lengths = session_lengths(100_000, 3.568, np.random.default_rng(0))
     assert lengths.sum() == 100_000 and lengths.min() >= 1
     assert 3.3 < lengths.mean() < 3.8 and lengths.max() > 20
+
+
+@pytest.mark.parametrize("name", ["yoochoose", "diginetica"])
+def test_the_test_window_holds_its_share_of_the_session_starts(name):
+    shape = SHAPES[name]
+    starts = session_starts(shape, 200_000, np.random.default_rng(0))
+    end = shape.days * 86_400_000 - LAST_HOUR_MS
+    window = starts >= end - shape.window_days * 86_400_000
+    assert starts.min() >= 0 and starts.max() < end
+    assert window.sum() == round(200_000 * shape.window_share)
+    # outside the window: uniform over the earlier days (deciles of equal size)
+    before = np.sort(starts[~window])
+    deciles = np.searchsorted(before, np.linspace(0, end - shape.window_days * 86_400_000, 11))
+    assert np.diff(deciles) == pytest.approx(np.full(10, len(before) / 10), rel=0.05)
 
 
 def test_iso_timestamps_equal_numpy_formatting():
@@ -69,6 +83,14 @@ def test_presets_prepare_from_the_generated_files(preset, raw, tmp_path, monkeyp
     data = load_dataset(preset, data_dir=raw["yoochoose"].parent)
     assert data.n_items > 100
     assert data.train.n_sessions > 100 and data.test.n_prefixes > 10 and data.valid.n_prefixes > 0
+
+
+def test_diginetica_test_split_has_the_real_share_of_the_prefixes(raw, tmp_path, monkeypatch):
+    # the real split: 60,858 test cases against 719,470 training prefixes (7.8 %)
+    monkeypatch.setenv("SESSIONBENCH_CACHE", str(tmp_path / "cache"))
+    data = load_dataset("diginetica", data_dir=raw["diginetica"].parent)
+    share = data.test.n_prefixes / (data.test.n_prefixes + data.train.n_prefixes)
+    assert share == pytest.approx(60_858 / (60_858 + 719_470), rel=0.25)
 
 
 def test_cli_generate_and_its_errors(tmp_path, capsys):
