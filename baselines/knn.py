@@ -29,9 +29,10 @@ Implementation: at fit, the training sessions are sorted by recency (so that
 "most recent" is "largest column index") and stored as a sparse session x
 item matrix (scipy CSR) with each item's last position. A whole batch is
 scored at once, in chunks of rows: the prefix x item matrix times the item x
-session matrix gives every candidate's overlap (its imaginary part carries
-the position-weighted overlap in the same product), the sample and the top-k
-are vectorised over the sparse candidates, and the item scores are one more
+session matrix gives every candidate's (position-weighted) overlap, the
+sample and the top-k are vectorised over the sparse candidates, the latest
+shared positions (V-SKNN's step, STAN's i*) are looked up item by item for
+the k neighbours only, and the item scores are one more
 sparse product, of the neighbour weights with the session x item matrix (for
 STAN's lambda_inh, with a (session, i*) x item matrix built at fit). Scores
 are computed in float64 and returned as float32. There is no Python loop
@@ -144,18 +145,6 @@ def _check_lambda(model: str, name: str, value: Any, *, allow_zero: bool = False
         raise ConfigError(f"{model}: {name} must be a number {bound} or None (off), got {value!r}")
 
 
-#: The two per-neighbour maxima the models need (the latest prefix position of
-#: an item shared with the neighbour, and the neighbour's latest shared item
-#: i*) come out of the candidate products as sums of distinct powers of two,
-#: sum_x 2^-rank(x), whose largest term is read from the float exponent. That
-#: is exact while at most ``_CODE_MAX_OVERLAP`` terms are summed (the rounding
-#: of 40 float64 additions cannot reach the next power of two) and ranks stay
-#: below ``_CODE_MAX_RANK``; a (prefix, session) pair that could share more
-#: items is computed item by item instead (:meth:`_KNNBase._exact_maxima`).
-_CODE_MAX_OVERLAP = 40
-_CODE_MAX_RANK = 1000
-
-
 def _to_float32(scores: sp.csr_matrix) -> sp.csr_matrix:
     """float32 scores (non-negative, sparse rows). A row whose largest score is
     below 1e-30 (reachable only with tiny time decays) is first divided by
@@ -170,16 +159,8 @@ def _to_float32(scores: sp.csr_matrix) -> sp.csr_matrix:
         row_of = np.repeat(np.arange(scores.shape[0]), counts)
         scale = tiny[row_of]
         scores.data[scale] /= top[row_of[scale]]
-    return scores.astype(np.float32)
-
-
-def _code(rank: np.ndarray) -> np.ndarray:
-    return np.ldexp(1.0, -np.minimum(rank, _CODE_MAX_RANK).astype(np.int64))
-
-
-def _decode(code: np.ndarray) -> np.ndarray:
-    """The smallest rank of a sum of distinct 2^-rank: 2^-r <= code < 2^(1-r)."""
-    return 1 - np.frexp(code)[1].astype(np.int64)
+    # built from the arrays: astype would first sort every row's columns
+    return sp.csr_matrix((scores.data.astype(np.float32), scores.indices, scores.indptr), shape=scores.shape)
 
 
 def _most_recent(item_sessions: sp.csr_matrix, sample_size: int) -> sp.csr_matrix:
@@ -358,14 +339,9 @@ class _KNNBase(SessionRecommender):
         self.popularity_ = training_popularity(data)
         factor = self._item_factor()
         kernel = self._item_position_kernel()
-        if kernel is None:
-            self.star_code_ = None
-            scored = self.session_items_
-        else:
-            # i* in the product: item x session holding 2^-rank_s(x)
-            code = sp.csr_matrix((_code(self.session_item_rank_), cols, indptr), shape=(n_sessions, n1))
-            self.star_code_ = _most_recent(code.T.tocsr(), self.sample_size)
-            scored = self._star_matrix(kernel)
+        #: the score matrix has a row per (session, i*): neighbours need their i*
+        self.uses_star_ = kernel is not None
+        scored = self.session_items_ if kernel is None else self._star_matrix(kernel)
         #: what the neighbour weights multiply: session x item (or (session, i*) x item)
         self.score_matrix_ = scored if factor is None else (scored @ sp.diags(factor)).tocsr()
 
@@ -416,71 +392,55 @@ class _KNNBase(SessionRecommender):
 
     def _score_chunk(self, p: _Prefixes) -> sp.csr_matrix:
         rows, n1 = p.n_rows, p.n1
-        # 1. candidates: every session sharing an item; the product's real part
-        #    is the overlap |P & s| (or the code of the latest shared prefix
-        #    position), its imaginary part the weighted overlap
+        # 1. candidates: every session sharing an item; the product is the
+        #    overlap |P & s|, or the weighted overlap sum_{x in P & s} w(x)
         w = self._prefix_weights(p) if self._weighted_overlap else None
-        real = _code(p.rank) if self._needs_prefix_max else np.ones(len(p.item))
-        q = sp.csr_matrix((real if w is None else real + 1j * w, p.item, p.indptr), shape=(rows, n1))
+        q = sp.csr_matrix((np.ones(len(p.item)) if w is None else w, p.item, p.indptr), shape=(rows, n1))
         cand = q @ self.candidate_sessions_
         cand.sort_indices()
         counts = np.diff(cand.indptr)
         c_row = np.repeat(np.arange(rows), counts)
         c_col = cand.indices.astype(np.int64)
         c_val = cand.data
-        star = None
-        if self.star_code_ is not None:
-            q1 = sp.csr_matrix((np.ones(len(p.item)), p.item, p.indptr), shape=(rows, n1)) @ self.star_code_
-            q1.sort_indices()
-            if not (np.array_equal(q1.indptr, cand.indptr) and np.array_equal(q1.indices, cand.indices)):
-                raise AssertionError("knn: candidate products disagree")  # pragma: no cover
-            star = q1.data
         # 2. the sample_size most recent candidates (columns ascend with recency)
         if self.sample_size > 0 and counts.max(initial=0) > self.sample_size:
             from_end = np.repeat(cand.indptr[1:], counts) - 1 - np.arange(len(c_col))
             keep = from_end < self.sample_size
             c_row, c_col, c_val = c_row[keep], c_col[keep], c_val[keep]
-            star = None if star is None else star[keep]
         # 3. similarity; the k most similar with sim > 0 (ties: the more recent)
-        wsum = c_val.imag if w is not None else None
-        sim = self._similarity(p, c_row, c_col, c_val.real, wsum, w)
+        overlap, wsum = (c_val, None) if w is None else (None, c_val)
+        sim = self._similarity(p, c_row, c_col, overlap, wsum, w)
         keep = sim > 0
         keep[keep] = _top_k(c_row[keep], sim[keep], self.k, rows)
-        c_row, c_col, sim, code = c_row[keep], c_col[keep], sim[keep], c_val.real[keep]
-        star = None if star is None else star[keep]
-        # 4. per-neighbour factors, then one product with the session x item matrix
+        c_row, c_col, sim = c_row[keep], c_col[keep], sim[keep]
+        # 4. per-neighbour factors (the latest shared positions, found for the
+        #    k neighbours only), then one product with the session x item matrix
         weight = sim
         target = c_col
-        if self._needs_prefix_max or star is not None:
-            prefix_rank = _decode(code) if self._needs_prefix_max else None
-            star_rank = _decode(star) if star is not None else None
-            exact = np.minimum(p.n_distinct[c_row], self.session_size_[c_col]) > _CODE_MAX_OVERLAP
-            if self._needs_prefix_max:
-                exact |= p.n_distinct[c_row] > _CODE_MAX_RANK
-            if star is not None:
-                exact |= self.session_size_[c_col] > _CODE_MAX_RANK
-            if exact.any():
-                e_prefix, e_star = self._exact_maxima(p, c_row[exact], c_col[exact])
-                if prefix_rank is not None:
-                    prefix_rank[exact] = e_prefix
-                if star_rank is not None:
-                    star_rank[exact] = e_star
+        if self._needs_prefix_max or self.uses_star_:
+            prefix_rank, star_rank = self._shared_maxima(p, c_row, c_col)
             if self._needs_prefix_max:
                 prefix_max = p.pos_by_rank[p.indptr[c_row] + prefix_rank]
                 weight = weight * self._neighbour_factor(p, c_row, prefix_max)
-            if star_rank is not None:
+            if self.uses_star_:
                 target = self.session_items_.indptr[c_col] + star_rank
         indptr = np.zeros(rows + 1, dtype=np.int64)
         np.cumsum(np.bincount(c_row, minlength=rows), out=indptr[1:])
         neighbours = sp.csr_matrix((weight, target, indptr), shape=(rows, self.score_matrix_.shape[0]))
-        scores = neighbours @ self.score_matrix_
-        scores.sum_duplicates()
-        return scores
+        # the product sums every (row, item) once: its columns are unsorted
+        # but distinct, which is all the fallback and float32 steps need
+        return neighbours @ self.score_matrix_
 
-    def _exact_maxima(self, p: _Prefixes, c_row: np.ndarray, c_col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per (prefix, session) pair, item by item: the smallest prefix
-        recency rank and the smallest session recency rank of a shared item."""
+    def _shared_maxima(self, p: _Prefixes, c_row: np.ndarray, c_col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per (prefix, session) pair sharing an item, item by item over the
+        session's items: the smallest prefix recency rank and the smallest
+        session recency rank of a shared item (the latest prefix position
+        and the neighbour's i*). Called for the neighbours only: their
+        ``k * |s|`` items per prefix cost far less than carrying both maxima
+        through the candidate product of ``|P| * sample_size`` entries."""
         m = self.session_items_
+        if len(c_col) == 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         sizes = self.session_size_[c_col]
         seg, flat = _ragged(m.indptr[c_col], sizes)
         key = c_row[seg] * p.n1 + m.indices[flat]
@@ -498,9 +458,11 @@ class _KNNBase(SessionRecommender):
         """Weight of each distinct prefix item (aligned with ``p.item``)."""
         return None
 
-    def _similarity(self, p, c_row, c_col, real, wsum, w) -> np.ndarray:
+    def _similarity(self, p, c_row, c_col, overlap, wsum, w) -> np.ndarray:
         """sim(p, s) per candidate (row ``c_row``, session column ``c_col``);
-        ``real`` is the overlap |P & s| unless the model needs the prefix max."""
+        ``overlap`` is |P & s| for the models without prefix weights,
+        ``wsum`` the weighted overlap sum_{x in P & s} w(x) for the others
+        (the other one is None)."""
         raise NotImplementedError
 
     def _neighbour_factor(self, p: _Prefixes, row: np.ndarray, prefix_max: np.ndarray) -> np.ndarray:
@@ -565,10 +527,9 @@ class SessionKNN(_KNNBase):
         super()._validate()
         _check_choice(self.name, "similarity", self.similarity, self.SIMILARITIES)
 
-    def _similarity(self, p, c_row, c_col, real, wsum, w):
+    def _similarity(self, p, c_row, c_col, overlap, wsum, w):
         n_p = p.n_distinct[c_row].astype(np.float64)
         n_s = self.session_size_[c_col].astype(np.float64)
-        overlap = real  # |P & s|
         if self.similarity == "cosine":
             return overlap / np.sqrt(n_p * n_s)
         return overlap / (n_p + n_s - overlap)
@@ -639,7 +600,7 @@ class VSKNN(_KNNBase):
     def _prefix_weights(self, p):
         return POSITION_WEIGHTS[self.weighting](p.item_pos.astype(np.float64), p.lengths[p.row].astype(np.float64))
 
-    def _similarity(self, p, c_row, c_col, real, wsum, w):
+    def _similarity(self, p, c_row, c_col, overlap, wsum, w):
         return wsum / p.n_distinct[c_row]
 
     def _neighbour_factor(self, p, row, prefix_max):
@@ -718,7 +679,7 @@ class STAN(_KNNBase):
     def _prefix_weights(self, p):
         return _position_weights(p, self.lambda_spw)
 
-    def _similarity(self, p, c_row, c_col, real, wsum, w):
+    def _similarity(self, p, c_row, c_col, overlap, wsum, w):
         sim = _weighted_cosine(p, c_row, c_col, wsum, w, self.session_size_)
         decay = self._time_decay(p, c_row, c_col, self.lambda_snh)
         return sim if decay is None else sim * decay
@@ -790,12 +751,12 @@ class VSTAN(STAN):
     def _item_factor(self):
         return 1.0 + float(self.lambda_idf) * self.idf_ if self.lambda_idf else None
 
-    def _similarity(self, p, c_row, c_col, real, wsum, w):
+    def _similarity(self, p, c_row, c_col, overlap, wsum, w):
         if self.similarity == "vec":
             sim = wsum / p.n_distinct[c_row]
             decay = self._time_decay(p, c_row, c_col, self.lambda_snh)
             return sim if decay is None else sim * decay
-        return super()._similarity(p, c_row, c_col, real, wsum, w)
+        return super()._similarity(p, c_row, c_col, overlap, wsum, w)
 
     def _neighbour_factor(self, p, row, prefix_max):
         if self.lambda_ipw is None:

@@ -470,9 +470,9 @@ def test_fast_scores_match_the_slow_reference(name, params):
 
 
 @pytest.mark.parametrize("name, params", ORACLE_CASES[::2], ids=[n for n, _ in ORACLE_CASES[::2]])
-def test_long_sessions_take_the_exact_path_and_match_the_reference(name, params, monkeypatch):
-    # a session and prefixes with more than 40 shared items: the per-neighbour
-    # maxima are no longer read from the power-of-two codes but item by item
+def test_long_sessions_and_prefixes_match_the_reference(name, params):
+    # sessions and prefixes sharing many items (and repeats): the latest shared
+    # positions of each neighbour are found item by item over long sessions
     rng = np.random.default_rng(3)
     n_items = 70
     sessions = random_sessions(rng, 30, n_items, 6)
@@ -481,9 +481,6 @@ def test_long_sessions_take_the_exact_path_and_match_the_reference(name, params,
     prefixes = [[int(x) for x in rng.permutation(n_items)[:m] + 1] for m in (45, 50, 64, 3)]
     prefixes.append(prefixes[0] + prefixes[0][:10])  # repeats
     nows = [41 * 3600.0] * len(prefixes)
-    check_against_reference(name, params, sessions, prefixes, nows, n_items)
-    # and the same with the exact path forced everywhere
-    monkeypatch.setattr(knn, "_CODE_MAX_OVERLAP", 0)
     check_against_reference(name, params, sessions, prefixes, nows, n_items)
 
 
