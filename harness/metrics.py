@@ -68,6 +68,10 @@ _CHUNK_ELEMENTS = 1 << 22
 # comparison, one column at a time; above it, by binning all items into the
 # sorted target scores (one searchsorted pass).
 _DIRECT_COLUMNS = 4
+# The top-k of a wide CPU row (at least 16 scores per chunk) is
+# taken from the chunks that can hold it (:func:`_largest`); chunks per row
+# = this times k.
+_CHUNKS_PER_K = 32
 
 
 # --------------------------------------------------------------------------- #
@@ -244,10 +248,16 @@ def _count_ge(s: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     T = v.shape[1]
     if T <= _DIRECT_COLUMNS:
         if s.device.type == "cpu" and s.dtype in (torch.float32, torch.float64):
-            # NumPy's count over a bool mask is several times faster than torch's on CPU
+            # NumPy's count over a bool mask is several times faster than
+            # torch's on CPU, and its count over a whole 1-D row several
+            # times faster than its count along an axis
             sn, vn = s.detach().numpy(), v.detach().numpy()
-            counts = [np.count_nonzero(sn >= vn[:, t : t + 1], axis=1) for t in range(T)]
-            return torch.from_numpy(np.stack(counts, axis=1).astype(np.int64))
+            mask = np.empty(sn.shape, dtype=bool)
+            counts = np.empty((B, T), dtype=np.int64)
+            for t in range(T):
+                np.greater_equal(sn, vn[:, t : t + 1], out=mask)
+                counts[:, t] = [np.count_nonzero(row) for row in mask]
+            return torch.from_numpy(counts)
         return torch.stack([torch.count_nonzero(s >= v[:, t : t + 1], dim=1) for t in range(T)], dim=1)
     # Bin every item into the sorted target scores: p_i = #{t : v_t <= s_i};
     # then #{i : s_i >= v_(j)} = #{i : p_i >= j + 1} for the j-th smallest v.
@@ -373,13 +383,54 @@ def rank_and_top(
     return _target_ranks(s, excluded, targets), _top_items(s, excluded, k)
 
 
+def _largest(s: torch.Tensor, kk: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.topk(s, kk, dim=1)`` of a float [B, N] tensor: the kk largest
+    values of each row, descending, and columns holding them (which of tied
+    columns is unspecified, as for ``torch.topk``).
+
+    On CPU, for rows of at least ``16 M`` scores: the first ``M c`` columns of a row
+    are split into ``M = _CHUNKS_PER_K * kk`` disjoint chunks of ``c``
+    columns (chunk ``m`` = columns ``m, m + M, m + 2M, ...``, so that the
+    chunk maxima are one vectorised pass over the row); the last ``N - M c``
+    columns are always kept. The kk-th largest chunk maximum ``L`` is at most
+    the kk-th largest score (those kk maxima are kk distinct scores), so a
+    chunk whose maximum is below ``L`` holds none of the kk largest, and the
+    top-kk is taken over the chunks reaching ``L``: usually about kk chunks
+    instead of the whole row, where ``torch.topk``'s selection over every
+    score costs several reading passes.
+    """
+    B, N = s.shape
+    chunks = _CHUNKS_PER_K * kk
+    width = N // chunks
+    if s.device.type != "cpu" or width < 16 or B == 0:  # narrow rows: topk is as fast
+        return torch.topk(s, kk, dim=1)
+    a = s.detach().contiguous().numpy()
+    body = a[:, : chunks * width].reshape(B, width, chunks)
+    maxima = body.max(axis=1)  # [B, M]
+    bound = np.partition(maxima, chunks - kk, axis=1)[:, chunks - kk : chunks - kk + 1]  # L per row
+    reach = maxima >= bound
+    n_reach = np.count_nonzero(reach, axis=1)
+    most = int(n_reach.max())
+    # the reaching chunks of each row first, then the others (masked below)
+    order = np.argsort(~reach, axis=1, kind="stable")[:, :most]
+    picked = body.transpose(0, 2, 1)[np.arange(B)[:, None], order]  # [B, most, c]
+    picked[np.arange(most)[None, :] >= n_reach[:, None]] = -np.inf  # below L: never among the kk
+    values = np.concatenate([picked.reshape(B, most * width), a[:, chunks * width :]], axis=1)
+    vals, at = torch.topk(torch.from_numpy(values), kk, dim=1)
+    at = at.numpy()
+    in_body = at < most * width
+    chunk = np.take_along_axis(order, np.minimum(at // width, most - 1), axis=1)
+    column = np.where(in_body, chunk + (at % width) * chunks, at - most * width + chunks * width)
+    return vals, torch.from_numpy(column)
+
+
 def _top_items(s: torch.Tensor, excluded: torch.Tensor | None, k: int) -> torch.Tensor:
     B, N = s.shape
     k = min(int(k), N)
     if k <= 0:
         return torch.zeros(B, 0, dtype=torch.long, device=s.device)
     kk = min(k + 1, N)
-    vals, idx = torch.topk(s, kk, dim=1)  # sorted: descending values
+    vals, idx = _largest(s, kk)  # sorted: descending values
     idx = idx[:, :k].clone()
     if kk > k:
         # rows whose k-th and (k+1)-th scores tie: which tied items make the

@@ -19,6 +19,7 @@ from harness.metrics import (
     case_metrics_ragged,
     coverage,
     popularity,
+    rank_and_top,
     summarise,
     target_ranks,
     top_items,
@@ -452,3 +453,36 @@ def test_metric_properties(ranks):
     for k in ks:
         assert torch.equal(m1[f"HitRate@{k}"], m1[f"Recall@{k}"])
         assert torch.all(m1[f"MRR@{k}"] <= m1[f"NDCG@{k}"] + 1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("kind", ["distinct", "ties", "floor"])
+def test_chunked_top_selection_equals_the_plain_one(kind, dtype, monkeypatch):
+    # rows wide enough for the chunk bound (N >= 16 * 32 * (k + 1)); with many
+    # ties at the k-th score, -inf and NaN scores, and excluded items
+    import harness.metrics as metrics
+
+    gen = torch.Generator().manual_seed(5)
+    B, N = 40, 11000
+    if kind == "distinct":
+        scores = torch.rand(B, N + 1, generator=gen, dtype=dtype)
+    elif kind == "ties":
+        scores = torch.randint(0, 30, (B, N + 1), generator=gen).to(dtype)
+    else:  # most items at -inf, fewer finite scores than k in some rows
+        scores = torch.full((B, N + 1), -math.inf, dtype=dtype)
+        scores[:, :40] = torch.randint(0, 3, (B, 40), generator=gen).to(dtype)
+        scores[::2, 10:] = -math.inf
+    scores[3, 7] = math.nan
+    scores[4, 100:110] = math.inf
+    targets = torch.randint(1, N + 1, (B, 2), generator=gen)
+    exclude = torch.randint(0, N + 1, (B, 5), generator=gen)
+    for ex in (None, exclude):
+        fast = rank_and_top(scores, targets, 20, exclude=ex)
+        s, _ = metrics._prepare(scores, ex)
+        values, columns = metrics._largest(s, 21)
+        assert torch.equal(values, torch.topk(s, 21, dim=1).values)
+        assert torch.equal(s.gather(1, columns), values)
+        with monkeypatch.context() as m:
+            m.setattr(metrics, "_CHUNKS_PER_K", 10**6)  # every row through torch.topk
+            plain = rank_and_top(scores, targets, 20, exclude=ex)
+        assert torch.equal(fast[0], plain[0]) and torch.equal(fast[1], plain[1])
