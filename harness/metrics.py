@@ -219,7 +219,8 @@ def _check_names(names: Iterable[str] | None, allowed: tuple[str, ...]) -> tuple
 
 def _prepare(scores: torch.Tensor, exclude: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Scores of items 1..N (padding column dropped), NaN -> -inf, excluded
-    items -> -inf; plus the bool [B, N] mask of excluded items (or None)."""
+    items -> -inf; plus the bool [B, N] mask of excluded items (or None).
+    Without exclusions and NaN, a view of ``scores``: callers only read it."""
     if scores.dim() != 2 or scores.shape[1] < 2:
         raise ValueError(f"scores must be [B, n_items + 1] with n_items >= 1, got shape {tuple(scores.shape)}")
     s = scores[:, 1:]
@@ -227,9 +228,12 @@ def _prepare(scores: torch.Tensor, exclude: torch.Tensor | None) -> tuple[torch.
         s = s.float()  # exact: keeps every tie and every order
     elif not s.is_floating_point():
         s = s.double()
-    s = torch.nan_to_num(s, nan=-math.inf, posinf=math.inf, neginf=-math.inf).contiguous()  # a fresh copy
     if exclude is None:
-        return s, None
+        # read only from here on: without NaN, the view needs no copy
+        if s.numel() == 0 or not _has_nan(s):
+            return s, None
+        return torch.nan_to_num(s, nan=-math.inf, posinf=math.inf, neginf=-math.inf), None
+    s = torch.nan_to_num(s, nan=-math.inf, posinf=math.inf, neginf=-math.inf).contiguous()  # a fresh copy, written below
     exclude = exclude.to(device=s.device, dtype=torch.long)
     if exclude.dim() != 2 or exclude.shape[0] != s.shape[0]:
         raise ValueError(f"exclude must be [B, L] with B = {s.shape[0]}, got shape {tuple(exclude.shape)}")
@@ -240,6 +244,14 @@ def _prepare(scores: torch.Tensor, exclude: torch.Tensor | None) -> tuple[torch.
     mask = mask[:, 1:].contiguous()
     s.masked_fill_(mask, -math.inf)
     return s, mask
+
+
+def _has_nan(s: torch.Tensor) -> bool:
+    """Whether ``s`` holds a NaN: on CPU one NumPy max over the (strided)
+    tensor, which propagates NaN, several times faster than ``isnan().any()``."""
+    if s.device.type == "cpu" and s.dtype in (torch.float32, torch.float64):
+        return bool(np.isnan(s.detach().numpy().max()))
+    return bool(torch.isnan(s).any())
 
 
 def _count_ge(s: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -404,7 +416,7 @@ def _largest(s: torch.Tensor, kk: int) -> tuple[torch.Tensor, torch.Tensor]:
     width = N // chunks
     if s.device.type != "cpu" or width < 16 or B == 0:  # narrow rows: topk is as fast
         return torch.topk(s, kk, dim=1)
-    a = s.detach().contiguous().numpy()
+    a = s.detach().numpy()  # a strided view of the scores is fine
     body = a[:, : chunks * width].reshape(B, width, chunks)
     maxima = body.max(axis=1)  # [B, M]
     bound = np.partition(maxima, chunks - kk, axis=1)[:, chunks - kk : chunks - kk + 1]  # L per row
