@@ -233,7 +233,8 @@ def _prepare(scores: torch.Tensor, exclude: torch.Tensor | None) -> tuple[torch.
         if s.numel() == 0 or not _has_nan(s):
             return s, None
         return torch.nan_to_num(s, nan=-math.inf, posinf=math.inf, neginf=-math.inf), None
-    s = torch.nan_to_num(s, nan=-math.inf, posinf=math.inf, neginf=-math.inf).contiguous()  # a fresh copy, written below
+    # a fresh copy: excluded items are written into it below
+    s = torch.nan_to_num(s, nan=-math.inf, posinf=math.inf, neginf=-math.inf).contiguous()
     exclude = exclude.to(device=s.device, dtype=torch.long)
     if exclude.dim() != 2 or exclude.shape[0] != s.shape[0]:
         raise ValueError(f"exclude must be [B, L] with B = {s.shape[0]}, got shape {tuple(exclude.shape)}")
