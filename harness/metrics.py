@@ -437,6 +437,49 @@ def _largest(s: torch.Tensor, kk: int) -> tuple[torch.Tensor, torch.Tensor]:
     return vals, torch.from_numpy(column)
 
 
+def _tied_by_key(
+    s: torch.Tensor, excluded: torch.Tensor | None, tie_rows: torch.Tensor, kth: torch.Tensor, k: int
+) -> torch.Tensor:
+    """LongTensor [T, k]: for each row ``tie_rows[t]``, the columns whose
+    score equals ``kth[t]``, non-excluded first, then by column; the entries
+    after the tied columns are unspecified. One top-k over a key per row."""
+    N = s.shape[1]
+    eq = s[tie_rows] == kth
+    # key: larger for smaller ids (N..1); excluded tied items below every
+    # non-excluded one (-N..-1); items not tied lowest (-N - 2). Exact in
+    # float32 while 2N < 2**24.
+    kdt = torch.float32 if 2 * N < 2**24 else torch.float64
+    base = torch.arange(N, 0, -1, device=s.device, dtype=kdt)
+    key = torch.where(eq, base, -float(N + 2))
+    if excluded is not None:
+        # excluded items sit at -inf, so they can only tie where the k-th score is -inf
+        at_floor = torch.nonzero(kth.squeeze(1) == -math.inf).flatten()
+        if at_floor.numel():
+            ex = excluded[tie_rows[at_floor]] & eq[at_floor]
+            key[at_floor] = torch.where(ex, base - float(N + 1), key[at_floor])
+    # the keys of tied columns are distinct: only the filler after them comes in any order
+    return torch.topk(key, k, dim=1).indices
+
+
+def _tied_by_scan(
+    s: torch.Tensor, excluded: torch.Tensor | None, tie_rows: torch.Tensor, kth: torch.Tensor, k: int
+) -> torch.Tensor:
+    """:func:`_tied_by_key` on CPU, a row at a time: NumPy's list of the
+    columns equal to the k-th score is already in column order, and costs
+    one comparison pass instead of building and selecting from a key."""
+    a = s.detach().numpy()
+    ex_all = None if excluded is None else excluded.numpy()
+    out = np.zeros((len(tie_rows), k), dtype=np.int64)
+    for t, (row, value) in enumerate(zip(tie_rows.tolist(), kth[:, 0].tolist())):
+        hit = np.flatnonzero(a[row] == value)
+        if ex_all is not None and value == -math.inf:  # excluded items tie only at -inf
+            ex = ex_all[row, hit]
+            hit = np.concatenate([hit[~ex], hit[ex]])
+        hit = hit[:k]
+        out[t, : len(hit)] = hit
+    return torch.from_numpy(out)
+
+
 def _top_items(s: torch.Tensor, excluded: torch.Tensor | None, k: int) -> torch.Tensor:
     B, N = s.shape
     k = min(int(k), N)
@@ -452,20 +495,8 @@ def _top_items(s: torch.Tensor, excluded: torch.Tensor | None, k: int) -> torch.
         if tie_rows.numel():
             kth = vals[tie_rows, k - 1 : k]
             n_greater = (vals[tie_rows, :k] > kth).sum(1, keepdim=True)  # these stay, in front
-            eq = s[tie_rows] == kth
-            # key: larger for smaller ids (N..1); excluded tied items below
-            # every non-excluded one (-N..-1); items not tied lowest (-N - 2).
-            # Exact in float32 while 2N < 2**24.
-            kdt = torch.float32 if 2 * N < 2**24 else torch.float64
-            base = torch.arange(N, 0, -1, device=s.device, dtype=kdt)
-            key = torch.where(eq, base, -float(N + 2))
-            if excluded is not None:
-                # excluded items sit at -inf, so they can only tie where the k-th score is -inf
-                at_floor = torch.nonzero(kth.squeeze(1) == -math.inf).flatten()
-                if at_floor.numel():
-                    ex = excluded[tie_rows[at_floor]] & eq[at_floor]
-                    key[at_floor] = torch.where(ex, base - float(N + 1), key[at_floor])
-            tied_first = torch.topk(key, k, dim=1).indices  # tied ids in the wanted order
+            tied = _tied_by_scan if s.device.type == "cpu" else _tied_by_key
+            tied_first = tied(s, excluded, tie_rows, kth, k)
             col = torch.arange(k, device=s.device).expand(len(tie_rows), k)
             from_tied = tied_first.gather(1, (col - n_greater).clamp(min=0))
             idx[tie_rows] = torch.where(col >= n_greater, from_tied, idx[tie_rows])

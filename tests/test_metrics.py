@@ -457,7 +457,7 @@ def test_metric_properties(ranks):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("kind", ["distinct", "ties", "floor"])
-def test_chunked_top_selection_equals_the_plain_one(kind, dtype, monkeypatch):
+def test_chunked_top_selection_and_tie_scan_equal_the_plain_ones(kind, dtype, monkeypatch):
     # rows wide enough for the chunk bound (N >= 16 * 32 * (k + 1)); with many
     # ties at the k-th score, -inf and NaN scores, and excluded items
     import harness.metrics as metrics
@@ -484,5 +484,6 @@ def test_chunked_top_selection_equals_the_plain_one(kind, dtype, monkeypatch):
         assert torch.equal(s.gather(1, columns), values)
         with monkeypatch.context() as m:
             m.setattr(metrics, "_CHUNKS_PER_K", 10**6)  # every row through torch.topk
+            m.setattr(metrics, "_tied_by_scan", metrics._tied_by_key)  # ties as on other devices
             plain = rank_and_top(scores, targets, 20, exclude=ex)
         assert torch.equal(fast[0], plain[0]) and torch.equal(fast[1], plain[1])
