@@ -645,38 +645,53 @@ class GRU4Rec(NeuralRecommender):
         return top1_max_loss(scores)
 
     def _train_epoch(self, epoch: int) -> float:
-        plan, net, optim = self._plan, self.network_, self._optim
-        net.train()
-        state = net.initial_state(plan.first_rows, self.device_)
+        plan = self._plan
+        self.network_.train()
+        state = self.network_.initial_state(plan.first_rows, self.device_)
         total = torch.zeros((), device=self.device_)
         events = 0
-        needs_pairs = self.loss != "cross-entropy" and self._sample_cdf is None
         bar = self._progress(plan.n_events, epoch, "ev")
         try:
-            for t in range(plan.n_steps):
-                lo, hi = plan.bounds[t], plan.bounds[t + 1]
-                if needs_pairs and hi - lo < 2:
-                    break  # no negatives left for a ranking loss (as the original)
-                if plan.keep[t] is not None:
-                    state = [h[plan.keep[t]] for h in state]
-                if plan.has_reset[t]:
-                    carry = plan.carry[lo:hi].unsqueeze(1)
-                    state = [h * carry for h in state]
-                state = net.step(plan.inputs[lo:hi], state, p_embed=self.dropout_embed,
-                                 p_hidden=self.dropout_hidden, generator=self._dropout_gen)
-                rows_loss = self._batch_loss(state[-1], plan.targets[lo:hi])
-                loss = rows_loss.mean()
-                optim.zero_grad(set_to_none=True)
-                loss.backward()
-                optim.step()
-                state = [h.detach() for h in state]
-                total += rows_loss.detach().sum()
-                events += hi - lo
-                bar.update(hi - lo, total, events)
+            for t in range(self._epoch_steps()):
+                state, loss_sum = self._train_step(t, state)
+                total += loss_sum
+                rows = plan.bounds[t + 1] - plan.bounds[t]
+                events += rows
+                bar.update(rows, total, events)
         finally:
             bar.close()
-        net.eval()
+        self.network_.eval()
         return float(total) / max(events, 1)  # a NaN stops the fit (EpochTrainedRecommender)
+
+    def _epoch_steps(self) -> int:
+        """Steps trained per epoch: all of the plan's, except that a ranking
+        loss without extra negatives stops at the first step with fewer than
+        2 rows (no negatives left, as the original)."""
+        plan = self._plan
+        if self.loss == "cross-entropy" or self._sample_cdf is not None:
+            return plan.n_steps
+        return next((t for t in range(plan.n_steps) if plan.bounds[t + 1] - plan.bounds[t] < 2), plan.n_steps)
+
+    def _train_step(self, t: int, state: list[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Step ``t`` of the epoch's plan, one gradient update, from each
+        layer's hidden state after step t - 1 ([B_{t-1}, H]; zeros before
+        step 0). Returns the new states, detached ([B_t, H]), and the sum of
+        the step's row losses (a detached scalar)."""
+        plan, net, optim = self._plan, self.network_, self._optim
+        lo, hi = plan.bounds[t], plan.bounds[t + 1]
+        if plan.keep[t] is not None:
+            state = [h[plan.keep[t]] for h in state]
+        if plan.has_reset[t]:
+            carry = plan.carry[lo:hi].unsqueeze(1)
+            state = [h * carry for h in state]
+        state = net.step(plan.inputs[lo:hi], state, p_embed=self.dropout_embed, p_hidden=self.dropout_hidden,
+                         generator=self._dropout_gen)
+        rows_loss = self._batch_loss(state[-1], plan.targets[lo:hi])
+        loss = rows_loss.mean()
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        optim.step()
+        return [h.detach() for h in state], rows_loss.detach().sum()
 
     # -- scoring ----------------------------------------------------------------
 

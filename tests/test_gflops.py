@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from harness.neural import softmax_flops
 from harness.testing import tiny_dataset
 from harness.timing import measure_gemm_gflops
-from srgnn.recommender import SRGNNRecommender, softmax_flops
+from srgnn.recommender import SRGNNRecommender
 
 
 def test_softmax_flops_counts_three_products():
