@@ -55,6 +55,8 @@ Losses (one mini-batch of B rows; r_ij = score of column j for row i)
 
       L_i = -r_{i,y_i} + log sum_{k=1..N} exp(r_{i,k})
 
+  (:func:`harness.neural.item_softmax_cross_entropy`, with the bias ``b``).
+
 - ``bpr-max`` and ``top1-max`` score the columns ``[y_1..y_B, s_1..s_S]``:
   the targets of the mini-batch (row i's target is column i, the other rows'
   targets are its negatives) plus ``n_sample`` = S extra items drawn with
