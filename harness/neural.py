@@ -16,7 +16,8 @@ What :class:`NeuralRecommender` does for a model:
 - ``fit`` checks the hyper-parameters (``_check_params``), resolves
   ``device`` to ``device_`` (:func:`harness.timing.resolve_device`) and runs
   the selection rule with ``num_threads`` torch threads
-  (:func:`harness.timing.torch_threads`); afterwards every private instance
+  (:func:`harness.timing.torch_threads`) and freed memory kept for reuse
+  (:func:`harness.timing.reuse_freed_memory`); afterwards every private instance
   attribute (a name starting with ``_``: optimiser, generators, training
   cases) is removed, whether fitting succeeded or not, and the network
   (``network_``) is left in eval mode.
@@ -58,7 +59,7 @@ from harness.dataset import PrefixBatch, SessionDataset
 from harness.errors import ConfigError
 from harness.plugin import NotFittedError
 from harness.registry import Range
-from harness.timing import resolve_device, torch_threads
+from harness.timing import resolve_device, reuse_freed_memory, torch_threads
 from harness.training import EpochTrainedRecommender
 
 log = logging.getLogger(__name__)
@@ -250,7 +251,7 @@ class NeuralRecommender(EpochTrainedRecommender):
         self.device_ = resolve_device(self.device, self.name or type(self).__name__)
         vars(self).pop("softmax_work_", None)  # this fit's epochs only
         try:
-            with torch_threads(int(self.num_threads)):
+            with torch_threads(int(self.num_threads)), reuse_freed_memory():
                 super()._fit(data, seed=seed)
         finally:  # training-only state is not part of the fitted model
             self._drop_training_state()
