@@ -45,7 +45,7 @@ from hand_data import bound_dataset
 
 from baselines.gru4rec import GRU4Rec
 from harness.neural import softmax_flops
-from harness.timing import benchmark_clock, gemm_bound_figures, softmax_gemm_rates, torch_threads
+from harness.timing import benchmark_clock, gemm_bound_figures, reuse_freed_memory, softmax_gemm_rates, torch_threads
 
 STEPS = 300  # measured steps per round (of about 2,900 in an epoch)
 
@@ -58,7 +58,7 @@ def test_training_steps_against_gemm_bound(benchmark, tmp_path_factory, threads)
     # the model's training steps, from the start of an epoch: set up as fit does
     model._check_params()
     model.device_, model.n_items_ = torch.device("cpu"), data.n_items
-    with torch_threads(threads):
+    with torch_threads(threads), reuse_freed_memory():
         model._start_training(data, "train", 0)
         n_steps = min(STEPS if full else 4, model._epoch_steps())
         rows = [model._plan.bounds[t + 1] - model._plan.bounds[t] for t in range(n_steps)]

@@ -38,7 +38,7 @@ import torch
 from hand_data import bound_dataset
 
 from harness.neural import softmax_flops
-from harness.timing import benchmark_clock, gemm_bound_figures, softmax_gemm_rates, torch_threads
+from harness.timing import benchmark_clock, gemm_bound_figures, reuse_freed_memory, softmax_gemm_rates, torch_threads
 from srgnn.recommender import SRGNNRecommender
 
 BATCHES = 200  # measured batches per round (of about 880 in an epoch)
@@ -53,7 +53,7 @@ def test_training_batches_against_gemm_bound(benchmark, tmp_path_factory, thread
     # the base class's training loop, stopped after n_batches: set up as fit does
     model._check_params()
     model.device_, model.n_items_ = torch.device("cpu"), data.n_items
-    with torch_threads(threads):
+    with torch_threads(threads), reuse_freed_memory():
         model._start_training(data, "train", 0)
         cases, network, optimizer = model._cases, model.network_, model._optimizer
         order = torch.randperm(len(cases), generator=torch.Generator().manual_seed(0)).numpy()
