@@ -22,6 +22,10 @@ What :class:`NeuralRecommender` does for a model:
   cases) is removed, whether fitting succeeded or not, and the network
   (``network_``) is left in eval mode.
 - :func:`adam` builds Adam with the fused kernel where torch has it.
+- ``_item_softmax_loss`` is the full-softmax training loss
+  (:func:`item_softmax_cross_entropy`) of every model that has one; the
+  FLOPs of its products over the training epochs' seconds become the
+  run's ``softmax_gflops`` (:attr:`NeuralRecommender.timings_`).
 - ``score`` runs ``_score`` in inference mode, eval mode and with
   ``num_threads`` threads; by default the scores are
   ``session_embeddings(batch) @ item_embeddings().T``.
