@@ -191,6 +191,38 @@ def item_softmax_cross_entropy(session: torch.Tensor, table: torch.Tensor, targe
     return _ItemSoftmaxCrossEntropy.apply(session, table, bias, targets)
 
 
+def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+    """Inverted dropout: each element kept with probability ``1 - p`` and
+    scaled by ``1 / (1 - p)``, so ``E[dropout(x)] = x``; identity when not
+    training or ``p = 0``.
+
+    The same distribution and the same (global, seeded by ``fit``) random
+    generator as ``torch.nn.functional.dropout``, but the mask is one
+    ``torch.rand`` draw compared in place: on CPU that is about twice as
+    fast as torch's per-element ``bernoulli_``, which took 17% of SASRec's
+    epoch. The masks differ from torch's draw for draw.
+    """
+    if not training or p == 0.0:
+        return x
+    scale = torch.rand(x.shape, device=x.device, dtype=x.dtype).ge_(p).mul_(1.0 / (1.0 - p))
+    return x * scale
+
+
+class Dropout(torch.nn.Module):
+    """:func:`dropout` as a module, in place of ``torch.nn.Dropout(p)``
+    (active in training mode only)."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = float(p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return dropout(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 class NeuralRecommender(EpochTrainedRecommender):
     """Base class of torch models trained by epochs under the selection rule.
 
