@@ -50,7 +50,7 @@ import torch
 from torch import nn
 
 from harness.dataset import PrefixBatch
-from harness.neural import Dropout, PrefixTrainedRecommender, item_softmax_cross_entropy
+from harness.neural import Dropout, PrefixTrainedRecommender
 from harness.registry import Range, register
 
 
@@ -183,8 +183,8 @@ class NARM(PrefixTrainedRecommender):
 
     def _batch_loss(self, batch: PrefixBatch, targets: torch.Tensor) -> torch.Tensor:
         """Softmax cross-entropy over items 1..N."""
-        return item_softmax_cross_entropy(self.network_(batch.items, batch.lengths), self.network_.embedding.weight,
-                                          targets)
+        return self._item_softmax_loss(self.network_(batch.items, batch.lengths), self.network_.embedding.weight,
+                                       targets)
 
     def _session_embeddings(self, batch: PrefixBatch) -> torch.Tensor:
         """[B, D]: ``B c_t``."""

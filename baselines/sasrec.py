@@ -63,7 +63,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.dataset import PrefixBatch, SessionSplit
-from harness.neural import Dropout, PrefixTrainedRecommender, item_softmax_cross_entropy
+from harness.neural import Dropout, PrefixTrainedRecommender
 from harness.registry import Range, register
 
 LOSSES = ("cross-entropy", "bce")
@@ -300,7 +300,7 @@ class SASRec(PrefixTrainedRecommender):
         out, targets = out[real], targets[real]  # [P, d], [P]
         table = self.network_.embedding.weight
         if self.loss == "cross-entropy":
-            return item_softmax_cross_entropy(out, table, targets)
+            return self._item_softmax_loss(out, table, targets)
         draws = torch.randint(1, max(self.n_items_, 2), targets.shape, generator=self._generator)
         negatives = draws.to(targets.device) + (draws.to(targets.device) >= targets).long()
         positive = (out * table[targets]).sum(dim=1)
