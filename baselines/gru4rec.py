@@ -148,7 +148,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.dataset import PrefixBatch, SessionDataset
-from harness.neural import NeuralRecommender, adam
+from harness.neural import NeuralRecommender, adam, dropout
 from harness.registry import Range, register
 
 LOSSES = ("cross-entropy", "bpr-max", "top1-max")
@@ -345,11 +345,8 @@ class GRULayer(nn.Module):
 
 
 def _dropout(x: torch.Tensor, p: float, generator: torch.Generator | None) -> torch.Tensor:
-    """Inverted dropout with masks from ``generator`` (None or p = 0: identity)."""
-    if generator is None or p <= 0.0:
-        return x
-    keep = torch.rand(x.shape, generator=generator, device=x.device) >= p
-    return x * keep / (1.0 - p)
+    """Inverted dropout with masks from ``generator`` (None: identity, as in scoring)."""
+    return dropout(x, p, training=generator is not None, generator=generator)
 
 
 class GRU4RecNetwork(nn.Module):

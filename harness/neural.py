@@ -191,21 +191,22 @@ def item_softmax_cross_entropy(session: torch.Tensor, table: torch.Tensor, targe
     return _ItemSoftmaxCrossEntropy.apply(session, table, bias, targets)
 
 
-def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+def dropout(x: torch.Tensor, p: float, training: bool = True,
+            generator: torch.Generator | None = None) -> torch.Tensor:
     """Inverted dropout: each element kept with probability ``1 - p`` and
-    scaled by ``1 / (1 - p)``, so ``E[dropout(x)] = x``; identity when not
+    divided by ``1 - p``, so ``E[dropout(x)] = x``; identity when not
     training or ``p = 0``.
 
-    The same distribution and the same (global, seeded by ``fit``) random
-    generator as ``torch.nn.functional.dropout``, but the mask is one
-    ``torch.rand`` draw compared in place: on CPU that is about twice as
-    fast as torch's per-element ``bernoulli_``, which took 17% of SASRec's
-    epoch. The masks differ from torch's draw for draw.
+    The mask is one ``torch.rand`` draw from ``generator`` (default: torch's
+    global generator, which ``fit`` seeds, as ``torch.nn.Dropout`` uses),
+    compared in place: on CPU that is about twice as fast as torch's
+    per-element ``bernoulli_``, which took 17% of SASRec's epoch, and as a
+    boolean mask multiplied in. The masks differ from torch's draw for draw.
     """
     if not training or p == 0.0:
         return x
-    scale = torch.rand(x.shape, device=x.device, dtype=x.dtype).ge_(p).mul_(1.0 / (1.0 - p))
-    return x * scale
+    keep = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype).ge_(p)  # 1.0 or 0.0
+    return (x * keep).div_(1.0 - p)
 
 
 class Dropout(torch.nn.Module):
