@@ -55,6 +55,8 @@ Losses (one mini-batch of B rows; r_ij = score of column j for row i)
 
       L_i = -r_{i,y_i} + log sum_{k=1..N} exp(r_{i,k})
 
+  (:func:`harness.neural.item_softmax_cross_entropy`, with the bias ``b``).
+
 - ``bpr-max`` and ``top1-max`` score the columns ``[y_1..y_B, s_1..s_S]``:
   the targets of the mini-batch (row i's target is column i, the other rows'
   targets are its negatives) plus ``n_sample`` = S extra items drawn with
@@ -146,7 +148,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.dataset import PrefixBatch, SessionDataset
-from harness.neural import NeuralRecommender, adam
+from harness.neural import NeuralRecommender, adam, dropout
 from harness.registry import Range, register
 
 LOSSES = ("cross-entropy", "bpr-max", "top1-max")
@@ -156,16 +158,9 @@ SAMPLE_CACHE_SIZE = 1 << 21
 
 
 # --------------------------------------------------------------------------- #
-# Losses: each returns the per-row loss [B]
+# Ranking losses: each returns the per-row loss [B] (cross-entropy is
+# harness.neural.item_softmax_cross_entropy, the mean over the rows)
 # --------------------------------------------------------------------------- #
-
-
-def cross_entropy_loss(logits: torch.Tensor, target_columns: torch.Tensor) -> torch.Tensor:
-    """Full-softmax cross-entropy: ``-r_{i,y_i} + log sum_k exp(r_ik)``.
-
-    logits: [B, N]; target_columns: [B], the column of each row's target.
-    """
-    return F.cross_entropy(logits, target_columns, reduction="none")
 
 
 def softmax_negatives(scores: torch.Tensor) -> torch.Tensor:
@@ -350,11 +345,8 @@ class GRULayer(nn.Module):
 
 
 def _dropout(x: torch.Tensor, p: float, generator: torch.Generator | None) -> torch.Tensor:
-    """Inverted dropout with masks from ``generator`` (None or p = 0: identity)."""
-    if generator is None or p <= 0.0:
-        return x
-    keep = torch.rand(x.shape, generator=generator, device=x.device) >= p
-    return x * keep / (1.0 - p)
+    """Inverted dropout with masks from ``generator`` (None: identity, as in scoring)."""
+    return dropout(x, p, training=generator is not None, generator=generator)
 
 
 class GRU4RecNetwork(nn.Module):
@@ -396,11 +388,13 @@ class GRU4RecNetwork(nn.Module):
 
     def step(
         self, items: torch.Tensor, state: list[torch.Tensor], *, p_embed: float = 0.0, p_hidden: float = 0.0,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | None = None, vectors: torch.Tensor | None = None,
     ) -> list[torch.Tensor]:
         """One click for every row: the new state of each layer (the last is
-        the session representation). Dropout only when a generator is given."""
-        x = self.inputs(items, p_embed, generator)
+        the session representation). Dropout only when a generator is given.
+        ``vectors`` [B, d]: the rows of the input table for ``items``, when
+        the caller looked them up itself (see ``GRU4Rec._train_step``)."""
+        x = self.inputs(items, p_embed, generator) if vectors is None else _dropout(vectors, p_embed, generator)
         new_state = []
         for layer, h in zip(self.layers, state):
             h = _dropout(layer.step(layer.input_gates(x), h), p_hidden, generator)
@@ -466,25 +460,31 @@ class AdagradM(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):  # noqa: D401 - torch's signature
+        """One update of every parameter with a gradient: the same arithmetic
+        per element for all of them, as one ``torch._foreach_*`` call per
+        operation (the parameters' loop runs in C++)."""
         for group in self.param_groups:
             lr, momentum, eps = group["lr"], group["momentum"], group["eps"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["sum"] = torch.zeros_like(p)
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            for p in params:
+                if not self.state[p]:
+                    self.state[p]["sum"] = torch.zeros_like(p)
                     if momentum > 0:
-                        state["velocity"] = torch.zeros_like(p)
-                g = p.grad
-                state["sum"].addcmul_(g, g)
-                denom = (state["sum"] + eps).sqrt_()
-                if momentum > 0:
-                    v = state["velocity"]
-                    v.mul_(momentum).addcdiv_(g, denom, value=-lr)
-                    p.add_(v)
-                else:
-                    p.addcdiv_(g, denom, value=-lr)
+                        self.state[p]["velocity"] = torch.zeros_like(p)
+            grads = [p.grad for p in params]
+            sums = [self.state[p]["sum"] for p in params]
+            torch._foreach_addcmul_(sums, grads, grads)  # G += g^2
+            denoms = torch._foreach_add(sums, eps)
+            torch._foreach_sqrt_(denoms)  # sqrt(G + eps)
+            if momentum > 0:
+                velocities = [self.state[p]["velocity"] for p in params]
+                torch._foreach_mul_(velocities, momentum)
+                torch._foreach_addcdiv_(velocities, grads, denoms, value=-lr)  # v = momentum v - lr g / sqrt(G + eps)
+                torch._foreach_add_(params, velocities)
+            else:
+                torch._foreach_addcdiv_(params, grads, denoms, value=-lr)
         return None
 
 
@@ -605,8 +605,6 @@ class GRU4Rec(NeuralRecommender):
             cdf[-1] = 1.0
             self._sample_cdf = cdf.float().to(device)
         self._samples: list[torch.Tensor] = []
-        self._padding_mask = torch.zeros(data.n_items + 1, device=device)
-        self._padding_mask[0] = -math.inf
 
     def _training_state(self) -> dict:
         """The base's state plus the negative samples drawn but not yet used
@@ -631,52 +629,71 @@ class GRU4Rec(NeuralRecommender):
         return self._samples.pop()
 
     def _batch_loss(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The mean loss of one step's rows: ``h`` [B, H], ``targets`` [B] item ids."""
         net = self.network_
-        if self.loss == "cross-entropy":
-            # all columns, the padding one at -inf (cheaper than slicing the padding row off)
-            logits = F.linear(h, net.output, net.bias + self._padding_mask)
-            return cross_entropy_loss(logits, targets)
+        if self.loss == "cross-entropy":  # the full softmax over items 1..N, the shared hand-written loss
+            return self._item_softmax_loss(h, net.output, targets, net.bias)
         columns = targets if self._sample_cdf is None else torch.cat([targets, self._negative_samples()])
         scores = h @ net.output[columns].T + net.bias[columns]
         if self.loss == "bpr-max":
             if self.elu_param > 0:
                 scores = F.elu(scores, alpha=self.elu_param)
-            return bpr_max_loss(scores, self.bpreg)
-        return top1_max_loss(scores)
+            return bpr_max_loss(scores, self.bpreg).mean()
+        return top1_max_loss(scores).mean()
 
     def _train_epoch(self, epoch: int) -> float:
-        plan, net, optim = self._plan, self.network_, self._optim
-        net.train()
-        state = net.initial_state(plan.first_rows, self.device_)
+        plan = self._plan
+        self.network_.train()
+        state = self.network_.initial_state(plan.first_rows, self.device_)
         total = torch.zeros((), device=self.device_)
         events = 0
-        needs_pairs = self.loss != "cross-entropy" and self._sample_cdf is None
         bar = self._progress(plan.n_events, epoch, "ev")
         try:
-            for t in range(plan.n_steps):
-                lo, hi = plan.bounds[t], plan.bounds[t + 1]
-                if needs_pairs and hi - lo < 2:
-                    break  # no negatives left for a ranking loss (as the original)
-                if plan.keep[t] is not None:
-                    state = [h[plan.keep[t]] for h in state]
-                if plan.has_reset[t]:
-                    carry = plan.carry[lo:hi].unsqueeze(1)
-                    state = [h * carry for h in state]
-                state = net.step(plan.inputs[lo:hi], state, p_embed=self.dropout_embed,
-                                 p_hidden=self.dropout_hidden, generator=self._dropout_gen)
-                rows_loss = self._batch_loss(state[-1], plan.targets[lo:hi])
-                loss = rows_loss.mean()
-                optim.zero_grad(set_to_none=True)
-                loss.backward()
-                optim.step()
-                state = [h.detach() for h in state]
-                total += rows_loss.detach().sum()
-                events += hi - lo
-                bar.update(hi - lo, total, events)
+            for t in range(self._epoch_steps()):
+                state, loss_sum = self._train_step(t, state)
+                total += loss_sum
+                rows = plan.bounds[t + 1] - plan.bounds[t]
+                events += rows
+                bar.update(rows, total, events)
         finally:
             bar.close()
-        net.eval()
+        self.network_.eval()
         return float(total) / max(events, 1)  # a NaN stops the fit (EpochTrainedRecommender)
+
+    def _epoch_steps(self) -> int:
+        """Steps trained per epoch: all of the plan's, except that a ranking
+        loss without extra negatives stops at the first step with fewer than
+        2 rows (no negatives left, as the original)."""
+        plan = self._plan
+        if self.loss == "cross-entropy" or self._sample_cdf is not None:
+            return plan.n_steps
+        return next((t for t in range(plan.n_steps) if plan.bounds[t + 1] - plan.bounds[t] < 2), plan.n_steps)
+
+    def _train_step(self, t: int, state: list[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Step ``t`` of the epoch's plan, one gradient update, from each
+        layer's hidden state after step t - 1 ([B_{t-1}, H]; zeros before
+        step 0). Returns the new states, detached ([B_t, H]), and the sum of
+        the step's row losses (a detached scalar)."""
+        plan, net, optim = self._plan, self.network_, self._optim
+        lo, hi = plan.bounds[t], plan.bounds[t + 1]
+        if plan.keep[t] is not None:
+            state = [h[plan.keep[t]] for h in state]
+        if plan.has_reset[t]:
+            carry = plan.carry[lo:hi].unsqueeze(1)
+            state = [h * carry for h in state]
+        items = plan.inputs[lo:hi]
+        # the tied input lookup as a leaf of its own: its gradient is added into the output table's below,
+        # where autograd would fill a second [N + 1, d] table with it and add the two
+        vectors = F.embedding(items, net.output.detach()).requires_grad_() if net.constrained else None
+        state = net.step(items, state, p_embed=self.dropout_embed, p_hidden=self.dropout_hidden,
+                         generator=self._dropout_gen, vectors=vectors)
+        loss = self._batch_loss(state[-1], plan.targets[lo:hi])
+        loss.backward()
+        if vectors is not None:
+            net.output.grad.index_add_(0, items, vectors.grad)
+        optim.step()
+        optim.zero_grad(set_to_none=True)  # the gradients live within the step: one steady pattern of buffers
+        return [h.detach() for h in state], loss.detach() * (hi - lo)
 
     # -- scoring ----------------------------------------------------------------
 

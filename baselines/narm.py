@@ -50,7 +50,7 @@ import torch
 from torch import nn
 
 from harness.dataset import PrefixBatch
-from harness.neural import PrefixTrainedRecommender, item_softmax_cross_entropy
+from harness.neural import Dropout, PrefixTrainedRecommender
 from harness.registry import Range, register
 
 
@@ -73,8 +73,8 @@ class NARMNetwork(nn.Module):
         self.a_step = nn.Linear(hidden_size, hidden_size, bias=False)
         self.v = nn.Linear(hidden_size, 1, bias=False)
         self.bilinear = nn.Linear(2 * hidden_size, embedding_size, bias=False)
-        self.dropout_embed = nn.Dropout(dropout_embed)
-        self.dropout_context = nn.Dropout(dropout_context)
+        self.dropout_embed = Dropout(dropout_embed)
+        self.dropout_context = Dropout(dropout_context)
 
     def reset_parameters(self, generator: torch.Generator) -> None:
         """Every parameter uniform in +-1/sqrt(H); the padding row 0 of E is 0."""
@@ -183,8 +183,8 @@ class NARM(PrefixTrainedRecommender):
 
     def _batch_loss(self, batch: PrefixBatch, targets: torch.Tensor) -> torch.Tensor:
         """Softmax cross-entropy over items 1..N."""
-        return item_softmax_cross_entropy(self.network_(batch.items, batch.lengths), self.network_.embedding.weight,
-                                          targets)
+        return self._item_softmax_loss(self.network_(batch.items, batch.lengths), self.network_.embedding.weight,
+                                       targets)
 
     def _session_embeddings(self, batch: PrefixBatch) -> torch.Tensor:
         """[B, D]: ``B c_t``."""

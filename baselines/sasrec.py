@@ -63,7 +63,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.dataset import PrefixBatch, SessionSplit
-from harness.neural import PrefixTrainedRecommender, item_softmax_cross_entropy
+from harness.neural import Dropout, PrefixTrainedRecommender
 from harness.registry import Range, register
 
 LOSSES = ("cross-entropy", "bce")
@@ -107,22 +107,45 @@ class SessionSequences:
 
 
 class SASRecBlock(nn.Module):
-    """One self-attention block in the authors' code's order (see the module docstring)."""
+    """One self-attention block in the authors' code's order (see the module docstring).
+
+    Multi-head attention written out (``h = n_heads`` heads of ``d / h``
+    columns; ``in_proj`` holds W_Q, W_K, W_V stacked as torch's
+    ``MultiheadAttention`` does), so that its dropout on the attention
+    weights is :func:`harness.neural.dropout` like every other dropout here.
+    """
 
     def __init__(self, d: int, n_heads: int, dropout: float) -> None:
         super().__init__()
+        self.n_heads = n_heads
         self.attention_norm = nn.LayerNorm(d, eps=1e-8)
-        self.attention = nn.MultiheadAttention(d, n_heads, dropout=dropout, batch_first=True)
+        self.in_proj = nn.Linear(d, 3 * d)
+        self.out_proj = nn.Linear(d, d)
         self.ffn_norm = nn.LayerNorm(d, eps=1e-8)
         self.ffn_in = nn.Linear(d, d)
         self.ffn_out = nn.Linear(d, d)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
+
+    def attention(self, q: torch.Tensor, z: torch.Tensor, causal: torch.Tensor) -> torch.Tensor:
+        """[B, L, d]: softmax(Q K^T / sqrt(d / h) + causal) V per head, then W_O;
+        queries from ``q``, keys and values from ``z``; ``causal`` [L, L] is
+        0 where position i may attend to j (j <= i) and -inf elsewhere."""
+        batch, width, d = z.shape
+        w, b = self.in_proj.weight, self.in_proj.bias
+        query = F.linear(q, w[:d], b[:d])
+        key, value = F.linear(z, w[d:], b[d:]).chunk(2, dim=2)
+
+        def heads(x: torch.Tensor) -> torch.Tensor:  # [B, L, d] -> [B, h, L, d / h]
+            return x.view(batch, width, self.n_heads, d // self.n_heads).transpose(1, 2)
+
+        logits = heads(query) @ heads(key).transpose(2, 3) * (d // self.n_heads) ** -0.5 + causal
+        weights = self.dropout(torch.softmax(logits, dim=3))  # [B, h, L, L]
+        return self.out_proj((weights @ heads(value)).transpose(1, 2).reshape(batch, width, d))
 
     def forward(self, z: torch.Tensor, causal: torch.Tensor) -> torch.Tensor:
-        """[B, L, d] -> [B, L, d]; ``causal`` [L, L] is True where attention is forbidden."""
+        """[B, L, d] -> [B, L, d]; ``causal`` [L, L] is -inf where attention is forbidden, else 0."""
         q = self.attention_norm(z)
-        attended, _ = self.attention(q, z, z, attn_mask=causal, need_weights=False)
-        z = self.ffn_norm(q + attended)
+        z = self.ffn_norm(q + self.attention(q, z, causal))
         return z + self.dropout(self.ffn_out(self.dropout(F.relu(self.ffn_in(z)))))
 
 
@@ -134,7 +157,7 @@ class SASRecNetwork(nn.Module):
         self.d, self.max_len = d, max_len
         self.embedding = nn.Embedding(n_items + 1, d, padding_idx=0)
         self.positions = nn.Embedding(max_len, d)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.blocks = nn.ModuleList(SASRecBlock(d, n_heads, dropout) for _ in range(n_blocks))
         self.final_norm = nn.LayerNorm(d, eps=1e-8)
 
@@ -167,7 +190,7 @@ class SASRecNetwork(nn.Module):
         position = (self.max_len - lengths.unsqueeze(1) + steps.unsqueeze(0)).clamp(0, self.max_len - 1)
         z = self.embedding(items) * math.sqrt(self.d) + self.positions(position)
         z = self.dropout(z) * mask
-        causal = torch.ones(width, width, dtype=torch.bool, device=items.device).triu(1)
+        causal = torch.full((width, width), float("-inf"), device=items.device).triu(1)  # 0 on and below the diagonal
         for block in self.blocks:
             z = block(z, causal) * mask
         return self.final_norm(z)
@@ -277,7 +300,7 @@ class SASRec(PrefixTrainedRecommender):
         out, targets = out[real], targets[real]  # [P, d], [P]
         table = self.network_.embedding.weight
         if self.loss == "cross-entropy":
-            return item_softmax_cross_entropy(out, table, targets)
+            return self._item_softmax_loss(out, table, targets)
         draws = torch.randint(1, max(self.n_items_, 2), targets.shape, generator=self._generator)
         negatives = draws.to(targets.device) + (draws.to(targets.device) >= targets).long()
         positive = (out * table[targets]).sum(dim=1)

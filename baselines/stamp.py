@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.dataset import PrefixBatch
-from harness.neural import PrefixTrainedRecommender, item_softmax_cross_entropy
+from harness.neural import PrefixTrainedRecommender
 from harness.registry import Range, register
 
 
@@ -171,7 +171,7 @@ class STAMP(PrefixTrainedRecommender):
         """Softmax cross-entropy over items 1..N of z (or of sigmoid(z))."""
         session, table = self.network_(batch.items, batch.lengths), self.network_.embedding.weight
         if not self.score_sigmoid:
-            return item_softmax_cross_entropy(session, table, targets)
+            return self._item_softmax_loss(session, table, targets)
         return F.cross_entropy(torch.sigmoid(session @ table[1:].T), targets - 1)
 
     def _session_embeddings(self, batch: PrefixBatch) -> torch.Tensor:

@@ -22,6 +22,10 @@ What :class:`NeuralRecommender` does for a model:
   cases) is removed, whether fitting succeeded or not, and the network
   (``network_``) is left in eval mode.
 - :func:`adam` builds Adam with the fused kernel where torch has it.
+- ``_item_softmax_loss`` is the full-softmax training loss
+  (:func:`item_softmax_cross_entropy`) of every model that has one; the
+  FLOPs of its products over the training epochs' seconds become the
+  run's ``softmax_gflops`` (:attr:`NeuralRecommender.timings_`).
 - ``score`` runs ``_score`` in inference mode, eval mode and with
   ``num_threads`` threads; by default the scores are
   ``session_embeddings(batch) @ item_embeddings().T``.
@@ -120,6 +124,15 @@ def adam(params, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
 
 
+def softmax_flops(rows: int, n_items: int, hidden: int) -> float:
+    """FLOPs of the full-softmax products of ``rows`` training examples: the
+    scores ([rows, hidden] x [hidden, n_items]) and their two gradient
+    products (w.r.t. the session vectors and the item table), 2 FLOPs per
+    multiply-add each: ``6 rows n_items hidden``. The padding column and an
+    output bias add under 0.1% and are not counted."""
+    return 6.0 * rows * n_items * hidden
+
+
 class _ItemSoftmaxCrossEntropy(torch.autograd.Function):
     """Mean cross-entropy of softmax over items 1..N, with its gradient
     written by hand: the probabilities are computed once (one pass of
@@ -129,8 +142,10 @@ class _ItemSoftmaxCrossEntropy(torch.autograd.Function):
     :func:`item_softmax_cross_entropy`."""
 
     @staticmethod
-    def forward(ctx, session: torch.Tensor, table: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        scores = session @ table.T  # [B, N + 1]
+    def forward(ctx, session: torch.Tensor, table: torch.Tensor, bias: torch.Tensor | None,
+                targets: torch.Tensor) -> torch.Tensor:
+        # [B, N + 1]; the bias is added inside the product (one pass over the scores)
+        scores = session @ table.T if bias is None else torch.addmm(bias, session, table.T)
         scores[:, 0] = float("-inf")  # padding: probability 0, so row 0 of the table gets no gradient
         probabilities = torch.softmax(scores, dim=1)  # one pass of exp over the scores
         rows = torch.arange(len(targets), device=scores.device)
@@ -140,6 +155,7 @@ class _ItemSoftmaxCrossEntropy(torch.autograd.Function):
         if bool(underflow.any()):
             losses[underflow] = (torch.logsumexp(scores[underflow], dim=1)
                                  - scores[rows[underflow], targets[underflow]])
+        ctx.has_bias = bias is not None
         ctx.save_for_backward(session, table, probabilities, targets)
         return losses.mean()
 
@@ -150,23 +166,62 @@ class _ItemSoftmaxCrossEntropy(torch.autograd.Function):
         rows = torch.arange(len(targets), device=gradient.device)
         gradient[rows, targets] -= 1.0  # d loss_b / d score_bj = p_bj - [j = target_b]
         gradient.mul_(grad_loss / len(targets))
-        return gradient @ table, gradient.T @ session, None
+        grad_bias = gradient.sum(dim=0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        grad_session = gradient @ table if ctx.needs_input_grad[0] else None
+        grad_table = gradient.T @ session if ctx.needs_input_grad[1] else None
+        return grad_session, grad_table, grad_bias, None
 
 
-def item_softmax_cross_entropy(session: torch.Tensor, table: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def item_softmax_cross_entropy(session: torch.Tensor, table: torch.Tensor, targets: torch.Tensor,
+                               bias: torch.Tensor | None = None) -> torch.Tensor:
     """The full-softmax training loss of the embedding models.
 
     ``session`` float [B, d], ``table`` float [N + 1, d] (row 0: the padding
-    id, never a target), ``targets`` long [B] in 1..N::
+    id, never a target), ``targets`` long [B] in 1..N, optional ``bias``
+    float [N + 1] (GRU4Rec's output bias ``b``)::
 
-        loss = mean_b ( log sum_{j=1..N} exp(s_b . e_j) - s_b . e_{target_b} )
+        score_bj = s_b . e_j + b_j
+        loss = mean_b ( log sum_{j=1..N} exp(score_bj) - score_{b,target_b} )
 
     equal (up to float rounding) to
-    ``F.cross_entropy(session @ table[1:].T, targets - 1)``, with the same
-    gradients (row 0 of the table gets 0), in about half the memory traffic
-    outside the two gradient products.
+    ``F.cross_entropy(session @ table[1:].T + bias[1:], targets - 1)``, with
+    the same gradients (row 0 of the table and of the bias get 0), in about
+    half the memory traffic outside the two gradient products.
     """
-    return _ItemSoftmaxCrossEntropy.apply(session, table, targets)
+    return _ItemSoftmaxCrossEntropy.apply(session, table, bias, targets)
+
+
+def dropout(x: torch.Tensor, p: float, training: bool = True,
+            generator: torch.Generator | None = None) -> torch.Tensor:
+    """Inverted dropout: each element kept with probability ``1 - p`` and
+    divided by ``1 - p``, so ``E[dropout(x)] = x``; identity when not
+    training or ``p = 0``.
+
+    The mask is one ``torch.rand`` draw from ``generator`` (default: torch's
+    global generator, which ``fit`` seeds, as ``torch.nn.Dropout`` uses),
+    compared in place: on CPU that is about twice as fast as torch's
+    per-element ``bernoulli_``, which took 17% of SASRec's epoch, and as a
+    boolean mask multiplied in. The masks differ from torch's draw for draw.
+    """
+    if not training or p == 0.0:
+        return x
+    keep = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype).ge_(p)  # 1.0 or 0.0
+    return (x * keep).div_(1.0 - p)
+
+
+class Dropout(torch.nn.Module):
+    """:func:`dropout` as a module, in place of ``torch.nn.Dropout(p)``
+    (active in training mode only)."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = float(p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return dropout(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
 
 
 class NeuralRecommender(EpochTrainedRecommender):
@@ -231,12 +286,50 @@ class NeuralRecommender(EpochTrainedRecommender):
     def _fit(self, data: SessionDataset, *, seed: int) -> None:
         self._check_params()
         self.device_ = resolve_device(self.device, self.name or type(self).__name__)
+        vars(self).pop("softmax_work_", None)  # this fit's epochs only
         try:
             with torch_threads(int(self.num_threads)), reuse_freed_memory():
                 super()._fit(data, seed=seed)
         finally:  # training-only state is not part of the fitted model
             self._drop_training_state()
         self.network_.eval()
+
+    # -- the full softmax's share of the work ------------------------------------
+
+    def _item_softmax_loss(self, session: torch.Tensor, table: torch.Tensor, targets: torch.Tensor,
+                           bias: torch.Tensor | None = None) -> torch.Tensor:
+        """:func:`item_softmax_cross_entropy` for a training step, its
+        products' FLOPs (:func:`softmax_flops`) counted towards the epoch's
+        ``softmax_gflops`` (:attr:`timings_`). Every full-softmax model's
+        training loss goes through here."""
+        n_items, hidden = table.shape[0] - 1, table.shape[1]
+        self._epoch_softmax_flops = getattr(self, "_epoch_softmax_flops", 0.0) + softmax_flops(len(targets), n_items,
+                                                                                             hidden)
+        return item_softmax_cross_entropy(session, table, targets, bias)
+
+    def _timed_epoch(self, epoch: int) -> tuple[float, float]:
+        """The base's timed epoch; when its steps went through
+        :meth:`_item_softmax_loss`, their FLOPs and the epoch's seconds are
+        added to ``softmax_work_``."""
+        self._epoch_softmax_flops = 0.0
+        loss, seconds = super()._timed_epoch(epoch)
+        if self._epoch_softmax_flops > 0:
+            flops, total = getattr(self, "softmax_work_", (0.0, 0.0))
+            self.softmax_work_ = [flops + self._epoch_softmax_flops, total + seconds]
+        return loss, seconds
+
+    @property
+    def timings_(self) -> dict[str, Any]:
+        """Timings the runner adds to the run's: ``softmax_gflops``, the
+        FLOPs of the full-softmax products of all training epochs
+        (``softmax_work_[0]``, :func:`softmax_flops` of every step) divided by
+        those epochs' seconds (``softmax_work_[1]``); empty for a model
+        trained without a full softmax. An epoch does more than these
+        products (the network, the optimiser, the softmax itself), so this
+        is a lower bound of the GEMM rate achieved in them; compare it with
+        the machine's GEMM rate (tests/benchmarks/test_bench_gemm.py)."""
+        flops, seconds = getattr(self, "softmax_work_", (0.0, 0.0))
+        return {"softmax_gflops": flops / seconds / 1e9} if seconds > 0 else {}
 
     def _after_load(self) -> None:
         self.device_ = torch.device("cpu")  # load() maps every tensor to the CPU

@@ -355,7 +355,7 @@ def execute_run(spec: RunSpec, stage_dir: str | Path, progress: bool = False, wa
                                                       warmup=spec.latency["warmup"], seed=spec.seed))  # fmt: skip
         result.meta.update({"run_id": spec.run_id, "label": spec.label, "seed": spec.seed})
         timings.update({"peak_rss_mb": peak_rss_mb(), "model_size": model_size(model)})
-        timings.update(getattr(model, "timings_", None) or {})  # a model's own (SR-GNN: softmax_gflops)
+        timings.update(getattr(model, "timings_", None) or {})  # a model's own (full-softmax models: softmax_gflops)
         if spec.retrieval and spec.stage == "test":
             from harness.retrieval import evaluate_settings
 

@@ -13,7 +13,7 @@ import ctypes
 import resource
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -216,3 +216,68 @@ def measure_gemm_gflops(m: int, k: int, n: int, *, repeats: int = 5, seed: int =
     flops = 2.0 * m * k * n
     return {"gflops_best": flops / min(seconds) / 1e9, "gflops_median": flops / float(np.median(seconds)) / 1e9,
             "threads": torch.get_num_threads()}
+
+
+def benchmark_clock(threads: int) -> Callable[[], float]:
+    """The clock of the GEMM-bound benchmarks: ``time.thread_time`` (CPU
+    time of the calling thread) with one thread, where every operation runs
+    in that thread, so other processes' load barely changes the figure;
+    ``time.perf_counter`` (wall-clock) with more threads."""
+    return time.thread_time if threads == 1 else time.perf_counter
+
+
+def best_mean_seconds(fn: Callable[[], Any], repeat: int, clock: Callable[[], float] = time.perf_counter) -> float:
+    """Seconds per call of ``fn``: the best of three means of ``repeat``
+    calls each, after one warm-up call, read on ``clock``."""
+    fn()
+    best = float("inf")
+    for _ in range(3):
+        start = clock()
+        for _ in range(repeat):
+            fn()
+        best = min(best, (clock() - start) / repeat)
+    return best
+
+
+def softmax_gemm_rates(rows: int, hidden: int, columns: int, *, square: int = 2048, repeat: int = 20,
+                       clock: Callable[[], float] = time.perf_counter, seed: int = 0) -> dict[str, float]:
+    """The two GEMM bounds of a full-softmax training step, at torch's current
+    thread count: the rate of a ``square`` x ``square`` fp32 product
+    (``square_gflops``, the machine's peak-like rate, 2 square^3 FLOPs) and
+    the milliseconds of the step's own three products, each timed alone
+    (:func:`best_mean_seconds` of ``repeat`` calls on ``clock``):
+
+        scores_ms        [rows, hidden] x [hidden, columns]    the scores
+        grad_session_ms  [rows, columns] x [columns, hidden]   gradient of the session vectors
+        grad_items_ms    [columns, rows] x [rows, hidden]      gradient of the item table
+
+    Together they are ``6 rows columns hidden`` FLOPs (:func:`harness.neural.softmax_flops`).
+    Operands are drawn from a generator seeded with ``seed``."""
+    gen = torch.Generator().manual_seed(seed)
+    session, table = torch.randn(rows, hidden, generator=gen), torch.randn(columns, hidden, generator=gen)
+    grad = torch.randn(rows, columns, generator=gen)
+    a = torch.randn(square, square, generator=gen)
+    seconds = best_mean_seconds(lambda: a @ a, max(1, repeat // 6), clock)
+    return {
+        "square_gflops": 2.0 * square**3 / seconds / 1e9,
+        "scores_ms": 1e3 * best_mean_seconds(lambda: session @ table.T, repeat, clock),
+        "grad_session_ms": 1e3 * best_mean_seconds(lambda: grad @ table, repeat, clock),
+        "grad_items_ms": 1e3 * best_mean_seconds(lambda: grad.T @ session, repeat, clock),
+    }
+
+
+def gemm_bound_figures(flops: float, seconds_per_step: float, rates: dict[str, float]) -> dict[str, float]:
+    """A training step of ``flops`` softmax FLOPs that took ``seconds_per_step``,
+    against the bounds of :func:`softmax_gemm_rates` (``rates``)::
+
+        bound_ms_square = flops / square rate      (the products alone at the peak-like rate)
+        bound_ms_shapes = scores_ms + grad_session_ms + grad_items_ms
+        ratio_square    = step time / bound_ms_square
+        ratio_shapes    = step time / bound_ms_shapes
+
+    plus ``ms_per_step`` and ``softmax_gflops`` (flops / step time)."""
+    bound_square = flops / (rates["square_gflops"] * 1e9)
+    bound_shapes = (rates["scores_ms"] + rates["grad_session_ms"] + rates["grad_items_ms"]) / 1e3
+    return {"ms_per_step": 1e3 * seconds_per_step, "softmax_gflops": flops / seconds_per_step / 1e9,
+            "bound_ms_square": 1e3 * bound_square, "bound_ms_shapes": 1e3 * bound_shapes,
+            "ratio_square": seconds_per_step / bound_square, "ratio_shapes": seconds_per_step / bound_shapes}

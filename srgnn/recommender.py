@@ -17,8 +17,7 @@ hyper-parameters, the graphs of each batch and the loss.
 
 from __future__ import annotations
 
-import time
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 
@@ -27,14 +26,6 @@ from harness.neural import PrefixTrainedRecommender
 from harness.registry import Range, register
 from srgnn.graph import EDGE_WEIGHTS, SessionGraphs, build_session_graphs
 from srgnn.model import SRGNN
-
-
-def softmax_flops(n_prefixes: int, n_items: int, hidden: int) -> float:
-    """FLOPs of one epoch's softmax products: the scores ``s_h E^T``
-    ([B, d] x [d, n_items]) forward and its two gradient products (w.r.t.
-    ``s_h`` and ``E``), 2 FLOPs per multiply-add each:
-    ``n_prefixes * n_items * hidden * 6``."""
-    return 6.0 * n_prefixes * n_items * hidden
 
 
 @register("srgnn")
@@ -75,9 +66,10 @@ class SRGNNRecommender(PrefixTrainedRecommender):
     Fitted attributes: ``network_`` (the :class:`srgnn.model.SRGNN`
     network, also reachable as ``model_``), ``device_``, ``epoch_lrs_`` (the
     learning rate of each epoch of the last training run),
-    ``softmax_work_`` (``[FLOPs, seconds]`` of all training epochs, see
-    :attr:`timings_`), and from the base classes ``best_epoch_``,
-    ``training_curve_``, ``n_items_``.
+    ``softmax_work_`` (``[FLOPs, seconds]`` of the softmax products of all
+    training epochs, see :attr:`harness.neural.NeuralRecommender.timings_`),
+    and from the base classes ``best_epoch_``, ``training_curve_``,
+    ``n_items_``.
     """
 
     #: checked when a suite or --param sets them (the rest by _check_params at fit)
@@ -141,29 +133,6 @@ class SRGNNRecommender(PrefixTrainedRecommender):
 
     # -- training (PrefixTrainedRecommender) -----------------------------------
 
-    def _fit(self, data, *, seed: int) -> None:
-        self.softmax_work_ = [0.0, 0.0]
-        super()._fit(data, seed=seed)
-
-    def _train_epoch(self, epoch: int) -> float:
-        """One epoch (the base's), adding its softmax FLOPs and seconds to ``softmax_work_``."""
-        flops = softmax_flops(len(self._cases), self.n_items_, int(self.hidden_size))
-        start = time.perf_counter()
-        loss = super()._train_epoch(epoch)
-        self.softmax_work_ = [self.softmax_work_[0] + flops, self.softmax_work_[1] + time.perf_counter() - start]
-        return loss
-
-    @property
-    def timings_(self) -> dict[str, Any]:
-        """Timings the runner adds to the run's: ``softmax_gflops``, the
-        FLOPs of the three softmax products of all training epochs
-        (:func:`softmax_flops`) divided by those epochs' seconds. The epoch
-        does more than these products (graphs, GNN, attention, optimiser),
-        so this is a lower bound of the GEMM rate achieved in them; compare
-        it with the machine's GEMM rate (tests/benchmarks/test_bench_gemm.py)."""
-        flops, seconds = getattr(self, "softmax_work_", (0.0, 0.0))
-        return {"softmax_gflops": flops / seconds / 1e9} if seconds > 0 else {}
-
     def _build_network(self, generator: torch.Generator) -> SRGNN:
         """A network with every weight uniform in +-1/sqrt(d), drawn from ``generator``."""
         model = SRGNN(self.n_items_, int(self.hidden_size), int(self.step), self.nonhybrid, self.edge_bias)
@@ -181,7 +150,7 @@ class SRGNNRecommender(PrefixTrainedRecommender):
 
     def _batch_loss(self, batch: PrefixBatch, targets: torch.Tensor) -> torch.Tensor:
         """Softmax cross-entropy over items 1..n_items (eqs. 9-10)."""
-        return self.network_.loss(self.network_(self._graphs(batch)), targets)
+        return self._item_softmax_loss(self.network_(self._graphs(batch)), self.network_.embedding.weight, targets)
 
     # -- scoring ------------------------------------------------------------
 

@@ -1,9 +1,34 @@
 """Small datasets for tests: hand-made session sets (exact-score tests of the
-rule and KNN models) and cuts of a real dataset (benchmarks)."""
+rule and KNN models), cuts of a real dataset (benchmarks) and a synthetic
+catalogue in YOOCHOOSE 1/64's shape (the GEMM-bound benchmarks)."""
+
+from pathlib import Path
 
 import pandas as pd
 
 from harness.dataset import PrefixBatch, SessionDataset, SessionSplit
+from harness.specs import load_dataset
+
+BOUND_SPEC = """\
+name: bound-{n_items}
+description: synthetic, the shape of YOOCHOOSE 1/64 for the GEMM-bound benchmarks
+source: generated
+format: synthetic
+generator: {{n_sessions: {n_sessions}, n_items: {n_items}, seed: 0, days: 30, zipf_exponent: 0.0,
+            n_communities: 50, community_leak: 0.1, transition_prob: 0.5, mean_length: 4.0, max_length: 50}}
+preprocess: {{method: standard, test_days: 2, valid_days: 2, min_session_length: 2,
+             min_item_support: 5, filter_iterations: 1}}
+"""
+
+
+def bound_dataset(folder: Path, full: bool) -> SessionDataset:
+    """The seeded synthetic dataset of the GEMM-bound benchmarks, generated
+    in ``folder``: with ``full``, YOOCHOOSE 1/64's shape (about 12,000 items
+    and 90,000 training prefixes); otherwise 300 items for a quick run."""
+    n_sessions, n_items = (36_000, 14_500) if full else (800, 300)
+    path = Path(folder) / "spec.yaml"
+    path.write_text(BOUND_SPEC.format(n_sessions=n_sessions, n_items=n_items))
+    return load_dataset(path)
 
 
 def split_from(sessions, first_id=1, start=0.0):

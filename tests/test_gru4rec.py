@@ -1,4 +1,6 @@
-"""gru4rec: the losses against hand-worked values, the session-parallel
+"""gru4rec: the losses against hand-worked values (cross-entropy with the
+output bias also against ``F.cross_entropy``), a training step and the
+Adagrad step against plain formulations, the session-parallel
 batcher on a hand-made split, prefix scoring against session-parallel
 inference, overfitting a tiny set, determinism, configuration errors and the
 plugin contract."""
@@ -12,10 +14,12 @@ import pandas as pd
 import pytest
 import torch
 
+import torch.nn.functional as F
+
 from baselines.gru4rec import (
+    AdagradM,
     GRU4Rec,
     bpr_max_loss,
-    cross_entropy_loss,
     session_parallel_steps,
     softmax_negatives,
     top1_max_loss,
@@ -23,6 +27,7 @@ from baselines.gru4rec import (
 from harness.dataset import PrefixBatch, SessionDataset, SessionSplit
 from harness.errors import ConfigError
 from harness.evaluate import evaluate
+from harness.neural import item_softmax_cross_entropy
 from harness.testing import check_recommender, tiny_dataset
 
 
@@ -37,12 +42,98 @@ LN2 = math.log(2.0)
 # --------------------------------------------------------------------------- #
 
 
-def test_cross_entropy_by_hand():
-    # row 0: logits (0, ln 3), target column 1: -ln 3 + ln(1 + 3) = ln(4/3)
-    # row 1: logits (1, 1),    target column 0: -1 + ln(2e) = ln 2
-    logits = torch.tensor([[0.0, math.log(3.0)], [1.0, 1.0]], dtype=torch.float64)
-    got = cross_entropy_loss(logits, torch.tensor([1, 0]))
-    assert got.tolist() == pytest.approx([math.log(4.0 / 3.0), LN2], abs=1e-12)
+def test_cross_entropy_with_bias_by_hand():
+    # session = identity, so score_bj = table[j, b] + bias[j]; the padding column (bias 5) never counts
+    # row 0: scores (0, ln 3) over items 1, 2, target 2: -ln 3 + ln(1 + 3) = ln(4/3)
+    # row 1: scores (1, 1),              target 1: -1 + ln(2e) = ln 2
+    session = torch.eye(2, dtype=torch.float64)
+    table = torch.tensor([[9.0, 9.0], [-1.0, 0.0], [math.log(3.0) - 1.0, 0.0]], dtype=torch.float64)
+    bias = torch.tensor([5.0, 1.0, 1.0], dtype=torch.float64)
+    got = item_softmax_cross_entropy(session, table, torch.tensor([2, 1]), bias)
+    assert float(got) == pytest.approx((math.log(4.0 / 3.0) + LN2) / 2, abs=1e-12)
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_cross_entropy_equals_plain_formulation_with_gradients(with_bias):
+    gen = torch.Generator().manual_seed(0)
+    session = torch.randn(7, 5, generator=gen)
+    table = torch.randn(13, 5, generator=gen)
+    bias = torch.randn(13, generator=gen) if with_bias else None
+    targets = torch.tensor([1, 12, 3, 3, 7, 5, 12])
+
+    def run(fn):
+        leaves = [t.detach().clone().requires_grad_() for t in (session, table, bias) if t is not None]
+        loss = fn(*leaves)
+        loss.backward()
+        return loss.detach(), [leaf.grad for leaf in leaves]
+
+    def plain(s, e, b=None):
+        scores = s @ e[1:].T + (0.0 if b is None else b[1:])
+        return F.cross_entropy(scores, targets - 1)
+
+    mine, mine_grads = run(lambda s, e, b=None: item_softmax_cross_entropy(s, e, targets, b))
+    ref, ref_grads = run(plain)
+    assert float(mine) == pytest.approx(float(ref), rel=1e-6)
+    for got, expected in zip(mine_grads, ref_grads):
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-7)
+    assert mine_grads[1][0].abs().max() == 0  # the padding row gets no gradient
+    if with_bias:
+        assert mine_grads[2][0] == 0
+
+
+def test_training_step_equals_plain_autograd_step():
+    # one step of the model (shared loss, the tied lookup's gradient added by hand, Adam) against the
+    # plain formulation: F.cross_entropy over h O^T + b, autograd through the tied lookup
+    data = tiny_dataset(n_items=15, n_train=40, n_test=5, seed=2)
+
+    def started():
+        model = GRU4Rec(hidden_size=6, batch_size=4, device="cpu")
+        model._check_params()
+        model.device_, model.n_items_ = torch.device("cpu"), data.n_items
+        model._start_training(data, "train", 0)
+        model.network_.train()
+        return model
+
+    mine, ref = started(), started()
+    state = mine.network_.initial_state(mine._plan.first_rows, mine.device_)
+    state_mine, loss_sum = mine._train_step(0, state)
+    net, plan = ref.network_, ref._plan
+    lo, hi = plan.bounds[0], plan.bounds[1]
+    state_ref = net.step(plan.inputs[lo:hi], state, p_embed=ref.dropout_embed, p_hidden=ref.dropout_hidden,
+                         generator=ref._dropout_gen)
+    loss = F.cross_entropy(state_ref[-1] @ net.output[1:].T + net.bias[1:], plan.targets[lo:hi] - 1)
+    loss.backward()
+    ref._optim.step()
+    assert float(loss_sum) == pytest.approx(float(loss.detach()) * (hi - lo), rel=1e-6)
+    torch.testing.assert_close(state_mine[-1], state_ref[-1].detach())
+    for (name, got), expected in zip(mine.network_.named_parameters(), net.parameters()):
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-7, msg=name)
+        assert got.grad is None  # freed at the end of the step
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.3])
+def test_adagrad_step_follows_its_formula(momentum):
+    gen = torch.Generator().manual_seed(1)
+    params = [torch.randn(4, 3, generator=gen).requires_grad_(), torch.randn(5, generator=gen).requires_grad_()]
+    expected = [p.detach().clone() for p in params]
+    sums = [torch.zeros_like(p) for p in expected]
+    velocities = [torch.zeros_like(p) for p in expected]
+    optim = AdagradM(params, lr=0.1, momentum=momentum)
+    for _ in range(3):
+        grads = [torch.randn(p.shape, generator=gen) for p in params]
+        for p, g in zip(params, grads):
+            p.grad = g.clone()
+        optim.step()
+        for theta, G, v, g in zip(expected, sums, velocities, grads):
+            G += g * g
+            step = -0.1 * g / torch.sqrt(G + 1e-6)
+            if momentum:
+                v.mul_(momentum).add_(step)
+                theta += v
+            else:
+                theta += step
+    for got, want in zip(params, expected):
+        torch.testing.assert_close(got.detach(), want)
 
 
 def test_softmax_over_negatives_gives_the_target_no_weight():

@@ -14,7 +14,7 @@ import torch
 from baselines.factorization import BPRMF, FPMC, sample_negatives
 from baselines.gru4rec import GRU4Rec
 from baselines.narm import NARM
-from baselines.sasrec import SASRec, SessionSequences
+from baselines.sasrec import SASRec, SASRecBlock, SessionSequences
 from baselines.stamp import STAMP
 from harness.dataset import PrefixBatch, SessionDataset, SessionSplit
 from harness.errors import ConfigError
@@ -143,9 +143,9 @@ def test_sasrec_scores_follow_the_authors_block():
     randomise(net)
     E, P = np_(net.embedding.weight), np_(net.positions.weight)
     block = net.blocks[0]
-    Wq, Wk, Wv = np.split(np_(block.attention.in_proj_weight), 3)
-    bq, bk, bv = np.split(np_(block.attention.in_proj_bias), 3)
-    Wo, bo = np_(block.attention.out_proj.weight), np_(block.attention.out_proj.bias)
+    Wq, Wk, Wv = np.split(np_(block.in_proj.weight), 3)
+    bq, bk, bv = np.split(np_(block.in_proj.bias), 3)
+    Wo, bo = np_(block.out_proj.weight), np_(block.out_proj.bias)
     ln = lambda m: (np_(m.weight), np_(m.bias))  # noqa: E731
     d = 4
     expected = []
@@ -164,6 +164,22 @@ def test_sasrec_scores_follow_the_authors_block():
         out = numpy_layer_norm(z, *ln(net.final_norm))
         expected.append(E @ out[-1])
     np.testing.assert_allclose(scores_of(model), np.array(expected), rtol=1e-4, atol=1e-4)
+
+
+def test_sasrec_attention_with_several_heads_equals_torchs_multihead_attention():
+    torch.manual_seed(0)
+    d, heads, width = 8, 2, 5
+    block = SASRecBlock(d, heads, dropout=0.3).eval()  # eval: no dropout
+    reference = torch.nn.MultiheadAttention(d, heads, batch_first=True).eval()
+    with torch.no_grad():
+        reference.in_proj_weight.copy_(block.in_proj.weight)
+        reference.in_proj_bias.copy_(block.in_proj.bias)
+        reference.out_proj.weight.copy_(block.out_proj.weight)
+        reference.out_proj.bias.copy_(block.out_proj.bias)
+    q, z = torch.randn(3, width, d), torch.randn(3, width, d)
+    causal = torch.full((width, width), float("-inf")).triu(1)
+    expected, _ = reference(q, z, z, attn_mask=causal.isinf(), need_weights=False)
+    torch.testing.assert_close(block.attention(q, z, causal), expected, atol=1e-6, rtol=1e-5)
 
 
 def test_sasrec_sequences_are_whole_sessions_cut_to_max_len():

@@ -79,3 +79,20 @@ class Diverges(Scripted):
 def test_a_nan_training_loss_stops_the_fit_naming_the_epoch(data):
     with pytest.raises(FloatingPointError, match="training loss became nan in epoch 2"):
         Diverges(epochs=4, patience=0).fit(data)
+
+
+def test_dropout_keeps_each_element_with_probability_1_minus_p_scaled_to_keep_the_mean():
+    from harness.neural import Dropout, dropout
+
+    x = torch.full((200, 500), 2.0)
+    torch.manual_seed(0)
+    out = dropout(x, 0.3)
+    kept = out != 0
+    assert abs(kept.float().mean().item() - 0.7) < 0.01  # 100,000 draws: sd 0.0015
+    assert torch.allclose(out[kept], torch.tensor(2.0 / 0.7))
+    assert abs(out.mean().item() - 2.0) < 0.03
+    torch.manual_seed(0)
+    assert torch.equal(dropout(x, 0.3), out)  # the global generator that fit seeds
+    assert dropout(x, 0.3, training=False) is x and dropout(x, 0.0) is x
+    module = Dropout(0.5)
+    assert torch.equal(module.eval()(x), x) and (module.train()(x) == 0).any()

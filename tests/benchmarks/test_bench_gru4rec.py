@@ -25,7 +25,7 @@ from hand_data import first_sessions, prefix_batches
 import torch
 
 from baselines.gru4rec import GRU4Rec
-from harness.timing import torch_threads
+from harness.timing import reuse_freed_memory, torch_threads
 
 SUBSET_SESSIONS = 1700
 
@@ -45,7 +45,7 @@ def test_train_epoch(benchmark, yoochoose):
     epochs = iter(range(1, 1000))
 
     def epoch():
-        with torch_threads(model.num_threads):  # as fit() runs it
+        with torch_threads(model.num_threads), reuse_freed_memory():  # as fit() runs it
             return model._train_epoch(next(epochs))
 
     loss = benchmark.pedantic(epoch, rounds=3, iterations=1, warmup_rounds=0)
