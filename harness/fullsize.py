@@ -177,7 +177,6 @@ def draw_clicks(shape: Shape, rows: int, rng: np.random.Generator) -> Clicks:
     lengths = session_lengths(rows, shape.mean_length, rng)
     n_sessions, n_items = len(lengths), shape.n_items
     offsets = np.concatenate([[0], np.cumsum(lengths)])
-    position = np.arange(rows) - np.repeat(offsets[:-1], lengths)
 
     rank = np.arange(n_items, dtype=np.float64)
     cdf = np.cumsum(1.0 / (rank + 10.0) ** shape.zipf_a)
