@@ -81,8 +81,8 @@ class STAMPNetwork(nn.Module):
                                       generator=generator)
             self.embedding.weight[0].zero_()
 
-    def memories(self, items: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(h_s, h_t, alpha)``: [B, d], [B, d] and the attention weights [B, L] (0 at padding).
+    def memories(self, items: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(h_s, h_t)``, each [B, d].
 
         The per-click terms are computed on the N = sum(lengths) real clicks
         only, flattened to [N, d] (``row`` says whose click each is), and
@@ -98,12 +98,11 @@ class STAMPNetwork(nn.Module):
         m_t = x[lengths.cumsum(0) - 1]
         alpha = self.w_0(torch.sigmoid(self.w_item(x) + (self.w_last(m_t) + self.w_mean(m_s))[row])).squeeze(1)
         m_a = x.new_zeros(m_s.shape).index_add(0, row, alpha.unsqueeze(1) * x)
-        alpha_rows = x.new_zeros(mask.shape).masked_scatter(mask, alpha)
-        return torch.tanh(self.mlp_a(m_a)), torch.tanh(self.mlp_b(m_t)), alpha_rows
+        return torch.tanh(self.mlp_a(m_a)), torch.tanh(self.mlp_b(m_t))
 
     def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """[B, d]: ``h_s * h_t``, whose inner product with x_i is <h_s, h_t, x_i>."""
-        h_s, h_t, _ = self.memories(items, lengths)
+        h_s, h_t = self.memories(items, lengths)
         return h_s * h_t
 
 

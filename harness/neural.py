@@ -133,43 +133,76 @@ def softmax_flops(rows: int, n_items: int, hidden: int) -> float:
     return 6.0 * rows * n_items * hidden
 
 
+#: rows of the scores computed at a time by :func:`item_softmax_cross_entropy`:
+#: a [128, N] block of scores is still in cache when its two gradient
+#: products read it (STAMP's 512-row batch on 2,933 items: 20-25% faster per
+#: batch than one [512, N] pass)
+SOFTMAX_CHUNK_ROWS = 128
+
+
 class _ItemSoftmaxCrossEntropy(torch.autograd.Function):
     """Mean cross-entropy of softmax over items 1..N, with its gradient
-    written by hand: the probabilities are computed once (one pass of
-    ``exp``) and turned into their own gradient in place, where autograd's
-    log-softmax, NLL and row-slice backward would fill three more buffers
-    as large as the scores or the item table. See
+    written by hand and computed in the forward pass, ``SOFTMAX_CHUNK_ROWS``
+    rows at a time: each block of probabilities (one pass of ``exp``) is
+    turned into its own gradient in place and multiplied into the session
+    and table gradients while it is in cache, so no ``[B, N]`` array
+    outlives its block. The loss is a mean, so the backward pass only scales
+    these gradients by the incoming one. See
     :func:`item_softmax_cross_entropy`."""
 
     @staticmethod
     def forward(ctx, session: torch.Tensor, table: torch.Tensor, bias: torch.Tensor | None,
                 targets: torch.Tensor) -> torch.Tensor:
-        # [B, N + 1]; the bias is added inside the product (one pass over the scores)
-        scores = session @ table.T if bias is None else torch.addmm(bias, session, table.T)
-        scores[:, 0] = float("-inf")  # padding: probability 0, so row 0 of the table gets no gradient
-        probabilities = torch.softmax(scores, dim=1)  # one pass of exp over the scores
-        rows = torch.arange(len(targets), device=scores.device)
-        target_probability = probabilities[rows, targets]  # [B]
-        losses = -torch.log(target_probability)
-        underflow = target_probability == 0  # a target scored 87+ below the best: -log p from the scores
-        if bool(underflow.any()):
-            losses[underflow] = (torch.logsumexp(scores[underflow], dim=1)
-                                 - scores[rows[underflow], targets[underflow]])
-        ctx.has_bias = bias is not None
-        ctx.save_for_backward(session, table, probabilities, targets)
+        wanted = ctx.needs_input_grad
+        n_rows = len(targets)
+        losses = session.new_empty(n_rows)
+        grad_session = torch.empty_like(session) if wanted[0] else None
+        grad_table = torch.empty_like(table) if wanted[1] else None
+        grad_bias = torch.zeros_like(bias) if bias is not None and wanted[2] else None
+        mean = session.new_ones(()) / n_rows  # the weight of each row in the mean
+        for start in range(0, n_rows, SOFTMAX_CHUNK_ROWS):
+            rows = slice(start, start + SOFTMAX_CHUNK_ROWS)
+            gradient = _softmax_block(session[rows], table, bias, targets[rows], losses[rows])
+            gradient.mul_(mean)
+            if grad_session is not None:
+                torch.mm(gradient, table, out=grad_session[rows])
+            if grad_table is not None:  # summed over the blocks
+                if start == 0:
+                    torch.mm(gradient.T, session[rows], out=grad_table)
+                else:
+                    grad_table.addmm_(gradient.T, session[rows])
+            if grad_bias is not None:
+                grad_bias += gradient.sum(dim=0)
+        grads = (grad_session, grad_table, grad_bias)
+        ctx.wanted = [grad is not None for grad in grads]
+        ctx.save_for_backward(*(grad for grad in grads if grad is not None))
         return losses.mean()
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_loss: torch.Tensor):
-        session, table, gradient, targets = ctx.saved_tensors
-        rows = torch.arange(len(targets), device=gradient.device)
-        gradient[rows, targets] -= 1.0  # d loss_b / d score_bj = p_bj - [j = target_b]
-        gradient.mul_(grad_loss / len(targets))
-        grad_bias = gradient.sum(dim=0) if ctx.has_bias and ctx.needs_input_grad[2] else None
-        grad_session = gradient @ table if ctx.needs_input_grad[0] else None
-        grad_table = gradient.T @ session if ctx.needs_input_grad[1] else None
-        return grad_session, grad_table, grad_bias, None
+        saved = iter(ctx.saved_tensors)
+        grads = [next(saved) * grad_loss if wanted else None for wanted in ctx.wanted]
+        return (*grads, None)
+
+
+def _softmax_block(session: torch.Tensor, table: torch.Tensor, bias: torch.Tensor | None,
+                   targets: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
+    """One block of rows: writes their losses into ``losses`` [b] and returns
+    d loss_b / d score_bj = p_bj - [j = target_b], [b, N + 1]."""
+    # the bias is added inside the product (one pass over the scores)
+    scores = session @ table.T if bias is None else torch.addmm(bias, session, table.T)
+    scores[:, 0] = float("-inf")  # padding: probability 0, so row 0 of the table gets no gradient
+    gradient = torch.softmax(scores, dim=1)  # one pass of exp over the scores
+    rows = torch.arange(len(targets), device=scores.device)
+    target_probability = gradient[rows, targets]  # [b]
+    losses.copy_(target_probability.log().neg_())
+    underflow = target_probability == 0  # a target scored 87+ below the best: -log p from the scores
+    if bool(underflow.any()):
+        losses[underflow] = (torch.logsumexp(scores[underflow], dim=1)
+                             - scores[rows[underflow], targets[underflow]])
+    gradient[rows, targets] -= 1.0
+    return gradient
 
 
 def item_softmax_cross_entropy(session: torch.Tensor, table: torch.Tensor, targets: torch.Tensor,

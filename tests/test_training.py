@@ -96,3 +96,39 @@ def test_dropout_keeps_each_element_with_probability_1_minus_p_scaled_to_keep_th
     assert dropout(x, 0.3, training=False) is x and dropout(x, 0.0) is x
     module = Dropout(0.5)
     assert torch.equal(module.eval()(x), x) and (module.train()(x) == 0).any()
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_the_softmax_loss_in_blocks_of_rows_equals_the_plain_formulation(monkeypatch, with_bias):
+    import torch.nn.functional as F
+
+    import harness.neural as neural
+
+    monkeypatch.setattr(neural, "SOFTMAX_CHUNK_ROWS", 4)  # 11 rows: blocks of 4, 4 and 3
+    gen = torch.Generator().manual_seed(1)
+    session, table = torch.randn(11, 6, generator=gen), torch.randn(9, 6, generator=gen)
+    session[9] = table[3] * 40.0  # row 9 (third block): its target, item 5, underflows to probability 0
+    bias = torch.randn(9, generator=gen) if with_bias else None
+    targets = torch.tensor([1, 8, 3, 3, 7, 5, 2, 8, 1, 5, 4])
+
+    def run(fn, weight):
+        leaves = [t.detach().clone().requires_grad_() for t in (session, table, bias) if t is not None]
+        loss = fn(*leaves)
+        (weight * loss).backward()  # the incoming gradient scales every gradient
+        return loss.detach(), [leaf.grad for leaf in leaves]
+
+    def plain(s, e, b=None):
+        return F.cross_entropy(s @ e[1:].T + (0.0 if b is None else b[1:]), targets - 1)
+
+    mine, mine_grads = run(lambda s, e, b=None: neural.item_softmax_cross_entropy(s, e, targets, b), 3.0)
+    ref, ref_grads = run(plain, 3.0)
+    assert torch.isfinite(mine) and float(mine) == pytest.approx(float(ref), rel=1e-5)
+    for got, expected in zip(mine_grads, ref_grads):
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    assert mine_grads[1][0].abs().max() == 0  # the padding row gets no gradient
+
+    # only the session needs a gradient (a frozen table): the same session gradient
+    frozen = table.detach()
+    s = session.detach().clone().requires_grad_()
+    neural.item_softmax_cross_entropy(s, frozen, targets, bias).backward()
+    torch.testing.assert_close(s.grad * 3.0, mine_grads[0], rtol=1e-5, atol=1e-6)
