@@ -274,6 +274,34 @@ def _f(value: object, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _load(r: dict) -> str:
+    return f"{_f(r['load_start'])}/{_f(r['load_mean'])}/{_f(r['load_max'])}"
+
+
+def _print_table(headers: list[str], align: str, rows: list[list[str]]) -> None:
+    """A Markdown table; ``align`` has one letter per column, ``l`` or ``r``."""
+    print("| " + " | ".join(headers) + " |")
+    print("|" + "|".join("---:" if a == "r" else "---" for a in align) + "|")
+    for cells in rows:
+        print("| " + " | ".join(cells) + " |")
+
+
+def _model_cells(r: dict) -> list[str]:
+    share = r.get("overhead_share")
+    return [r["dataset"], r["model"], f"{_f(r.get('fit_seconds'))} ({_f(r.get('fit_cpu_seconds'))})",
+            f"{_f(r.get('score_seconds'))} ({_f(r.get('score_cpu_seconds'))})",
+            f"{_f(r.get('rank_seconds'))} ({_f(r.get('rank_cpu_seconds'))})",
+            _f((r.get("metric_seconds") or 0) + (r.get("write_seconds") or 0), 2),
+            "-" if share is None else f"{100 * share:.0f}%", _f(r["peak_rss_gb"], 2), _load(r)]
+
+
+def _epoch_cells(r: dict) -> list[str]:
+    rate = 1000 * r["subset_epoch_seconds"] / r["subset_prefixes"]
+    return [r["dataset"], r["model"], str(r["subset_prefixes"]), _f(r["subset_epoch_seconds"]), _f(rate, 2),
+            _f(r["epoch_seconds_extrapolated"], 0), _f(r["train_tr_epoch_seconds_extrapolated"], 0),
+            _f(r["peak_rss_gb"], 2), _load(r)]
+
+
 def run_table(args: argparse.Namespace) -> int:
     rows = [json.loads(line) for line in Path(args.results).read_text().splitlines() if line.strip()]
     latest: dict[tuple, dict] = {}
@@ -281,41 +309,24 @@ def run_table(args: argparse.Namespace) -> int:
         latest[(row["kind"], row["dataset"], row.get("model"))] = row
     prepared = [r for r in latest.values() if r["kind"] == "prepare"]
     if prepared:
-        print("| dataset | prepare s | cache load s | peak RSS GiB | load (start/mean/max) "
-              "| train prefixes | test cases |")
-        print("|---|---:|---:|---:|---|---:|---:|")
-        for r in prepared:
-            print(f"| {r['dataset']} | {_f(r.get('prepare_seconds'))} | {_f(r.get('cache_load_seconds'))} "
-                  f"| {_f(r['peak_rss_gb'], 2)} | {_f(r['load_start'])}/{_f(r['load_mean'])}/{_f(r['load_max'])} "
-                  f"| {r.get('train_prefixes', '-')} | {r.get('test_cases', '-')} |")
+        _print_table(["dataset", "prepare s", "cache load s", "peak RSS GiB", "load (start/mean/max)",
+                      "train prefixes", "test cases"], "lrrrlrr",
+                     [[r["dataset"], _f(r.get("prepare_seconds")), _f(r.get("cache_load_seconds")),
+                       _f(r["peak_rss_gb"], 2), _load(r), str(r.get("train_prefixes", "-")),
+                       str(r.get("test_cases", "-"))] for r in prepared])
         print()
     models = [r for r in latest.values() if r["kind"] == "model"]
     if models:
-        print("| dataset | model | fit s (CPU s) | score s (CPU s) | rank s (CPU s) | metrics + write s "
-              "| overhead / score | peak RSS GiB | load start/mean/max |")
-        print("|---|---|---:|---:|---:|---:|---:|---:|---|")
-        for r in models:
-            share = r.get("overhead_share")
-            print(f"| {r['dataset']} | {r['model']} | {_f(r.get('fit_seconds'))} ({_f(r.get('fit_cpu_seconds'))}) "
-                  f"| {_f(r.get('score_seconds'))} ({_f(r.get('score_cpu_seconds'))}) "
-                  f"| {_f(r.get('rank_seconds'))} ({_f(r.get('rank_cpu_seconds'))}) "
-                  f"| {_f((r.get('metric_seconds') or 0) + (r.get('write_seconds') or 0), 2)} "
-                  f"| {'-' if share is None else f'{100 * share:.0f}%'} | {_f(r['peak_rss_gb'], 2)} "
-                  f"| {_f(r['load_start'])}/{_f(r['load_mean'])}/{_f(r['load_max'])} |")
+        _print_table(["dataset", "model", "fit s (CPU s)", "score s (CPU s)", "rank s (CPU s)", "metrics + write s",
+                      "overhead / score", "peak RSS GiB", "load start/mean/max"], "llrrrrrrl",
+                     [_model_cells(r) for r in models])
         print()
     epochs = [r for r in latest.values() if r["kind"] == "epoch"]
     if epochs:
-        print("| dataset | model | timed prefixes | timed epoch s | s per 1000 prefixes | train epoch s (extrapolated) "
-              "| train_tr epoch s (extrapolated) | peak RSS GiB | load start/mean/max |")
-        print("|---|---|---:|---:|---:|---:|---:|---:|---|")
-        for r in epochs:
-            if "subset_prefixes" not in r:
-                continue
-            rate = 1000 * r["subset_epoch_seconds"] / r["subset_prefixes"]
-            print(f"| {r['dataset']} | {r['model']} | {r['subset_prefixes']} | {_f(r['subset_epoch_seconds'])} "
-                  f"| {_f(rate, 2)} | {_f(r['epoch_seconds_extrapolated'], 0)} "
-                  f"| {_f(r['train_tr_epoch_seconds_extrapolated'], 0)} | {_f(r['peak_rss_gb'], 2)} "
-                  f"| {_f(r['load_start'])}/{_f(r['load_mean'])}/{_f(r['load_max'])} |")
+        _print_table(["dataset", "model", "timed prefixes", "timed epoch s", "s per 1000 prefixes",
+                      "train epoch s (extrapolated)", "train_tr epoch s (extrapolated)", "peak RSS GiB",
+                      "load start/mean/max"], "llrrrrrrl",
+                     [_epoch_cells(r) for r in epochs if "subset_prefixes" in r])
     return 0
 
 
