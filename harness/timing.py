@@ -197,27 +197,6 @@ def _count(value: Any) -> int:
     return 0
 
 
-def measure_gemm_gflops(m: int, k: int, n: int, *, repeats: int = 5, seed: int = 0) -> dict[str, float]:
-    """The achieved fp32 GEMM rate of this machine at torch's current thread
-    count: ``C[m, n] = A[m, k] @ B[k, n]`` timed ``repeats`` times after a
-    warm-up; 2 m k n FLOPs each. Returns ``{"gflops_best", "gflops_median",
-    "threads"}``. A shared or loaded machine gives a meaningless figure:
-    measure on an idle one."""
-    gen = torch.Generator().manual_seed(seed)
-    a = torch.randn(m, k, generator=gen)
-    b = torch.randn(k, n, generator=gen)
-    out = torch.empty(m, n)
-    torch.mm(a, b, out=out)  # warm-up: allocation, thread pool
-    seconds = []
-    for _ in range(max(1, int(repeats))):
-        start = time.perf_counter()
-        torch.mm(a, b, out=out)
-        seconds.append(time.perf_counter() - start)
-    flops = 2.0 * m * k * n
-    return {"gflops_best": flops / min(seconds) / 1e9, "gflops_median": flops / float(np.median(seconds)) / 1e9,
-            "threads": torch.get_num_threads()}
-
-
 def benchmark_clock(threads: int) -> Callable[[], float]:
     """The clock of the GEMM-bound benchmarks: ``time.thread_time`` (CPU
     time of the calling thread) with one thread, where every operation runs
