@@ -94,10 +94,13 @@ class STAMPNetwork(nn.Module):
         mask = torch.arange(width, device=items.device).unsqueeze(0) < lengths.unsqueeze(1)  # [B, L]
         row = torch.arange(len(lengths), device=items.device).repeat_interleave(lengths)  # [N]
         x = self.embedding(items[mask])  # [N, d], row by row, clicks in order
-        m_s = x.new_zeros(len(lengths), x.shape[1]).index_add(0, row, x) / lengths.unsqueeze(1).to(x.dtype)
-        m_t = x[lengths.cumsum(0) - 1]
-        alpha = self.w_0(torch.sigmoid(self.w_item(x) + (self.w_last(m_t) + self.w_mean(m_s))[row])).squeeze(1)
-        m_a = x.new_zeros(m_s.shape).index_add(0, row, alpha.unsqueeze(1) * x)
+        # row gathers by index_select: its backward is one index_add, where
+        # advanced indexing's is a slower accumulating index_put
+        m_s = x.new_zeros(len(lengths), x.shape[1]).index_add_(0, row, x) / lengths.unsqueeze(1).to(x.dtype)
+        m_t = x.index_select(0, lengths.cumsum(0) - 1)
+        query = (self.w_last(m_t) + self.w_mean(m_s)).index_select(0, row)  # [N, d]
+        alpha = self.w_0(torch.sigmoid(self.w_item(x) + query)).squeeze(1)
+        m_a = x.new_zeros(m_s.shape).index_add_(0, row, alpha.unsqueeze(1) * x)
         return torch.tanh(self.mlp_a(m_a)), torch.tanh(self.mlp_b(m_t))
 
     def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
