@@ -28,11 +28,12 @@ fuzz: $(STAMP)
 
 setup: $(STAMP)
 
-# Full-size stand-in data, the GEMM and SR-GNN benchmarks, and the scale
+# Full-size stand-in data, the GEMM, SR-GNN and GEMM-bound benchmarks, and the scale
 # suite (docs/scale.md). Not part of `make test`: hours on a CPU at SCALE=1.
 scale: $(STAMP)
 	$(BIN)/sessionbench datasets generate yoochoose diginetica --out $(SCALE_DIR) --scale $(SCALE)
 	$(BIN)/python -m pytest tests/benchmarks/test_bench_gemm.py tests/benchmarks/test_bench_srgnn.py \
+		tests/benchmarks/test_bench_srgnn_bound.py tests/benchmarks/test_bench_gru4rec_bound.py \
 		--benchmark-enable -q
 	$(BIN)/sessionbench -v run scale --data-dir $(SCALE_DIR) --out $(SCALE_OUT)
 
