@@ -9,6 +9,8 @@ and exit status 1. Anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,23 @@ def quote(value: Any, limit: int = QUOTE_LIMIT) -> str:
 def describe(value: Any) -> str:
     """``<type> <quoted value>``: what a key held, for "expected X, got Y" messages."""
     return f"{type(value).__name__} {quote(value)}"
+
+
+def did_you_mean(name: Any, choices: Iterable[Any]) -> str:
+    """``" (did you mean 'x'?)"`` when ``name`` is a likely typo of one of
+    ``choices``, else ``""``: placed right after the unknown name or key in
+    an error message.
+
+    A close match is what :func:`difflib.get_close_matches` finds (similarity
+    ratio >= 0.6), compared case-insensitively, so ``SRGNN`` finds ``srgnn``.
+    """
+    if not isinstance(name, str) or not name:
+        return ""
+    options = {str(c).lower(): str(c) for c in choices}
+    match = difflib.get_close_matches(name.lower(), list(options), n=1, cutoff=0.6)
+    if not match or options[match[0]] == name:
+        return ""
+    return f" (did you mean {options[match[0]]!r}?)"
 
 
 class SessionbenchError(Exception):

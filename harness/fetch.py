@@ -46,7 +46,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from harness import paths
-from harness.errors import ConfigError, SessionbenchError
+from harness.errors import ConfigError, SessionbenchError, did_you_mean
 
 __all__ = [
     "FetchError",
@@ -125,7 +125,7 @@ def _parse_entry(entry: Any, spec_name: str, path: Path, key: str) -> RemoteFile
         raise ConfigError(f"{path}: key {key!r}: expected a mapping with keys {', '.join(_KEYS)}")
     for k in entry:
         if k not in _KEYS:
-            raise ConfigError(f"{path}: unknown key '{key}.{k}'; expected one of {', '.join(_KEYS)}")
+            raise ConfigError(f"{path}: unknown key '{key}.{k}'{did_you_mean(k, _KEYS)}; expected one of {', '.join(_KEYS)}")
 
     def text(k: str, default: str | None = None) -> str | None:
         v = entry.get(k, default)

@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from harness.errors import ConfigError, ContractError, SessionbenchError, UnknownNameError, quote
+from harness.errors import ConfigError, ContractError, SessionbenchError, UnknownNameError, did_you_mean, quote
 from harness.plugin import SessionRecommender
 
 ENTRY_POINT_GROUP = "sessionbench.models"
@@ -159,7 +159,7 @@ def get_model_class(name: str) -> type[SessionRecommender]:
         raise ContractError(BROKEN_PLUGINS[name])
     if name not in models:
         known = ", ".join(models) or "none"
-        raise UnknownNameError(f"unknown model {quote(name)}; registered models: {known} (or use package.module:ClassName)")
+        raise UnknownNameError(f"unknown model {quote(name)}{did_you_mean(name, models)}; registered models: {known} (or use package.module:ClassName)")
     return models[name]
 
 
@@ -225,7 +225,8 @@ def coerce_params(cls: type[SessionRecommender], params: Mapping[str, Any], *, s
     for key, value in params.items():
         if not isinstance(key, str) or key not in defaults:
             raise ConfigError(
-                f"{source}: model {cls.name or cls.__name__!r} has no hyper-parameter {quote(key)}; "
+                f"{source}: model {cls.name or cls.__name__!r} has no hyper-parameter {quote(key)}"
+                f"{did_you_mean(key, defaults)}; "
                 f"it takes: {', '.join(defaults) or 'none'}"
             )
         out[key] = _coerce(value, defaults[key], f"{source}: {key}")

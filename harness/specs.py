@@ -36,7 +36,7 @@ import yaml
 
 from harness import cache, paths, preprocess, readers
 from harness.dataset import SPLIT_NAMES, SessionDataset, SessionSplit
-from harness.errors import ConfigError, DataError, UnknownNameError, describe, quote
+from harness.errors import ConfigError, DataError, UnknownNameError, describe, did_you_mean, quote
 from harness.limits import MAX_NAME_LENGTH, MAX_SEED
 from harness.yamlfile import load_yaml_file
 
@@ -171,9 +171,10 @@ def load_spec(name_or_path: str | Path) -> DatasetSpec:
     else:
         path = PRESET_DIR / f"{text}.yaml"
         if not path.is_file():
-            known = ", ".join(p.stem for p in sorted(PRESET_DIR.glob("*.yaml")))
+            presets = [p.stem for p in sorted(PRESET_DIR.glob("*.yaml"))]
             raise UnknownNameError(
-                f"unknown dataset {quote(text)}; expected a preset ({known}) or the path to a spec .yaml file"
+                f"unknown dataset {quote(text)}{did_you_mean(text, presets)}; "
+                f"expected a preset ({', '.join(presets)}) or the path to a spec .yaml file"
             )
     return _parse_spec(_read_yaml(path), path)
 
@@ -226,7 +227,7 @@ def _parse_download(value: Any, name: str, path: Path) -> tuple[Any, ...]:
 def _check_keys(data: Mapping[str, Any], allowed: tuple[str, ...] | list[str], path: Path, prefix: str) -> None:
     for key in data:
         if key not in allowed:
-            raise ConfigError(f"{path}: unknown key {quote(prefix + str(key))}; expected one of {', '.join(allowed)}")
+            raise ConfigError(f"{path}: unknown key {quote(prefix + str(key))}{did_you_mean(key, allowed)}; expected one of {', '.join(allowed)}")
 
 
 def _mapping(value: Any, path: Path, key: str) -> Mapping[str, Any]:

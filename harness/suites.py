@@ -62,7 +62,7 @@ from typing import Any
 import yaml
 
 from harness import paths
-from harness.errors import ConfigError, describe, quote
+from harness.errors import ConfigError, describe, did_you_mean, quote
 from harness.limits import MAX_GRID_LABEL_LENGTH, MAX_GRID_POINTS, MAX_K, MAX_NAME_LENGTH, MAX_SEED
 from harness.registry import coerce_params, get_model_class
 from harness.yamlfile import load_yaml_text, read_text_file
@@ -135,8 +135,9 @@ def load_suite(name_or_path: str | Path) -> Suite:
     if not (text.endswith((".yaml", ".yml")) or "/" in text):
         path = SUITE_DIR / f"{text}.yaml"
         if not path.is_file():
-            known = ", ".join(sorted(p.stem for p in SUITE_DIR.glob("*.yaml"))) or "none"
-            raise ConfigError(f"unknown suite {quote(text)}; expected one of {known} or the path of a suite .yaml file")
+            shipped = sorted(p.stem for p in SUITE_DIR.glob("*.yaml"))
+            raise ConfigError(f"unknown suite {quote(text)}{did_you_mean(text, shipped)}; "
+                              f"expected one of {', '.join(shipped) or 'none'} or the path of a suite .yaml file")
     if not path.is_file():
         raise ConfigError(f"{path}: suite file not found")
     text = read_text_file(path, "suite")
@@ -357,7 +358,7 @@ def _unique(values: list[Any], where: str, key: str, what: str) -> None:
 def _check_keys(data: dict, allowed: tuple[str, ...], where: str, prefix: str) -> None:
     for k in data:
         if k not in allowed:
-            raise ConfigError(f"{where}: unknown key {quote(prefix + str(k))}; expected one of {', '.join(allowed)}")
+            raise ConfigError(f"{where}: unknown key {quote(prefix + str(k))}{did_you_mean(k, allowed)}; expected one of {', '.join(allowed)}")
 
 
 def _list(data: dict, key: str, where: str) -> list:

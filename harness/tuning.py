@@ -46,7 +46,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import ConfigError, SessionbenchError
+from harness.errors import ConfigError, SessionbenchError, did_you_mean
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from harness.runner import RunSpec
@@ -290,7 +290,8 @@ def _space(value: Any, model_cls: type, where: str, key: str) -> tuple[SearchPar
     for name, spec in space.items():
         here = f"{key}.{name}"
         if name not in known:
-            raise ConfigError(f"{where}: key {here}: {model_cls.__name__} has no hyper-parameter {name!r}; "
+            raise ConfigError(f"{where}: key {here}: {model_cls.__name__} has no hyper-parameter {name!r}"
+                              f"{did_you_mean(name, known)}; "
                               f"expected one of {', '.join(known)}")  # fmt: skip
         spec = _mapping(spec, where, here)
         _check(spec, PARAM_KEYS, where, here)
@@ -352,7 +353,7 @@ def _choice(value: Any, allowed: tuple[str, ...], where: str, key: str) -> str:
 def _check(data: dict, allowed: tuple[str, ...], where: str, key: str) -> None:
     for k in data:
         if k not in allowed:
-            raise ConfigError(f"{where}: unknown key {key}.{k}; expected one of {', '.join(allowed)}")
+            raise ConfigError(f"{where}: unknown key {key}.{k}{did_you_mean(k, allowed)}; expected one of {', '.join(allowed)}")
 
 
 # --------------------------------------------------------------------------- #

@@ -690,3 +690,53 @@ def test_huge_integers_and_odd_method_values_in_a_spec(tmp_path):
         with pytest.raises(_ConfigError, match=expected) as err:
             specs.load_spec(tmp_path / "bad.yaml")
         assert len(_one_line(err)) < 600
+
+
+# --------------------------------------------------------------------------- #
+# typos: a close match is suggested
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize(
+    "model, expected",
+    [
+        ("srgn", "unknown model 'srgn' (did you mean 'srgnn'?); registered models:"),
+        ({"name": "sknn", "params": {"kk": 5}}, "no hyper-parameter 'kk' (did you mean 'k'?); it takes:"),
+        ({"name": "gru4rec", "grid": {"n_epochs": [1, 2]}}, "no hyper-parameter 'n_epochs' (did you mean 'epochs'?)"),
+        ({"name": "pop", "lable": "x"}, "unknown key 'models[0].lable' (did you mean 'label'?)"),
+    ],
+)
+def test_a_typo_in_a_suite_suggests_the_close_match(model, expected):
+    assert expected in _suite_error({"datasets": ["synthetic"], "models": [model]})
+
+
+def test_a_typo_of_a_top_level_suite_key_suggests_the_key():
+    message = _suite_error({"datasets": ["synthetic"], "modles": ["pop"], "models": ["pop"]})
+    assert "unknown key 'modles' (did you mean 'models'?); expected one of" in message
+
+
+def test_no_suggestion_without_a_close_match():
+    message = _suite_error({"datasets": ["synthetic"], "models": ["zzzzzz"]})
+    assert "did you mean" not in message
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["evaluate", "--dataset", "synthetc", "--model", "pop"], "unknown dataset 'synthetc' (did you mean 'synthetic'?)"),
+        (["evaluate", "--dataset", "synthetic", "--model", "SRGN"], "unknown model 'SRGN' (did you mean 'srgnn'?)"),
+        (["evaluate", "--dataset", "synthetic", "--model", "sknn", "--param", "smple_size=5"],
+         "no hyper-parameter 'smple_size' (did you mean 'sample_size'?)"),
+        (["run", "defualt"], "unknown suite 'defualt' (did you mean 'default'?)"),
+    ],
+)
+def test_a_typo_on_the_command_line_suggests_the_close_match(capsys, argv, expected):
+    assert expected in _error_line(*_cli(capsys, *argv))
+
+
+def test_a_typo_of_a_spec_key_suggests_the_key(tmp_path):
+    spec = _session_rec_spec(tmp_path, _good_rows())
+    (tmp_path / "bad.yaml").write_text(spec.read_text().replace("min_item_support:", "min_item_suport:"))
+    with pytest.raises(_ConfigError) as err:
+        specs.load_spec(tmp_path / "bad.yaml")
+    assert "unknown key 'preprocess.min_item_suport' (did you mean 'min_item_support'?)" in _one_line(err)

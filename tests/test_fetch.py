@@ -382,6 +382,7 @@ def test_a_missing_member_is_named(server, tmp_path):
     ({"url": "https://h/x.txt", "size": -1}, r"download\[0\].size': expected a number of bytes"),
     ({"url": "https://h/x.txt", "unpack": ["a"]}, r"download\[0\].unpack': 'x.txt' is not a"),
     ({"url": "https://h/x.txt", "colour": 1}, r"unknown key 'download\[0\].colour'"),
+    ({"url": "https://h/x.txt", "sha265": "0" * 64}, r"unknown key 'download\[0\].sha265' \(did you mean 'sha256'\?\)"),
     ({"url": "https://h/x.txt", "file": "../x.txt"}, r"download\[0\].file': expected letters"),
 ])
 def test_bad_download_entries_name_the_file_and_key(tmp_path, item, message):

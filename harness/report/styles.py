@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, did_you_mean
 
 #: built-in models, in their fixed palette slots
 KNOWN_MODELS: tuple[str, ...] = (
@@ -153,7 +153,8 @@ def validate_style_map(value: Any, where: str) -> dict[str, dict[str, str]]:
             raise ConfigError(f"{where}: key style.{label}: expected a mapping with color, marker and/or hatch")
         for key, v in spec.items():
             if key not in ("color", "marker", "hatch"):
-                raise ConfigError(f"{where}: unknown key 'style.{label}.{key}'; expected one of color, marker, hatch")
+                raise ConfigError(f"{where}: unknown key 'style.{label}.{key}'"
+                                  f"{did_you_mean(key, ('color', 'marker', 'hatch'))}; expected one of color, marker, hatch")
             if not isinstance(v, str):
                 raise ConfigError(f"{where}: key style.{label}.{key}: expected a string, got {v!r}")
             if key == "color" and not _HEX.match(v):
