@@ -46,7 +46,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import ConfigError, SessionbenchError, did_you_mean
+from harness.errors import ConfigError, SessionbenchError, describe, did_you_mean, quote
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from harness.runner import RunSpec
@@ -312,6 +312,8 @@ def _space(value: Any, model_cls: type, where: str, key: str) -> tuple[SearchPar
         if low > high or (log_scale and low <= 0) or (step is not None and (step <= 0 or log_scale)):
             raise ConfigError(f"{where}: key {here}: expected low <= high, low > 0 with log, and a positive "
                               f"step without log; got {spec!r}")  # fmt: skip
+        for bound, number in (("low", low), ("high", high)):  # every sampled value must be one the model takes
+            coerce_params(model_cls, {name: number}, source=f"{where}: key {here}.{bound}")
         params.append(SearchParam(name, kind, low, high, log_scale, step, when=when))
     return tuple(params)
 
@@ -332,9 +334,22 @@ def _when(value: Any, space: dict, name: str, where: str, key: str) -> tuple[tup
 
 
 def _number(value: Any, kind: str, where: str, key: str) -> float:
+    """A bound or step: an integer for ``int``, any finite number for ``float``.
+
+    YAML 1.1 reads ``1e-4`` (no dot) as a string, so a float bound may be a
+    numeric string, as a float hyper-parameter may (see
+    :func:`harness.registry.coerce_params`)."""
+    if kind == "float" and isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
     ok = isinstance(value, int) if kind == "int" else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok or not math.isfinite(value):
-        raise ConfigError(f"{where}: key {key}: expected {'an integer' if kind == 'int' else 'a number'}, got {value!r}")
+    expected = "an integer" if kind == "int" else "a number"
+    if isinstance(value, bool) or not ok:
+        raise ConfigError(f"{where}: key {key}: expected {expected}, got {describe(value)}")
+    if abs(value) > 2**53 or not math.isfinite(value):  # beyond 2**53 no float is exact (nor a sampler's range)
+        raise ConfigError(f"{where}: key {key}: expected {expected} between -2**53 and 2**53, got {quote(value)}")
     return value
 
 

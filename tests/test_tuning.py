@@ -21,6 +21,7 @@ from harness.specs import load_dataset
 from harness.store import iter_runs, read_plan
 from harness.suites import parse_suite
 from harness.tuning import DEFAULT_SPACES, parse_tune, study_path, suggest, trial_history
+from harness.yamlfile import load_yaml_text
 from suite_helpers import prepare_workdir, tiny_suite
 
 TINY_SPEC = """
@@ -117,12 +118,31 @@ def suite(workdir, models, **extra):
         ({"metric": "MRR@7"}, r"tune.metric: K=7 is not computed"),
         ({"metric": "Nope@20"}, r"tune.metric: unknown metric"),
         ({"budget": 3}, r"unknown key models\[0\].tune.budget"),
+        ({"space": {"steps": {"type": "int", "low": 1, "high": 10**400}}},
+         r"tune.space.steps.high: expected an integer between -2\*\*53 and 2\*\*53, got 1000"),
+        ({"space": {"steps": {"type": "int", "low": 1, "high": "3"}}}, r"steps.high: expected an integer, got str '3'"),
     ],
 )
 def test_tune_validation_names_file_and_key(tune, match):
     with pytest.raises(ConfigError, match=match):
         parse_suite({"datasets": ["synthetic"], "models": [{"name": "sr", "tune": tune}], "ks": [5, 20]},
                     Path("suites/t.yaml"))
+
+
+def test_a_bound_outside_the_models_range_is_refused_at_load():
+    """A search space may only sample values the model takes (gru4rec: learning_rate > 0)."""
+    tune = {"space": {"learning_rate": {"type": "float", "low": -0.5, "high": 0.1}}}
+    with pytest.raises(ConfigError, match=r"models\[0\].tune.space.learning_rate.low: learning_rate: expected a "
+                                          r"number > 0, got -0.5"):
+        parse_suite({"datasets": ["synthetic"], "models": [{"name": "gru4rec", "tune": tune}]}, Path("suites/t.yaml"))
+
+
+def test_a_float_bound_written_1e_4_is_read_as_a_number():
+    """YAML 1.1 reads 1e-4 (no dot) as a string; a float bound takes it as the number it spells."""
+    text = ("datasets: [synthetic]\nmodels:\n  - name: gru4rec\n    tune:\n      space:\n"
+            "        learning_rate: {type: float, low: 1e-4, high: 1e-1, log: true}\n")
+    (param,) = parse_suite(load_yaml_text(text, "t.yaml")).models[0].tune.space
+    assert (param.low, param.high) == (1e-4, 0.1)
 
 
 def test_grid_and_tune_together_are_refused():
