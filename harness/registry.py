@@ -248,6 +248,10 @@ def _finite(value: Any, where: str) -> Any:
     return value
 
 
+#: Said when YAML turned a word into a boolean where the parameter takes none.
+_YAML_BOOLEAN_HINT = " (YAML reads yes, no, on, off, true and false as booleans; quote a word meant as text)"
+
+
 def _convert(value: Any, default: Any, where: str) -> Any:
     if default is None or value is None:
         return value
@@ -255,6 +259,9 @@ def _convert(value: Any, default: Any, where: str) -> Any:
         if isinstance(value, bool):
             return value
         raise ConfigError(f"{where}: expected true or false, got {quote(value)}")
+    if isinstance(value, bool):
+        expected = {str: "a string", int: "an integer"}.get(type(default), "a number")
+        raise ConfigError(f"{where}: expected {expected}, got the boolean {value!r}{_YAML_BOOLEAN_HINT}")
     if isinstance(default, int):
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63:
             return value  # beyond 64 bits no array, tensor or C library takes it

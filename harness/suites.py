@@ -65,7 +65,7 @@ from harness import paths
 from harness.errors import ConfigError, describe, did_you_mean, quote
 from harness.limits import MAX_GRID_LABEL_LENGTH, MAX_GRID_POINTS, MAX_K, MAX_NAME_LENGTH, MAX_SEED
 from harness.registry import coerce_params, get_model_class
-from harness.yamlfile import load_yaml_text, read_text_file
+from harness.yamlfile import load_yaml_text, numeric_string, read_text_file
 
 SUITE_DIR = paths.suite_dir()  # the shipped suites (package data)
 _TOP_KEYS = ("name", "description", "data_dir", "datasets", "models", "seeds", "ks", "protocols", "batch_size",
@@ -301,6 +301,7 @@ def parse_timeout(value: Any, where: str, key: str) -> dict[str, float]:
 
 
 def _seconds(value: Any, where: str, key: str, *, mapping_too: bool = False) -> float:
+    value = numeric_string(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         also = " or a mapping with fit, score" if mapping_too else ""
         raise ConfigError(f"{where}: key {key!r}: expected a positive number of seconds{also}, got {describe(value)}")

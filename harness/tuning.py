@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import ConfigError, SessionbenchError, describe, did_you_mean, quote
+from harness.yamlfile import numeric_string
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from harness.runner import RunSpec
@@ -247,7 +248,7 @@ def parse_tune(value: Any, defaults: Any, model_cls: type, model_name: str, ks: 
     trials = section.get("trials", DEFAULT_TRIALS if section.get("seconds") is None else None)
     if trials is not None and (isinstance(trials, bool) or not isinstance(trials, int) or trials < 1):
         raise ConfigError(f"{where}: key {key}.trials: expected an integer >= 1, got {trials!r}")
-    seconds = section.get("seconds")
+    seconds = numeric_string(section.get("seconds"))
     if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
                                 or not math.isfinite(seconds) or seconds <= 0):  # fmt: skip
         raise ConfigError(f"{where}: key {key}.seconds: expected a positive number of seconds, got {seconds!r}")
@@ -339,11 +340,8 @@ def _number(value: Any, kind: str, where: str, key: str) -> float:
     YAML 1.1 reads ``1e-4`` (no dot) as a string, so a float bound may be a
     numeric string, as a float hyper-parameter may (see
     :func:`harness.registry.coerce_params`)."""
-    if kind == "float" and isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            pass
+    if kind == "float":
+        value = numeric_string(value)
     ok = isinstance(value, int) if kind == "int" else isinstance(value, (int, float))
     expected = "an integer" if kind == "int" else "a number"
     if isinstance(value, bool) or not ok:

@@ -17,7 +17,7 @@ import yaml
 
 from harness.errors import ConfigError, quote
 
-__all__ = ["load_yaml_file", "load_yaml_text", "read_text_file"]
+__all__ = ["load_yaml_file", "load_yaml_text", "numeric_string", "read_text_file"]
 
 
 class _DuplicateKey(yaml.constructor.ConstructorError):
@@ -105,6 +105,20 @@ def load_yaml_file(path: str | Path, what: str = "YAML file") -> Any:
             YAML or repeats a key; ``what`` names the kind of file.
     """
     return load_yaml_text(read_text_file(path, what), str(path))
+
+
+def numeric_string(value: Any) -> Any:
+    """The number a string such as ``"1e3"`` spells, else ``value`` unchanged.
+
+    YAML 1.1 reads ``1e3`` and ``1e-4`` (no dot) as strings, so every key
+    that takes a real number accepts them, as float hyper-parameters do.
+    """
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
 
 
 def _line_column(text: str, position: int | None) -> tuple[int | None, int | None]:

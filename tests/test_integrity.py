@@ -21,6 +21,7 @@ from harness.lock import LockedError, OutputLock
 from harness.runner import InlineExecutor, LocalProcessExecutor, expand, run_suite
 from harness.store import iter_runs, read_plan, run_path
 from harness.suites import parse_suite
+from harness.yamlfile import load_yaml_text
 from suite_helpers import prepare_workdir, run_inline, tiny_suite
 
 REPO = Path(__file__).resolve().parents[1]
@@ -418,7 +419,7 @@ def test_evaluate_timeout_is_one_line_and_exit_124(workdir):
     "timeout, match",
     [
         (0, r"key 'timeout': expected a positive number of seconds or a mapping with fit, score, got int 0"),
-        ("10", r"key 'timeout': expected a positive number"),
+        ("ten", r"key 'timeout': expected a positive number"),
         (True, r"key 'timeout': expected a positive number"),
         ({"fit": -1}, r"key 'timeout.fit': expected a positive number of seconds, got int -1"),
         ({"train": 5}, r"unknown key 'timeout.train'; expected one of fit, score"),
@@ -429,6 +430,13 @@ def test_timeouts_are_validated_with_file_and_key(timeout, match):
         parse_suite({"datasets": ["synthetic"], "models": ["pop"], "timeout": timeout}, Path("t.yaml"))
     with pytest.raises(ConfigError, match=match.replace("'timeout", "'models\\[0\\].timeout")):
         parse_suite({"datasets": ["synthetic"], "models": [{"name": "pop", "timeout": timeout}]}, Path("t.yaml"))
+
+
+def test_a_timeout_written_1e3_is_a_number():
+    """YAML 1.1 reads 1e3 (no dot) as a string; a timeout takes the number it spells."""
+    text = "datasets: [synthetic]\nmodels: [{name: pop, timeout: {fit: 1e3}}]\ntimeout: 2e2\n"
+    suite = parse_suite(load_yaml_text(text, "t.yaml"))
+    assert suite.timeout == {"fit": 200.0, "score": 200.0} and suite.models[0].timeout == {"fit": 1000.0}
 
 
 def test_timeout_option_on_the_command_line_is_checked(capsys):

@@ -93,6 +93,21 @@ def test_params_are_checked_against_the_model():
         coerce_params(spop, {"tiebreak": "high"})
 
 
+@pytest.mark.parametrize(
+    "model, param, expected",
+    [
+        ("sknn", "similarity=no", "similarity: expected a string, got the boolean False (YAML reads yes, no, on, off"),
+        ("sknn", "k=yes", "k: expected an integer, got the boolean True (YAML reads"),
+        ("spop", "tiebreak=off", "tiebreak: expected a number, got the boolean False (YAML reads"),
+    ],
+)
+def test_a_yaml_boolean_for_another_type_says_why(model, param, expected):
+    """``no`` is YAML 1.1 for false: the error says so instead of a bare "got False"."""
+    with pytest.raises(ConfigError) as err:
+        coerce_params(get_model_class(model), dict([parse_param(param)]))
+    assert expected in str(err.value)
+
+
 def test_a_broken_entry_point_is_named_when_used(tmp_path, monkeypatch, capsys):
     import importlib.metadata
 
