@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from harness.dataset import PrefixBatch, SessionDataset
-from harness.errors import ContractError, DataError, ModelFailure, SessionbenchError
+from harness.errors import ContractError, DataError, ModelFailure, SessionbenchError, quote
 
 log = logging.getLogger(__name__)
 
@@ -164,22 +164,25 @@ class SessionRecommender(abc.ABC):
         """Write the fitted model into the folder ``path`` (created) and return it.
 
         ``model.json`` holds the class (``module:QualName``), the
-        hyper-parameters and the torch version; ``state.pt`` every other
-        instance attribute (the fitted state: tensors, networks, numpy arrays,
-        sparse matrices, curves), written with ``torch.save``, i.e. a pickle:
-        load only models you saved yourself (see :meth:`load`).
+        hyper-parameters, the torch version and the SHA-256 of ``state.pt``;
+        ``state.pt`` every other instance attribute (the fitted state:
+        tensors, networks, numpy arrays, sparse matrices, curves), written
+        with ``torch.save``, i.e. a pickle: load only models you saved
+        yourself (see :meth:`load`).
         """
+        from harness.fetch import sha256_of
+
         if not hasattr(self, "n_items_"):
             raise NotFittedError(f"{self._label()}: call fit() before save()")
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         params = self.get_params()
-        cls = type(self)
-        meta = {"format": 1, "class": f"{cls.__module__}:{cls.__qualname__}", "name": self.name,
-                "params": params, "torch": torch.__version__}
-        (folder / self.SAVED_PARAMS).write_text(json.dumps(meta, indent=2, sort_keys=True, default=repr) + "\n")
         state = {k: v for k, v in vars(self).items() if k not in params}
         torch.save(state, folder / self.SAVED_STATE)
+        cls = type(self)
+        meta = {"format": 1, "class": f"{cls.__module__}:{cls.__qualname__}", "name": self.name,
+                "params": params, "torch": torch.__version__, "state_sha256": sha256_of(folder / self.SAVED_STATE)}
+        (folder / self.SAVED_PARAMS).write_text(json.dumps(meta, indent=2, sort_keys=True, default=repr) + "\n")
         return folder
 
     @classmethod
@@ -188,25 +191,24 @@ class SessionRecommender(abc.ABC):
 
         Trusted input only: ``state.pt`` is unpickled (``weights_only=False``),
         which can run code. The class named in ``model.json`` must be
-        importable and be ``cls`` or a subclass of it.
-        """
-        import importlib
+        importable and be ``cls`` or a subclass of it, and ``state.pt`` must
+        have the SHA-256 that ``model.json`` records (when it records one).
 
-        folder = Path(path)
+        Raises:
+            DataError: a file is missing, unreadable or corrupt, the class
+                cannot be imported or takes other hyper-parameters, or
+                ``state.pt`` belongs to another saved model; one line naming
+                the file.
+        """
+        meta_path, state_path = Path(path) / cls.SAVED_PARAMS, Path(path) / cls.SAVED_STATE
+        meta = _read_saved_meta(meta_path)
+        target = _saved_class(meta["class"], cls, meta_path)
         try:
-            meta = json.loads((folder / cls.SAVED_PARAMS).read_text())
-            module_name, _, qualname = meta["class"].partition(":")
-            params = meta["params"]
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
-            raise DataError(f"{folder / cls.SAVED_PARAMS}: not a saved model ({err})") from None
-        target: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            target = getattr(target, part)
-        if not (isinstance(target, type) and issubclass(target, cls)):
-            raise DataError(f"{folder / cls.SAVED_PARAMS}: class {meta['class']} is not a {cls.__name__}")
-        model = target(**params)
-        state = torch.load(folder / cls.SAVED_STATE, map_location="cpu", weights_only=False)  # trusted input
-        vars(model).update(state)
+            model = target(**meta["params"])
+        except Exception as err:  # a class changed since the save: other hyper-parameters
+            raise DataError(f"the saved hyper-parameters do not fit {meta['class']} "
+                            f"({type(err).__name__}: {quote(' '.join(str(err).split()))})", path=meta_path) from None
+        vars(model).update(_read_saved_state(state_path, meta.get("state_sha256")))
         model._after_load()
         return model
 
@@ -391,3 +393,59 @@ def _is_int(value: Any) -> bool:
 
 def _is_real(value: Any) -> bool:
     return isinstance(value, Real) and not isinstance(value, bool)
+
+
+# --------------------------------------------------------------------------- #
+# reading a saved model (SessionRecommender.load)
+# --------------------------------------------------------------------------- #
+
+
+def _read_saved_meta(path: Path) -> dict[str, Any]:
+    """``model.json`` of a saved model: an object with ``class`` (a
+    ``module:QualName`` string) and ``params`` (a mapping)."""
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:  # ValueError: invalid JSON or UTF-8
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else " ".join(str(err).split())
+        raise DataError(f"not a saved model ({quote(reason)})", path=path) from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("class"), str) or not isinstance(meta.get("params"), dict):
+        raise DataError("not a saved model (expected a JSON object with 'class': \"module:Class\" and "
+                        "'params': {...}, as save() writes)", path=path)
+    return meta
+
+
+def _saved_class(name: str, base: type, path: Path) -> type:
+    """The class ``module:QualName`` named in ``model.json``; a ``base`` subclass."""
+    import importlib
+
+    module_name, _, qualname = name.partition(":")
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            target = getattr(target, part)
+    except Exception as err:  # not importable, no such attribute, an empty name
+        raise DataError(f"class {quote(name)} cannot be imported ({type(err).__name__}: "
+                        f"{quote(' '.join(str(err).split()))}); is its package installed?", path=path) from None
+    if not (isinstance(target, type) and issubclass(target, base)):
+        raise DataError(f"class {name} is not a {base.__name__}", path=path)
+    return target
+
+
+def _read_saved_state(path: Path, sha256: Any) -> dict[str, Any]:
+    """The fitted state in ``state.pt``, checked against the SHA-256 that
+    ``model.json`` records (saves made before it was recorded have none)."""
+    from harness.fetch import sha256_of
+
+    try:
+        if isinstance(sha256, str) and sha256_of(path) != sha256:
+            raise DataError("does not match the SHA-256 that model.json records: the file is truncated, "
+                            "corrupt or belongs to another saved model", path=path)
+        state = torch.load(path, map_location="cpu", weights_only=False)  # trusted input (see load)
+    except DataError:
+        raise
+    except Exception as err:  # torch and pickle raise many types for a damaged file
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else " ".join(str(err).split())
+        raise DataError(f"cannot read the saved state ({type(err).__name__}: {quote(reason)})", path=path) from None
+    if not isinstance(state, dict):
+        raise DataError(f"not a saved state (expected a dict of attributes, got {type(state).__name__})", path=path)
+    return state

@@ -156,8 +156,13 @@ class EpochTrainedRecommender(SessionRecommender):
             return None
         import torch
 
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)  # trusted: written by _save_checkpoint
-        if checkpoint.get("key") != self._checkpoint_key(data, seed):
+        try:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=False)  # trusted: written by _save_checkpoint
+        except Exception as err:  # a damaged file (disk full, copied in part): it only saves time, so start afresh
+            log.warning("%s: ignoring unreadable checkpoint %s (%s: %s); training from the start", self._label(), path,
+                        type(err).__name__, " ".join(str(err).split())[:200])
+            return None
+        if not isinstance(checkpoint, dict) or checkpoint.get("key") != self._checkpoint_key(data, seed):
             log.warning("%s: ignoring checkpoint %s of another configuration", self._label(), path)
             return None
         log.info("%s: resuming after %s epoch %d from %s", self._label(), checkpoint["phase"], checkpoint["epoch"],

@@ -75,6 +75,27 @@ def test_checkpoint_of_another_configuration_is_ignored(tmp_path):
     assert torch.equal(other.score(PREFIXES), fresh.score(PREFIXES))
 
 
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "not a dict"])
+def test_a_damaged_checkpoint_is_ignored_with_a_warning(tmp_path, caplog, damage):
+    """A checkpoint only saves time: an unreadable one is named in a warning and training starts afresh."""
+    params = {"hidden_size": 8, "batch_size": 8, "epochs": 2, "patience": 0, "device": "cpu"}
+    first = interrupt_after(GRU4Rec(**params).checkpoint_to(tmp_path), "train", 1)
+    with pytest.raises(Interrupted):
+        first.fit(data(), seed=5)
+    path = tmp_path / GRU4Rec.CHECKPOINT_FILE
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[:100])
+    elif damage == "garbage":
+        path.write_bytes(b"not a checkpoint")
+    else:
+        torch.save([1, 2], path)
+    with caplog.at_level("WARNING"):
+        resumed = GRU4Rec(**params).checkpoint_to(tmp_path).fit(data(), seed=5)
+    assert "ignoring" in caplog.text and str(path) in caplog.text
+    fresh = GRU4Rec(**params).fit(data(), seed=5)
+    assert torch.equal(resumed.score(PREFIXES), fresh.score(PREFIXES))
+
+
 def test_a_model_without_training_state_trains_without_checkpoints(tmp_path):
     from harness.training import EpochTrainedRecommender
 

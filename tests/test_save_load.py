@@ -62,3 +62,54 @@ def test_load_refuses_a_class_of_another_kind(data, tmp_path):
     (folder / "model.json").write_text(json.dumps({**meta, "class": "harness.dataset:PrefixBatch"}))
     with pytest.raises(DataError, match="is not a SessionRecommender"):
         SessionRecommender.load(folder)
+
+
+def _saved_pop(data, folder):
+    return available_models()["pop"]().fit(data).save(folder)
+
+
+def _edit_meta(folder, **changes):
+    meta = json.loads((folder / "model.json").read_text())
+    (folder / "model.json").write_text(json.dumps({**meta, **changes}))
+
+
+@pytest.mark.parametrize(
+    "damage, expected",
+    [
+        (lambda f: (f / "state.pt").unlink(), r"state.pt: cannot read the saved state \(FileNotFoundError"),
+        (lambda f: (f / "state.pt").write_bytes((f / "state.pt").read_bytes()[:50]),
+         r"state.pt: does not match the SHA-256 that model.json records: the file is truncated, corrupt"),
+        (lambda f: (f / "model.json").write_text("{\"class\": "), r"model.json: not a saved model \('Expecting value"),
+        (lambda f: _edit_meta(f, params=[1]), r"model.json: not a saved model \(expected a JSON object"),
+        (lambda f: _edit_meta(f, **{"class": "nosuchmodule:X"}),
+         r"model.json: class 'nosuchmodule:X' cannot be imported \(ModuleNotFoundError"),
+        (lambda f: _edit_meta(f, **{"class": "baselines.popularity:Nope"}), r"cannot be imported \(AttributeError"),
+        (lambda f: _edit_meta(f, params={"alpha": 1}),
+         r"model.json: the saved hyper-parameters do not fit baselines.popularity:Popularity \(TypeError"),
+    ],
+)
+def test_a_damaged_saved_model_is_a_one_line_data_error(data, tmp_path, damage, expected):
+    folder = _saved_pop(data, tmp_path / "m")
+    damage(folder)
+    with pytest.raises(DataError, match=expected) as err:
+        SessionRecommender.load(folder)
+    assert "\n" not in str(err.value)
+
+
+def test_the_state_of_another_saved_model_is_refused(data, tmp_path):
+    """state.pt copied from another model's folder: refused, not loaded into the wrong model."""
+    pop = _saved_pop(data, tmp_path / "pop")
+    markov = available_models()["markov"]().fit(data).save(tmp_path / "markov")
+    (pop / "state.pt").write_bytes((markov / "state.pt").read_bytes())
+    with pytest.raises(DataError, match="does not match the SHA-256 that model.json records"):
+        SessionRecommender.load(pop)
+
+
+def test_a_save_without_a_recorded_digest_still_loads(data, tmp_path):
+    """Folders saved before model.json recorded state_sha256 load as before."""
+    model = available_models()["spop"]().fit(data)
+    folder = model.save(tmp_path / "m")
+    meta = json.loads((folder / "model.json").read_text())
+    del meta["state_sha256"]
+    (folder / "model.json").write_text(json.dumps(meta))
+    assert torch.equal(SessionRecommender.load(folder).score(BATCH), model.score(BATCH))
