@@ -20,7 +20,12 @@ of the file.
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import lzma
 import re
+import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,6 +231,8 @@ def _read_text(path: Path, *, sep: str, header: bool, expected: str) -> pd.DataF
         frame = pd.read_csv(path, sep=sep, header=0 if header else None, **_READ_OPTIONS)
     except UnicodeDecodeError:
         raise _encoding_error(path, sep, expected) from None
+    except _DECOMPRESSION_ERRORS as exc:
+        raise _damaged_archive(exc, path) from None
     except OSError as exc:
         raise _unreadable(exc, path) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
@@ -246,10 +253,13 @@ def _read_text(path: Path, *, sep: str, header: bool, expected: str) -> pd.DataF
 
 def _first_data_line(path: Path) -> int | None:
     """The line number of the first non-blank line after the header."""
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if number > 1 and raw.strip():
-                return number
+    try:
+        with _open_bytes(path) as handle:
+            for number, raw in enumerate(handle, start=1):
+                if number > 1 and raw.strip():
+                    return number
+    except (OSError, *_DECOMPRESSION_ERRORS):  # only used to place another error: leave the line out
+        pass
     return None
 
 
@@ -279,6 +289,8 @@ def _read_text_chunks(path: Path, chunksize: int, *, skip_header: bool, session_
                 yield _drop_blank_lines(chunk)
     except UnicodeDecodeError:
         raise _encoding_error(path, ",", _YOOCHOOSE_EXPECTED) from None
+    except _DECOMPRESSION_ERRORS as exc:
+        raise _damaged_archive(exc, path) from None
     except OSError as exc:
         raise _unreadable(exc, path) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
@@ -290,18 +302,80 @@ def _read_text_chunks(path: Path, chunksize: int, *, skip_header: bool, session_
 
 
 def _check_file(path: Path, expected: str) -> None:
+    """The file exists, is not empty, and is text or compressed as its name says.
+
+    pandas decompresses a file by its suffix (``.gz``, ``.bz2``, ``.xz``,
+    ``.zip``); a compressed file under another name, a 7z archive or a
+    Parquet file would otherwise be read as garbled text, so its first bytes
+    are checked here (eight bytes: nothing per row).
+    """
     if not path.is_file():
         raise DataError(f"file not found; expected {expected}", path=path)
     try:
         size = path.stat().st_size
+        with path.open("rb") as handle:
+            head = handle.read(8)
     except OSError as exc:
         raise _unreadable(exc, path) from None
     if size == 0:
         raise DataError(f"file is empty (0 bytes); expected {expected}", path=path)
+    kind = next((k for k, magic in _MAGIC.items() if re.match(magic, head)), None)
+    suffix = path.suffix.lower()
+    if kind is not None and _SUFFIX.get(kind) != suffix:
+        if kind in _SUFFIX:
+            fix = f"unpack it or give it the suffix {_SUFFIX[kind]}"
+        elif kind == "Parquet":
+            fix = "read it with format table and a .parquet name, or export it as text"
+        else:
+            fix = "unpack it first"
+        raise DataError(f"this is a {kind} file (by its first bytes), not text: {fix}; expected {expected}", path=path)
+    if kind is None and suffix in _SUFFIX.values():
+        kind_of_suffix = next(k for k, v in _SUFFIX.items() if v == suffix)
+        raise DataError(f"the name ends in {suffix} but the file is not {kind_of_suffix}-compressed (by its first "
+                        f"bytes); rename it; expected {expected}", path=path)
+    if kind == "zip":
+        try:
+            with zipfile.ZipFile(path) as archive:
+                members = [m for m in archive.namelist() if not m.endswith("/")]
+        except (OSError, *_DECOMPRESSION_ERRORS) as exc:
+            raise _damaged_archive(exc, path) from None
+        if len(members) != 1:
+            raise DataError(f"the zip archive holds {len(members)} files {quote(members)}; expected exactly one, "
+                            f"with {expected}", path=path)
+
+
+#: first bytes of the binary formats a raw file is sometimes mistaken for
+#: (byte patterns; bzip2's includes its block magic, so that a text starting "BZh" stays text)
+_MAGIC = {"gzip": rb"\x1f\x8b", "bzip2": rb"BZh[1-9]1AY&", "xz": rb"\xfd7zXZ\x00", "zip": rb"PK\x03\x04",
+          "7z": rb"7z\xbc\xaf\x27\x1c", "Parquet": rb"PAR1"}
+#: the suffix by which pandas decompresses each format it can read
+_SUFFIX = {"gzip": ".gz", "bzip2": ".bz2", "xz": ".xz", "zip": ".zip"}
+#: what a truncated or corrupt compressed file raises while it is read
+_DECOMPRESSION_ERRORS = (EOFError, zlib.error, lzma.LZMAError, zipfile.BadZipFile, gzip.BadGzipFile)
+
+
+def _open_bytes(path: Path):  # noqa: ANN202 - a binary file object
+    """The file's bytes as pandas reads them: decompressed by the suffix."""
+    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(path.suffix.lower())
+    if opener is not None:
+        return opener(path, "rb")
+    if path.suffix.lower() == ".zip":
+        archive = zipfile.ZipFile(path)  # one member: _check_file made sure
+        return archive.open(next(m for m in archive.namelist() if not m.endswith("/")))
+    return path.open("rb")
+
+
+def _damaged_archive(exc: BaseException, path: Path) -> DataError:
+    """A compressed file that ends early or is corrupt."""
+    detail = " ".join(str(exc).split()) or type(exc).__name__
+    return DataError(f"cannot decompress: the file is truncated or corrupt ({quote(detail)}); "
+                     "download or compress it again", path=path)
 
 
 def _unreadable(exc: OSError, path: Path) -> DataError:
     """A file that exists but cannot be read (permissions, I/O error)."""
+    if exc.errno is None and path.suffix.lower() in _SUFFIX.values():  # bz2: OSError("Invalid data stream")
+        return _damaged_archive(exc, path)
     return DataError(f"cannot read the file ({exc.strerror or type(exc).__name__})", path=path)
 
 
@@ -312,7 +386,7 @@ def _encoding_error(path: Path, sep: str, expected: str) -> DataError:
     place in the file, so the file is scanned again (only on this error path).
     """
     try:
-        with path.open("rb") as handle:
+        with _open_bytes(path) as handle:
             for number, raw in enumerate(handle, start=1):
                 try:
                     raw.decode("utf-8")
@@ -325,6 +399,8 @@ def _encoding_error(path: Path, sep: str, expected: str) -> DataError:
                         path=path,
                         line=number,
                     )
+    except _DECOMPRESSION_ERRORS as exc:
+        return _damaged_archive(exc, path)
     except OSError as exc:
         return _unreadable(exc, path)
     # a sequence cut by the end of the file, which no single line shows
@@ -529,8 +605,10 @@ def _yoochoose_header(path: Path) -> bool:
     whether it is a header (its first field is not a session number)."""
     _check_file(path, _YOOCHOOSE_EXPECTED)
     try:
-        with path.open("rb") as handle:
+        with _open_bytes(path) as handle:
             first = handle.readline().decode("utf-8", errors="replace").strip()
+    except _DECOMPRESSION_ERRORS as exc:
+        raise _damaged_archive(exc, path) from None
     except OSError as exc:
         raise _unreadable(exc, path) from None
     fields = first.split(",")

@@ -740,3 +740,89 @@ def test_a_typo_of_a_spec_key_suggests_the_key(tmp_path):
     with pytest.raises(_ConfigError) as err:
         specs.load_spec(tmp_path / "bad.yaml")
     assert "unknown key 'preprocess.min_item_suport' (did you mean 'min_item_support'?)" in _one_line(err)
+
+
+# --------------------------------------------------------------------------- #
+# compressed and binary files
+# --------------------------------------------------------------------------- #
+
+YOOCHOOSE_ROWS = "".join(f"{s},2014-04-0{1 + s % 7}T10:5{j}:09.277Z,{100 + (s + j) % 9},0\n"
+                         for s in range(1, 60) for j in range(3))
+DIGINETICA_ROWS = HEADER + "\n" + "".join(f"{s};NA;{(s + j) % 9};{j * 1000};2016-05-0{1 + s % 7}\n"
+                                          for s in range(1, 60) for j in range(3))
+
+
+def _compressed(kind: str, text: str) -> bytes:
+    import bz2
+    import gzip
+    import io
+    import lzma
+    import zipfile
+
+    if kind == "zip":
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("clicks.dat", text)
+        return buffer.getvalue()
+    return {"gz": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress}[kind](text.encode())
+
+
+@pytest.mark.parametrize("kind", ["gz", "bz2", "xz", "zip"])
+@pytest.mark.parametrize("reader, text", [(readers.read_yoochoose, YOOCHOOSE_ROWS),
+                                          (readers.read_diginetica, DIGINETICA_ROWS)])
+def test_a_compressed_file_named_by_its_suffix_reads_as_the_text(tmp_path, kind, reader, text):
+    plain, packed = tmp_path / "clicks.dat", tmp_path / f"clicks.dat.{kind}"
+    plain.write_text(text)
+    packed.write_bytes(_compressed(kind, text))
+    assert reader(packed).equals(reader(plain))
+
+
+@pytest.mark.parametrize("kind", ["gz", "bz2", "xz", "zip"])
+@pytest.mark.parametrize("reader, text", [(readers.read_yoochoose, YOOCHOOSE_ROWS),
+                                          (readers.read_diginetica, DIGINETICA_ROWS),
+                                          (readers.read_table, "session,item,time\n1,a,1400000000\n" * 400)])
+def test_a_truncated_compressed_file_is_a_data_error(tmp_path, kind, reader, text):
+    path = tmp_path / f"clicks.dat.{kind}"
+    packed = _compressed(kind, text)
+    path.write_bytes(packed[: len(packed) // 2])
+    with pytest.raises(DataError, match=r"clicks.dat.\w+: cannot decompress: the file is truncated or corrupt") as err:
+        reader(path)
+    _one_line(err)
+
+
+@pytest.mark.parametrize(
+    "first_bytes, kind, fix",
+    [
+        (None, "gzip", "unpack it or give it the suffix .gz"),
+        (b"7z\xbc\xaf\x27\x1c\x00\x04" + bytes(40), "7z", "unpack it first"),
+        (b"PAR1" + bytes(40), "Parquet", "read it with format table and a .parquet name"),
+    ],
+)
+@pytest.mark.parametrize("reader", [readers.read_yoochoose, readers.read_diginetica, readers.read_table])
+def test_a_binary_file_under_a_text_name_is_named_as_such(tmp_path, first_bytes, kind, fix, reader):
+    path = tmp_path / "clicks.csv"
+    path.write_bytes(first_bytes or _compressed("gz", YOOCHOOSE_ROWS))
+    with pytest.raises(DataError) as err:
+        reader(path)
+    assert f"clicks.csv: this is a {kind} file (by its first bytes), not text: {fix}" in _one_line(err)
+
+
+def test_a_compressed_suffix_on_a_plain_file_and_a_zip_of_two_files(tmp_path):
+    plain = tmp_path / "clicks.dat.gz"
+    plain.write_text(YOOCHOOSE_ROWS)
+    with pytest.raises(DataError, match=r"the name ends in .gz but the file is not gzip-compressed"):
+        readers.read_yoochoose(plain)
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "two.csv.zip", "w") as archive:
+        archive.writestr("a.csv", "session,item,time\n")
+        archive.writestr("b.csv", "session,item,time\n")
+    with pytest.raises(DataError, match=r"the zip archive holds 2 files \['a.csv', 'b.csv'\]; expected exactly one"):
+        readers.read_table(tmp_path / "two.csv.zip")
+
+
+def test_a_text_file_that_starts_like_bzip2_stays_text(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("BZh,item,time\n1,a,1400000000\n")
+    with pytest.raises(DataError, match=r"missing column\(s\) \['session'\]"):
+        readers.read_table(path)
