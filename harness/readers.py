@@ -135,6 +135,7 @@ def read_diginetica(path: str | Path) -> pd.DataFrame:
     """
     path = Path(path)
     frame = _read_text(path, sep=";", header=True, expected=_DIGINETICA_EXPECTED)
+    _check_header_unique(frame, path, ";", list(_DIGINETICA_HEADERS), _DIGINETICA_EXPECTED)
     frame = _rename_diginetica(frame, path)
     _require_values(frame, path, header=True, columns=("session", "item", "timeframe", "eventdate"))
     timeframe = _parse_integer(frame["timeframe"], path, "timeframe", header=True, expected="an integer timeframe (ms)")
@@ -196,6 +197,7 @@ def read_table(path: str | Path, layout: TableLayout = TableLayout()) -> pd.Data
         sep_name = "TAB" if layout.sep == "\t" else repr(layout.sep)
         expected = f"{sep_name}-separated columns with a header naming {', '.join(map(repr, names))}"
         frame, header = _read_text(path, sep=layout.sep, header=True, expected=expected), True
+        _check_header_unique(frame, path, layout.sep, list(names), expected)
         missing = [c for c in names if c not in frame.columns]
         if missing:
             raise DataError(
@@ -249,6 +251,24 @@ def _read_text(path: Path, *, sep: str, header: bool, expected: str) -> pd.DataF
     if frame.empty:
         raise DataError(f"no data rows after the header; expected {expected}", path=path, line=1)
     return frame
+
+
+def _check_header_unique(frame: pd.DataFrame, path: Path, sep: str, columns: list[str], expected: str) -> None:
+    """Refuse a header that names a column that is read twice.
+
+    pandas renames the second ``session`` to ``session.1`` and reads the
+    first, silently; the header line is read again only when a name of that
+    form appears.
+    """
+    mangled = {c for c in columns if any(re.fullmatch(re.escape(c) + r"\.\d+", str(name)) for name in frame.columns)}
+    if not mangled:
+        return
+    fields = pd.read_csv(path, sep=sep, header=None, nrows=1, **_READ_OPTIONS).iloc[0].tolist()
+    for column in columns:
+        places = [i + 1 for i, name in enumerate(fields) if name == column]
+        if len(places) > 1:
+            raise DataError(f"the header names column {column!r} {len(places)} times (fields "
+                            f"{', '.join(map(str, places))}); expected each once, with {expected}", path=path, line=1)
 
 
 def _first_data_line(path: Path) -> int | None:
@@ -412,6 +432,9 @@ def _parser_error(exc: Exception, path: Path, expected: str) -> DataError:
     text = " ".join(str(exc).split())
     found = re.search(r"line (\d+)", text)
     line = int(found.group(1)) if found else None
+    row = re.search(r"inside string starting at row (\d+)", text)  # an unclosed quote; rows count from 0
+    if line is None and row is not None:
+        line = int(row.group(1)) + 1
     detail = re.sub(r"^Error tokenizing data\. C error: ", "", text)
     return DataError(f"cannot parse ({detail}); expected {expected}", path=path, line=line)
 
@@ -574,6 +597,15 @@ def _session_ids(values: pd.Series) -> np.ndarray | pd.api.extensions.ExtensionA
 
 def _rename_diginetica(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
     present = {col: _DIGINETICA_HEADERS[col] for col in frame.columns if col in _DIGINETICA_HEADERS}
+    fields = list(present.values())
+    both = [col for col in present if fields.count(present[col]) > 1]
+    if both:  # "session_id" and "sessionId": which one is meant?
+        raise DataError(
+            f"the header names the {present[both[0]]} column twice, as {' and '.join(map(repr, both[:2]))}; "
+            f"expected one spelling: {_DIGINETICA_EXPECTED}",
+            path=path,
+            line=1,
+        )
     if len(set(present.values())) < len(set(_DIGINETICA_HEADERS.values())):
         missing = [
             "/".join(spellings)
@@ -601,8 +633,9 @@ def _separator_hint(columns: pd.Index, sep: str) -> str:
 
 
 def _yoochoose_header(path: Path) -> bool:
-    """Check the first line: three or more ``,``-separated fields, and
-    whether it is a header (its first field is not a session number)."""
+    """Check the first line: three or four ``,``-separated fields (the
+    category may be missing), and whether it is a header (its first field is
+    not a session number)."""
     _check_file(path, _YOOCHOOSE_EXPECTED)
     try:
         with _open_bytes(path) as handle:
@@ -616,6 +649,13 @@ def _yoochoose_header(path: Path) -> bool:
         raise DataError(
             f"found {len(fields)} ','-separated field(s) in {quote(first)}; expected {_YOOCHOOSE_EXPECTED}"
             + _separator_hint(pd.Index([first]), ","),
+            path=path,
+            line=1,
+        )
+    if len(fields) > 4:  # yoochoose-buys.dat: session,timestamp,item,price,quantity would read as clicks
+        raise DataError(
+            f"found {len(fields)} ','-separated fields in {quote(first)}; expected {_YOOCHOOSE_EXPECTED}"
+            + (" (5 fields are the layout of yoochoose-buys.dat, which is not a click log)" if len(fields) == 5 else ""),
             path=path,
             line=1,
         )

@@ -826,3 +826,61 @@ def test_a_text_file_that_starts_like_bzip2_stays_text(tmp_path):
     path.write_text("BZh,item,time\n1,a,1400000000\n")
     with pytest.raises(DataError, match=r"missing column\(s\) \['session'\]"):
         readers.read_table(path)
+
+
+# --------------------------------------------------------------------------- #
+# headers and rows that would be read silently wrong
+# --------------------------------------------------------------------------- #
+
+
+def test_a_column_named_twice_in_a_table_header_is_refused(tmp_path):
+    """pandas would read the first 'session' and rename the second 'session.1', silently."""
+    path = tmp_path / "t.csv"
+    path.write_text("session,item,time,session\n1,a,1400000000,9\n1,b,1400000001,9\n")
+    with pytest.raises(DataError) as err:
+        readers.read_table(path)
+    assert "t.csv, line 1: the header names column 'session' 2 times (fields 1, 4); expected each once" in _one_line(err)
+
+
+def test_a_column_really_named_like_a_renamed_duplicate_is_fine(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("session,item,time,session.1\n1,a,1400000000,9\n")
+    assert readers.read_table(path)["session"].tolist() == [1]
+
+
+@pytest.mark.parametrize(
+    "header, expected",
+    [
+        ("sessionId;userId;itemId;timeframe;eventdate;itemId",
+         "line 1: the header names column 'itemId' 2 times (fields 3, 6)"),
+        ("sessionId;userId;itemId;timeframe;eventdate;session_id",
+         "line 1: the header names the session column twice, as 'sessionId' and 'session_id'; expected one spelling"),
+    ],
+)
+def test_a_diginetica_column_named_twice_is_refused(tmp_path, header, expected):
+    path = _diginetica(tmp_path, header + "\n1;NA;5;100;2016-05-09;7\n")
+    with pytest.raises(DataError) as err:
+        readers.read_diginetica(path)
+    assert expected in _one_line(err)
+
+
+def test_the_yoochoose_buys_file_is_not_read_as_clicks(tmp_path):
+    """yoochoose-buys.dat starts with the same three columns; read as clicks it would pass silently."""
+    path = tmp_path / "yoochoose-buys.dat"
+    path.write_text("420374,2014-04-06T18:44:58.314Z,214537888,12462,1\n420374,2014-04-06T18:44:58.325Z,214537850,10471,1\n")
+    with pytest.raises(DataError) as err:
+        readers.read_yoochoose(path)
+    assert "line 1: found 5 ','-separated fields" in _one_line(err)
+    assert "5 fields are the layout of yoochoose-buys.dat" in str(err.value)
+
+
+@pytest.mark.parametrize("reader, good, bad, line",
+                         [(readers.read_diginetica, HEADER + "\n1;NA;5;100;2016-05-09\n", '2;NA;"6;100;2016-05-09\n', 3),
+                          (readers.read_yoochoose, "1,2014-04-07T10:51:09.277Z,5,0\n" * 3,
+                           '2,"2014-04-07T10:51:09.277Z,6,0\n', 4)])
+def test_an_unclosed_quote_names_its_line(tmp_path, reader, good, bad, line):
+    path = tmp_path / "clicks.csv"
+    path.write_text(good + bad + good.splitlines()[-1] + "\n")
+    with pytest.raises(DataError) as err:
+        reader(path)
+    assert f"clicks.csv, line {line}: cannot parse (EOF inside string" in _one_line(err)
