@@ -341,6 +341,7 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
     if args.datasets_command == "generate":
         from harness.fullsize import generate_all
 
+        check_output_dir(args.out)
         generate_all(args.out, tuple(dict.fromkeys(args.names)), scale=args.scale, seed=args.seed, echo=print)
         return 0
     return _list_datasets(args)
@@ -484,6 +485,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     b = Path(args.b) if args.b else a
     if b == a and not args.labels:
         raise ConfigError("compare: give two result folders, or one folder and --labels X Y")
+    if args.out:
+        check_output_dir(args.out)
     result = compare(a, b, labels=args.labels, metrics=args.metrics, ks=args.ks, n_bootstrap=args.n_bootstrap)
     out = Path(args.out) if args.out else b / "compare"
     written = write_comparison(result, out, figure_width=args.figure_width)
@@ -495,15 +498,23 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 # -- runs -------------------------------------------------------------------
 
 
-def _runs_table(out_dir: str) -> tuple[list[dict[str, Any]], Any]:
-    """One row per run folder of ``out_dir`` and its plan (None without one)."""
-    from pathlib import Path
-
-    from harness.store import iter_runs, read_plan, runs_dir
+def _stored_runs_folder(out_dir: str) -> Path:
+    """``out_dir``, which must hold stored runs (checked before a lock would create it)."""
+    from harness.store import runs_dir
 
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: is a file; expected a suite's output folder (holding runs/)")
     if not runs_dir(out).is_dir():
         raise ConfigError(f"{out}: no stored runs (expected {runs_dir(out)}/<run_id>/manifest.json)")
+    return out
+
+
+def _runs_table(out_dir: str) -> tuple[list[dict[str, Any]], Any]:
+    """One row per run folder of ``out_dir`` and its plan (None without one)."""
+    from harness.store import iter_runs, read_plan
+
+    out = _stored_runs_folder(out_dir)
     try:
         plan = read_plan(out)
     except ValueError as err:
@@ -547,6 +558,7 @@ def _cmd_runs_prune(args: argparse.Namespace) -> int:
     from harness.lock import OutputLock
     from harness.store import remove_run
 
+    _stored_runs_folder(args.out_dir)  # a mistyped folder is not created by the lock
     with OutputLock(args.out_dir, command="sessionbench runs prune"):
         rows, plan = _runs_table(args.out_dir)
         if plan is None:

@@ -884,3 +884,32 @@ def test_an_unclosed_quote_names_its_line(tmp_path, reader, good, bad, line):
     with pytest.raises(DataError) as err:
         reader(path)
     assert f"clicks.csv, line {line}: cannot parse (EOF inside string" in _one_line(err)
+
+
+# --------------------------------------------------------------------------- #
+# output and result folders
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["runs", "prune", "{file}"], "{file}: is a file; expected a suite's output folder (holding runs/)"),
+        (["runs", "ls", "{file}"], "{file}: is a file; expected a suite's output folder (holding runs/)"),
+        (["datasets", "generate", "yoochoose", "--out", "{file}", "--scale", "0.0001"],
+         "--out {file}: {file} is a file; expected a folder"),
+        (["compare", "{tmp}/a", "{tmp}/b", "--out", "{file}"], "--out {file}: {file} is a file; expected a folder"),
+    ],
+)
+def test_a_file_where_a_result_or_output_folder_is_expected(tmp_path, capsys, argv, expected):
+    file = tmp_path / "a-file"
+    file.write_text("x")
+    values = {"file": file, "tmp": tmp_path}
+    line = _error_line(*_cli(capsys, *[a.format(**values) for a in argv]))
+    assert expected.format(**values) in line
+
+
+def test_runs_prune_of_a_mistyped_folder_creates_nothing(tmp_path, capsys):
+    missing = tmp_path / "reports" / "typo"
+    line = _error_line(*_cli(capsys, "runs", "prune", str(missing), "--yes"))
+    assert f"{missing}: no stored runs" in line and not missing.exists()
