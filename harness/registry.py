@@ -29,10 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from harness.errors import ConfigError, ContractError, SessionbenchError, UnknownNameError, did_you_mean, quote
 from harness.plugin import SessionRecommender
+from harness.yamlfile import load_yaml_text
 
 ENTRY_POINT_GROUP = "sessionbench.models"
 log = logging.getLogger(__name__)
@@ -285,9 +284,10 @@ def parse_param(text: str) -> tuple[str, Any]:
     if not sep or not key.isidentifier():
         raise ConfigError(f"--param {quote(text)}: expected key=value, e.g. --param alpha=0.5")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except (yaml.YAMLError, RecursionError, ValueError):  # ValueError: an integer of over 4300 digits
-        raise ConfigError(f"--param {quote(text)}: value {quote(raw)} is not a YAML scalar") from None
+        value = load_yaml_text(raw, "--param") if raw.strip() else None
+    except ConfigError as err:  # not YAML, or YAML that reads otherwise than it looks (010 is octal 8)
+        reason = str(err).partition(": ")[2]
+        raise ConfigError(f"--param {quote(text)}: value {quote(raw)}: {reason}") from None
     if isinstance(value, (dict, list)):
         raise ConfigError(f"--param {quote(text)}: expected a single value, got a YAML {type(value).__name__}")
     return key, value

@@ -4,7 +4,8 @@
 ``yaml.safe_load`` it refuses what would otherwise pass silently or end in a
 traceback: a key given twice in one mapping (YAML would keep the last one), a
 file that is not UTF-8, a file that cannot be read, and nesting too deep for
-the parser. Every refusal is a one-line :class:`~harness.errors.ConfigError`
+the parser, and an integer with a leading zero (YAML 1.1 reads ``010`` as
+octal 8). Every refusal is a one-line :class:`~harness.errors.ConfigError`
 naming the file and, where it applies, the line and column.
 """
 
@@ -20,7 +21,11 @@ from harness.errors import ConfigError, quote
 __all__ = ["load_yaml_file", "load_yaml_text", "numeric_string", "read_text_file"]
 
 
-class _DuplicateKey(yaml.constructor.ConstructorError):
+class _Refused(yaml.constructor.ConstructorError):
+    """Valid YAML that would silently mean something else than it says."""
+
+
+class _DuplicateKey(_Refused):
     """A key given twice in one mapping."""
 
 
@@ -47,6 +52,19 @@ class _StrictLoader(yaml.SafeLoader):
                 continue  # an unhashable key: SafeLoader reports it below
         return super().construct_mapping(node, deep=deep)
 
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        """YAML 1.1 reads ``010`` as octal (8): refuse a leading zero rather
+        than turn ``seeds: [010]`` into seed 8."""
+        value = super().construct_yaml_int(node)
+        digits = str(node.value).replace("_", "").lstrip("+-")
+        if len(digits) > 1 and digits[0] == "0" and digits[1] not in "xXbB" and ":" not in digits:
+            raise _Refused(None, None, f"{quote(node.value)} is an octal number in YAML 1.1 (it means {value}); "
+                           "write it without the leading zero, or quote it", node.start_mark)
+        return value
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml_int)
+
 
 def load_yaml_text(text: str, where: str) -> Any:
     """Parse YAML ``text`` strictly; errors name ``where`` and the line and column."""
@@ -56,7 +74,7 @@ def load_yaml_text(text: str, where: str) -> Any:
         mark = exc.problem_mark or exc.context_mark
         at = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = " ".join(str(exc.problem or exc.context or "").split()) or "syntax error"
-        if isinstance(exc, _DuplicateKey):
+        if isinstance(exc, _Refused):
             raise ConfigError(f"{where}{at}: {problem}") from None
         raise ConfigError(f"{where}{at}: not valid YAML ({problem})") from None
     except yaml.YAMLError as exc:  # a ReaderError: a character YAML does not allow

@@ -673,7 +673,7 @@ def test_a_path_the_system_refuses_is_one_line(tmp_path, capsys):
     "argv, expected",
     [
         (["evaluate", "--dataset", "synthetic", "--model", "spop", "--param", "tiebreak=" + "9" * 5000],
-         "is not a YAML scalar"),
+         "not valid YAML"),
         (["evaluate", "--dataset", "synthetic", "--model", "pop", "\r"], "unrecognized arguments"),
     ],
 )
@@ -913,3 +913,27 @@ def test_runs_prune_of_a_mistyped_folder_creates_nothing(tmp_path, capsys):
     missing = tmp_path / "reports" / "typo"
     line = _error_line(*_cli(capsys, "runs", "prune", str(missing), "--yes"))
     assert f"{missing}: no stored runs" in line and not missing.exists()
+
+
+# --------------------------------------------------------------------------- #
+# YAML 1.1 numbers that read otherwise than they look
+# --------------------------------------------------------------------------- #
+
+
+def test_a_leading_zero_integer_in_a_suite_is_refused(tmp_path, capsys):
+    """YAML 1.1 reads 010 as octal 8: seeds [010] would silently run seed 8."""
+    suite = tmp_path / "s.yaml"
+    suite.write_text("datasets: [synthetic]\nmodels: [pop]\nseeds: [1, 010]\n")
+    line = _error_line(*_cli(capsys, "run", str(suite), "--out", str(tmp_path / "out")))
+    assert f"{suite}, line 3, column 12: '010' is an octal number in YAML 1.1 (it means 8)" in line
+
+
+def test_a_leading_zero_integer_on_the_command_line_is_refused(capsys):
+    line = _error_line(*_cli(capsys, "evaluate", "--dataset", "synthetic", "--model", "sknn", "--param", "k=010"))
+    assert "--param 'k=010': value '010': '010' is an octal number in YAML 1.1 (it means 8)" in line
+
+
+def test_other_integer_spellings_keep_their_yaml_meaning():
+    from harness.yamlfile import load_yaml_text
+
+    assert load_yaml_text("[0, -3, 0x10, 0b11, 1_000, 1:30, '010']", "t") == [0, -3, 16, 3, 1000, 90, "010"]
