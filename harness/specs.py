@@ -199,7 +199,7 @@ def _parse_spec(data: dict[str, Any], path: Path) -> DatasetSpec:
             f"got {quote(name)}"
         )
     if fmt not in FORMATS:
-        raise ConfigError(f"{path}: key 'format': expected one of {', '.join(FORMATS)}, got {quote(fmt)}")
+        raise ConfigError(f"{path}: key 'format': expected one of {', '.join(FORMATS)}, got {quote(fmt)}{did_you_mean(fmt, FORMATS)}")
     config = _parse_preprocess(data["preprocess"], path)
     spec = DatasetSpec(
         name=name,
@@ -316,6 +316,7 @@ def _parse_preprocess(value: Any, path: Path) -> Any:
     if not isinstance(method, str) or method not in preprocess.METHODS:
         raise ConfigError(
             f"{path}: key 'preprocess.method': expected one of {', '.join(preprocess.METHODS)}, got {quote(method)}"
+            f"{did_you_mean(method, preprocess.METHODS)}"
         )
     return _build(preprocess.METHODS[method], data, path, "preprocess.")
 

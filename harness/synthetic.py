@@ -109,7 +109,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, did_you_mean
 
 __all__ = [
     "EPOCH_START",
@@ -190,7 +190,7 @@ def _resolve_params(n_sessions: Any, n_items: Any, seed: Any, days: Any, structu
     unknown = sorted(set(structure) - set(STRUCTURE_DEFAULTS))
     if unknown:
         raise ConfigError(
-            f"synthetic: unknown parameter(s) {', '.join(unknown)}; "
+            f"synthetic: unknown parameter(s) {', '.join(unknown)}{did_you_mean(unknown[0], STRUCTURE_DEFAULTS)}; "
             f"known: n_sessions, n_items, seed, days, {', '.join(STRUCTURE_DEFAULTS)}"
         )
     p: dict[str, Any] = {}

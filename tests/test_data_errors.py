@@ -937,3 +937,20 @@ def test_other_integer_spellings_keep_their_yaml_meaning():
     from harness.yamlfile import load_yaml_text
 
     assert load_yaml_text("[0, -3, 0x10, 0b11, 1_000, 1:30, '010']", "t") == [0, -3, 16, 3, 1000, 90, "010"]
+
+
+def test_a_typo_of_a_method_or_format_in_a_spec_suggests_it(tmp_path):
+    spec = _session_rec_spec(tmp_path, _good_rows())
+    for old, new, expected in [("method: standard", "method: standrd", "got 'standrd' (did you mean 'standard'?)"),
+                               ("format: session-rec", "format: sesion-rec", "(did you mean 'session-rec'?)")]:
+        (tmp_path / "bad.yaml").write_text(spec.read_text().replace(old, new))
+        with pytest.raises(_ConfigError) as err:
+            specs.load_spec(tmp_path / "bad.yaml")
+        assert expected in _one_line(err)
+
+
+def test_a_typo_of_a_generator_parameter_suggests_it():
+    from harness.synthetic import generate_events
+
+    with pytest.raises(_ConfigError, match=r"unknown parameter\(s\) zipf_exponnt \(did you mean 'zipf_exponent'\?\)"):
+        generate_events(n_sessions=10, n_items=5, seed=0, days=1, zipf_exponnt=1.0)
