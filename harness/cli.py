@@ -588,7 +588,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     raises :class:`SessionbenchError` (exit 2); an exception raised by the
     model's own ``fit`` or ``score`` becomes :class:`ModelFailure` (exit 1)."""
     from harness import specs
-    from harness.evaluate import evaluate
+    from harness.evaluate import check_ks, evaluate
     from harness.plugin import calling_model
     from harness.registry import make_model, parse_param
 
@@ -601,6 +601,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     model = make_model(args.model, params)
     retrieval = _retrieval_option(args, model)
     data = specs.load_dataset(args.dataset, data_dir=args.data_dir)
+    check_ks(args.k, data, "--k")
     limit = _phase_limits(args.timeout)
     log.info("fitting %r on %s (%d training sessions)", model, data.name, data.train.n_sessions)
     with limit("fit", args.timeout), calling_model(model, "fit"):

@@ -379,6 +379,19 @@ def _rank_in_chunks(
     return torch.cat([r for r, _ in parts]), torch.cat([t for _, t in parts])
 
 
+def check_ks(ks: Iterable[int], data: SessionDataset, where: str) -> None:
+    """Refuse a cut-off K above the dataset's number of items.
+
+    Every list is a full ranking of ``n_items`` items, so a K beyond it
+    gives HitRate@K = 1 for every model: a number that looks like a result
+    but measures nothing. ``where`` names the option or key in the error.
+    """
+    too_large = [k for k in ks if k > data.n_items]
+    if too_large:
+        raise ConfigError(f"{where}: K={too_large[0]} exceeds the {data.n_items:,} items of dataset {data.name!r} "
+                          f"(every model would score HitRate@{too_large[0]} = 1); expected K <= {data.n_items:,}")
+
+
 def evaluate(
     model: Any,
     dataset: SessionDataset,
@@ -531,4 +544,4 @@ def evaluate(
     )
 
 
-__all__ = ["EvaluationResult", "FORMAT_VERSION", "METADATA_KEY", "POPULARITY_SPLIT", "SCHEMA", "evaluate"]
+__all__ = ["EvaluationResult", "FORMAT_VERSION", "METADATA_KEY", "POPULARITY_SPLIT", "SCHEMA", "check_ks", "evaluate"]

@@ -611,6 +611,7 @@ def run_suite(
 
 def _run_locked(suite, out, jobs, force, only, executor, progress, report, timeout, echo,
                 save_models=False) -> SuiteOutcome:
+    from harness.evaluate import check_ks
     from harness.specs import load_dataset
 
     outcome = SuiteOutcome(out_dir=out)
@@ -618,6 +619,7 @@ def _run_locked(suite, out, jobs, force, only, executor, progress, report, timeo
     datasets = {}
     for entry in suite.datasets:
         data = load_dataset(entry.name, data_dir=entry.data_dir)
+        check_ks(suite.ks, data, f"{suite.path or 'suite'}: key 'ks'")
         datasets[entry.name] = (data.name, data.meta["cache"]["key"])
     executor = executor or LocalProcessExecutor(jobs)
     show = progress and jobs == 1

@@ -954,3 +954,27 @@ def test_a_typo_of_a_generator_parameter_suggests_it():
 
     with pytest.raises(_ConfigError, match=r"unknown parameter\(s\) zipf_exponnt \(did you mean 'zipf_exponent'\?\)"):
         generate_events(n_sessions=10, n_items=5, seed=0, days=1, zipf_exponnt=1.0)
+
+
+# --------------------------------------------------------------------------- #
+# cut-offs beyond the number of items
+# --------------------------------------------------------------------------- #
+
+
+def test_a_k_above_the_number_of_items_is_refused_by_evaluate(tmp_path, capsys):
+    """A K beyond n_items gives HitRate@K = 1 for every model: refused before fitting."""
+    spec = _session_rec_spec(tmp_path, _good_rows())
+    n_items = specs.load_dataset(spec, cache_dir=tmp_path / "cache").n_items
+    line = _error_line(*_cli(capsys, "evaluate", "--dataset", str(spec), "--model", "pop", "--k", f"5,{n_items + 1}"))
+    assert f"--k: K={n_items + 1} exceeds the {n_items} items of dataset 't'" in line
+    assert f"expected K <= {n_items}" in line
+
+
+def test_a_k_above_the_number_of_items_is_refused_by_a_suite_run(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SESSIONBENCH_CACHE", str(tmp_path / "cache"))
+    spec = _session_rec_spec(tmp_path / "data", _good_rows())
+    suite = tmp_path / "s.yaml"
+    suite.write_text(f"datasets: [{spec}]\nmodels: [pop]\nks: [5, 1000]\n")
+    line = _error_line(*_cli(capsys, "run", str(suite), "--out", str(tmp_path / "out")))
+    assert f"{suite}: key 'ks': K=1000 exceeds the" in line and "items of dataset 't'" in line
+    assert not (tmp_path / "out" / "runs").exists()
