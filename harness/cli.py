@@ -544,8 +544,10 @@ def _cmd_runs_ls(args: argparse.Namespace) -> int:
         missing = set(plan.run_ids) - {r["run_id"] for r in rows}
         print(f"plan: suite {plan.suite_name}, {len(plan.run_ids)} runs ({len(missing)} not stored)")
     header = ("status", "plan", "label", "dataset", "seed", "protocol", "stage", "config", "run id")
-    table = [[r["status"], {None: "-", True: "yes", False: "no"}[r["in_plan"]], r["label"], r["dataset"],
-              str(r["seed"]), r["protocol"], r["stage"], r["config_digest"][:12] or "-", r["run_id"]] for r in rows]
+    # str(): a broken run's manifest may hold anything under these keys
+    table = [[r["status"], {None: "-", True: "yes", False: "no"}[r["in_plan"]], str(r["label"]), str(r["dataset"]),
+              str(r["seed"]), str(r["protocol"]), str(r["stage"]), str(r["config_digest"])[:12] or "-", r["run_id"]]
+             for r in rows]
     widths = [max(len(h), *(len(row[i]) for row in table)) if table else len(h) for i, h in enumerate(header)]
     print("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
     for row, r in zip(table, rows):

@@ -47,6 +47,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness.errors import quote
 from harness.evaluate import EvaluationResult
 
 RUNS_DIR = "runs"
@@ -192,6 +193,9 @@ def verify_run(path: str | Path) -> str | None:
         return f"{MANIFEST}: run_id {manifest['run_id']!r} differs from the folder name"
     if manifest["status"] not in (COMPLETE, FAILED):
         return f"{MANIFEST}: status {manifest['status']!r}, expected {COMPLETE!r} or {FAILED!r}"
+    problem = _manifest_type_problem(manifest)
+    if problem is not None:
+        return problem
     files = manifest.get("files")
     if not isinstance(files, dict):
         return f"{MANIFEST}: no file sizes and checksums recorded (key 'files')"
@@ -201,6 +205,33 @@ def verify_run(path: str | Path) -> str | None:
         problem = _check_file(path / name, name, want)
         if problem is not None:
             return problem
+    return None
+
+
+#: the manifest keys that listings, reports and comparisons read, and the type each must have where present
+_MANIFEST_TYPES: dict[str, tuple[type, str]] = {
+    **{key: (str, "a string") for key in ("run_id", "suite", "stage", "dataset", "model", "label", "protocol",
+                                          "config_digest")},
+    "seed": (int, "an integer"),
+    "ks": (list, "a list of integers"),
+    "params": (dict, "an object"),
+    "metrics": (dict, "an object"),
+}
+
+
+def _manifest_type_problem(manifest: dict[str, Any]) -> str | None:
+    """One line about the first key of a (hand-edited or foreign) manifest
+    with the wrong type, else None; the files' checksums do not cover the
+    manifest itself."""
+    for key, (kind, expected) in _MANIFEST_TYPES.items():
+        value = manifest.get(key)
+        if value is None:
+            continue
+        wrong = not isinstance(value, kind) or isinstance(value, bool)
+        if key == "ks" and not wrong:
+            wrong = any(not isinstance(k, int) or isinstance(k, bool) for k in value)
+        if wrong:
+            return f"{MANIFEST}: key {key!r}: expected {expected}, got {type(value).__name__} {quote(value, 60)}"
     return None
 
 

@@ -105,6 +105,30 @@ def test_unreadable_manifests_are_listed_broken_with_the_reason(tmp_path, evalua
     assert list(iter_runs(tmp_path, include_failed=True)) == []
 
 
+@pytest.mark.parametrize(
+    "key, value, problem",
+    [
+        ("label", 5, "manifest.json: key 'label': expected a string, got int 5"),
+        ("seed", "zero", "manifest.json: key 'seed': expected an integer, got str 'zero'"),
+        ("seed", True, "manifest.json: key 'seed': expected an integer, got bool True"),
+        ("ks", [5, "x"], "manifest.json: key 'ks': expected a list of integers, got list [5, 'x']"),
+        ("config_digest", 7, "manifest.json: key 'config_digest': expected a string, got int 7"),
+    ],
+)
+def test_a_manifest_key_of_the_wrong_type_makes_the_run_broken(tmp_path, evaluation, capsys, key, value, problem):
+    """A hand-edited or foreign manifest is listed broken with the key, never a traceback in ls or report."""
+    from harness.cli import main
+
+    path = _complete(tmp_path, "r1", evaluation)
+    manifest = json.loads((path / "manifest.json").read_text())
+    (path / "manifest.json").write_text(json.dumps({**manifest, key: value}))
+    (record,) = iter_runs(tmp_path, include_failed=True, include_broken=True)
+    assert record.status == BROKEN and record.problem == problem
+    assert main(["runs", "ls", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "broken" in out and problem in out
+
+
 def test_a_failed_attempt_never_replaces_a_complete_run(tmp_path, evaluation):
     path = _complete(tmp_path, "r1", evaluation)
     before = (path / "manifest.json").read_bytes()
