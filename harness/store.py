@@ -468,13 +468,31 @@ def read_plan(out_dir: str | Path) -> Plan | None:
         return None
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: invalid JSON (line {err.lineno}, column {err.colno})") from None
-    try:
-        return Plan(
-            suite_name=str(data["suite_name"]), suite_text=str(data["suite_text"]), suite=dict(data["suite"]),
-            run_ids=tuple(data["run_ids"]), selections=tuple(data.get("selections", ())),
-        )  # fmt: skip
-    except (KeyError, TypeError) as err:
-        raise ValueError(f"{path}: not a sessionbench plan ({type(err).__name__}: {err})") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not UTF-8 (byte 0x{err.object[err.start]:02x} at offset {err.start})") from None
+    problem = _plan_problem(data)
+    if problem is not None:  # a run list read from a damaged plan would let `runs prune --yes` delete good runs
+        raise ValueError(f"{path}: not a sessionbench plan ({problem})")
+    return Plan(suite_name=data["suite_name"], suite_text=data["suite_text"], suite=data["suite"],
+                run_ids=tuple(data["run_ids"]), selections=tuple(data.get("selections", ())))  # fmt: skip
+
+
+def _plan_problem(data: Any) -> str | None:
+    """What makes ``data`` (plan.json's content) not a plan, else None."""
+    if not isinstance(data, dict):
+        return f"expected a JSON object, got {type(data).__name__}"
+    expected = {"suite_name": (str, "a string"), "suite_text": (str, "a string"), "suite": (dict, "an object"),
+                "run_ids": (list, "a list of run ids"), "selections": (list, "a list of objects")}
+    for key, (kind, what) in expected.items():
+        if key not in data:
+            if key == "selections":
+                continue
+            return f"key {key!r} missing"
+        value = data[key]
+        items_ok = {"run_ids": str, "selections": dict}.get(key)
+        if not isinstance(value, kind) or (items_ok and not all(isinstance(v, items_ok) for v in value)):
+            return f"key {key!r}: expected {what}, got {type(value).__name__} {quote(value, 60)}"
+    return None
 
 
 def write_plan(out_dir: str | Path, plan: Plan) -> Path:

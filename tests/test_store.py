@@ -129,6 +129,29 @@ def test_a_manifest_key_of_the_wrong_type_makes_the_run_broken(tmp_path, evaluat
     assert "broken" in out and problem in out
 
 
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        ('{"suite_name": "s", "suite_text": "", "suite": {}, "run_ids": "r1"}',
+         "key 'run_ids': expected a list of run ids, got str 'r1'"),
+        ('{"suite_name": 5, "suite_text": "", "suite": {}, "run_ids": []}', "key 'suite_name': expected a string"),
+        ('{"suite_name": "s", "suite_text": "", "run_ids": []}', "key 'suite' missing"),
+        ("[]", "expected a JSON object, got list"),
+    ],
+)
+def test_a_damaged_plan_is_refused_and_prune_deletes_nothing(tmp_path, evaluation, capsys, content, problem):
+    """A run list read from a damaged plan (a string is iterable) would let prune --yes delete good runs."""
+    from harness.cli import main
+
+    _complete(tmp_path, "r1", evaluation)
+    (tmp_path / "plan.json").write_text(content)
+    with pytest.raises(ValueError, match="not a sessionbench plan"):
+        read_plan(tmp_path)
+    assert main(["runs", "prune", str(tmp_path), "--yes"]) == 2
+    assert f"plan.json: not a sessionbench plan ({problem}" in capsys.readouterr().err
+    assert is_complete(tmp_path, "r1")
+
+
 def test_a_failed_attempt_never_replaces_a_complete_run(tmp_path, evaluation):
     path = _complete(tmp_path, "r1", evaluation)
     before = (path / "manifest.json").read_bytes()
