@@ -202,7 +202,7 @@ def read_table(path: str | Path, layout: TableLayout = TableLayout()) -> pd.Data
         if missing:
             raise DataError(
                 f"missing column(s) {missing}; expected {expected}; found {quote(list(frame.columns))}"
-                + _separator_hint(frame.columns, layout.sep),
+                + (_case_hint(missing, frame.columns) or _separator_hint(frame.columns, layout.sep)),
                 path=path,
                 line=1,
             )
@@ -625,11 +625,18 @@ def _rename_diginetica(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
 def _separator_hint(columns: pd.Index, sep: str) -> str:
     """Say which separator the header seems to use when it is not ``sep``."""
     header = "".join(map(str, columns))
-    for candidate, name in ((",", "','"), (";", "';'"), ("\t", "TAB"), ("|", "'|'")):
+    for candidate, name in ((",", "','"), (";", "';'"), ("\t", "TAB"), ("|", "'|'"), (" ", "space")):
         if candidate != sep and candidate in header:
             expected = "TAB" if sep == "\t" else repr(sep)
             return f" (the file looks {name}-separated, expected {expected})"
     return ""
+
+
+def _case_hint(missing: list[str], columns: pd.Index) -> str:
+    """Name a found column that differs from a missing one only in case."""
+    found = {str(c).strip().lower(): str(c) for c in columns}
+    pairs = [f"{found[m.lower()]!r} for {m!r}" for m in missing if m.lower() in found]
+    return f" (column names are case-sensitive: found {', '.join(pairs)})" if pairs else ""
 
 
 def _yoochoose_header(path: Path) -> bool:

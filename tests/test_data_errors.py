@@ -978,3 +978,15 @@ def test_a_k_above_the_number_of_items_is_refused_by_a_suite_run(tmp_path, capsy
     line = _error_line(*_cli(capsys, "run", str(suite), "--out", str(tmp_path / "out")))
     assert f"{suite}: key 'ks': K=1000 exceeds the" in line and "items of dataset 't'" in line
     assert not (tmp_path / "out" / "runs").exists()
+
+
+def test_a_header_in_another_case_or_space_separated_says_so(tmp_path):
+    lower, spaced = tmp_path / "lower.txt", tmp_path / "spaced.txt"
+    lower.write_text("sessionid\tItemId\tTime\n1\t2\t1400000000\n")
+    spaced.write_text("SessionId ItemId Time\n1 2 1400000000\n")
+    with pytest.raises(DataError) as err:
+        readers.read_session_rec(lower)
+    assert "missing column(s) ['SessionId']" in _one_line(err)
+    assert "(column names are case-sensitive: found 'sessionid' for 'SessionId')" in str(err.value)
+    with pytest.raises(DataError, match=r"\(the file looks space-separated, expected TAB\)"):
+        readers.read_session_rec(spaced)
