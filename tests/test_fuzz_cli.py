@@ -62,7 +62,8 @@ datasets_ = st.sampled_from(["BASE/tiny.yaml", "nosuch", "BASE/missing.yaml", "B
 models = st.sampled_from(["pop", "spop", "markov", "nosuch", "nosuch:Class", ":X", "a..b:C", ""])
 params = st.one_of(
     st.sampled_from(["tiebreak=0.3", "tiebreak=2", "tiebreak=x", "pruning=99999999999999999999", "pruning=-1",
-                     "k=1", "noequals", "=1", "tiebreak=[1]", "tiebreak={a: 1}", "tiebreak=&a", "tiebreak=" + "[" * 50]),
+                     "k=1", "noequals", "=1", "tiebreak=[1]", "tiebreak={a: 1}", "tiebreak=&a", "tiebreak=" + "[" * 50,
+                     "pruning=010", "pruning=-07", "tiebreak=no", "fallback=off", "tiebreak=1e-3", "pruning=0x10"]),
     st.builds(lambda k, v: f"{k}={v}", st.sampled_from(["tiebreak", "pruning", "fallback", "x"]), junk),
 )
 

@@ -146,6 +146,34 @@ def test_fuzz_read_yoochoose(data, chunk):
         read_or_error(lambda p: readers.read_yoochoose(p, chunksize=chunk), path)
 
 
+COMPRESSORS = {".gz": "gzip", ".bz2": "bz2", ".xz": "lzma"}
+
+
+@fuzz_settings(40)
+@given(data=table_bytes(columns=("session", "timestamp", "item", "category")),
+       suffix=st.sampled_from([*COMPRESSORS, ".zip", ".dat"]), packed_as=st.sampled_from([*COMPRESSORS, ".zip"]),
+       cut=st.floats(0, 1), reader=st.sampled_from(["yoochoose", "table"]))
+def test_fuzz_compressed_files(data, suffix, packed_as, cut, reader):
+    """Compressed bytes, cut anywhere, under the right suffix or another one:
+    a frame or a one-line DataError, never a decompressor's traceback."""
+    import importlib
+    import io
+    import zipfile
+
+    if packed_as == ".zip":
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("events", data)
+        packed = buffer.getvalue()
+    else:
+        packed = importlib.import_module(COMPRESSORS[packed_as]).compress(data)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"events{suffix}"
+        path.write_bytes(packed[: max(1, int(len(packed) * cut))])
+        read = readers.read_yoochoose if reader == "yoochoose" else readers.read_table
+        read_or_error(read, path)
+
+
 @st.composite
 def parquet_frames(draw) -> pd.DataFrame:
     n = draw(st.integers(0, 12))
