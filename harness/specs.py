@@ -180,7 +180,13 @@ def load_spec(name_or_path: str | Path) -> DatasetSpec:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    if path.suffix.lower() not in (".yaml", ".yml"):  # a raw data file given where its spec belongs
+        raise ConfigError(f"{path}: expected a dataset spec (.yaml); a raw file is read through a spec that names "
+                          "it under files: (format table for a generic CSV, see docs/datasets.md)")
     data = load_yaml_file(path, "dataset spec")
+    if isinstance(data, dict) and "models" in data and "datasets" in data:
+        raise ConfigError(f"{path}: this is a suite (it has datasets and models), not a dataset spec; "
+                          "run it with `sessionbench run`")
     if not isinstance(data, dict):
         keys = ", ".join(_TOP_KEYS)
         raise ConfigError(f"{path}: expected a mapping of spec keys ({keys}), got {type(data).__name__}")

@@ -149,6 +149,9 @@ def parse_suite(data: Any, path: Path | None = None) -> Suite:
     where = str(path) if path else "suite"
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping with keys {', '.join(_TOP_KEYS)}")
+    if "format" in data and "preprocess" in data and "models" not in data:
+        raise ConfigError(f"{where}: this is a dataset spec (it has format and preprocess), not a suite; list it "
+                          "under a suite's datasets, or pass it to `sessionbench evaluate --dataset`")
     _check_keys(data, _TOP_KEYS, where, "")
     for key in ("datasets", "models"):
         if not data.get(key):

@@ -990,3 +990,17 @@ def test_a_header_in_another_case_or_space_separated_says_so(tmp_path):
     assert "(column names are case-sensitive: found 'sessionid' for 'SessionId')" in str(err.value)
     with pytest.raises(DataError, match=r"\(the file looks space-separated, expected TAB\)"):
         readers.read_session_rec(spaced)
+
+
+def test_a_file_of_the_wrong_kind_is_named_as_such(tmp_path, capsys):
+    from harness.specs import PRESET_DIR
+    from harness.suites import SUITE_DIR
+
+    raw = tmp_path / "events.csv"
+    raw.write_text("session,item,time\n1,a,1400000000\n")
+    line = _error_line(*_cli(capsys, "evaluate", "--dataset", str(raw), "--model", "pop"))
+    assert f"{raw}: expected a dataset spec (.yaml); a raw file is read through a spec that names it" in line
+    line = _error_line(*_cli(capsys, "run", str(PRESET_DIR / "synthetic.yaml"), "--out", str(tmp_path / "o")))
+    assert "synthetic.yaml: this is a dataset spec (it has format and preprocess), not a suite" in line
+    line = _error_line(*_cli(capsys, "datasets", "stats", str(SUITE_DIR / "default.yaml")))
+    assert "default.yaml: this is a suite (it has datasets and models), not a dataset spec" in line
