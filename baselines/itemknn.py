@@ -9,13 +9,15 @@ a batch is scored by gathering the rows of its last items.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import scipy.sparse as sp
 
 from baselines.rules import LastItemRecommender, check_int, check_real, prune_rows, to_csr
 from harness.dataset import SessionSplit
 from harness.errors import ConfigError
-from harness.registry import register
+from harness.registry import Range, register
 
 COUNTS = ("events", "sessions")
 
@@ -67,6 +69,9 @@ class ItemKNN(LastItemRecommender):
             after them by training popularity; ``"none"`` leaves them tied
             at 0 (see :mod:`baselines.common`).
     """
+
+    #: checked when a suite or --param sets them
+    hyperparameter_ranges: ClassVar[dict[str, Range]] = {"n_sims": Range(1), "regularisation": Range(0), "alpha": Range(0, 1)}
 
     def __init__(
         self,

@@ -571,6 +571,9 @@ class VSKNN(_KNNBase):
     _weighted_overlap = True
     _needs_prefix_max = True
 
+    #: checked when a suite or --param sets them (None still turns a weight off)
+    hyperparameter_ranges: ClassVar[dict[str, Range]] = {"idf_weighting": Range(0)}
+
     def __init__(
         self,
         *,
@@ -654,6 +657,11 @@ class STAN(_KNNBase):
     _weighted_overlap = True
     _uses_time = True
 
+    #: checked when a suite or --param sets them (None still turns a weight off)
+    hyperparameter_ranges: ClassVar[dict[str, Range]] = {
+        name: Range(0, low_open=True) for name in ("lambda_spw", "lambda_snh", "lambda_inh")
+    }
+
     def __init__(
         self,
         *,
@@ -718,6 +726,9 @@ class VSTAN(STAN):
 
     _needs_prefix_max = True
     SIMILARITIES: ClassVar[tuple[str, ...]] = ("cosine", "vec")
+
+    #: checked when a suite or --param sets them (None still turns a weight off)
+    hyperparameter_ranges: ClassVar[dict[str, Range]] = {"lambda_ipw": Range(0, low_open=True), "lambda_idf": Range(0)}
 
     def __init__(
         self,

@@ -8,12 +8,14 @@ the matrix is built at once with :func:`baselines.rules.position_pairs`
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import scipy.sparse as sp
 
 from baselines.rules import LastItemRecommender, check_int, position_pairs, prune_rows, to_csr
 from harness.dataset import SessionSplit
-from harness.registry import register
+from harness.registry import Range, register
 
 
 @register("markov")
@@ -46,6 +48,9 @@ class MarkovChain(LastItemRecommender):
             after the others by training popularity; ``"none"`` leaves them
             tied at 0 (see :mod:`baselines.common`).
     """
+
+    #: checked when a suite or --param sets them
+    hyperparameter_ranges: ClassVar[dict[str, Range]] = {"pruning": Range(0)}
 
     def __init__(self, *, pruning: int = 20, fallback: str = "pop") -> None:
         self.pruning = pruning

@@ -7,6 +7,8 @@ handful of items.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import torch
 
@@ -14,7 +16,7 @@ from baselines.common import training_popularity
 from harness.dataset import PrefixBatch, SessionDataset
 from harness.errors import ConfigError
 from harness.plugin import SessionRecommender
-from harness.registry import register
+from harness.registry import Range, register
 
 
 def _rows_of(row: torch.Tensor, n_rows: int) -> torch.Tensor:
@@ -56,6 +58,9 @@ class SessionPopularity(SessionRecommender):
     Args:
         tiebreak: weight of the normalised global popularity, in [0, 1).
     """
+
+    #: checked when a suite or --param sets them
+    hyperparameter_ranges: ClassVar[dict[str, Range]] = {"tiebreak": Range(0, 1, high_open=True)}
 
     def __init__(self, *, tiebreak: float = 0.5) -> None:
         self.tiebreak = tiebreak

@@ -30,6 +30,7 @@ from __future__ import annotations
 import abc
 import math
 from collections.abc import Callable
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -39,7 +40,7 @@ from baselines.common import check_fallback, sparse_fallback, training_popularit
 from harness.dataset import PrefixBatch, SessionDataset, SessionSplit
 from harness.errors import ConfigError
 from harness.plugin import SessionRecommender
-from harness.registry import register
+from harness.registry import Range, register
 
 #: gap weightings of sequential rules, as in session-rec's SequentialRules
 #: (``linear`` is clipped at 0; session-rec lets it go negative past gap 10)
@@ -265,6 +266,9 @@ class AssociationRules(LastItemRecommender):
             :mod:`baselines.common`).
     """
 
+    #: checked when a suite or --param sets them
+    hyperparameter_ranges: ClassVar[dict[str, Range]] = {"pruning": Range(0)}
+
     def __init__(self, *, pruning: int = 20, fallback: str = "pop") -> None:
         self.pruning = pruning
         self.fallback = fallback
@@ -315,6 +319,9 @@ class SequentialRules(LastItemRecommender):
         fallback: ``"pop"`` ranks the items without a rule after the others
             by training popularity; ``"none"`` leaves them tied at 0.
     """
+
+    #: checked when a suite or --param sets them
+    hyperparameter_ranges: ClassVar[dict[str, Range]] = {"steps": Range(1), "pruning": Range(0)}
 
     def __init__(self, *, steps: int = 10, weighting: str = "div", pruning: int = 20, fallback: str = "pop") -> None:
         self.steps = steps

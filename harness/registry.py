@@ -208,7 +208,8 @@ def hyperparameter_ranges(cls: type[SessionRecommender]) -> dict[str, Range]:
     return ranges
 
 
-def coerce_params(cls: type[SessionRecommender], params: Mapping[str, Any], *, source: str = "--param") -> dict[str, Any]:
+def coerce_params(cls: type[SessionRecommender], params: Mapping[str, Any], *, source: str = "--param",
+                  check_range: bool = True) -> dict[str, Any]:
     """Check hyper-parameter names against ``cls``, coerce values to the
     type of each default and check them against the declared ranges.
 
@@ -216,7 +217,8 @@ def coerce_params(cls: type[SessionRecommender], params: Mapping[str, Any], *, s
     accepts both, an int default refuses ``0.5``. NaN and infinities
     (``.inf``, ``1e999``) are refused for every hyper-parameter. Unknown names
     are an error, and so is a value outside the model's
-    ``hyperparameter_ranges`` (see :class:`Range`).
+    ``hyperparameter_ranges`` (see :class:`Range`) unless ``check_range`` is
+    false.
     """
     defaults = cls.hyperparameters()
     ranges = hyperparameter_ranges(cls)
@@ -229,7 +231,7 @@ def coerce_params(cls: type[SessionRecommender], params: Mapping[str, Any], *, s
                 f"it takes: {', '.join(defaults) or 'none'}"
             )
         out[key] = _coerce(value, defaults[key], f"{source}: {key}")
-        if key in ranges and out[key] not in ranges[key]:
+        if check_range and key in ranges and out[key] not in ranges[key]:
             raise ConfigError(f"{source}: {key}: expected a number {ranges[key]}, got {quote(value)}")
     return out
 

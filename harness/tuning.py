@@ -313,10 +313,24 @@ def _space(value: Any, model_cls: type, where: str, key: str) -> tuple[SearchPar
         if low > high or (log_scale and low <= 0) or (step is not None and (step <= 0 or log_scale)):
             raise ConfigError(f"{where}: key {here}: expected low <= high, low > 0 with log, and a positive "
                               f"step without log; got {spec!r}")  # fmt: skip
-        for bound, number in (("low", low), ("high", high)):  # every sampled value must be one the model takes
-            coerce_params(model_cls, {name: number}, source=f"{where}: key {here}.{bound}")
+        _check_bounds(model_cls, name, low, high, exact=kind == "int" or step is not None, where=where, key=here)
         params.append(SearchParam(name, kind, low, high, log_scale, step, when=when))
     return tuple(params)
+
+
+def _check_bounds(model_cls: type, name: str, low: float, high: float, *, exact: bool, where: str, key: str) -> None:
+    """Both bounds must be values the model takes (its declared range), so that
+    no trial fails on a value outside it. A continuous range may end on an
+    open end of the model's range (``tiebreak`` in [0, 1): ``high: 1.0``),
+    which sampling practically never returns; an integer or stepped range,
+    which samples its bounds, may not."""
+    from harness.registry import coerce_params, hyperparameter_ranges
+
+    declared = hyperparameter_ranges(model_cls).get(name)
+    for bound, number in (("low", low), ("high", high)):
+        coerce_params(model_cls, {name: number}, source=f"{where}: key {key}.{bound}", check_range=exact)
+        if not exact and declared is not None and number not in replace(declared, low_open=False, high_open=False):
+            raise ConfigError(f"{where}: key {key}.{bound}: {name}: expected a number {declared}, got {quote(number)}")
 
 
 def _when(value: Any, space: dict, name: str, where: str, key: str) -> tuple[tuple[str, tuple[Any, ...]], ...]:

@@ -583,6 +583,14 @@ def test_suite_names_stay_inside_reports(name):
         ({"name": "srgnn", "grid": {"lr": [0.001, -1]}}, "key models[0].grid: lr: expected a number > 0, got -1"),
         ({"name": "sknn", "params": {"k": 0}}, "k: expected a number >= 1, got 0"),
         ({"name": "gru4rec", "params": {"dropout_hidden": 1.0}}, "dropout_hidden: expected a number in [0, 1)"),
+        ({"name": "sr", "params": {"steps": 0}}, "steps: expected a number >= 1, got 0"),
+        ({"name": "ar", "grid": {"pruning": [5, -1]}}, "pruning: expected a number >= 0, got -1"),
+        ({"name": "markov", "params": {"pruning": -2}}, "pruning: expected a number >= 0, got -2"),
+        ({"name": "spop", "params": {"tiebreak": 1}}, "tiebreak: expected a number in [0, 1), got 1"),
+        ({"name": "itemknn", "params": {"alpha": 1.5}}, "alpha: expected a number in [0, 1], got 1.5"),
+        ({"name": "stan", "params": {"lambda_spw": 0}}, "lambda_spw: expected a number > 0, got 0"),
+        ({"name": "vstan", "params": {"lambda_idf": -1}}, "lambda_idf: expected a number >= 0, got -1"),
+        ({"name": "vsknn", "params": {"idf_weighting": -1}}, "idf_weighting: expected a number >= 0, got -1"),
     ],
 )
 def test_hyperparameters_out_of_range_are_refused_at_load(model, expected):

@@ -137,6 +137,16 @@ def test_a_bound_outside_the_models_range_is_refused_at_load():
         parse_suite({"datasets": ["synthetic"], "models": [{"name": "gru4rec", "tune": tune}]}, Path("suites/t.yaml"))
 
 
+def test_a_continuous_range_may_end_on_an_open_end_but_a_stepped_one_may_not():
+    """spop's tiebreak is in [0, 1): a continuous range up to 1.0 samples 1.0 practically never, a grid would."""
+    suite = {"datasets": ["synthetic"], "models": [{"name": "spop", "tune": {
+        "space": {"tiebreak": {"type": "float", "low": 0.0, "high": 1.0}}}}]}
+    assert parse_suite(suite).models[0].tune.space[0].high == 1.0
+    suite["models"][0]["tune"]["space"]["tiebreak"]["step"] = 0.25
+    with pytest.raises(ConfigError, match=r"tiebreak.high: tiebreak: expected a number in \[0, 1\), got 1.0"):
+        parse_suite(suite)
+
+
 def test_a_float_bound_written_1e_4_is_read_as_a_number():
     """YAML 1.1 reads 1e-4 (no dot) as a string; a float bound takes it as the number it spells."""
     text = ("datasets: [synthetic]\nmodels:\n  - name: gru4rec\n    tune:\n      space:\n"
