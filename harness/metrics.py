@@ -52,7 +52,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from harness.errors import UnknownNameError
+from harness.errors import UnknownNameError, did_you_mean
 
 #: Rank of a padding target (id 0): not a target, never counted.
 PAD_RANK = 0
@@ -173,7 +173,9 @@ def metric_spec(name: str) -> MetricSpec:
     try:
         return METRICS[base]
     except KeyError:
-        raise UnknownNameError(f"unknown metric {base!r}; known metrics: {', '.join(METRICS)}") from None
+        raise UnknownNameError(
+            f"unknown metric {base!r}{did_you_mean(base, METRICS)}; known metrics: {', '.join(METRICS)}"
+        ) from None
 
 
 def metric_key(name: str, k: int) -> str:

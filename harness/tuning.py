@@ -271,8 +271,10 @@ def _objective(metric: Any, ks: tuple[int, ...], where: str, key: str) -> tuple[
         raise ConfigError(f"{where}: key {key}: expected a metric such as MRR@20, got {metric!r}")
     try:
         spec, k = parse_metric_key(metric)
-    except SessionbenchError as err:
+    except (SessionbenchError, ValueError) as err:  # ValueError: not NAME@K
         raise ConfigError(f"{where}: key {key}: {err}") from None
+    if k < 1:
+        raise ConfigError(f"{where}: key {key}: expected a cut-off K >= 1, got {quote(metric)}")
     if spec.higher_is_better is None:
         raise ConfigError(f"{where}: key {key}: {spec.name} is neither better high nor low; choose another metric")
     if k not in {*ks, 20}:
