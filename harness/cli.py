@@ -354,6 +354,7 @@ def _list_datasets(args: argparse.Namespace) -> int:
 
     presets = specs.list_presets()
     data_dir = Path(args.data_dir) if args.data_dir else paths.data_dir()
+    specs.check_data_dir(data_dir)
     available = fetch.downloads(presets)
     rows = []
     for p in presets:

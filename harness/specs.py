@@ -51,6 +51,7 @@ __all__ = [
     "resolve_raw_files",
     "default_data_dir",
     "default_cache_dir",
+    "check_data_dir",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -424,6 +425,8 @@ def resolve_raw_files(spec: DatasetSpec, data_dir: str | Path | None = None) -> 
             the expected names and where the public data come from.
     """
     base = Path(data_dir) if data_dir is not None else default_data_dir()
+    if spec.files:  # generated data read no folder
+        check_data_dir(base)
     found: dict[str, Path] = {}
     for role, names in spec.files.items():
         tried = [base / sub / name for name in names for sub in ("", *spec.folders)]
@@ -438,6 +441,13 @@ def resolve_raw_files(spec: DatasetSpec, data_dir: str | Path | None = None) -> 
             )
         found[role] = hit
     return found
+
+
+def check_data_dir(folder: Path) -> None:
+    """Refuse a data folder that is a file (every raw file would be "missing")."""
+    if folder.exists() and not folder.is_dir():
+        raise DataError(f"the data folder is a file; expected the folder holding the raw files "
+                        f"(--data-dir, ${DATA_ENV} or a suite's data_dir)", path=folder)
 
 
 def _sha256(path: Path) -> str:

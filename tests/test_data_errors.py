@@ -1012,3 +1012,16 @@ def test_a_file_of_the_wrong_kind_is_named_as_such(tmp_path, capsys):
     assert "synthetic.yaml: this is a dataset spec (it has format and preprocess), not a suite" in line
     line = _error_line(*_cli(capsys, "datasets", "stats", str(SUITE_DIR / "default.yaml")))
     assert "default.yaml: this is a suite (it has datasets and models), not a dataset spec" in line
+
+
+def test_a_data_folder_that_is_a_file_is_named(tmp_path, capsys):
+    """Every raw file would otherwise be reported missing under 'afile/...'."""
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    line = _error_line(*_cli(capsys, "datasets", "--data-dir", str(afile)))
+    assert f"{afile}: the data folder is a file; expected the folder holding the raw files" in line
+    line = _error_line(*_cli(capsys, "evaluate", "--dataset", "yoochoose-100k", "--model", "pop",
+                             "--data-dir", str(afile)))
+    assert f"{afile}: the data folder is a file" in line
+    spec = specs.load_spec("synthetic")
+    assert specs.resolve_raw_files(spec, afile) == {}  # generated data read no folder
