@@ -135,6 +135,23 @@ def test_empty_bins_and_missing_validation_are_left_out(tmp_path):
         assert "Empty bins" in prefix.caption
 
 
+def test_a_plugin_sharing_a_built_in_colour_gets_other_bars(tmp_path):
+    import matplotlib
+    from matplotlib.colors import to_hex
+
+    data = tiny_dataset(n_test=30, seed=0)
+    for label in ("pop", "repeat"):  # "repeat" hashes to pop's colour, black
+        add_run(tmp_path, data, label, 0)
+    results = report.collect(tmp_path, n_bootstrap=N_BOOT)
+    with matplotlib.rc_context(figures._RC):
+        bars = figures._plot_bars(results.groups[0], results.styles, 3.3, print)
+    faces = {to_hex(c.patches[0].get_facecolor()) for ax in bars.figure.axes for c in ax.containers
+             if hasattr(c, "patches")}
+    assert faces == {"#000000", "#a6a6a6"}  # pop solid black; repeat an open (tinted) bar
+    legend = bars.figure.legends[0] if bars.figure.legends else bars.figure.axes[-1].get_legend()
+    assert {to_hex(h.get_facecolor()) for h in legend.get_patches()} == faces
+
+
 def test_labels_are_placed_without_overlap():
     import matplotlib
     from matplotlib.text import Text

@@ -198,8 +198,8 @@ def write_report(
             tables[g.slug] = _write_tables(g, tmp / TABLES_DIR, n_bootstrap, table)
             tables[g.slug] += _write_tuning(g, results.selection.tunings, tmp / TABLES_DIR)
         notes = tuple(f"{g.title}: {n}" for g in groups for n in g.notes)
-        notes += tuple(f"{a} and {b} are drawn alike (same colour, marker and hatch); set `style:` in the suite "
-                       "to tell them apart" for a, b in style_collisions(styles))
+        notes += tuple(f"{a} and {b} are drawn alike (same colour, and the same marker or hatch); set `style:` in "
+                       "the suite to tell them apart" for a, b in style_collisions(styles))
         text = _compact_text(groups) + _left_out_text(results.selection)
         summary_md = _summary_markdown(results, figures, text, n_bootstrap, seed, notes, warnings, table)
         # ANN retrieval (runs whose suite asked for it): figures, tables and a summary section

@@ -132,7 +132,7 @@ def _legend(fig, labels: list[str], styles: dict[str, Style], width: float, *, k
     for label in labels:
         st = styles[label]
         if kind == "patch":
-            handles.append(Patch(facecolor=st.color, edgecolor="black", hatch=st.hatch, linewidth=0.4, label=label))
+            handles.append(Patch(**st.bar_look(), label=label))
         else:
             handles.append(Line2D([], [], color=st.color, marker=st.marker, markerfacecolor=st.face,
                                   linestyle="-" if kind == "line" else "", markersize=4, label=label))
@@ -192,8 +192,8 @@ def _plot_bars(group: Group, styles: dict[str, Style], width: float, warn: Warn)
             err = _yerr(mean, group.ci_low.loc[label, keys].to_numpy(np.float64),
                         group.ci_high.loc[label, keys].to_numpy(np.float64))
             x = np.arange(len(keys)) - 0.42 + bar_w * (i + 0.5)
-            ax.bar(x, mean, bar_w, color=st.color, hatch=st.hatch, edgecolor="black", linewidth=0.3,
-                   yerr=err, error_kw={"elinewidth": 0.5, "capsize": 0.8, "ecolor": "black"})
+            ax.bar(x, mean, bar_w, **st.bar_look(), yerr=err,
+                   error_kw={"elinewidth": 0.5, "capsize": 0.8, "ecolor": "black"})
         ax.set_xticks(np.arange(len(keys)), [f"@{k}" for k in BAR_KS])
         ax.set_ylabel(METRICS[name].label)
         ax.set_ylim(bottom=0)
