@@ -313,6 +313,36 @@ def _tuning_markdown(tunings: list[Tuning]) -> list[str]:
     return lines
 
 
+def _runs_markdown(group: Group) -> list[str]:
+    """The runs behind each row of the group's tables and figures: ids, code and every hyper-parameter."""
+    if not group.provenance:
+        return []
+    lines = ["### Runs", "",
+             "Each model's numbers average exactly these runs (seeds share configuration and code); "
+             "`../runs/<run>/manifest.json` holds the resolved configuration, the code fingerprint (SHA-256 of "
+             "every source file), the library versions and the machine.", "",
+             "| model | runs (by seed) | code | hyper-parameters |", "|:---|:---|:---|:---|"]
+    for label in group.labels:
+        runs = group.provenance.get(label, [])
+        if not runs:
+            continue
+        first = runs[0]
+        ids = "<br>".join(f"`{r['run_id']}`" + _resumed_text(r.get("resumed")) for r in runs)
+        code = f"`{first['code_digest'][:12]}`" if first["code_digest"] else "unknown"
+        if first.get("git_commit"):
+            code += f" (git `{first['git_commit'][:12]}`)"
+        params = f"`{first['model']}`: " + _md_escape(_params_text(first["params"]))
+        lines.append(f"| {_md_escape(label)} | {ids} | {code} | {params} |")
+    return lines + [""]
+
+
+def _resumed_text(resumed: dict | None) -> str:
+    if not resumed:
+        return ""
+    return (f" (resumed after {resumed.get('phase', '')} epoch {resumed.get('epoch', '?')}; its fit time adds "
+            "the first process's time up to that checkpoint)")
+
+
 def _left_out_text(sel: Selection) -> str:
     """One line per run not shown (failed, failing verification), and a count of superseded runs."""
     lines = [f"failed: {rid} ({label}): {err}" for rid, label, err in sel.failed]
@@ -340,8 +370,9 @@ def _summary_markdown(
                   "seeds are averaged only within one configuration)")
     lines = [
         "# sessionbench report", "",
-        f"Computed from {source}. Every number is recomputed from the stored per-case ranks; "
-        f"the report is deterministic given its bootstrap seed ({seed}, {n_boot} replicates).", "",
+        f"Computed from {source}; each dataset's *Runs* section names the runs behind every model. Every "
+        "accuracy number is recomputed from the runs' stored per-case ranks, every timing is the runs' own "
+        f"measurement; the report is deterministic given its bootstrap seed ({seed}, {n_boot} replicates).", "",
         "## At a glance", "", "```", text, "```", "",
     ]
     for g in groups:
@@ -371,6 +402,7 @@ def _summary_markdown(
             lines += [f"- [`figures/{png}`](figures/{png}) ([PDF](figures/{pdf}), [caption](figures/{txt}), "
                       f"[LaTeX](figures/{tex})): {caption}", "",
                       f"  ![{kind}](figures/{png})", ""]
+        lines += _runs_markdown(g)
         tun = _group_tunings(g, sel.tunings)
         if tun:
             lines += ["### Tuning", "",
