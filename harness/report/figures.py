@@ -476,12 +476,24 @@ def _plot_training_curves(group: Group, styles: dict[str, Style], width: float, 
     extra = [Line2D([], [], color="0.3", linestyle=_PHASE_STYLE.get(str(p), ":"), linewidth=0.9, label=str(p))
              for p in phases_seen]
     _legend(fig, labels, styles, width, kind="line", extra=extra)
-    valid = (f"validation {valid_name.removeprefix('valid_')} (right)" if has_valid
-             else "no validation scores were recorded (no validation split), so only the loss is drawn")
-    caption = (f"{group.title}: training loss per epoch (mean per batch) and {valid}, for the models trained by "
-               f"epoch (mean over seeds; band: min to max over seeds). Line style: phase (select: training with "
-               f"early stopping on validation; refit: on all of train).")
+    if has_valid:
+        drawn = f"training loss per epoch (mean per batch) and validation {valid_name.removeprefix('valid_')}"
+    elif "select" in phases_seen:
+        drawn = "training loss per epoch (mean per batch; no validation scores were recorded)"
+    else:  # no model selected its epochs on a validation split: nothing to draw there
+        drawn = "training loss per epoch (mean per batch; no validation scores: no model stopped early)"
+    phases = "; ".join(f"{p}: {_PHASE_MEANING.get(str(p), 'as recorded')}" for p in phases_seen)
+    caption = (f"{group.title}: {drawn}, for the models trained by epoch (mean over seeds; band: min to max over "
+               f"seeds). Line style: phase ({phases}).")
     return Drawn(fig, caption)
+
+
+#: what each training phase is (see harness.plugin's training-curve format)
+_PHASE_MEANING = {
+    "train": "a fixed number of epochs on all of train",
+    "select": "on the training part of train, scored on the validation split for early stopping",
+    "refit": "retrained on all of train for the chosen number of epochs",
+}
 
 
 #: kind -> plotter(group, styles, width, warn) -> Drawn or None (nothing to draw)
