@@ -415,12 +415,17 @@ def _cmd_models(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2, default=str))
         return 0
     for name, cls in models.items():
-        doc = (cls.__doc__ or "").strip().splitlines()
-        print(f"{name:<12} {doc[0] if doc else cls.__qualname__}")
+        print(f"{name:<12} {_summary_line(cls.__doc__) or cls.__qualname__}")
         params = cls.hyperparameters()
         if params:
             print(" " * 13 + ", ".join(f"{k}={v!r}" for k, v in params.items()))
     return 0
+
+
+def _summary_line(doc: str | None) -> str:
+    """A docstring's first paragraph on one line (a summary may wrap over several lines)."""
+    paragraph = (doc or "").strip().split("\n\n", 1)[0]
+    return " ".join(paragraph.split())
 
 
 # -- run and report ---------------------------------------------------------

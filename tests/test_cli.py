@@ -89,6 +89,9 @@ def test_models_lists_names_and_hyperparameters(capsys):
     code, out, _ = run(capsys, "models")
     assert code == 0
     assert "pop " in out and "spop " in out and "tiebreak=0.5" in out
+    # a summary that wraps in the docstring is printed whole, on one line
+    assert "spop         S-POP: items clicked most often in the current prefix first, then by training popularity.\n" \
+        in out
     code, out, _ = run(capsys, "models", "--json")
     assert json.loads(out)["spop"]["hyperparameters"] == {"tiebreak": 0.5}
 
