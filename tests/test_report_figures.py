@@ -155,6 +155,29 @@ def test_a_plugin_sharing_a_built_in_colour_gets_other_bars(tmp_path):
     assert {to_hex(h.get_facecolor()) for h in legend.get_patches()} == faces
 
 
+def test_labels_do_not_cross_the_pareto_line_or_error_bars():
+    import matplotlib
+
+    with matplotlib.rc_context(figures._RC):
+        fig = figures._new_figure(3.3, 2.3)
+        ax = fig.subplots()
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        fig.canvas.draw()
+        point = ax.transData.transform([(0.3, 0.5)])
+        # a front leaving the point to the right (where a label goes first) and an error bar through it
+        lines = [(0.3, 0.5, 0.9, 0.5), (0.3, 0.35, 0.3, 0.65)]
+        segments = [tuple(ax.transData.transform([(a, b), (c, d)]).ravel()) for a, b, c, d in lines]
+        (ann,) = figures.place_labels(ax, point, ["itemknn"], segments_px=segments)
+        (free,) = figures.place_labels(ax, ax.transData.transform([(0.3, 0.2)]), ["pop"])
+        fig.canvas.draw()
+        box = ann.get_window_extent()
+        for x0, y0, x1, y1 in segments:
+            crosses = box.x0 < max(x0, x1) and min(x0, x1) < box.x1 and box.y0 < max(y0, y1) and min(y0, y1) < box.y1
+            assert not crosses, (box, (x0, y0, x1, y1))
+        assert free.get_position() == (4.0, 0.0)  # with nothing in the way: right of its point, as before
+
+
 def test_labels_are_placed_without_overlap():
     import matplotlib
     from matplotlib.text import Text

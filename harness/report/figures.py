@@ -253,20 +253,24 @@ def _plot_metric_vs_k(group: Group, styles: dict[str, Style], width: float, warn
 
 
 def place_labels(ax, points_px: np.ndarray, texts: list[str], *, fontsize: float = 7.0,
-                 radii: tuple[float, ...] = (4.0, 9.0, 15.0, 22.0, 30.0, 40.0)) -> list:
+                 radii: tuple[float, ...] = (4.0, 9.0, 15.0, 22.0, 30.0, 40.0),
+                 segments_px: list[tuple[float, float, float, float]] = ()) -> list:
     """Annotate each point with its text, avoiding overlaps (deterministic).
 
     Points are placed in order of decreasing y (top first). For each, the
     candidate offsets (right, above, below, left and the four diagonals, at
     growing distances in points) are tried in a fixed order; the first whose
-    text box stays inside the axes and overlaps neither an earlier label nor
-    any point's marker box is used (with a thin leader line past the first
+    text box stays inside the axes and overlaps neither an earlier label, nor
+    any point's marker box, nor any of ``segments_px`` (drawn lines: the
+    Pareto front, error bars) is used (with a thin leader line past the first
     ring). When none fits, the candidate with the least overlap is used.
 
     Args:
         ax: the axes (already laid out: the figure has been drawn once).
         points_px: ``[n, 2]`` the points in display pixels.
         texts: one label per point.
+        segments_px: horizontal or vertical line segments ``(x0, y0, x1, y1)``
+            in display pixels that labels should not cross.
     Returns:
         the annotation artists, in the order of ``texts``.
     """
@@ -277,6 +281,10 @@ def place_labels(ax, points_px: np.ndarray, texts: list[str], *, fontsize: float
     marker_half = 3.5 * px_per_pt
     obstacles = [np.array([x - marker_half, y - marker_half, x + marker_half, y + marker_half])
                  for x, y in points_px if np.isfinite(x) and np.isfinite(y)]
+    half_line = 1.0 * px_per_pt  # a line counts as a 2 pt wide band: crossing it costs its length
+    obstacles += [np.array([min(x0, x1) - half_line, min(y0, y1) - half_line, max(x0, x1) + half_line,
+                            max(y0, y1) + half_line]) for x0, y0, x1, y1 in segments_px
+                  if np.isfinite([x0, y0, x1, y1]).all()]
     directions = [(1, 0), (0, 1), (0, -1), (-1, 0), (1, 1), (-1, 1), (1, -1), (-1, -1)]
     out: list = [None] * len(texts)
     order = sorted(range(len(texts)), key=lambda i: (-points_px[i][1], points_px[i][0], texts[i]))
@@ -343,9 +351,7 @@ def _plot_accuracy_latency(group: Group, styles: dict[str, Style], width: float,
         err = _yerr(y, group.ci_low[key].to_numpy(np.float64), group.ci_high[key].to_numpy(np.float64))
         front = pareto_front(x, y)
         if front.any():
-            order = np.argsort(x[front])
-            ax.plot(x[front][order], y[front][order], linestyle="--", color="0.35", linewidth=0.8,
-                    drawstyle="steps-post", zorder=1)
+            ax.plot(*_front_steps(x[front], y[front]), linestyle="--", color="0.35", linewidth=0.8, zorder=1)
         for i, label in enumerate(group.labels):
             if not (np.isfinite(x[i]) and np.isfinite(y[i]) and x[i] > 0):
                 continue
@@ -366,11 +372,28 @@ def _plot_accuracy_latency(group: Group, styles: dict[str, Style], width: float,
         ok = np.isfinite(x) & np.isfinite(y) & (x > 0)
         pts = ax.transData.transform(np.column_stack([np.where(ok, x, 1.0), np.where(ok, y, 0.0)]))
         pts[~ok] = np.nan
-        place_labels(ax, pts, list(group.labels))
+        lines = [(x[i], lo, x[i], hi) for i, (lo, hi) in enumerate(zip(group.ci_low[key], group.ci_high[key]))
+                 if ok[i]]  # the error bars
+        front = pareto_front(x, y)
+        if front.any():
+            xs, ys = _front_steps(x[front], y[front])
+            lines += [(xs[j], ys[j], xs[j + 1], ys[j + 1]) for j in range(len(xs) - 1)]
+        segments = [tuple(ax.transData.transform([(x0, y0), (x1, y1)]).ravel()) for x0, y0, x1, y1 in lines]
+        place_labels(ax, pts, list(group.labels), segments_px=segments)
     caption = (f"{group.title}: {' and '.join(keys)} against single-session latency p50 (ms, log scale; one "
                f"prefix at a time); error bars: 95% bootstrap CI. The dashed line joins the Pareto-optimal "
                f"models (no other model is both faster and more accurate); their markers have black edges.")
     return Drawn(fig, caption)
+
+
+def _front_steps(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The Pareto front's points, by latency, joined by steps (across, then up or down): the
+    vertices of the dashed line, so that labels can avoid its segments."""
+    order = np.argsort(x, kind="stable")
+    xs, ys = x[order], y[order]
+    step_x = np.repeat(xs, 2)[1:]
+    step_y = np.repeat(ys, 2)[:-1]
+    return step_x, step_y
 
 
 def _log_axis(ax) -> None:
