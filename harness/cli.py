@@ -4,7 +4,9 @@ Errors a user can cause are printed as one line (``sessionbench: error:
 ...``) with exit status 2 and no traceback (so is an operating-system error
 on a path the user gave: too long, no permission, a file for a folder); a model whose own code raises
 under ``evaluate`` gives one line and exit status 1. ``--traceback`` prints
-the full traceback first. Logging is configured here and nowhere else.
+the full traceback first. Output into a pipe whose reader has gone
+(``sessionbench models | head -1``) ends quietly with status 141, as a
+SIGPIPE would. Logging is configured here and nowhere else.
 """
 
 from __future__ import annotations
@@ -415,12 +417,17 @@ def _cmd_models(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2, default=str))
         return 0
     for name, cls in models.items():
-        doc = (cls.__doc__ or "").strip().splitlines()
-        print(f"{name:<12} {doc[0] if doc else cls.__qualname__}")
+        print(f"{name:<12} {_summary_line(cls.__doc__) or cls.__qualname__}")
         params = cls.hyperparameters()
         if params:
             print(" " * 13 + ", ".join(f"{k}={v!r}" for k, v in params.items()))
     return 0
+
+
+def _summary_line(doc: str | None) -> str:
+    """A docstring's first paragraph on one line (a summary may wrap over several lines)."""
+    paragraph = (doc or "").strip().split("\n\n", 1)[0]
+    return " ".join(paragraph.split())
 
 
 # -- run and report ---------------------------------------------------------
@@ -726,12 +733,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModelFailure as err:
         _report(err, args.traceback, hint=" (run with --traceback for the model's traceback)")
         return 1
+    except BrokenPipeError:  # the reader of our output went away (`sessionbench models | head`): not an error
+        return _stdout_closed()
     except OSError as err:  # a path the system refuses (too long, no permission, a file for a folder, disk full)
         _report(ConfigError(_os_error_message(err)), args.traceback)
         return 2
     except KeyboardInterrupt:
         print("sessionbench: interrupted", file=sys.stderr)
         return 130
+
+
+def _stdout_closed() -> int:
+    """Exit quietly once stdout's reader has gone: point stdout at the null
+    device (so the flush at exit cannot fail again) and return 141, the
+    status of a process ended by SIGPIPE as shells report it."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout without a file descriptor (e.g. captured in tests)
+        pass
+    return 141
 
 
 def _os_error_message(err: OSError) -> str:

@@ -419,7 +419,10 @@ def evaluate(
         protocol: ``"next"`` (target: the next item) or ``"rest"`` (targets:
             the distinct remaining items of the session).
         ks: cut-offs; the default for :meth:`EvaluationResult.metrics`.
-        batch_size: prefixes per ``score`` call (results do not depend on it).
+        batch_size: prefixes per ``score`` call. Each case is ranked on its
+            own row, so it changes no rank by itself; a model whose scores
+            differ in their last bits between batch sizes (float32 matrix
+            products) can swap items that close (docs/metrics.md).
         exclude_seen: remove the items of the prefix from the ranking (a
             target in its own prefix then gets rank UNRANKED: a miss).
         progress: show a tqdm bar (only when stderr is a terminal).

@@ -318,6 +318,7 @@ def execute_run(spec: RunSpec, stage_dir: str | Path, progress: bool = False, wa
     from harness.registry import make_model
     from harness.specs import load_dataset
     from harness.timing import model_size, peak_rss_mb, single_session_latency
+    from harness.training import EpochTrainedRecommender
 
     manifest = {**base_manifest(spec), "started": _now(), "versions": _versions(), "git_commit": _git_commit(),
                 "machine": _machine(), "pid": os.getpid()}  # fmt: skip
@@ -349,7 +350,11 @@ def execute_run(spec: RunSpec, stage_dir: str | Path, progress: bool = False, wa
         with limit("score", spec.timeout.get("score")):
             result = evaluate(model, data, protocol=spec.protocol, ks=spec.ks, batch_size=spec.batch_size,
                               exclude_seen=spec.exclude_seen, progress=progress)  # fmt: skip
-            timings = {"fit_seconds": model.fit_seconds_, **result.timings}
+            # a run resumed from a checkpoint: its fit time includes the interrupted process's, up to it
+            before = model.fit_seconds_before() if isinstance(model, EpochTrainedRecommender) else 0.0
+            timings = {"fit_seconds": model.fit_seconds_ + before, **result.timings}
+            if getattr(model, "resumed_", None):
+                manifest["resumed"] = dict(model.resumed_)
             if spec.stage == "test":
                 timings.update(single_session_latency(model, data.prefixes("test"), n_samples=spec.latency["samples"],
                                                       warmup=spec.latency["warmup"], seed=spec.seed))  # fmt: skip

@@ -179,6 +179,7 @@ class EpochTrainedRecommender(SessionRecommender):
 
         folder.mkdir(parents=True, exist_ok=True)
         checkpoint = {"key": self._checkpoint_key(self._data, self._seed), "phase": phase, "epoch": epoch,
+                      "fit_seconds": self.fit_seconds_before() + time.perf_counter() - self._fit_started,
                       "curve": copy.deepcopy(curve), "selection": selection, "training": self._training_state(),
                       "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
                               "python": random.getstate()}}
@@ -189,6 +190,16 @@ class EpochTrainedRecommender(SessionRecommender):
         hook = getattr(self, "_after_checkpoint", None)
         if hook is not None:  # tests: interrupt a fit at a known point
             hook(phase, epoch)
+
+    def fit_seconds_before(self) -> float:
+        """Seconds that earlier, interrupted fits spent up to the checkpoint
+        this fit resumed from (0.0 when it did not resume). ``fit_seconds_``
+        times this call only; the runner stores their sum as the run's fit
+        time and ``resumed_`` (phase, epoch, these seconds) in its manifest.
+        Work done after that checkpoint by the interrupted process is lost
+        and not counted."""
+        resumed = self.__dict__.get("_resumed_from", getattr(self, "resumed_", None))  # during fit, after it
+        return resumed["fit_seconds_before"] if resumed else 0.0
 
     def _resume(self, checkpoint: dict[str, Any], data: SessionDataset, split: str, seed: int) -> None:
         """Rebuild the training of ``checkpoint`` (fresh start, then its states)."""
@@ -215,7 +226,13 @@ class EpochTrainedRecommender(SessionRecommender):
         if not isinstance(patience, int) or patience < 0:
             raise ConfigError(f"{self.name or type(self).__name__}: patience must be an integer >= 0, got {patience!r}")
         self._data, self._seed = data, seed
+        self._fit_started = time.perf_counter()
         checkpoint = self._read_checkpoint(data, seed)
+        # a resumed fit's time so far is in the checkpoint: the run's fit time adds it (see fit_seconds_before);
+        # resumed_ is set at the end, as resuming restores the interrupted fit's learned attributes
+        self._resumed_from = None if checkpoint is None else {
+            "phase": checkpoint["phase"], "epoch": int(checkpoint["epoch"]),
+            "fit_seconds_before": float(checkpoint.get("fit_seconds", 0.0))}
         curve: list[dict[str, Any]] = list(checkpoint["curve"]) if checkpoint else []
         if patience == 0:
             self._run_epochs(data, "train", epochs, seed, curve, phase="train", checkpoint=checkpoint)
@@ -233,7 +250,8 @@ class EpochTrainedRecommender(SessionRecommender):
                 self._load_state(best_state)
             self.best_epoch_ = best_epoch
         self.training_curve_ = curve
-        del self._data, self._seed
+        self.resumed_ = self._resumed_from
+        del self._data, self._seed, self._fit_started, self._resumed_from
 
     def _run_epochs(self, data, split, epochs, seed, curve, *, phase, checkpoint=None, **selection) -> None:
         if checkpoint is not None:

@@ -63,6 +63,12 @@ def test_resumed_fit_equals_uninterrupted_fit(case, tmp_path):
     assert [(r["phase"], r["epoch"], r["loss"]) for r in resumed.training_curve_] == \
         [(r["phase"], r["epoch"], r["loss"]) for r in whole.training_curve_]
     assert torch.equal(resumed.score(PREFIXES), whole.score(PREFIXES))
+    # the time the interrupted fit spent up to its checkpoint is kept, so the run's fit time is whole
+    assert whole.resumed_ is None and whole.fit_seconds_before() == 0.0
+    assert {k: resumed.resumed_[k] for k in ("phase", "epoch")} == {"phase": phase, "epoch": epoch}
+    steps = [(r["phase"], r["epoch"]) for r in resumed.training_curve_]
+    done = resumed.training_curve_[:steps.index((phase, epoch)) + 1]
+    assert resumed.fit_seconds_before() >= sum(r["seconds"] for r in done) > 0
 
 
 def test_checkpoint_of_another_configuration_is_ignored(tmp_path):

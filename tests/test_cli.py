@@ -89,6 +89,9 @@ def test_models_lists_names_and_hyperparameters(capsys):
     code, out, _ = run(capsys, "models")
     assert code == 0
     assert "pop " in out and "spop " in out and "tiebreak=0.5" in out
+    # a summary that wraps in the docstring is printed whole, on one line
+    assert "spop         S-POP: items clicked most often in the current prefix first, then by training popularity.\n" \
+        in out
     code, out, _ = run(capsys, "models", "--json")
     assert json.loads(out)["spop"]["hyperparameters"] == {"tiebreak": 0.5}
 
@@ -238,3 +241,13 @@ def test_report_command_rewrites_the_report_from_stored_runs(tmp_path, capsys):
     code, out, _ = run(capsys, "report", str(tmp_path / "out"))
     assert code == 0 and "spop" in out
     assert (tmp_path / "out" / "report" / "tables" / "diginetica_next.md").is_file()
+
+
+def test_a_closed_pipe_ends_the_output_quietly():
+    """`sessionbench models | head -1`: the reader closes the pipe; no error line, no traceback."""
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from harness.cli import main; sys.exit(main())",
+                             "models"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # before sessionbench writes a line: its first write meets a closed pipe
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert stderr == ""

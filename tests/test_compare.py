@@ -57,7 +57,8 @@ def test_written_outputs_and_text(two_settings, tmp_path):
     a, b = two_settings
     result = compare(a, b, n_bootstrap=N_BOOT, metrics=["mrr"], ks=[20])
     paths = write_comparison(result, tmp_path / "cmp")
-    assert {p.name for p in paths} == {"compare.md", "compare.csv", "compare.png", "compare.pdf", "compare.txt"}
+    assert {p.name for p in paths} == {"compare.md", "compare.csv", "compare.png", "compare.pdf", "compare.txt",
+                                      "compare.tex"}
     csv = pd.read_csv(tmp_path / "cmp" / "compare.csv")
     assert list(csv["metric"]) == ["MRR@20", "MRR@20"]
     text = result.text()

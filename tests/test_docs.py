@@ -1,17 +1,23 @@
-"""Every ```python block in the README and docs/ runs as written.
+"""Every ```python block in the README and docs/ runs as written, and every
+`sessionbench` command line in their other blocks parses as written.
 
 Blocks fenced as ```text are sketches and are not run. The blocks of one
 file run in order in one namespace, in a temporary working directory.
 """
 
 import re
+import shlex
 from pathlib import Path
 
 import pytest
 
+from harness.cli import build_parser
+
 ROOT = Path(__file__).resolve().parents[1]
 DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
+#: what may stand before the command on a line: a prompt, variables, a timer, nice, the venv's bin/
+COMMAND_PREFIX = re.compile(r"^(\$ |\w+=\S+ +|/usr/bin/time -v +|nice -n \d+ +|\.venv/bin/)*")
 
 
 def python_blocks(path: Path) -> list[str]:
@@ -31,3 +37,46 @@ def test_python_examples_run(path, tmp_path, monkeypatch):
 
 def test_docs_have_examples():
     assert any(python_blocks(p) for p in DOC_FILES)
+
+
+def command_lines(path: Path) -> list[str]:
+    """The `sessionbench ...` lines of a file's non-Python blocks: continuations joined, prompts,
+    variables and comments removed, shell variables ($s) read as 0."""
+    blocks, current, language = [], [], None
+    for line in path.read_text().splitlines():
+        if line.startswith("```"):
+            if language is None:
+                language = line[3:].strip()
+            else:
+                if language != "python":
+                    blocks.append("\n".join(current))
+                current, language = [], None
+        elif language is not None:
+            current.append(line)
+    lines = []
+    for block in blocks:
+        for line in block.replace("\\\n", " ").splitlines():
+            line = COMMAND_PREFIX.sub("", line.strip())
+            if line.startswith("sessionbench ") and "..." not in line:
+                line = re.sub(r"\s#.*$", "", line).strip()
+                lines.append(re.sub(r"\$\{?\w+\}?", "0", line))
+    return lines
+
+
+TEMPLATE_README = ROOT / "examples" / "plugin-template" / "README.md"
+COMMAND_FILES = [p for p in [*DOC_FILES, TEMPLATE_README] if command_lines(p)]
+
+
+@pytest.mark.parametrize("path", COMMAND_FILES, ids=lambda p: p.name)
+def test_shell_commands_parse(path):
+    """Flags and sub-commands shown to users exist (parsing only: nothing runs)."""
+    for line in command_lines(path):
+        try:
+            build_parser().parse_args(shlex.split(line)[1:])
+        except SystemExit:
+            pytest.fail(f"{path.name}: `{line}` does not parse")
+
+
+def test_the_command_check_sees_the_readme_commands():
+    assert "sessionbench runs prune reports/yoochoose-100k --yes" in command_lines(ROOT / "README.md")
+    assert len(COMMAND_FILES) >= 8

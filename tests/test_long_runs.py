@@ -95,4 +95,9 @@ def test_sigkilled_worker_resumes_from_its_checkpoint(workdir, monkeypatch):
     assert record.complete
     assert "resuming after train epoch 2" in (record.path / "log.txt").read_text()
     assert record.manifest["metrics"] == expected["metrics"]
+    # its fit time adds the killed process's time up to the checkpoint of epoch 2
+    resumed = record.manifest["resumed"]
+    assert (resumed["phase"], resumed["epoch"]) == ("train", 2) and "resumed" not in expected
+    first_two = sum(r["seconds"] for r in record.curve().to_dict("records")[:2])
+    assert record.manifest["timings"]["fit_seconds"] > resumed["fit_seconds_before"] >= first_two > 0
     assert not checkpoint_path(out, run_id).exists()  # removed once the run is complete

@@ -43,6 +43,13 @@ def test_installed_plugin_is_listed_by_its_entry_point_name(site, tmp_path):
     proc = cli("models", site=site, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "\nrepeat " in proc.stdout and "decay=0.5" in proc.stdout
+    assert "repeat       Repeat: the prefix's items, most recent first, then by training popularity.\n" in proc.stdout
+
+
+def test_a_decay_out_of_range_is_refused_before_fitting(site, tmp_path):
+    proc = cli("evaluate", "--dataset", "synthetic", "--model", "repeat", "--param", "decay=0", site=site, cwd=tmp_path)
+    assert proc.returncode == 2 and "decay" in proc.stderr and "(0, 1]" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
 
 
 def test_the_templates_own_tests_pass(site, tmp_path):

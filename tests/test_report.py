@@ -237,7 +237,7 @@ def test_figures_use_each_labels_style(store):
         st = results.styles[label]
         bar_styles = {(to_hex(p.get_facecolor()), p.get_hatch() or "") for ax in bars.axes for p in ax.patches}
         line_colors = {to_hex(ln.get_color()) for ax in lines.axes for ln in ax.get_lines()}
-        assert (st.color.lower(), st.hatch) in bar_styles and st.color.lower() in line_colors
+        assert (to_hex(st.bar_look()["facecolor"]), st.hatch) in bar_styles and st.color.lower() in line_colors
 
 
 def test_collect_is_deterministic(store):

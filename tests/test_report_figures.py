@@ -127,12 +127,55 @@ def test_empty_bins_and_missing_validation_are_left_out(tmp_path):
         prefix = figures._plot_prefix_length(group, results.styles, 3.3, print)
     assert len([ax for ax in curves.figure.axes if ax.get_ylabel()]) == 1
     assert "no validation" in curves.caption
+    # the data may well have a validation split: the models trained a fixed number of epochs
+    assert "no validation split" not in curves.caption and "no model stopped early" in curves.caption
+    assert "phase (train: a fixed number of epochs on all of train)" in curves.caption  # only phases drawn
     counts = group.bin_counts
     ticks = [t.get_text() for t in prefix.figure.axes[0].get_xticklabels()]
     assert len(ticks) == int((counts > 0).sum())
     assert all(not t.endswith("\n0") for t in ticks)
     if (counts == 0).any():
         assert "Empty bins" in prefix.caption
+
+
+def test_a_plugin_sharing_a_built_in_colour_gets_other_bars(tmp_path):
+    import matplotlib
+    from matplotlib.colors import to_hex
+
+    data = tiny_dataset(n_test=30, seed=0)
+    for label in ("pop", "repeat"):  # "repeat" hashes to pop's colour, black
+        add_run(tmp_path, data, label, 0)
+    results = report.collect(tmp_path, n_bootstrap=N_BOOT)
+    with matplotlib.rc_context(figures._RC):
+        bars = figures._plot_bars(results.groups[0], results.styles, 3.3, print)
+    faces = {to_hex(c.patches[0].get_facecolor()) for ax in bars.figure.axes for c in ax.containers
+             if hasattr(c, "patches")}
+    assert faces == {"#000000", "#a6a6a6"}  # pop solid black; repeat an open (tinted) bar
+    legend = bars.figure.legends[0] if bars.figure.legends else bars.figure.axes[-1].get_legend()
+    assert {to_hex(h.get_facecolor()) for h in legend.get_patches()} == faces
+
+
+def test_labels_do_not_cross_the_pareto_line_or_error_bars():
+    import matplotlib
+
+    with matplotlib.rc_context(figures._RC):
+        fig = figures._new_figure(3.3, 2.3)
+        ax = fig.subplots()
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        fig.canvas.draw()
+        point = ax.transData.transform([(0.3, 0.5)])
+        # a front leaving the point to the right (where a label goes first) and an error bar through it
+        lines = [(0.3, 0.5, 0.9, 0.5), (0.3, 0.35, 0.3, 0.65)]
+        segments = [tuple(ax.transData.transform([(a, b), (c, d)]).ravel()) for a, b, c, d in lines]
+        (ann,) = figures.place_labels(ax, point, ["itemknn"], segments_px=segments)
+        (free,) = figures.place_labels(ax, ax.transData.transform([(0.3, 0.2)]), ["pop"])
+        fig.canvas.draw()
+        box = ann.get_window_extent()
+        for x0, y0, x1, y1 in segments:
+            crosses = box.x0 < max(x0, x1) and min(x0, x1) < box.x1 and box.y0 < max(y0, y1) and min(y0, y1) < box.y1
+            assert not crosses, (box, (x0, y0, x1, y1))
+        assert free.get_position() == (4.0, 0.0)  # with nothing in the way: right of its point, as before
 
 
 def test_labels_are_placed_without_overlap():

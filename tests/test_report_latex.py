@@ -56,12 +56,10 @@ def default_like(tmp_path_factory):
 
 
 def _figures_body(summary) -> list[str]:
-    body = []
-    for pdf in (p for p in summary.figures if p.suffix == ".pdf"):
-        body += [r"\begin{figure}[t]", r"\centering", rf"\includegraphics{{{pdf}}}",
-                 rf"\caption{{{report.latex_escape(pdf.with_suffix('.txt').read_text().strip())}}}",
-                 r"\end{figure}"]
-    return body
+    """The report's own LaTeX figures (``<figure>.tex``), as a user includes them."""
+    snippets = [p for p in summary.figures if p.suffix == ".tex"]
+    assert len(snippets) == len([p for p in summary.figures if p.suffix == ".pdf"])
+    return [rf"\graphicspath{{{{{summary.path / 'figures'}/}}}}"] + [rf"\input{{{p}}}" for p in snippets]
 
 
 def _overfull(log: str) -> list[str]:
@@ -89,6 +87,23 @@ def test_default_column_figures_fit_a_conference_column(default_like, tmp_path):
     body = [rf"\input{{{summary.path / 'tables' / 'tiny_next.tex'}}}"] + _figures_body(summary)
     log = _compile(tmp_path, "\n".join(body), preamble=preamble)
     assert not _overfull(log), _overfull(log)
+
+
+def test_figure_snippets_keep_the_whole_caption(default_like, tmp_path):
+    """A caption holds LaTeX's special characters ("95% CI": % starts a comment): the .tex snippet
+    escapes them, so the whole caption reaches the paper; figures wider than a column are figure*."""
+    summary = report.write_report(default_like, n_bootstrap=50)
+    bars = summary.path / "figures" / "tiny_next_bars.tex"
+    text = (summary.path / "figures" / "tiny_next_bars.txt").read_text().strip()
+    tex = bars.read_text()
+    assert "95%" in text and rf"\caption{{{report.latex_escape(text)}}}" in tex and r"95\%" in tex
+    assert r"\begin{figure}[t]" in tex and r"\includegraphics{tiny_next_bars.pdf}" in tex
+    assert r"\label{fig:sessionbench-tiny_next_bars}" in tex
+    wide = report.write_report(default_like, n_bootstrap=50, figure_width="text")
+    assert r"\begin{figure*}[t]" in (wide.path / "figures" / "tiny_next_bars.tex").read_text()
+    if PDFLATEX is not None:  # the snippets compile, every caption whole
+        log = _compile(tmp_path, "\n".join(_figures_body(wide)))
+        assert "Undefined control sequence" not in log
 
 
 def test_wide_layout_and_chosen_columns_compile(default_like, tmp_path):

@@ -3,6 +3,7 @@ pooled; seeds pooled only within one configuration; tuning runs only in the tuni
 
 from __future__ import annotations
 
+import json
 import pandas as pd
 import pytest
 from report_fixtures import add_run
@@ -45,6 +46,22 @@ def planned(tmp_path_factory):
                  "chosen": grid[1][0], "params": {"hidden": 64}, "final": final}
     write_plan(out, Plan("test", "name: test\nstyle:\n  pop: {color: '#117733'}\n", {}, tuple(ids), (selection,)))
     return out, {"grid": grid, "final": final, "broken": broken, "values": values}
+
+
+def test_every_row_names_its_runs_code_and_hyper_parameters(planned):
+    out, info = planned
+    summary = report.write_report(out, n_bootstrap=N_BOOT)
+    table = pd.read_csv(summary.path / "tables" / "tiny_next.csv", index_col="label")
+    assert table.loc["gru4rec", "run_ids"] == info["final"]
+    assert table.loc["pop", "run_ids"] == "tiny-pop-s0-next"  # not the superseded tiny-pop-old
+    assert json.loads(table.loc["gru4rec", "params"]) == {"hidden": 64}
+    assert table.loc["gru4rec", "model"] == "gru4rec"
+    md = summary.summary_path.read_text()
+    runs = md.split("### Runs", 1)[1].split("\n### ", 1)[0].split("\n## ", 1)[0]
+    assert f"| gru4rec | `{info['final']}` |" in runs and "hidden=64" in runs
+    assert "tiny-pop-old" not in runs and info["broken"] not in runs
+    for grid_point, _ in info["grid"]:  # tuning runs belong to the tuning section, not here
+        assert grid_point not in runs
 
 
 def test_the_report_shows_exactly_the_plan(planned):

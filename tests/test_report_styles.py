@@ -85,6 +85,33 @@ def test_plugin_styles_rarely_collide_and_collisions_are_reported():
     assert styles.style_collisions(same) == [("a", "b")]
 
 
+def test_plugin_bars_never_look_like_a_built_in_bar():
+    # "repeat" hashes to pop's colour (black: a black hatch would not show on it) and "repeat-slow"
+    # to markov's colour and hatch; open bars (a tint, outlined and hatched in the colour) tell them apart
+    pairs = {"repeat": "pop", "repeat-slow": "markov"}
+    for plugin, built_in in pairs.items():
+        p, b = style_of(plugin), style_of(built_in)
+        assert p.color == b.color
+        assert p.bar_look()["facecolor"] != b.bar_look()["facecolor"]
+    assert style_of("repeat-slow").hatch == style_of("markov").hatch
+    built_in_faces = {style_of(name).bar_look()["facecolor"].upper() for name in KNOWN_MODELS}
+    for label in [f"plugin-{i}" for i in range(60)]:
+        look = style_of(label).bar_look()
+        assert look["facecolor"].upper() not in built_in_faces
+        assert look["edgecolor"] == style_of(label).color  # hatch and outline carry the colour
+    assert styles.tint("#000000", 0.35) == "#A6A6A6" and styles.tint("#0072B2", 1.0) == "#0072B2"
+
+
+def test_labels_alike_in_bars_or_in_points_are_reported():
+    def st(marker, hatch):
+        return styles.Style("#000000", marker, hatch, False, 17)
+
+    found = styles.style_collisions({"a": st("o", "//"), "b": st("s", "//"), "c": st("o", "xx"), "d": st("^", "..")})
+    assert found == [("a", "b"), ("a", "c")]  # a-b: same bars; a-c: same points; d differs in both
+    filled = styles.Style("#000000", "o", "//", True, 0)
+    assert styles.style_collisions({"a": st("o", "//"), "pop": filled}) == []  # open vs filled
+
+
 def test_suite_style_map_overrides_and_is_validated():
     base = {"datasets": ["synthetic"], "models": ["pop"]}
     suite = parse_suite({**base, "style": {"pop": {"color": "#117733", "marker": "d", "hatch": "//"}}})

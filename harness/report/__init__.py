@@ -10,7 +10,8 @@ per-case ranks and top-K lists, and writes ``<out_dir>/report/``::
                                      (superseded, failed, failing verification); methods
       figures/<group>_<kind>.png     for each (dataset, protocol) "group": bars,
       figures/<group>_<kind>.pdf       metric_vs_k, accuracy_latency, prefix_length,
-      figures/<group>_<kind>.txt       training_curves (PNG 300 dpi, PDF, caption)
+      figures/<group>_<kind>.txt|.tex  training_curves (PNG 300 dpi, PDF, caption as text
+                                       and as a LaTeX figure)
       tables/<group>.md|.tex|.csv    the results table (and its CIs)
       tables/<group>_significance.csv  the paired tests against the best model
       tables/<group>_tuning.md|.csv  the grid points of tuned models (when any)
@@ -42,7 +43,7 @@ from harness.report.collection import Collected, Group, collect
 from harness.report.constants import (
     BAR_KS, COLUMN_WIDTH, FIGURES_DIR, LIST_K, PREFIX_BINS, REPORT_DIR, TABLES_DIR, TEXT_WIDTH, TIMINGS, Timing,
 )
-from harness.report.figures import _PLOTTERS, _RC, FIGURE_KINDS, save_figure
+from harness.report.figures import _PLOTTERS, _RC, FIGURE_KINDS, save_figure, write_captions
 from harness.report.retrieval import write_retrieval
 from harness.report.provenance import ReportError, Selection, Tuning
 from harness.report.statistics import ALPHA, bootstrap_ci, holm, paired_ttest, pareto_front
@@ -169,6 +170,7 @@ def write_report(
     if table.layout not in ("narrow", "wide"):
         raise ConfigError(f"--layout: expected narrow or wide, got {table.layout!r}")
     width = figure_width_inches(figure_width, column_width=column_width, text_width=text_width)
+    wide = width > column_width + 1e-9  # wider than a column: figure* in the LaTeX snippets
     results = collect(out_dir, ks=ks, n_bootstrap=n_bootstrap, seed=seed, table_ks=table.ks, models=models,
                       style=style)
     groups, styles = results.groups, results.styles
@@ -188,7 +190,7 @@ def write_report(
     try:
         for g in groups:
             for kind in FIGURE_KINDS:
-                drawn = _draw(g, kind, styles, width, tmp / FIGURES_DIR, warnings.append)
+                drawn = _draw(g, kind, styles, width, tmp / FIGURES_DIR, warnings.append, wide=wide)
                 if drawn is not None:
                     figures[(g.slug, kind)] = drawn
         searches = _draw_searches(out_dir, tmp / FIGURES_DIR, warnings.append)
@@ -198,12 +200,13 @@ def write_report(
             tables[g.slug] = _write_tables(g, tmp / TABLES_DIR, n_bootstrap, table)
             tables[g.slug] += _write_tuning(g, results.selection.tunings, tmp / TABLES_DIR)
         notes = tuple(f"{g.title}: {n}" for g in groups for n in g.notes)
-        notes += tuple(f"{a} and {b} are drawn alike (same colour, marker and hatch); set `style:` in the suite "
-                       "to tell them apart" for a, b in style_collisions(styles))
+        notes += tuple(f"{a} and {b} are drawn alike (same colour, and the same marker or hatch); set `style:` in "
+                       "the suite to tell them apart" for a, b in style_collisions(styles))
         text = _compact_text(groups) + _left_out_text(results.selection)
         summary_md = _summary_markdown(results, figures, text, n_bootstrap, seed, notes, warnings, table)
         # ANN retrieval (runs whose suite asked for it): figures, tables and a summary section
-        retrieval_figures, tables["retrieval"], retrieval_md = write_retrieval(results.selection.test, tmp, width)
+        retrieval_figures, tables["retrieval"], retrieval_md = write_retrieval(results.selection.test, tmp, width,
+                                                                               wide=wide)
         figures[("retrieval", "")] = (retrieval_figures, None)
         (tmp / "summary.md").write_text(summary_md + "".join(f"\n{line}" for line in retrieval_md))
     except BaseException:
@@ -239,8 +242,9 @@ def _draw_searches(out_dir: Path, folder: Path, warn: Callable[[str], None]) -> 
 
 
 def _draw(group: Group, kind: str, styles: dict[str, Style], width: float, folder: Path,
-          warn: Callable[[str], None]) -> tuple[list[Path], str] | None:
-    """Draw and save one figure (PNG, PDF, caption .txt); a failure costs this figure only (one warning)."""
+          warn: Callable[[str], None], *, wide: bool = False) -> tuple[list[Path], str] | None:
+    """Draw and save one figure (PNG, PDF, caption .txt and LaTeX .tex); a failure costs this figure
+    only (one warning)."""
     import matplotlib
 
     def warn_here(message: str) -> None:
@@ -259,9 +263,7 @@ def _draw(group: Group, kind: str, styles: dict[str, Style], width: float, folde
         for leftover in folder.glob(f"{stem.name}.*"):
             leftover.unlink()
         return None
-    caption = stem.with_suffix(".txt")
-    caption.write_text(drawn.caption + "\n")
-    return paths + [caption], drawn.caption
+    return paths + write_captions(stem, drawn.caption, wide=wide), drawn.caption
 
 
 def _write_tables(group: Group, folder: Path, n_boot: int, spec: TableSpec) -> list[Path]:
@@ -311,6 +313,36 @@ def _tuning_markdown(tunings: list[Tuning]) -> list[str]:
     return lines
 
 
+def _runs_markdown(group: Group) -> list[str]:
+    """The runs behind each row of the group's tables and figures: ids, code and every hyper-parameter."""
+    if not group.provenance:
+        return []
+    lines = ["### Runs", "",
+             "Each model's numbers average exactly these runs (seeds share configuration and code); "
+             "`../runs/<run>/manifest.json` holds the resolved configuration, the code fingerprint (SHA-256 of "
+             "every source file), the library versions and the machine.", "",
+             "| model | runs (by seed) | code | hyper-parameters |", "|:---|:---|:---|:---|"]
+    for label in group.labels:
+        runs = group.provenance.get(label, [])
+        if not runs:
+            continue
+        first = runs[0]
+        ids = "<br>".join(f"`{r['run_id']}`" + _resumed_text(r.get("resumed")) for r in runs)
+        code = f"`{first['code_digest'][:12]}`" if first["code_digest"] else "unknown"
+        if first.get("git_commit"):
+            code += f" (git `{first['git_commit'][:12]}`)"
+        params = f"`{first['model']}`: " + _md_escape(_params_text(first["params"]))
+        lines.append(f"| {_md_escape(label)} | {ids} | {code} | {params} |")
+    return lines + [""]
+
+
+def _resumed_text(resumed: dict | None) -> str:
+    if not resumed:
+        return ""
+    return (f" (resumed after {resumed.get('phase', '')} epoch {resumed.get('epoch', '?')}; its fit time adds "
+            "the first process's time up to that checkpoint)")
+
+
 def _left_out_text(sel: Selection) -> str:
     """One line per run not shown (failed, failing verification), and a count of superseded runs."""
     lines = [f"failed: {rid} ({label}): {err}" for rid, label, err in sel.failed]
@@ -338,8 +370,9 @@ def _summary_markdown(
                   "seeds are averaged only within one configuration)")
     lines = [
         "# sessionbench report", "",
-        f"Computed from {source}. Every number is recomputed from the stored per-case ranks; "
-        f"the report is deterministic given its bootstrap seed ({seed}, {n_boot} replicates).", "",
+        f"Computed from {source}; each dataset's *Runs* section names the runs behind every model. Every "
+        "accuracy number is recomputed from the runs' stored per-case ranks, every timing is the runs' own "
+        f"measurement; the report is deterministic given its bootstrap seed ({seed}, {n_boot} replicates).", "",
         "## At a glance", "", "```", text, "```", "",
     ]
     for g in groups:
@@ -365,10 +398,11 @@ def _summary_markdown(
             if entry is None:
                 continue
             paths, caption = entry
-            png, pdf, txt = (p.name for p in paths)
-            lines += [f"- [`figures/{png}`](figures/{png}) ([PDF](figures/{pdf}), [caption](figures/{txt})): "
-                      f"{caption}", "",
+            png, pdf, txt, tex = (p.name for p in paths)
+            lines += [f"- [`figures/{png}`](figures/{png}) ([PDF](figures/{pdf}), [caption](figures/{txt}), "
+                      f"[LaTeX](figures/{tex})): {caption}", "",
                       f"  ![{kind}](figures/{png})", ""]
+        lines += _runs_markdown(g)
         tun = _group_tunings(g, sel.tunings)
         if tun:
             lines += ["### Tuning", "",

@@ -64,10 +64,24 @@ class Group:
     significance: pd.DataFrame
     notes: list[str] = field(default_factory=list)
     tuned: dict[str, dict[str, Any]] = field(default_factory=dict)  # label -> chosen hyper-parameters
+    #: label -> one :func:`run_provenance` per run averaged into the label (by seed)
+    provenance: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def title(self) -> str:
         return f"{self.dataset} ({self.protocol})"
+
+
+def run_provenance(record: RunRecord) -> dict[str, Any]:
+    """What a reader needs to trace a run's numbers to its exact code and
+    configuration: run id, seed, model, every hyper-parameter, the config,
+    pool and code digests (see :mod:`harness.store`), the git commit and,
+    for a run resumed from a checkpoint, where it resumed (None otherwise)."""
+    man = record.manifest
+    return {"run_id": record.run_id, "seed": man.get("seed"), "model": man.get("model"),
+            "params": man.get("params") or {}, "config_digest": record.config_digest or "",
+            "pool_digest": record.pool_digest or "", "code_digest": record.code_digest or "",
+            "git_commit": man.get("git_commit") or "", "resumed": man.get("resumed")}
 
 
 def _slug(*parts: str) -> str:
@@ -250,7 +264,13 @@ def _build_group(
         means=means, ci_low=ci_low, ci_high=ci_high, k_curves=k_curves,
         bin_means=bin_means, bin_low=bin_low, bin_high=bin_high, bin_counts=bin_counts,
         curves=curves, significance=significance, notes=notes,
+        provenance={label: [run_provenance(r.record) for r in sorted(by_label[label], key=_seed_order)]
+                    for label in labels},
     )
+
+
+def _seed_order(run: _Run) -> tuple[str, str]:
+    return (f"{run.seed:>20}" if isinstance(run.seed, int) else str(run.seed), run.record.run_id)
 
 
 def _nanmean(values: Sequence[float]) -> float:

@@ -183,7 +183,8 @@ def _compare_pair(ka, kb, ra, rb, cols, ks, names, n_boot, seed) -> list[dict]:
 
 
 def write_comparison(result: Comparison, out: str | Path, *, figure_width: str | float = "column") -> list[Path]:
-    """Write ``compare.md``, ``compare.csv`` and ``compare.png/.pdf/.txt`` (figure and caption) into ``out``."""
+    """Write ``compare.md``, ``compare.csv`` and ``compare.png/.pdf/.txt/.tex`` (figure, caption, LaTeX
+    figure) into ``out``."""
     from harness.report import figure_width_inches
 
     out = Path(out)
@@ -216,7 +217,8 @@ def _figure(result: Comparison, stem: Path, width: float) -> list[Path]:
     """Differences with their CIs, one row per (pair, metric), a line at zero."""
     import matplotlib
 
-    from harness.report.figures import _RC, _new_figure, save_figure
+    from harness.report.constants import COLUMN_WIDTH
+    from harness.report.figures import _RC, _new_figure, save_figure, write_captions
 
     t = result.table
     names = [f"{r.label_a if r.label_a == r.label_b else r.label_a + '→' + r.label_b} {r.metric}"
@@ -238,11 +240,9 @@ def _figure(result: Comparison, stem: Path, width: float) -> list[Path]:
         ax.grid(axis="y", visible=False)
         fig.legend(loc="outside lower center", ncol=2, frameon=False)
         paths = save_figure(fig, stem)
-    caption = stem.with_suffix(".txt")
-    caption.write_text(f"Differences B - A (A: {result.a}, B: {result.b}) with 95% paired bootstrap CIs over the "
-                       f"shared test cases; filled: significant after Holm correction (paired t-test, alpha = "
-                       f"{ALPHA}).\n")
-    return paths + [caption]
+    caption = (f"Differences B - A (A: {result.a}, B: {result.b}) with 95% paired bootstrap CIs over the "
+               f"shared test cases; filled: significant after Holm correction (paired t-test, alpha = {ALPHA}).")
+    return paths + write_captions(stem, caption, wide=width > COLUMN_WIDTH + 1e-9)
 
 
 __all__ = ["COMPARE_KS", "COMPARE_METRICS", "Comparison", "compare", "write_comparison"]

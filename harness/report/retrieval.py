@@ -131,9 +131,10 @@ def _markdown(frame: pd.DataFrame, title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_retrieval(runs: Iterable[RunRecord], folder: Path, width: float) -> tuple[list[Path], list[Path], list[str]]:
+def write_retrieval(runs: Iterable[RunRecord], folder: Path, width: float, *,
+                    wide: bool = False) -> tuple[list[Path], list[Path], list[str]]:
     """Write the retrieval figures (``width`` inches wide, caption beside
-    each) and tables of ``runs`` into the report folder being built
+    each as text and as a LaTeX ``figure``, ``figure*`` when ``wide``) and tables of ``runs`` into the report folder being built
     (``folder``); returns (figures, tables, summary.md lines)."""
     frame = retrieval_frame(runs)
     if frame.empty:
@@ -141,7 +142,7 @@ def write_retrieval(runs: Iterable[RunRecord], folder: Path, width: float) -> tu
     import matplotlib
     import matplotlib.pyplot as plt
 
-    from harness.report.figures import _RC, save_figure
+    from harness.report.figures import _RC, save_figure, write_captions
 
     figures, tables = [], []
     lines = ["## Retrieval: approximate nearest neighbours against exact ranking", "",
@@ -161,8 +162,7 @@ def write_retrieval(runs: Iterable[RunRecord], folder: Path, width: float) -> tu
                    "a time (log scale). Each marker is one setting; a method's line joins its settings that no other "
                    "setting of that method beats in both speed and the panel's quantity; the dashed line is the "
                    "Pareto front over all methods.")
-        (folder / FIGURES_DIR / f"{slug}.txt").write_text(caption + "\n")
-        figures.append(folder / FIGURES_DIR / f"{slug}.txt")
+        figures += write_captions(folder / FIGURES_DIR / slug, caption, wide=wide)
         table = _markdown(part, title)
         (folder / TABLES_DIR / f"{slug}.md").write_text(table)
         part.to_csv(folder / TABLES_DIR / f"{slug}.csv", index=False, float_format="%.10g")

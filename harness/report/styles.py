@@ -10,11 +10,12 @@ A label's style depends only on the label itself (and on an optional
   sasrec, bprmf, fpmc) have fixed styles with open markers;
 - any other label (a plugin, a tuned variant) gets its colour, marker and
   hatch from three independent stable hashes of its normalised name
-  (SHA-256, not Python's per-process ``hash``), and its markers are drawn
-  *open* (white face), so it never looks like a built-in model even when it
-  shares a built-in's colour. Two such labels share all three of colour,
-  marker and hatch with probability 1/(12 * 12 * 12); the report then says
-  so in a note, and the suite's ``style:`` map settles it.
+  (SHA-256, not Python's per-process ``hash``), and it is drawn *open*
+  (white marker faces; bars as in :meth:`Style.bar_look`), so it never looks
+  like a built-in model even when it shares a built-in's colour. Two such
+  labels look alike (same colour, and same hatch or same marker,
+  :func:`style_collisions`) with probability 23/1728, about 1/75; the report
+  then says so in a note, and the suite's ``style:`` map settles it.
 
 Collision handling that looks at the other labels (e.g. "take the next free
 slot") would make a plugin's colour change with the set of models in a
@@ -96,6 +97,32 @@ class Style:
         """Marker face colour: the colour itself, or white for open markers."""
         return self.color if self.filled else "white"
 
+    def bar_look(self) -> dict[str, Any]:
+        """Keyword arguments of a bar (and its legend patch) in this style.
+
+        A filled style is a solid bar of its colour, outlined and hatched in
+        black. An open style (labels outside the 12 built-ins) is the bar
+        counterpart of an open marker: a light tint of its colour
+        (:data:`OPEN_BAR_TINT` of it, the rest white), outlined and hatched
+        in the colour itself, so it never looks like a built-in's bar even
+        when the two share colour and hatch (black hatching on a black bar
+        would not show at all).
+        """
+        if self.filled:
+            return {"facecolor": self.color, "edgecolor": "black", "hatch": self.hatch, "linewidth": 0.3}
+        return {"facecolor": tint(self.color, OPEN_BAR_TINT), "edgecolor": self.color, "hatch": self.hatch,
+                "linewidth": 0.6}
+
+
+#: how much of its colour an open bar's face keeps (the rest is white)
+OPEN_BAR_TINT = 0.35
+
+
+def tint(color: str, amount: float) -> str:
+    """``#RRGGBB`` mixed with white: ``amount`` of the colour, ``1 - amount`` of white."""
+    mixed = 1.0 - amount * (1.0 - hex_to_rgb(color))
+    return "#" + "".join(f"{round(255 * v):02X}" for v in mixed)
+
 
 def _normalise_label(label: str) -> str:
     return re.sub(r"[^a-z0-9]", "", str(label).lower())
@@ -131,15 +158,16 @@ def model_styles(labels: Iterable[str], overrides: Mapping[str, Mapping[str, Any
 
 
 def style_collisions(styles: Mapping[str, Style]) -> list[tuple[str, str]]:
-    """Pairs of labels drawn identically (same colour, marker, fill and hatch)."""
-    seen: dict[tuple, str] = {}
+    """Pairs of labels drawn alike in some figure: same colour and fill, and
+    the same hatch (their bars look alike) or the same marker (their lines
+    and points look alike)."""
+    items = sorted(styles.items())
     out = []
-    for label, st in sorted(styles.items()):
-        key = (st.color.lower(), st.marker, st.filled, st.hatch)
-        if key in seen:
-            out.append((seen[key], label))
-        else:
-            seen[key] = label
+    for i, (a, sa) in enumerate(items):
+        for b, sb in items[i + 1:]:
+            if (sa.color.lower(), sa.filled) == (sb.color.lower(), sb.filled) and (
+                    sa.hatch == sb.hatch or sa.marker == sb.marker):
+                out.append((a, b))
     return out
 
 

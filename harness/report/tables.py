@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -174,6 +175,15 @@ def _table_frame(group: Group) -> pd.DataFrame:
     tuned = getattr(group, "tuned", None) or {}
     if tuned:
         out["tuned_params"] = [_params_text(tuned[label]) if label in tuned else "" for label in group.labels]
+    runs = getattr(group, "provenance", None) or {}
+    if runs:  # which runs each row averages, and their exact configuration and code
+        first = {label: (runs.get(label) or [{}])[0] for label in group.labels}
+        out["run_ids"] = [" ".join(r["run_id"] for r in runs.get(label, [])) for label in group.labels]
+        out["model"] = [first[label].get("model", "") for label in group.labels]
+        out["params"] = [json.dumps(first[label].get("params", {}), sort_keys=True, default=str)
+                         for label in group.labels]
+        for key in ("pool_digest", "code_digest"):
+            out[key] = [first[label].get(key, "") for label in group.labels]
     ci_cols = set(group.ci_low.columns)
     for col in group.means.columns:
         out[col] = group.means[col]

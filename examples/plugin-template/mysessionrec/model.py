@@ -4,14 +4,19 @@ first, then the most popular items.
 A strong floor on e-commerce logs, where users often return to an item.
 """
 
+from typing import ClassVar
+
 import torch
 
 from harness.dataset import PrefixBatch, SessionDataset
 from harness.plugin import SessionRecommender
+from harness.registry import Range
 
 
 class RepeatRecent(SessionRecommender):
-    """score(i) = 1 + decay ** (age of i's last click in the prefix)  if i is in the prefix
+    """Repeat: the prefix's items, most recent first, then by training popularity.
+
+    score(i) = 1 + decay ** (age of i's last click in the prefix)  if i is in the prefix
     score(i) = pop(i) / (max pop + 1)                              otherwise
 
     The age of the last item is 0, so it ranks first; older items follow.
@@ -22,12 +27,13 @@ class RepeatRecent(SessionRecommender):
         decay: weight ratio between consecutive positions, in (0, 1].
     """
 
+    # checked when a suite is loaded or --param is given: `decay: 0` stops before anything runs
+    hyperparameter_ranges: ClassVar[dict[str, Range]] = {"decay": Range(0, 1, low_open=True)}
+
     def __init__(self, *, decay: float = 0.5):
         self.decay = decay  # __init__ only stores hyper-parameters
 
     def _fit(self, data: SessionDataset, *, seed: int) -> None:
-        if not 0.0 < self.decay <= 1.0:
-            raise ValueError(f"decay must be in (0, 1], got {self.decay}")
         counts = torch.from_numpy(data.item_popularity("train")).float()
         self.popularity_ = counts / (counts.max() + 1.0)
 
