@@ -453,7 +453,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         timeout=None if args.timeout is None else {"fit": args.timeout, "score": args.timeout},
         save_models=args.save_models,
     )  # fmt: skip
-    print(f"suite {suite.name}: {len(outcome.planned)} runs planned, {len(outcome.skipped)} already complete, "
+    print(f"suite {suite.name}: {len(outcome.planned)} run(s) planned, {len(outcome.skipped)} already complete, "
           f"{len(outcome.executed)} executed, {len(outcome.failed)} failed; results in {outcome.out_dir}")
     if outcome.report is not None:
         print(outcome.report.text)
