@@ -15,11 +15,14 @@ import argparse
 import json
 import logging
 import re
+import signal
 import sys
 import tempfile
+import threading
 import traceback
 import typing
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -726,7 +729,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_cli(args.verbose)
     try:
-        return args.handler(args)
+        with _sigterm_interrupts():
+            return args.handler(args)
     except SessionbenchError as err:
         _report(err, args.traceback)
         return 2
@@ -738,9 +742,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as err:  # a path the system refuses (too long, no permission, a file for a folder, disk full)
         _report(ConfigError(_os_error_message(err)), args.traceback)
         return 2
+    except Terminated:
+        print("sessionbench: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("sessionbench: interrupted", file=sys.stderr)
         return 130
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM received by the command: raised in the main thread like
+    Ctrl-C's ``KeyboardInterrupt`` (a subclass, so every cleanup that an
+    interruption runs -- workers stopped, the output folder's lock released
+    -- runs for it too, and no ``except Exception`` takes it for a model's
+    failure)."""
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """While the command runs, SIGTERM raises :class:`Terminated` instead of
+    ending the process on the spot (the previous handler is restored after;
+    only the main thread may set one)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _stdout_closed() -> int:

@@ -407,12 +407,26 @@ def _worker(spec_dict: dict[str, Any], stage_dir: str, progress: bool, parent_pi
     if os.getpid() != parent_pid:
         die_with_parent(parent_pid)
         configure_cli(max(0, (logging.WARNING - log_level) // 10))
+        _thread_lock_for_progress_bars()
         watchdog = Watchdog(lambda phase, limit: None, parent_pid=parent_pid)
     spec = RunSpec(**{**spec_dict, "ks": tuple(spec_dict["ks"])})
     log_file = f"{stage_dir}.log"
     with run_log_file(log_file, stderr_level=log_level):
         execute_run(spec, stage_dir, progress, watchdog, checkpoint_dir=checkpoint_dir, log_file=log_file,
                     save_model=save_model)
+
+
+def _thread_lock_for_progress_bars() -> None:
+    """Give tqdm a thread lock in a worker process: by default its first bar
+    creates a multiprocessing lock (a named semaphore), which a worker ended
+    by Ctrl-C or by the runner never releases, so Python's resource tracker
+    warned of a leaked semaphore at exit. A worker's bars write to its own
+    stderr only and need no lock shared between processes."""
+    import threading
+
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
 
 
 # --------------------------------------------------------------------------- #

@@ -61,6 +61,13 @@ class PeeksAtTest(SessionRecommender):
     def _score(self, batch):
         return torch.zeros(len(batch), self.n_items_ + 1)
 
+class SlowWithBar(Slow):
+    """Slow, after making a progress bar (tqdm's first bar makes its lock)."""
+    def _fit(self, data, *, seed):
+        from tqdm import tqdm
+        tqdm(total=1, disable=True).close()
+        super()._fit(data, seed=seed)
+
 class Broken(SessionRecommender):
     """Raises in fit."""
     def _fit(self, data, *, seed):
@@ -226,6 +233,43 @@ def test_killed_suite_resumes_with_only_the_missing_runs(workdir):
         assert (after[name] / "manifest.json").read_bytes() == manifest  # untouched
     assert not [p for p in runs.iterdir() if p.name.startswith(".")]  # no half-written leftovers
     assert read_manifest(after[sorted(after)[0]])["status"] == "complete"
+
+
+@pytest.mark.parametrize("signum, status, said", [(signal.SIGTERM, 143, "sessionbench: terminated"),
+                                                    (signal.SIGINT, 130, "sessionbench: interrupted")])
+def test_a_signalled_run_stops_cleanly_and_resumes(workdir, signum, status, said):
+    """SIGTERM (a scheduler, `kill`) and Ctrl-C (SIGINT to the whole process
+    group) end a run with one line and the shell's status: the workers are
+    stopped, the output folder's lock is released, and no resource is left
+    for Python's resource tracker to warn about."""
+    (workdir / "suite.yaml").write_text(textwrap.dedent(f"""
+        name: sig
+        datasets: [{workdir / 'tinysyn.yaml'}]
+        models: [pop, "runner_plugins:SlowWithBar"]
+        ks: [20]
+        latency: {{samples: 3, warmup: 1}}
+        """))
+    env = {**os.environ, "SLOW_SECONDS": "120", "PYTHONPATH": str(workdir)}
+    cmd = [sys.executable, "-m", "harness.cli", "run", str(workdir / "suite.yaml"), "--out", "out", "--no-report"]
+    proc = subprocess.Popen(cmd, cwd=workdir, env=env, start_new_session=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    runs = workdir / "out" / "runs"
+    deadline = time.time() + 240
+    while time.time() < deadline and not (runs.exists() and [p for p in runs.iterdir() if not p.name.startswith(".")]):
+        time.sleep(0.5)
+    time.sleep(4)  # the slow run is now sleeping inside its worker
+    os.killpg(proc.pid, signum) if signum == signal.SIGINT else proc.send_signal(signum)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == status, output
+    assert output.strip().splitlines()[-1] == said
+    assert "leaked" not in output and "Traceback" not in output
+    assert not (workdir / "out" / ".lock").exists()
+
+    env["SLOW_SECONDS"] = "0"
+    rerun = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "1 already complete, 1 executed, 0 failed" in rerun.stdout
 
 
 # -- end to end: suite -> store -> report ---------------------------------------
