@@ -149,7 +149,7 @@ from torch import nn
 
 from harness.dataset import PrefixBatch, SessionDataset
 from harness.neural import NeuralRecommender, adam, dropout
-from harness.registry import Range, register
+from harness.registry import Choice, Range, register
 
 LOSSES = ("cross-entropy", "bpr-max", "top1-max")
 OPTIMIZERS = ("adam", "adagrad")
@@ -510,6 +510,8 @@ class GRU4Rec(NeuralRecommender):
         **{name: Range(0) for name in ("embedding", "n_sample", "sample_alpha", "bpreg", "elu_param")},
         **{name: Range(0, 1, high_open=True) for name in ("dropout_embed", "dropout_hidden", "momentum")},
         "learning_rate": Range(0, low_open=True),
+        "loss": Choice(LOSSES),
+        "optimizer": Choice(OPTIMIZERS),
     }
 
     def __init__(

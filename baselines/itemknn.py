@@ -17,7 +17,7 @@ import scipy.sparse as sp
 from baselines.rules import LastItemRecommender, check_int, check_real, prune_rows, to_csr
 from harness.dataset import SessionSplit
 from harness.errors import ConfigError
-from harness.registry import Range, register
+from harness.registry import Choice, Range, register
 
 COUNTS = ("events", "sessions")
 
@@ -71,7 +71,10 @@ class ItemKNN(LastItemRecommender):
     """
 
     #: checked when a suite or --param sets them
-    hyperparameter_ranges: ClassVar[dict[str, Range]] = {"n_sims": Range(1), "regularisation": Range(0), "alpha": Range(0, 1)}
+    hyperparameter_ranges: ClassVar[dict[str, Range | Choice]] = {
+        "n_sims": Range(1), "regularisation": Range(0), "alpha": Range(0, 1),
+        "count": Choice(COUNTS),
+    }
 
     def __init__(
         self,

@@ -53,11 +53,11 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from baselines.common import check_fallback, sparse_fallback, training_popularity
+from baselines.common import FALLBACKS, check_fallback, sparse_fallback, training_popularity
 from harness.dataset import PrefixBatch, SessionDataset
 from harness.errors import ConfigError
 from harness.plugin import SessionRecommender
-from harness.registry import Range, register
+from harness.registry import Choice, Range, register
 
 __all__ = ["SessionKNN", "VSKNN", "STAN", "VSTAN", "POSITION_WEIGHTS", "SCORE_WEIGHTS"]
 
@@ -282,7 +282,9 @@ class _KNNBase(SessionRecommender):
     #: t_p, the time of each prefix's last event
     _uses_time: ClassVar[bool] = False
     #: checked when a suite or --param sets them (the rest at fit)
-    hyperparameter_ranges: ClassVar[dict[str, Range]] = {"k": Range(1), "sample_size": Range(0)}
+    hyperparameter_ranges: ClassVar[dict[str, Range | Choice]] = {
+        "k": Range(1), "sample_size": Range(0), "fallback": Choice(FALLBACKS),
+    }
 
     k: int
     sample_size: int
@@ -516,6 +518,7 @@ class SessionKNN(_KNNBase):
     """
 
     SIMILARITIES: ClassVar[tuple[str, ...]] = ("cosine", "jaccard")
+    hyperparameter_ranges: ClassVar[dict[str, Range | Choice]] = {"similarity": Choice(SIMILARITIES)}
 
     def __init__(self, *, k: int = 100, sample_size: int = 1000, similarity: str = "cosine", fallback: str = "pop"):
         self.k = k
@@ -572,7 +575,11 @@ class VSKNN(_KNNBase):
     _needs_prefix_max = True
 
     #: checked when a suite or --param sets them (None still turns a weight off)
-    hyperparameter_ranges: ClassVar[dict[str, Range]] = {"idf_weighting": Range(0)}
+    hyperparameter_ranges: ClassVar[dict[str, Range | Choice]] = {
+        "idf_weighting": Range(0),
+        "weighting": Choice(tuple(POSITION_WEIGHTS)),
+        "weighting_score": Choice(tuple(SCORE_WEIGHTS)),
+    }
 
     def __init__(
         self,
@@ -728,7 +735,9 @@ class VSTAN(STAN):
     SIMILARITIES: ClassVar[tuple[str, ...]] = ("cosine", "vec")
 
     #: checked when a suite or --param sets them (None still turns a weight off)
-    hyperparameter_ranges: ClassVar[dict[str, Range]] = {"lambda_ipw": Range(0, low_open=True), "lambda_idf": Range(0)}
+    hyperparameter_ranges: ClassVar[dict[str, Range | Choice]] = {
+        "lambda_ipw": Range(0, low_open=True), "lambda_idf": Range(0), "similarity": Choice(SIMILARITIES),
+    }
 
     def __init__(
         self,

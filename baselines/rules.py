@@ -36,11 +36,11 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from baselines.common import check_fallback, sparse_fallback, training_popularity
+from baselines.common import FALLBACKS, check_fallback, sparse_fallback, training_popularity
 from harness.dataset import PrefixBatch, SessionDataset, SessionSplit
 from harness.errors import ConfigError
 from harness.plugin import SessionRecommender
-from harness.registry import Range, register
+from harness.registry import Choice, Range, register
 
 #: gap weightings of sequential rules, as in session-rec's SequentialRules
 #: (``linear`` is clipped at 0; session-rec lets it go negative past gap 10)
@@ -212,6 +212,9 @@ class LastItemRecommender(SessionRecommender):
     Subclasses set ``self.fallback`` in ``__init__``.
     """
 
+    #: checked when a suite or --param sets it (subclasses add their own ranges)
+    hyperparameter_ranges: ClassVar[dict[str, Range | Choice]] = {"fallback": Choice(FALLBACKS)}
+
     fallback: str
 
     def _check(self) -> None:
@@ -321,7 +324,9 @@ class SequentialRules(LastItemRecommender):
     """
 
     #: checked when a suite or --param sets them
-    hyperparameter_ranges: ClassVar[dict[str, Range]] = {"steps": Range(1), "pruning": Range(0)}
+    hyperparameter_ranges: ClassVar[dict[str, Range | Choice]] = {
+        "steps": Range(1), "pruning": Range(0), "weighting": Choice(tuple(WEIGHTINGS)),
+    }
 
     def __init__(self, *, steps: int = 10, weighting: str = "div", pruning: int = 20, fallback: str = "pop") -> None:
         self.steps = steps

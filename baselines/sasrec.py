@@ -64,7 +64,7 @@ from torch import nn
 
 from harness.dataset import PrefixBatch, SessionSplit
 from harness.neural import Dropout, PrefixTrainedRecommender
-from harness.registry import Range, register
+from harness.registry import Choice, Range, register
 
 LOSSES = ("cross-entropy", "bce")
 
@@ -227,6 +227,7 @@ class SASRec(PrefixTrainedRecommender):
     hyperparameter_ranges: ClassVar[dict[str, Range]] = {
         **{name: Range(1) for name in ("hidden_size", "n_blocks", "n_heads", "max_len")},
         "dropout": Range(0, 1, high_open=True),
+        "loss": Choice(LOSSES),
     }
 
     def __init__(

@@ -192,6 +192,10 @@ class Range:
             return False
         return self.high is None or (value < self.high or (not self.high_open and value == self.high))
 
+    def expected(self) -> str:
+        """What a value out of range should have been, for error messages."""
+        return f"a number {self}"
+
     def __str__(self) -> str:
         if self.high is None:
             return f"{'>' if self.low_open else '>='} {self.low}"
@@ -200,9 +204,32 @@ class Range:
         return f"in {'(' if self.low_open else '['}{self.low}, {self.high}{')' if self.high_open else ']'}"
 
 
-def hyperparameter_ranges(cls: type[SessionRecommender]) -> dict[str, Range]:
+@dataclass(frozen=True)
+class Choice:
+    """The allowed values of a hyper-parameter that names one of a few
+    options (a loss, a similarity), declared in ``hyperparameter_ranges``
+    beside the :class:`Range` of numeric ones, so that a typo in a suite, a
+    tuning space's ``choices`` or ``--param`` stops when it is loaded::
+
+        hyperparameter_ranges = {"loss": Choice(("cross-entropy", "bpr-max"))}
+
+    Attributes:
+        values: the allowed values.
+    """
+
+    values: tuple[str, ...]
+
+    def __contains__(self, value: Any) -> bool:
+        return not isinstance(value, str) or value in self.values  # the type check of _coerce reports wrong types
+
+    def expected(self) -> str:
+        """What a value not allowed should have been, for error messages."""
+        return f"one of {', '.join(map(repr, self.values))}"
+
+
+def hyperparameter_ranges(cls: type[SessionRecommender]) -> dict[str, Range | Choice]:
     """The ranges ``cls`` and its base classes declare (a subclass's entry wins)."""
-    ranges: dict[str, Range] = {}
+    ranges: dict[str, Range | Choice] = {}
     for klass in reversed(cls.__mro__):
         ranges.update(vars(klass).get("hyperparameter_ranges", {}))
     return ranges
@@ -217,7 +244,7 @@ def coerce_params(cls: type[SessionRecommender], params: Mapping[str, Any], *, s
     accepts both, an int default refuses ``0.5``. NaN and infinities
     (``.inf``, ``1e999``) are refused for every hyper-parameter. Unknown names
     are an error, and so is a value outside the model's
-    ``hyperparameter_ranges`` (see :class:`Range`) unless ``check_range`` is
+    ``hyperparameter_ranges`` (see :class:`Range` and :class:`Choice`) unless ``check_range`` is
     false.
     """
     defaults = cls.hyperparameters()
@@ -232,7 +259,8 @@ def coerce_params(cls: type[SessionRecommender], params: Mapping[str, Any], *, s
             )
         out[key] = _coerce(value, defaults[key], f"{source}: {key}")
         if check_range and key in ranges and out[key] not in ranges[key]:
-            raise ConfigError(f"{source}: {key}: expected a number {ranges[key]}, got {quote(value)}")
+            raise ConfigError(f"{source}: {key}: expected {ranges[key].expected()}, got {quote(value)}"
+                              f"{did_you_mean(value, getattr(ranges[key], 'values', ()))}")
     return out
 
 

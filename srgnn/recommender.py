@@ -23,7 +23,7 @@ import torch
 
 from harness.dataset import PrefixBatch
 from harness.neural import PrefixTrainedRecommender
-from harness.registry import Range, register
+from harness.registry import Choice, Range, register
 from srgnn.graph import EDGE_WEIGHTS, SessionGraphs, build_session_graphs
 from srgnn.model import SRGNN
 
@@ -76,6 +76,7 @@ class SRGNNRecommender(PrefixTrainedRecommender):
     hyperparameter_ranges: ClassVar[dict[str, Range]] = {
         **{name: Range(1) for name in ("hidden_size", "lr_decay_every", "step")},
         "lr_decay": Range(0, 1, low_open=True),
+        "edge_weight": Choice(EDGE_WEIGHTS),
     }
 
     def __init__(

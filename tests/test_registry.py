@@ -8,9 +8,11 @@ import pytest
 from harness.errors import ConfigError, ContractError, UnknownNameError
 from harness.plugin import SessionRecommender
 from harness.registry import (
+    Choice,
     available_models,
     coerce_params,
     get_model_class,
+    hyperparameter_ranges,
     make_model,
     parse_param,
     register,
@@ -91,6 +93,42 @@ def test_params_are_checked_against_the_model():
         coerce_params(spop, {"alpha": 1})
     with pytest.raises(ConfigError, match="tiebreak: expected a number, got 'high'"):
         coerce_params(spop, {"tiebreak": "high"})
+
+
+def test_every_named_option_of_a_built_in_model_is_declared():
+    """A hyper-parameter that names an option (a loss, a similarity, a
+    fallback) declares its values, so a typo in a suite, a tuning space or
+    --param stops when it is loaded instead of failing in each fit; the
+    default is one of them. (``device`` is open-ended: "cuda:3".)"""
+    built_in = {name: cls for name, cls in available_models().items()
+                if cls.__module__.split(".")[0] in ("baselines", "srgnn", "harness")}
+    assert len(built_in) >= 17
+    for name, cls in built_in.items():
+        ranges = hyperparameter_ranges(cls)
+        for key, default in cls.hyperparameters().items():
+            if isinstance(default, str) and key != "device":
+                assert isinstance(ranges.get(key), Choice), f"{name}.{key}"
+                assert default in ranges[key].values, f"{name}.{key}"
+    for name, cls in built_in.items():  # each declared value fits
+        for key, allowed in hyperparameter_ranges(cls).items():
+            if isinstance(allowed, Choice):
+                for value in allowed.values:
+                    assert coerce_params(cls, {key: value}) == {key: value}, f"{name}.{key}={value}"
+
+
+@pytest.mark.parametrize(
+    "model, param, expected",
+    [
+        ("gru4rec", "loss=cross-entropi",
+         "loss: expected one of 'cross-entropy', 'bpr-max', 'top1-max', got 'cross-entropi' (did you mean 'cross-entropy'?)"),
+        ("vstan", "similarity=jaccard", "similarity: expected one of 'cosine', 'vec', got 'jaccard'"),
+        ("markov", "fallback=popularity", "fallback: expected one of 'pop', 'none', got 'popularity'"),
+    ],
+)
+def test_a_named_option_outside_its_values_is_refused_when_read(model, param, expected):
+    with pytest.raises(ConfigError) as err:
+        coerce_params(get_model_class(model), dict([parse_param(param)]))
+    assert expected in str(err.value)
 
 
 @pytest.mark.parametrize(

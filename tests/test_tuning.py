@@ -110,6 +110,9 @@ def suite(workdir, models, **extra):
         ({"space": {"steps": {"type": "int", "low": 1.5, "high": 2}}}, r"tune.space.steps.low: expected an integer"),
         ({"space": {"steps": {"type": "range"}}}, r"tune.space.steps.type: expected one of int, float, categorical"),
         ({"space": {"weighting": {"type": "categorical", "choices": []}}}, r"weighting.choices: expected a non-empty"),
+        ({"space": {"weighting": {"type": "categorical", "choices": ["div", "quadratik"]}}},
+         r"tune.space.weighting.choices: weighting: expected one of 'linear', .*, got 'quadratik' "
+         r"\(did you mean 'quadratic'\?\)"),
         ({"space": {"steps": {"type": "int", "low": 1, "high": 3, "when": {"weighting": "div"}},
                     "weighting": {"type": "categorical", "choices": ["div"]}}}, r"steps.when.weighting: .*listed earlier"),
         ({"trials": 0}, r"tune.trials: expected an integer >= 1"),
