@@ -119,28 +119,18 @@ def test_every_named_option_of_a_built_in_model_is_declared():
 @pytest.mark.parametrize(
     "model, param, expected",
     [
+        # a named option outside its declared values
         ("gru4rec", "loss=cross-entropi",
          "loss: expected one of 'cross-entropy', 'bpr-max', 'top1-max', got 'cross-entropi' (did you mean 'cross-entropy'?)"),
         ("vstan", "similarity=jaccard", "similarity: expected one of 'cosine', 'vec', got 'jaccard'"),
         ("markov", "fallback=popularity", "fallback: expected one of 'pop', 'none', got 'popularity'"),
-    ],
-)
-def test_a_named_option_outside_its_values_is_refused_when_read(model, param, expected):
-    with pytest.raises(ConfigError) as err:
-        coerce_params(get_model_class(model), dict([parse_param(param)]))
-    assert expected in str(err.value)
-
-
-@pytest.mark.parametrize(
-    "model, param, expected",
-    [
+        # ``no`` is YAML 1.1 for false: the error says so instead of a bare "got False"
         ("sknn", "similarity=no", "similarity: expected a string, got the boolean False (YAML reads yes, no, on, off"),
         ("sknn", "k=yes", "k: expected an integer, got the boolean True (YAML reads"),
         ("spop", "tiebreak=off", "tiebreak: expected a number, got the boolean False (YAML reads"),
     ],
 )
-def test_a_yaml_boolean_for_another_type_says_why(model, param, expected):
-    """``no`` is YAML 1.1 for false: the error says so instead of a bare "got False"."""
+def test_a_value_read_from_text_is_refused_with_what_was_expected(model, param, expected):
     with pytest.raises(ConfigError) as err:
         coerce_params(get_model_class(model), dict([parse_param(param)]))
     assert expected in str(err.value)
