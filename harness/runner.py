@@ -407,6 +407,10 @@ def _worker(spec_dict: dict[str, Any], stage_dir: str, progress: bool, parent_pi
     if os.getpid() != parent_pid:
         die_with_parent(parent_pid)
         configure_cli(max(0, (logging.WARNING - log_level) // 10))
+        # Ctrl-C reaches the whole process group: the runner, which stops its
+        # workers, handles it; a worker's own KeyboardInterrupt would only
+        # print a traceback while it is being stopped
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         _thread_lock_for_progress_bars()
         watchdog = Watchdog(lambda phase, limit: None, parent_pid=parent_pid)
     spec = RunSpec(**{**spec_dict, "ks": tuple(spec_dict["ks"])})

@@ -555,8 +555,11 @@ def test_a_long_grid_label_is_refused():
 
 
 def test_grid_values_cannot_leave_the_run_folder():
-    model = {"name": "sr", "grid": {"weighting": ["../../x"]}}
+    # device is a free string (a named option with declared values refuses such a value anyway)
+    model = {"name": "gru4rec", "grid": {"device": ["../../x"]}}
     assert "must print as letters" in _suite_error({"datasets": ["synthetic"], "models": [model]})
+    model = {"name": "sr", "grid": {"weighting": ["../../x"]}}
+    assert "expected one of 'linear'" in _suite_error({"datasets": ["synthetic"], "models": [model]})
 
 
 def test_a_dataset_listed_twice_is_refused():
