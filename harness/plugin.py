@@ -138,6 +138,13 @@ class SessionRecommender(abc.ABC):
         self._check_training_curve()
         return self
 
+    def fit_seconds_before(self) -> float:
+        """Seconds that earlier, interrupted fits spent before the one that
+        ``fit_seconds_`` times (a run's fit time is their sum): 0.0 here; a
+        model that resumes from checkpoints overrides it
+        (:class:`harness.training.EpochTrainedRecommender`)."""
+        return 0.0
+
     def score(self, batch: PrefixBatch) -> torch.Tensor:
         """Scores of every item for each prefix: float [B, n_items + 1].
 

@@ -318,7 +318,6 @@ def execute_run(spec: RunSpec, stage_dir: str | Path, progress: bool = False, wa
     from harness.registry import make_model
     from harness.specs import load_dataset
     from harness.timing import model_size, peak_rss_mb, single_session_latency
-    from harness.training import EpochTrainedRecommender
 
     manifest = {**base_manifest(spec), "started": _now(), "versions": _versions(), "git_commit": _git_commit(),
                 "machine": _machine(), "pid": os.getpid()}  # fmt: skip
@@ -351,8 +350,7 @@ def execute_run(spec: RunSpec, stage_dir: str | Path, progress: bool = False, wa
             result = evaluate(model, data, protocol=spec.protocol, ks=spec.ks, batch_size=spec.batch_size,
                               exclude_seen=spec.exclude_seen, progress=progress)  # fmt: skip
             # a run resumed from a checkpoint: its fit time includes the interrupted process's, up to it
-            before = model.fit_seconds_before() if isinstance(model, EpochTrainedRecommender) else 0.0
-            timings = {"fit_seconds": model.fit_seconds_ + before, **result.timings}
+            timings = {"fit_seconds": model.fit_seconds_ + model.fit_seconds_before(), **result.timings}
             if getattr(model, "resumed_", None):
                 manifest["resumed"] = dict(model.resumed_)
             if spec.stage == "test":

@@ -43,7 +43,7 @@ from harness.report.collection import Collected, Group, collect
 from harness.report.constants import (
     BAR_KS, COLUMN_WIDTH, FIGURES_DIR, LIST_K, PREFIX_BINS, REPORT_DIR, TABLES_DIR, TEXT_WIDTH, TIMINGS, Timing,
 )
-from harness.report.figures import _PLOTTERS, _RC, FIGURE_KINDS, save_figure, write_captions
+from harness.report.figures import _PLOTTERS, _RC, FIGURE_KINDS, save_figure, wider_than_a_column, write_captions
 from harness.report.retrieval import write_retrieval
 from harness.report.provenance import ReportError, Selection, Tuning
 from harness.report.statistics import ALPHA, bootstrap_ci, holm, paired_ttest, pareto_front
@@ -170,7 +170,7 @@ def write_report(
     if table.layout not in ("narrow", "wide"):
         raise ConfigError(f"--layout: expected narrow or wide, got {table.layout!r}")
     width = figure_width_inches(figure_width, column_width=column_width, text_width=text_width)
-    wide = width > column_width + 1e-9  # wider than a column: figure* in the LaTeX snippets
+    wide = wider_than_a_column(width, column_width)  # figure* in the LaTeX snippets
     results = collect(out_dir, ks=ks, n_bootstrap=n_bootstrap, seed=seed, table_ks=table.ks, models=models,
                       style=style)
     groups, styles = results.groups, results.styles

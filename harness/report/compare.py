@@ -217,8 +217,7 @@ def _figure(result: Comparison, stem: Path, width: float) -> list[Path]:
     """Differences with their CIs, one row per (pair, metric), a line at zero."""
     import matplotlib
 
-    from harness.report.constants import COLUMN_WIDTH
-    from harness.report.figures import _RC, _new_figure, save_figure, write_captions
+    from harness.report.figures import _RC, _new_figure, save_figure, wider_than_a_column, write_captions
 
     t = result.table
     names = [f"{r.label_a if r.label_a == r.label_b else r.label_a + '→' + r.label_b} {r.metric}"
@@ -242,7 +241,7 @@ def _figure(result: Comparison, stem: Path, width: float) -> list[Path]:
         paths = save_figure(fig, stem)
     caption = (f"Differences B - A (A: {result.a}, B: {result.b}) with 95% paired bootstrap CIs over the "
                f"shared test cases; filled: significant after Holm correction (paired t-test, alpha = {ALPHA}).")
-    return paths + write_captions(stem, caption, wide=width > COLUMN_WIDTH + 1e-9)
+    return paths + write_captions(stem, caption, wide=wider_than_a_column(width))
 
 
 __all__ = ["COMPARE_KS", "COMPARE_METRICS", "Comparison", "compare", "write_comparison"]

@@ -21,7 +21,7 @@ import pandas as pd
 
 from harness.metrics import METRICS, RANK_METRICS, metric_key
 from harness.report.collection import Group
-from harness.report.constants import BAR_KS, LIST_K, MAX_CURVE_K
+from harness.report.constants import BAR_KS, COLUMN_WIDTH, LIST_K, MAX_CURVE_K
 from harness.report.statistics import pareto_front
 from harness.report.styles import Style
 from harness.report.tables import latex_escape
@@ -112,6 +112,12 @@ def save_figure(fig, path_stem: Path) -> list[Path]:
     fig.savefig(png, metadata={"Software": None})
     fig.savefig(pdf, metadata={"CreationDate": None, "Creator": None, "Producer": None})
     return [png, pdf]
+
+
+def wider_than_a_column(width: float, column_width: float = COLUMN_WIDTH) -> bool:
+    """Whether a figure ``width`` inches wide needs both columns (LaTeX
+    ``figure*``); equal widths up to float rounding fit one column."""
+    return width > column_width + 1e-9
 
 
 def write_captions(stem: Path, caption: str, *, wide: bool) -> list[Path]:
