@@ -29,6 +29,7 @@ from typing import Any
 from harness.errors import QUOTE_LIMIT, ConfigError, ModelFailure, SessionbenchError, quote
 from harness.limits import MAX_K, MAX_SEED
 from harness.logs import configure_cli
+from harness.plugin_template import DEFAULT_MODEL, DEFAULT_PACKAGE
 
 log = logging.getLogger("sessionbench")
 
@@ -226,6 +227,22 @@ def build_parser() -> argparse.ArgumentParser:
                             description="List the registered models with their hyper-parameters and defaults.")
     models.add_argument("--json", action="store_true", help="print JSON")
     models.set_defaults(handler=_cmd_models)
+
+    plugin = sub.add_parser("plugin", help="start a model of your own as an installable plugin package",
+                            description="Write the plugin template: an installable package with one model, "
+                                        "its entry point and its conformance tests.")
+    plugin_sub = plugin.add_subparsers(dest="plugin_command", metavar="SUBCOMMAND", required=True)
+    plugin_new = plugin_sub.add_parser(
+        "new", help="write a fresh copy of the plugin template into a new folder",
+        description="Write the plugin template into DIR (created; an existing folder must be empty, nothing is "
+                    "overwritten): pyproject.toml with the entry point, the package with the model RepeatRecent, "
+                    "its tests and a README. It installs with `pip install -e DIR` and passes its tests as written.")
+    plugin_new.add_argument("dir", metavar="DIR", help="folder to create (or an empty one)")
+    plugin_new.add_argument("--package", default=DEFAULT_PACKAGE, metavar="NAME",
+                            help=f"import package and distribution name, a Python identifier (default {DEFAULT_PACKAGE})")
+    plugin_new.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME",
+                            help=f"name the model is registered under, e.g. in suites (default {DEFAULT_MODEL})")
+    plugin_new.set_defaults(handler=_cmd_plugin_new)
 
     run = sub.add_parser("run", help="run a benchmark suite (only the missing runs) and write its report",
                          description="Expand a suite into runs, execute the missing ones (each in its own "
@@ -431,6 +448,23 @@ def _summary_line(doc: str | None) -> str:
     """A docstring's first paragraph on one line (a summary may wrap over several lines)."""
     paragraph = (doc or "").strip().split("\n\n", 1)[0]
     return " ".join(paragraph.split())
+
+
+# -- plugin -----------------------------------------------------------------
+
+
+def _cmd_plugin_new(args: argparse.Namespace) -> int:
+    from harness.plugin_template import write_plugin
+
+    check_output_dir(args.dir, option="DIR")
+    folder = Path(args.dir)
+    written = write_plugin(folder, package=args.package, model=args.model)
+    print(f"wrote {len(written)} files into {folder}:")
+    for path in written:
+        print(f"  {path.relative_to(folder).as_posix()}")
+    print(f"next: pip install -e {folder}   (then `sessionbench models` lists {args.model!r}; "
+          f"`pytest {folder / 'tests'}` runs its tests)")
+    return 0
 
 
 # -- run and report ---------------------------------------------------------

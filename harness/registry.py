@@ -54,11 +54,31 @@ def register(name: str) -> Callable[[type[SessionRecommender]], type[SessionReco
     return decorate
 
 
+def model_name_problem(name: Any) -> str | None:
+    """Why ``name`` cannot be a registered model name, or None if it can.
+
+    A name is a non-empty string without ``:`` (which marks a
+    ``package.module:ClassName``). Since a plugin's name is the name of an
+    entry point, it also holds nothing an entry point's name cannot: no
+    ``=``, no white space or other unprintable character, no ``[`` first.
+    """
+    if not isinstance(name, str) or not name:
+        return "expected a non-empty string"
+    if ":" in name or "=" in name:
+        return "':' and '=' are not allowed in a model name"
+    if not name.isprintable() or any(c.isspace() for c in name):
+        return "white space and unprintable characters are not allowed in a model name"
+    if name.startswith("["):
+        return "a model name cannot start with '['"
+    return None
+
+
 def _add(name: str, cls: Any, *, origin: str) -> None:
     if not (inspect.isclass(cls) and issubclass(cls, SessionRecommender)):
         raise ContractError(f"{origin}: {cls!r} registered as {name!r} is not a SessionRecommender subclass")
-    if not name or ":" in name:
-        raise ContractError(f"{origin}: invalid model name {name!r} (non-empty, no ':')")
+    problem = model_name_problem(name)
+    if problem is not None:
+        raise ContractError(f"{origin}: invalid model name {quote(name)}: {problem}")
     known = _REGISTRY.get(name)
     if known is not None and known is not cls:
         raise ContractError(

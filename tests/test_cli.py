@@ -24,7 +24,8 @@ def run(capsys, *argv):
     return code, out, err
 
 
-@pytest.mark.parametrize("argv", [[], ["datasets"], ["datasets", "stats"], ["models"], ["evaluate"]])
+@pytest.mark.parametrize("argv", [[], ["datasets"], ["datasets", "stats"], ["models"], ["evaluate"], ["plugin"],
+                                  ["plugin", "new"]])
 def test_help_on_every_command(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([*argv, "--help"])

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import build_parser
+from harness.plugin_template import render
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -40,10 +41,15 @@ def test_docs_have_examples():
 
 
 def command_lines(path: Path) -> list[str]:
-    """The `sessionbench ...` lines of a file's non-Python blocks: continuations joined, prompts,
-    variables and comments removed, shell variables ($s) read as 0."""
+    """The `sessionbench ...` lines of a file's non-Python blocks (see :func:`commands_in`)."""
+    return commands_in(path.read_text())
+
+
+def commands_in(markdown: str) -> list[str]:
+    """The `sessionbench ...` lines of the non-Python blocks of ``markdown``: continuations joined,
+    prompts, variables and comments removed, shell variables ($s) read as 0."""
     blocks, current, language = [], [], None
-    for line in path.read_text().splitlines():
+    for line in markdown.splitlines():
         if line.startswith("```"):
             if language is None:
                 language = line[3:].strip()
@@ -63,18 +69,29 @@ def command_lines(path: Path) -> list[str]:
     return lines
 
 
-TEMPLATE_README = ROOT / "examples" / "plugin-template" / "README.md"
-COMMAND_FILES = [p for p in [*DOC_FILES, TEMPLATE_README] if command_lines(p)]
+COMMAND_FILES = [p for p in DOC_FILES if command_lines(p)]
+
+
+def check_commands_parse(name: str, lines: list[str]) -> None:
+    for line in lines:
+        try:
+            build_parser().parse_args(shlex.split(line)[1:])
+        except SystemExit:
+            pytest.fail(f"{name}: `{line}` does not parse")
 
 
 @pytest.mark.parametrize("path", COMMAND_FILES, ids=lambda p: p.name)
 def test_shell_commands_parse(path):
     """Flags and sub-commands shown to users exist (parsing only: nothing runs)."""
-    for line in command_lines(path):
-        try:
-            build_parser().parse_args(shlex.split(line)[1:])
-        except SystemExit:
-            pytest.fail(f"{path.name}: `{line}` does not parse")
+    check_commands_parse(path.name, command_lines(path))
+
+
+def test_the_plugin_templates_readme_commands_parse():
+    """The README that `sessionbench plugin new` writes, with the default names."""
+    lines = commands_in(render()["README.md"])
+    assert "sessionbench plugin new DIR --package mysessionrec --model repeat" in lines
+    assert "sessionbench evaluate --dataset synthetic --model repeat" in lines
+    check_commands_parse("the plugin template's README.md", lines)
 
 
 def test_the_command_check_sees_the_readme_commands():

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.plugin_template import template_sources
+
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("harness", "baselines", "srgnn", "pyproject.toml", "README.md")
 IGNORE = shutil.ignore_patterns("__pycache__", "*.egg-info", "build", "*.pyc")
@@ -74,6 +76,9 @@ def test_the_wheel_ships_presets_suites_and_every_package(wheel):
     expected = {str(p.relative_to(ROOT)) for pkg in ("harness", "baselines", "srgnn")
                 for p in (ROOT / pkg).rglob("*.py") if "__pycache__" not in p.parts}  # fmt: skip
     assert expected <= names
+    # the plugin template of `sessionbench plugin new`, file for file, and nothing else under its folder
+    template = {f"harness/templates/plugin/{name}" for name in template_sources()}
+    assert len(template) == 5 and {n for n in names if n.startswith("harness/templates/")} == template
 
 
 @pytest.mark.slow
@@ -114,16 +119,22 @@ def test_installed_package_runs_the_default_suite_from_an_empty_folder(venv, tmp
 
 @pytest.mark.slow
 def test_the_plugin_template_installs_against_the_installed_wheel(venv, tmp_path):
-    """The template's dependency ``sessionbench`` is met by the installed wheel:
-    no index is asked (``--no-index``), and the plugin's model is registered."""
-    template = tmp_path / "plugin"
-    shutil.copytree(ROOT / "examples" / "plugin-template", template, ignore=IGNORE)
-    proc = subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
-                           "--no-index", "--no-build-isolation", "--quiet", str(template)],
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    """The installed wheel's `sessionbench plugin new` writes the template; its
+    dependency ``sessionbench`` is met by the installed wheel (no index is
+    asked: ``--no-index``), its model is registered and its own tests pass."""
     env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path)}
-    models = subprocess.run([str(venv / "bin" / "sessionbench"), "models"], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert models.returncode == 0, models.stderr
-    assert "\nrepeat " in "\n" + models.stdout and "decay=0.5" in models.stdout
+
+    def command(*args: str | Path) -> subprocess.CompletedProcess:
+        proc = subprocess.run([str(a) for a in args], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=300)  # fmt: skip
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc
+
+    command(venv / "bin" / "sessionbench", "plugin", "new", "plugin")  # the default names
+    command(sys.executable, "-m", "pip", "--python", venv / "bin" / "python", "install", "--no-index",
+            "--no-build-isolation", "--quiet", tmp_path / "plugin")
+    models = command(venv / "bin" / "sessionbench", "models").stdout
+    assert "\nrepeat " in "\n" + models and "decay=0.5" in models
+    # pytest comes from the project environment (the .pth file); the plugin from the venv
+    tests = command(venv / "bin" / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "plugin/tests").stdout
+    assert "3 passed" in tests
