@@ -239,7 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "its tests and a README. It installs with `pip install -e DIR` and passes its tests as written.")
     plugin_new.add_argument("dir", metavar="DIR", help="folder to create (or an empty one)")
     plugin_new.add_argument("--package", default=DEFAULT_PACKAGE, metavar="NAME",
-                            help=f"import package and distribution name, a Python identifier (default {DEFAULT_PACKAGE})")
+                            help="import package and distribution name, a Python identifier "
+                                 f"(default {DEFAULT_PACKAGE})")
     plugin_new.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME",
                             help=f"name the model is registered under, e.g. in suites (default {DEFAULT_MODEL})")
     plugin_new.set_defaults(handler=_cmd_plugin_new)

@@ -11,9 +11,14 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from fuzzing import fuzz_settings
+from hypothesis import given
+from hypothesis import strategies as st
 
 from harness.cli import main
-from harness.plugin_template import render, template_sources, write_plugin
+from harness.errors import ConfigError
+from harness.plugin_template import check_model_name, check_package_name, render, template_sources, write_plugin
+from harness.registry import model_name_problem
 
 #: the names the installed copy is written under (not the defaults, so renaming is what is tested)
 PACKAGE, MODEL = "recentrec", "recent"
@@ -140,6 +145,26 @@ def test_the_default_names_and_odd_ones_give_valid_files():
         assert model in {n.value for n in ast.walk(tests) if isinstance(n, ast.Constant)}
         for name in (f"{package}/__init__.py", f"{package}/model.py"):
             ast.parse(files[name])
+
+
+@fuzz_settings(60)
+@given(package=st.one_of(st.text(max_size=12), st.from_regex(r"[a-z_][a-z0-9_]{0,10}", fullmatch=True)),
+       model=st.text(max_size=12))
+def test_any_names_are_refused_in_one_line_or_written_as_valid_files(package, model):
+    """Whatever the names, either a one-line ConfigError or files whose
+    pyproject.toml registers exactly ``model`` for ``package``."""
+    tomllib = pytest.importorskip("tomllib")
+    try:
+        check_package_name(package)
+        check_model_name(model)
+    except ConfigError as err:
+        assert "\n" not in str(err) and str(err).startswith(("--package ", "--model "))
+        return
+    files = render(package, model)
+    project = tomllib.loads(files["pyproject.toml"])
+    assert project["project"]["entry-points"]["sessionbench.models"] == {model: f"{package}.model:RepeatRecent"}
+    assert model_name_problem(model) is None
+    ast.parse(files["tests/test_model.py"])
 
 
 def test_the_template_is_package_data_without_python_modules():
