@@ -58,9 +58,10 @@ def model_name_problem(name: Any) -> str | None:
     """Why ``name`` cannot be a registered model name, or None if it can.
 
     A name is a non-empty string without ``:`` (which marks a
-    ``package.module:ClassName``). Since a plugin's name is the name of an
-    entry point, it also holds nothing an entry point's name cannot: no
-    ``=``, no white space or other unprintable character, no ``[`` first.
+    ``package.module:ClassName``), ``=`` or a first ``[`` (a plugin's name is
+    the name of an entry point, which cannot hold them), and without white
+    space or unprintable characters (names are typed on command lines and
+    listed in tables).
     """
     if not isinstance(name, str) or not name:
         return "expected a non-empty string"

@@ -14,6 +14,7 @@ from harness.registry import (
     get_model_class,
     hyperparameter_ranges,
     make_model,
+    model_name_problem,
     parse_param,
     register,
 )
@@ -32,6 +33,27 @@ def test_register_refuses_a_duplicate_name():
         class Impostor(SessionRecommender):  # noqa: F841
             def _fit(self, data, *, seed): ...
             def _score(self, batch): ...
+
+
+@pytest.mark.parametrize("name, why", [
+    ("", "expected a non-empty string"),
+    ("pkg:Cls", "':' and '=' are not allowed in a model name"),
+    ("a=b", "':' and '=' are not allowed in a model name"),
+    ("two words", "white space and unprintable characters are not allowed in a model name"),
+    ("bell\a", "white space and unprintable characters are not allowed in a model name"),
+    ("[section]", "a model name cannot start with '\\['"),
+])  # fmt: skip
+def test_register_refuses_a_name_that_cannot_be_typed_or_be_an_entry_point(name, why):
+    with pytest.raises(ContractError, match=f"invalid model name .*: {why}$"):
+
+        @register(name)
+        class Odd(SessionRecommender):  # noqa: F841
+            def _fit(self, data, *, seed): ...
+            def _score(self, batch): ...
+
+
+def test_every_built_in_name_and_a_dotted_dashed_one_are_valid():
+    assert all(model_name_problem(name) is None for name in [*available_models(), "my-model.v2", "x[1]"])
 
 
 def test_register_refuses_a_non_model():
