@@ -197,7 +197,11 @@ def _product_into(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor, accumulat
     """``out = a @ b`` (or ``out += a @ b``); a product of reduced-precision
     operands is rounded to their dtype before it is stored in ``out``'s."""
     if a.dtype != out.dtype:
-        out.add_(a @ b) if accumulate else out.copy_(a @ b)
+        product = a @ b
+        if accumulate:
+            out += product
+        else:
+            out.copy_(product)
     elif accumulate:
         out.addmm_(a, b)
     else:
@@ -319,7 +323,8 @@ class NeuralRecommender(EpochTrainedRecommender):
 
     def _check_params(self) -> None:
         """Raise :class:`ConfigError` naming a bad hyper-parameter (subclasses
-        extend this; the base checks ``num_threads``)."""
+        extend this; the base checks ``num_threads`` and, where the model
+        has it, ``softmax_precision``)."""
         self._check_int("num_threads", minimum=0)
         if hasattr(self, "softmax_precision"):
             self._check_choice("softmax_precision", SOFTMAX_PRECISIONS)
