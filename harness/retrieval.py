@@ -59,7 +59,7 @@ import numpy as np
 import torch
 
 from harness.errors import ConfigError
-from harness.metrics import UNRANKED, rank_and_top
+from harness.metrics import DEFAULT_KS, UNRANKED, rank_and_top
 from harness.timing import torch_threads
 
 #: Tunable parameters of each method and their defaults (``rerank`` is common to all).
@@ -544,11 +544,14 @@ class Retrieval:
 
 
 def evaluate_settings(model: Any, data: Any, settings: Iterable[Mapping[str, Any]], *, protocol: str = "next",
-                      ks: Iterable[int] = (5, 10, 20, 50), batch_size: int = 500, exclude_seen: bool = False,
-                      seed: int = 0) -> list[dict[str, Any]]:
+                      ks: Iterable[int] = DEFAULT_KS, batch_size: int = 500, exclude_seen: bool = False,
+                      seed: int = 0, top_k: int | None = None) -> list[dict[str, Any]]:
     """Evaluate a fitted model once per retrieval setting (``{"method": ...,
     **params}``) on the test split; one row per setting: the
-    :meth:`Retrieval.finish` summary plus ``metrics`` (at ``ks`` and 20)."""
+    :meth:`Retrieval.finish` summary plus ``metrics`` (at ``ks`` and 20).
+    ``top_k``: the retrieval depth, items retrieved per case (default the
+    largest of those K; the runner passes its runs' stored top-list width,
+    :func:`harness.evaluate.stored_top_width`)."""
     from harness.evaluate import evaluate
 
     ks = sorted({*ks, 20})
@@ -557,7 +560,7 @@ def evaluate_settings(model: Any, data: Any, settings: Iterable[Mapping[str, Any
         params = {k: v for k, v in setting.items() if k != "method"}
         retrieval = Retrieval(setting["method"], params, seed=seed)
         result = evaluate(model, data, protocol=protocol, ks=ks, batch_size=batch_size,
-                          exclude_seen=exclude_seen, retrieval=retrieval)
+                          exclude_seen=exclude_seen, retrieval=retrieval, top_k=top_k)
         rows.append({**result.meta["retrieval"], "metrics": result.metrics(ks)})
     return rows
 
