@@ -4,15 +4,19 @@ Each run is a pure function of its frozen :class:`RunSpec`. Its id hashes
 everything that can change its result: the resolved configuration
 (:meth:`RunSpec.config`: dataset content key, model, every hyper-parameter,
 seed, protocol, stage, evaluation options with the stored top-list width,
-latency sampling, library versions) and the code fingerprint (:mod:`harness.fingerprint`: every source
-file of sessionbench and of the model's plugin package). A finished run that
+latency sampling, library versions) and the code fingerprint
+(:mod:`harness.fingerprint`: every source file of sessionbench and of the
+model's plugin package). A finished run that
 passes verification (:func:`harness.store.verify_run`) is skipped on the
 next invocation; ``force`` redoes it beside the old one and swaps only on
 success. A suite's ``ks`` are not part of the id: a run stores full target
 ranks and top lists :func:`~harness.evaluate.stored_top_width` wide, so
 metrics at any K of a later suite come from the stored run
 (:meth:`harness.store.RunRecord.metric`); only a K beyond that width asks
-for new, wider runs.
+for new, wider runs. A run with ANN ``retrieval`` settings also holds its
+retrieval depth (:func:`harness.retrieval.retrieval_depth`, the largest K):
+an index's speed and recall are measured at a depth, so changing the
+largest K makes such a run anew.
 
 Every run executes in its own process behind the small :class:`Executor`
 interface (a local process pool by default; a cluster back-end implements
@@ -141,9 +145,10 @@ class RunSpec:
         neural models, the padding of each scored batch (float results may
         differ in the last bits). ``latency`` sampling sets the latency
         figures. Library versions can change any number. ``top_width`` is
-        the length of the stored top lists and the depth of every retrieval
-        setting (items an index retrieves per case), which sets the ANN
-        metrics, recall and search speed; the suite's ``ks`` are not in it.
+        the length of the stored top lists; the suite's ``ks`` are not in
+        the configuration. A run with ``retrieval`` settings also holds
+        ``retrieval_depth`` (items an index retrieves per case), which sets
+        the ANN metrics, recall and search speed.
         """
         return {
             "dataset": {"name": self.dataset_name, "key": self.dataset_key},
@@ -153,14 +158,24 @@ class RunSpec:
                            "top_width": self.top_width},
             "latency": dict(self.latency), "runtime": dict(self.runtime),
             # only when asked for, so that runs without retrieval keep their ids
-            **({"retrieval": [dict(s) for s in self.retrieval]} if self.retrieval else {}),
+            **({"retrieval": [dict(s) for s in self.retrieval], "retrieval_depth": self.retrieval_depth}
+               if self.retrieval else {}),
         }  # fmt: skip
 
     @property
     def top_width(self) -> int:
-        """Items kept per case in the stored top lists, and the retrieval
-        depth: :func:`harness.evaluate.stored_top_width` of ``ks``."""
+        """Items kept per case in the stored top lists:
+        :func:`harness.evaluate.stored_top_width` of ``ks``."""
         return stored_top_width(self.ks)
+
+    @property
+    def retrieval_depth(self) -> int:
+        """Items each retrieval setting's index retrieves per case:
+        :func:`harness.retrieval.retrieval_depth` of ``ks`` (the largest K,
+        at least the K every retrieval row reports)."""
+        from harness.retrieval import retrieval_depth
+
+        return retrieval_depth(self.ks)
 
     @property
     def config_digest(self) -> str:
@@ -384,7 +399,7 @@ def execute_run(spec: RunSpec, stage_dir: str | Path, progress: bool = False, wa
                 manifest["retrieval"] = evaluate_settings(model, data, spec.retrieval, protocol=spec.protocol,
                                                           ks=spec.ks, batch_size=spec.batch_size,
                                                           exclude_seen=spec.exclude_seen,
-                                                          top_k=spec.top_width)  # fmt: skip
+                                                          top_k=spec.retrieval_depth)  # fmt: skip
         manifest.update({
             "status": COMPLETE, "finished": _now(), "timings": timings, "metrics": result.metrics(sorted({*spec.ks, 20})),
             "cases": result.n_cases, "trains_by_epoch": type(model).trains_by_epoch,

@@ -51,6 +51,19 @@ def test_the_run_id_holds_the_stored_top_width_not_the_ks():
     assert _spec((5, 20), seed=1).run_id != base.run_id  # what does change a result still does
 
 
+def test_a_run_with_retrieval_settings_holds_its_depth_the_largest_k():
+    ann = ({"method": "exact", "rerank": 1},)
+    base = _spec((5, 20), model="srgnn", retrieval=ann)
+    assert base.config()["retrieval_depth"] == 20 and base.config()["evaluation"]["top_width"] == 50
+    assert _spec((5, 10, 20), model="srgnn", retrieval=ann).run_id == base.run_id
+    assert _spec((1, 5), model="srgnn", retrieval=ann).run_id == base.run_id  # the rows report K = 20
+    deeper = _spec((5, 50), model="srgnn", retrieval=ann)
+    assert deeper.run_id != base.run_id and deeper.config()["retrieval_depth"] == 50
+    # without retrieval settings the same change keeps the run
+    assert _spec((5, 50), model="srgnn").run_id == _spec((5, 20), model="srgnn").run_id
+    assert "retrieval_depth" not in _spec((5, 20), model="srgnn").config()
+
+
 def test_a_change_of_ks_within_the_width_reruns_nothing_and_the_report_computes_the_new_k(workdir):
     out = workdir / "out"
     models = ["pop", "markov"]
