@@ -115,6 +115,9 @@ epochs, patience, refit: the selection rule (harness.training)
     the epoch with the best validation MRR@20 (stop after ``patience``
     epochs without a gain), then (``refit``) retrain on ``train`` for that
     many epochs; with ``patience = 0``, train on ``train`` for ``epochs``.
+softmax_precision: ``"fp32"`` (default) or ``"bf16"``: the precision of the
+    cross-entropy loss's products (see
+    :func:`harness.neural.item_softmax_cross_entropy`; not used by bpr-max).
 device: ``"auto"`` (CUDA when available, chosen in ``fit``), ``"cpu"``,
     ``"cuda"`` or ``"cuda:K"``.
 num_threads: torch CPU threads while the model trains and scores (the
@@ -148,7 +151,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.dataset import PrefixBatch, SessionDataset
-from harness.neural import NeuralRecommender, adam, dropout
+from harness.neural import SOFTMAX_PRECISIONS, NeuralRecommender, adam, dropout
 from harness.registry import Choice, Range, register
 
 LOSSES = ("cross-entropy", "bpr-max", "top1-max")
@@ -505,13 +508,14 @@ class GRU4Rec(NeuralRecommender):
     """
 
     #: checked when a suite or --param sets them (the rest by _check_params at fit)
-    hyperparameter_ranges: ClassVar[dict[str, Range]] = {
+    hyperparameter_ranges: ClassVar[dict[str, Range | Choice]] = {
         **{name: Range(1) for name in ("hidden_size", "n_layers", "batch_size")},
         **{name: Range(0) for name in ("embedding", "n_sample", "sample_alpha", "bpreg", "elu_param")},
         **{name: Range(0, 1, high_open=True) for name in ("dropout_embed", "dropout_hidden", "momentum")},
         "learning_rate": Range(0, low_open=True),
         "loss": Choice(LOSSES),
         "optimizer": Choice(OPTIMIZERS),
+        "softmax_precision": Choice(SOFTMAX_PRECISIONS),
     }
 
     def __init__(
@@ -535,6 +539,7 @@ class GRU4Rec(NeuralRecommender):
         epochs: int = 20,
         patience: int = 2,
         refit: bool = True,
+        softmax_precision: str = "fp32",
         device: str = "auto",
         num_threads: int = 1,
     ) -> None:
@@ -556,6 +561,7 @@ class GRU4Rec(NeuralRecommender):
         self.epochs = epochs
         self.patience = patience
         self.refit = refit
+        self.softmax_precision = softmax_precision
         self.device = device
         self.num_threads = num_threads
 

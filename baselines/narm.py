@@ -34,7 +34,7 @@ epochs, patience, refit: the selection rule (at most ``epochs`` on
     ``train_tr``, the epoch with the best validation MRR@20, then a refit on
     ``train``); the paper trains a fixed number of epochs chosen on a
     validation split.
-device, num_threads: see :class:`harness.neural.NeuralRecommender`.
+softmax_precision, device, num_threads: see :class:`harness.neural.NeuralRecommender`.
 
 Initialisation (the paper does not state it): every weight, the embeddings
 included, uniform in +-1/sqrt(H) (PyTorch's GRU range), drawn from the fit's
@@ -50,8 +50,8 @@ import torch
 from torch import nn
 
 from harness.dataset import PrefixBatch
-from harness.neural import Dropout, PrefixTrainedRecommender
-from harness.registry import Range, register
+from harness.neural import SOFTMAX_PRECISIONS, Dropout, PrefixTrainedRecommender
+from harness.registry import Choice, Range, register
 
 
 class NARMNetwork(nn.Module):
@@ -131,9 +131,10 @@ class NARM(PrefixTrainedRecommender):
     """
 
     #: checked when a suite or --param sets them (the rest by _check_params at fit)
-    hyperparameter_ranges: ClassVar[dict[str, Range]] = {
+    hyperparameter_ranges: ClassVar[dict[str, Range | Choice]] = {
         **{name: Range(1) for name in ("embedding_size", "hidden_size")},
         **{name: Range(0, 1, high_open=True) for name in ("dropout_embed", "dropout_context")},
+        "softmax_precision": Choice(SOFTMAX_PRECISIONS),
     }
 
     def __init__(
@@ -149,6 +150,7 @@ class NARM(PrefixTrainedRecommender):
         epochs: int = 30,
         patience: int = 3,
         refit: bool = True,
+        softmax_precision: str = "fp32",
         device: str = "auto",
         num_threads: int = 1,
     ) -> None:
@@ -162,6 +164,7 @@ class NARM(PrefixTrainedRecommender):
         self.epochs = epochs
         self.patience = patience
         self.refit = refit
+        self.softmax_precision = softmax_precision
         self.device = device
         self.num_threads = num_threads
 

@@ -46,7 +46,8 @@ dropout: dropout on the input embeddings, the attention weights and the FFN.
 max_len: n, the most recent clicks a sequence keeps.
 loss: ``"cross-entropy"`` or ``"bce"``.
 lr, l2 (Adam's weight decay), batch_size (sessions per step), epochs,
-patience, refit (the selection rule), device, num_threads.
+patience, refit (the selection rule), softmax_precision (of the cross-entropy's
+products), device, num_threads: see :class:`harness.neural.NeuralRecommender`.
 
 Initialisation: every weight matrix Xavier-uniform (the authors' code),
 biases 0, layer norms at gain 1, drawn from the fit's seeded generator.
@@ -63,7 +64,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.dataset import PrefixBatch, SessionSplit
-from harness.neural import Dropout, PrefixTrainedRecommender
+from harness.neural import SOFTMAX_PRECISIONS, Dropout, PrefixTrainedRecommender
 from harness.registry import Choice, Range, register
 
 LOSSES = ("cross-entropy", "bce")
@@ -224,10 +225,11 @@ class SASRec(PrefixTrainedRecommender):
     """
 
     #: checked when a suite or --param sets them (the rest by _check_params at fit)
-    hyperparameter_ranges: ClassVar[dict[str, Range]] = {
+    hyperparameter_ranges: ClassVar[dict[str, Range | Choice]] = {
         **{name: Range(1) for name in ("hidden_size", "n_blocks", "n_heads", "max_len")},
         "dropout": Range(0, 1, high_open=True),
         "loss": Choice(LOSSES),
+        "softmax_precision": Choice(SOFTMAX_PRECISIONS),
     }
 
     def __init__(
@@ -245,6 +247,7 @@ class SASRec(PrefixTrainedRecommender):
         epochs: int = 30,
         patience: int = 3,
         refit: bool = True,
+        softmax_precision: str = "fp32",
         device: str = "auto",
         num_threads: int = 1,
     ) -> None:
@@ -260,6 +263,7 @@ class SASRec(PrefixTrainedRecommender):
         self.epochs = epochs
         self.patience = patience
         self.refit = refit
+        self.softmax_precision = softmax_precision
         self.device = device
         self.num_threads = num_threads
 

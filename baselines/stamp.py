@@ -35,7 +35,7 @@ score_sigmoid: train on ``softmax(sigmoid(z))`` (the paper's eq. 9) instead
     of ``softmax(z)``.
 epochs, patience, refit: the selection rule (see
     :class:`harness.training.EpochTrainedRecommender`).
-device, num_threads: see :class:`harness.neural.NeuralRecommender`.
+softmax_precision, device, num_threads: see :class:`harness.neural.NeuralRecommender`.
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.dataset import PrefixBatch
-from harness.neural import PrefixTrainedRecommender
-from harness.registry import Range, register
+from harness.neural import SOFTMAX_PRECISIONS, PrefixTrainedRecommender
+from harness.registry import Choice, Range, register
 
 
 class STAMPNetwork(nn.Module):
@@ -120,9 +120,10 @@ class STAMP(PrefixTrainedRecommender):
     """
 
     #: checked when a suite or --param sets them (the rest by _check_params at fit)
-    hyperparameter_ranges: ClassVar[dict[str, Range]] = {
+    hyperparameter_ranges: ClassVar[dict[str, Range | Choice]] = {
         "embedding_size": Range(1),
         **{name: Range(0) for name in ("init_std", "embedding_init_std")},
+        "softmax_precision": Choice(SOFTMAX_PRECISIONS),
     }
 
     def __init__(
@@ -138,6 +139,7 @@ class STAMP(PrefixTrainedRecommender):
         epochs: int = 30,
         patience: int = 3,
         refit: bool = True,
+        softmax_precision: str = "fp32",
         device: str = "auto",
         num_threads: int = 1,
     ) -> None:
@@ -151,6 +153,7 @@ class STAMP(PrefixTrainedRecommender):
         self.epochs = epochs
         self.patience = patience
         self.refit = refit
+        self.softmax_precision = softmax_precision
         self.device = device
         self.num_threads = num_threads
 

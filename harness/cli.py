@@ -33,8 +33,6 @@ from harness.plugin_template import DEFAULT_MODEL, DEFAULT_PACKAGE
 
 log = logging.getLogger("sessionbench")
 
-DEFAULT_KS = (5, 10, 20, 50)
-
 
 def _parse_ks(text: str) -> tuple[int, ...]:
     """``5,10,20`` -> (5, 10, 20): sorted, unique, each in 1..MAX_K."""
@@ -322,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--model", required=True, help="registered name or package.module:ClassName")
     ev.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                     help="a hyper-parameter (repeat for several); values are read as YAML scalars")
-    ev.add_argument("--k", type=_parse_ks, default=DEFAULT_KS, metavar="K,K,...",
+    ev.add_argument("--k", type=_parse_ks, default=None, metavar="K,K,...",
                     help=f"cut-offs, each at most {MAX_K} (default 5,10,20,50)")
     ev.add_argument("--protocol", choices=("next", "rest"), default="next",
                     help="next: the next item is the target; rest: all remaining items are (default next)")
@@ -637,6 +635,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     model's own ``fit`` or ``score`` becomes :class:`ModelFailure` (exit 1)."""
     from harness import specs
     from harness.evaluate import check_ks, evaluate
+    from harness.metrics import DEFAULT_KS
     from harness.plugin import calling_model
     from harness.registry import make_model, parse_param
 
@@ -649,7 +648,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     model = make_model(args.model, params)
     retrieval = _retrieval_option(args, model)
     data = specs.load_dataset(args.dataset, data_dir=args.data_dir)
-    check_ks(args.k, data, "--k")
+    ks = args.k or DEFAULT_KS
+    check_ks(ks, data, "--k")
     limit = _phase_limits(args.timeout)
     log.info("fitting %r on %s (%d training sessions)", model, data.name, data.train.n_sessions)
     with limit("fit", args.timeout), calling_model(model, "fit"):
@@ -659,13 +659,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             model,
             data,
             protocol=args.protocol,
-            ks=args.k,
+            ks=ks,
             batch_size=args.batch_size,
             exclude_seen=args.exclude_seen,
             progress=not args.json and sys.stderr.isatty(),
             retrieval=retrieval,
         )
-    metrics = result.metrics(args.k)
+    metrics = result.metrics(ks)
     timings = {"fit_seconds": model.fit_seconds_, **result.timings}
     if args.json:
         out = {
@@ -682,7 +682,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2, default=str))
         return 0
     print(f"{model!r} on {data.name}, protocol {args.protocol}, {result.n_cases} test cases, seed {args.seed}")
-    print(format_metric_table(metrics, args.k))
+    print(format_metric_table(metrics, ks))
     print("  ".join(f"{k}={v:.4g}" for k, v in timings.items()))
     if retrieval is not None:
         print(_format_retrieval(result.meta["retrieval"]))

@@ -60,6 +60,7 @@ from harness.dataset import SessionDataset
 from harness.errors import ConfigError
 from harness.metrics import (
     DEFAULT_KS,
+    DEFAULT_TOP_WIDTH,
     METRICS,
     PROTOCOLS,
     UNRANKED,
@@ -392,6 +393,19 @@ def check_ks(ks: Iterable[int], data: SessionDataset, where: str) -> None:
                           f"(every model would score HitRate@{too_large[0]} = 1); expected K <= {data.n_items:,}")
 
 
+def stored_top_width(ks: Iterable[int] | int) -> int:
+    """The length of the top lists a suite's runs store per case:
+    ``max(DEFAULT_TOP_WIDTH, max(ks))``.
+
+    It is part of a run's identity instead of ``ks`` itself: the target
+    ranks are full ranks (rank metrics at any K) and the top lists serve
+    Coverage@K and Popularity@K at every K up to this width, so any ``ks``
+    with max(ks) <= :data:`~harness.metrics.DEFAULT_TOP_WIDTH` gives the same
+    runs, and only a wider K asks for new (wider) ones.
+    """
+    return max(DEFAULT_TOP_WIDTH, *normalise_ks(ks))
+
+
 def evaluate(
     model: Any,
     dataset: SessionDataset,
@@ -547,4 +561,7 @@ def evaluate(
     )
 
 
-__all__ = ["EvaluationResult", "FORMAT_VERSION", "METADATA_KEY", "POPULARITY_SPLIT", "SCHEMA", "check_ks", "evaluate"]
+__all__ = [
+    "EvaluationResult", "FORMAT_VERSION", "METADATA_KEY", "POPULARITY_SPLIT", "SCHEMA", "check_ks", "evaluate",
+    "stored_top_width",
+]

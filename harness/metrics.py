@@ -60,7 +60,13 @@ PAD_RANK = 0
 #: "remove items already in the prefix" is on): a miss at every K.
 UNRANKED = 2**31 - 1
 
+#: The cut-offs of an evaluation (and of a suite) that names none.
 DEFAULT_KS: tuple[int, ...] = (5, 10, 20, 50)
+#: The narrowest top list a suite's runs store per case: metrics at K up to
+#: 50 (Coverage@K, Popularity@K) come from the stored lists whatever a
+#: suite's ``ks``, so every suite whose K stay at or below it shares its runs
+#: (see :func:`harness.evaluate.stored_top_width`).
+DEFAULT_TOP_WIDTH = 50
 
 # Rows of the [B, N] working tensors processed at once (bounds the temporaries).
 _CHUNK_ELEMENTS = 1 << 22
@@ -784,6 +790,7 @@ def row_blocks(scores: torch.Tensor) -> list[slice]:
 __all__ = [
     "ROW_BLOCK_CELLS",
     "DEFAULT_KS",
+    "DEFAULT_TOP_WIDTH",
     "LIST_METRICS",
     "METRICS",
     "PAD_RANK",

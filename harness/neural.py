@@ -133,6 +133,11 @@ def softmax_flops(rows: int, n_items: int, hidden: int) -> float:
     return 6.0 * rows * n_items * hidden
 
 
+#: ``precision`` of :func:`item_softmax_cross_entropy` -> the dtype of its
+#: products' operands (None: the inputs' own)
+_PRODUCT_DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16}
+SOFTMAX_PRECISIONS = tuple(_PRODUCT_DTYPES)
+
 #: rows of the scores computed at a time by :func:`item_softmax_cross_entropy`:
 #: a [128, N] block of scores is still in cache when its two gradient
 #: products read it (STAMP's 512-row batch on 2,933 items: 20-25% faster per
@@ -152,7 +157,7 @@ class _ItemSoftmaxCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, session: torch.Tensor, table: torch.Tensor, bias: torch.Tensor | None,
-                targets: torch.Tensor) -> torch.Tensor:
+                targets: torch.Tensor, precision: str) -> torch.Tensor:
         wanted = ctx.needs_input_grad
         n_rows = len(targets)
         losses = session.new_empty(n_rows)
@@ -160,19 +165,21 @@ class _ItemSoftmaxCrossEntropy(torch.autograd.Function):
         grad_table = torch.empty_like(table) if wanted[1] else None
         grad_bias = torch.zeros_like(bias) if bias is not None and wanted[2] else None
         mean = session.new_ones(()) / n_rows  # the weight of each row in the mean
+        # the products' operands, rounded once per call when asked for
+        low = _PRODUCT_DTYPES[precision]
+        session_op, table_op = (session, table) if low is None else (session.to(low), table.to(low))
         for start in range(0, n_rows, SOFTMAX_CHUNK_ROWS):
             rows = slice(start, start + SOFTMAX_CHUNK_ROWS)
-            gradient = _softmax_block(session[rows], table, bias, targets[rows], losses[rows])
+            gradient = _softmax_block(session_op[rows], table_op, bias, targets[rows], losses[rows])
             gradient.mul_(mean)
-            if grad_session is not None:
-                torch.mm(gradient, table, out=grad_session[rows])
-            if grad_table is not None:  # summed over the blocks
-                if start == 0:
-                    torch.mm(gradient.T, session[rows], out=grad_table)
-                else:
-                    grad_table.addmm_(gradient.T, session[rows])
             if grad_bias is not None:
                 grad_bias += gradient.sum(dim=0)
+            if low is not None:
+                gradient = gradient.to(low)
+            if grad_session is not None:
+                _product_into(grad_session[rows], gradient, table_op)
+            if grad_table is not None:  # summed over the blocks
+                _product_into(grad_table, gradient.T, session_op[rows], accumulate=start > 0)
         grads = (grad_session, grad_table, grad_bias)
         ctx.wanted = [grad is not None for grad in grads]
         ctx.save_for_backward(*(grad for grad in grads if grad is not None))
@@ -183,15 +190,36 @@ class _ItemSoftmaxCrossEntropy(torch.autograd.Function):
     def backward(ctx, grad_loss: torch.Tensor):
         saved = iter(ctx.saved_tensors)
         grads = [next(saved) * grad_loss if wanted else None for wanted in ctx.wanted]
-        return (*grads, None)
+        return (*grads, None, None)
+
+
+def _product_into(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor, accumulate: bool = False) -> None:
+    """``out = a @ b`` (or ``out += a @ b``); a product of reduced-precision
+    operands is rounded to their dtype before it is stored in ``out``'s."""
+    if a.dtype != out.dtype:
+        product = a @ b
+        if accumulate:
+            out += product
+        else:
+            out.copy_(product)
+    elif accumulate:
+        out.addmm_(a, b)
+    else:
+        torch.mm(a, b, out=out)
 
 
 def _softmax_block(session: torch.Tensor, table: torch.Tensor, bias: torch.Tensor | None,
                    targets: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
     """One block of rows: writes their losses into ``losses`` [b] and returns
     d loss_b / d score_bj = p_bj - [j = target_b], [b, N + 1]."""
-    # the bias is added inside the product (one pass over the scores)
-    scores = session @ table.T if bias is None else torch.addmm(bias, session, table.T)
+    if session.dtype != losses.dtype:  # reduced-precision operands: the softmax in the loss's precision
+        scores = (session @ table.T).to(losses.dtype)
+        if bias is not None:
+            scores += bias
+    elif bias is None:
+        scores = session @ table.T
+    else:  # the bias added inside the product (one pass over the scores)
+        scores = torch.addmm(bias, session, table.T)
     scores[:, 0] = float("-inf")  # padding: probability 0, so row 0 of the table gets no gradient
     gradient = torch.softmax(scores, dim=1)  # one pass of exp over the scores
     rows = torch.arange(len(targets), device=scores.device)
@@ -206,7 +234,7 @@ def _softmax_block(session: torch.Tensor, table: torch.Tensor, bias: torch.Tenso
 
 
 def item_softmax_cross_entropy(session: torch.Tensor, table: torch.Tensor, targets: torch.Tensor,
-                               bias: torch.Tensor | None = None) -> torch.Tensor:
+                               bias: torch.Tensor | None = None, precision: str = "fp32") -> torch.Tensor:
     """The full-softmax training loss of the embedding models.
 
     ``session`` float [B, d], ``table`` float [N + 1, d] (row 0: the padding
@@ -220,8 +248,19 @@ def item_softmax_cross_entropy(session: torch.Tensor, table: torch.Tensor, targe
     ``F.cross_entropy(session @ table[1:].T + bias[1:], targets - 1)``, with
     the same gradients (row 0 of the table and of the bias get 0), in about
     half the memory traffic outside the two gradient products.
+
+    ``precision="bf16"`` runs the three products (the scores and the two
+    gradient products) on bfloat16 copies of ``session``, ``table`` and the
+    score gradient: each product accumulates in float32 and rounds its
+    result to bfloat16 (8 significant bits), while the softmax, the loss and
+    the summed gradients stay in the inputs' precision. On CPUs with
+    AVX512-BF16 or AMX and on GPUs these products run several times faster;
+    on others bfloat16 is emulated and slower. ``"fp32"`` (default): every
+    product in the inputs' precision.
     """
-    return _ItemSoftmaxCrossEntropy.apply(session, table, bias, targets)
+    if precision not in _PRODUCT_DTYPES:
+        raise ValueError(f"precision must be one of {SOFTMAX_PRECISIONS}, got {precision!r}")
+    return _ItemSoftmaxCrossEntropy.apply(session, table, bias, targets, precision)
 
 
 def dropout(x: torch.Tensor, p: float, training: bool = True,
@@ -261,7 +300,10 @@ class NeuralRecommender(EpochTrainedRecommender):
     """Base class of torch models trained by epochs under the selection rule.
 
     A subclass's ``__init__`` stores (at least) ``epochs``, ``patience``,
-    ``refit``, ``device`` and ``num_threads``; it implements
+    ``refit``, ``device`` and ``num_threads``, and a model trained by the
+    full softmax (:meth:`_item_softmax_loss`) also ``softmax_precision``
+    (``"fp32"``, default, or ``"bf16"``: the precision of the loss's
+    products, see :func:`item_softmax_cross_entropy`; scores are float32); it implements
     ``_check_params()``, ``_start_training`` / ``_train_epoch`` (see
     :class:`~harness.training.EpochTrainedRecommender`, or use
     :class:`PrefixTrainedRecommender`), and ``_session_embeddings(batch)``
@@ -281,8 +323,11 @@ class NeuralRecommender(EpochTrainedRecommender):
 
     def _check_params(self) -> None:
         """Raise :class:`ConfigError` naming a bad hyper-parameter (subclasses
-        extend this; the base checks ``num_threads``)."""
+        extend this; the base checks ``num_threads`` and, where the model
+        has it, ``softmax_precision``)."""
         self._check_int("num_threads", minimum=0)
+        if hasattr(self, "softmax_precision"):
+            self._check_choice("softmax_precision", SOFTMAX_PRECISIONS)
 
     def _bad(self, what: str) -> ConfigError:
         return ConfigError(f"{self.name or type(self).__name__}: {what}")
@@ -334,11 +379,12 @@ class NeuralRecommender(EpochTrainedRecommender):
         """:func:`item_softmax_cross_entropy` for a training step, its
         products' FLOPs (:func:`softmax_flops`) counted towards the epoch's
         ``softmax_gflops`` (:attr:`timings_`). Every full-softmax model's
-        training loss goes through here."""
+        training loss goes through here; its products run in the model's
+        ``softmax_precision`` (``"fp32"`` when it has none)."""
         n_items, hidden = table.shape[0] - 1, table.shape[1]
         self._epoch_softmax_flops = getattr(self, "_epoch_softmax_flops", 0.0) + softmax_flops(len(targets), n_items,
                                                                                              hidden)
-        return item_softmax_cross_entropy(session, table, targets, bias)
+        return item_softmax_cross_entropy(session, table, targets, bias, getattr(self, "softmax_precision", "fp32"))
 
     def _timed_epoch(self, epoch: int) -> tuple[float, float]:
         """The base's timed epoch; when its steps went through

@@ -59,7 +59,7 @@ import numpy as np
 import torch
 
 from harness.errors import ConfigError
-from harness.metrics import UNRANKED, rank_and_top
+from harness.metrics import DEFAULT_KS, UNRANKED, rank_and_top
 from harness.timing import torch_threads
 
 #: Tunable parameters of each method and their defaults (``rerank`` is common to all).
@@ -543,21 +543,38 @@ class Retrieval:
         }  # fmt: skip
 
 
+#: The cut-off every retrieval row reports (the report's retrieval figure and
+#: table); the retrieval depth is never below it.
+ROW_K = 20
+
+
+def retrieval_depth(ks: Iterable[int]) -> int:
+    """Items an index retrieves per case in a suite's run with retrieval
+    settings: ``max(ROW_K, max(ks))``. It is part of such a run's identity
+    (search speed and ANN recall are measured at a depth), so a suite whose
+    largest K changes measures its retrieval anew; ``ks: [5, 10, 20]``
+    measures top-20 searches."""
+    return max(ROW_K, *ks)
+
+
 def evaluate_settings(model: Any, data: Any, settings: Iterable[Mapping[str, Any]], *, protocol: str = "next",
-                      ks: Iterable[int] = (5, 10, 20, 50), batch_size: int = 500, exclude_seen: bool = False,
-                      seed: int = 0) -> list[dict[str, Any]]:
+                      ks: Iterable[int] = DEFAULT_KS, batch_size: int = 500, exclude_seen: bool = False,
+                      seed: int = 0, top_k: int | None = None) -> list[dict[str, Any]]:
     """Evaluate a fitted model once per retrieval setting (``{"method": ...,
     **params}``) on the test split; one row per setting: the
-    :meth:`Retrieval.finish` summary plus ``metrics`` (at ``ks`` and 20)."""
+    :meth:`Retrieval.finish` summary plus ``metrics`` (at ``ks`` and
+    :data:`ROW_K`). ``top_k``: the retrieval depth, items retrieved per case
+    (default the largest of those K; the runner passes
+    :func:`retrieval_depth`)."""
     from harness.evaluate import evaluate
 
-    ks = sorted({*ks, 20})
+    ks = sorted({*ks, ROW_K})
     rows = []
     for setting in settings:
         params = {k: v for k, v in setting.items() if k != "method"}
         retrieval = Retrieval(setting["method"], params, seed=seed)
         result = evaluate(model, data, protocol=protocol, ks=ks, batch_size=batch_size,
-                          exclude_seen=exclude_seen, retrieval=retrieval)
+                          exclude_seen=exclude_seen, retrieval=retrieval, top_k=top_k)
         rows.append({**result.meta["retrieval"], "metrics": result.metrics(ks)})
     return rows
 
@@ -565,5 +582,5 @@ def evaluate_settings(model: Any, data: Any, settings: Iterable[Mapping[str, Any
 __all__ = [
     "COMMON_PARAMETERS", "METHODS", "PARAMETERS", "AnnoyIndex", "ExactIndex", "FaissIndex", "ItemIndex",
     "Retrieval", "RetrievalSetting", "augment_items", "augment_queries", "make_index", "make_setting",
-    "evaluate_settings", "not_retrieved_rank", "parse_settings", "require_embeddings",
+    "evaluate_settings", "not_retrieved_rank", "parse_settings", "require_embeddings", "retrieval_depth", "ROW_K",
 ]

@@ -3,12 +3,20 @@
 Each run is a pure function of its frozen :class:`RunSpec`. Its id hashes
 everything that can change its result: the resolved configuration
 (:meth:`RunSpec.config`: dataset content key, model, every hyper-parameter,
-seed, protocol, stage, K list, evaluation options, latency sampling, library
-versions) and the code fingerprint (:mod:`harness.fingerprint`: every source
-file of sessionbench and of the model's plugin package). A finished run that
+seed, protocol, stage, evaluation options with the stored top-list width,
+latency sampling, library versions) and the code fingerprint
+(:mod:`harness.fingerprint`: every source file of sessionbench and of the
+model's plugin package). A finished run that
 passes verification (:func:`harness.store.verify_run`) is skipped on the
 next invocation; ``force`` redoes it beside the old one and swaps only on
-success.
+success. A suite's ``ks`` are not part of the id: a run stores full target
+ranks and top lists :func:`~harness.evaluate.stored_top_width` wide, so
+metrics at any K of a later suite come from the stored run
+(:meth:`harness.store.RunRecord.metric`); only a K beyond that width asks
+for new, wider runs. A run with ANN ``retrieval`` settings also holds its
+retrieval depth (:func:`harness.retrieval.retrieval_depth`, the largest K):
+an index's speed and recall are measured at a depth, so changing the
+largest K makes such a run anew.
 
 Every run executes in its own process behind the small :class:`Executor`
 interface (a local process pool by default; a cluster back-end implements
@@ -47,12 +55,14 @@ from typing import Any, Protocol
 
 from harness import __version__, paths
 from harness.errors import ConfigError, SessionbenchError
+from harness.evaluate import stored_top_width
 from harness.fingerprint import CodeFingerprint, model_fingerprint
 from harness.lock import OutputLock, describe
 from harness.store import (
     COMPLETE,
     FAILED,
     Plan,
+    RunRecord,
     clean_temporary,
     install_run,
     iter_runs,
@@ -101,7 +111,9 @@ class RunSpec:
     ``suite``, ``dataset`` (the suite's entry), ``data_dir`` and ``label``
     say where things are and what to call them, ``timeout`` limits the
     phases and ``selection`` records why a tuned final was chosen: none of
-    them can change the numbers, so none is in the id.
+    them can change the numbers, so none is in the id. ``ks`` are the
+    cut-offs of the suite that made the spec: only the top-list width they
+    ask for (:attr:`top_width`) is in the id.
     """
 
     suite: str
@@ -132,17 +144,38 @@ class RunSpec:
         ``batch_size`` is in it: it sets the measured throughput and, for
         neural models, the padding of each scored batch (float results may
         differ in the last bits). ``latency`` sampling sets the latency
-        figures. Library versions can change any number.
+        figures. Library versions can change any number. ``top_width`` is
+        the length of the stored top lists; the suite's ``ks`` are not in
+        the configuration. A run with ``retrieval`` settings also holds
+        ``retrieval_depth`` (items an index retrieves per case), which sets
+        the ANN metrics, recall and search speed.
         """
         return {
             "dataset": {"name": self.dataset_name, "key": self.dataset_key},
             "model": self.model, "params": self.params, "seed": self.seed, "protocol": self.protocol,
-            "stage": self.stage, "ks": list(self.ks),
-            "evaluation": {"batch_size": self.batch_size, "exclude_seen": self.exclude_seen},
+            "stage": self.stage,
+            "evaluation": {"batch_size": self.batch_size, "exclude_seen": self.exclude_seen,
+                           "top_width": self.top_width},
             "latency": dict(self.latency), "runtime": dict(self.runtime),
             # only when asked for, so that runs without retrieval keep their ids
-            **({"retrieval": [dict(s) for s in self.retrieval]} if self.retrieval else {}),
+            **({"retrieval": [dict(s) for s in self.retrieval], "retrieval_depth": self.retrieval_depth}
+               if self.retrieval else {}),
         }  # fmt: skip
+
+    @property
+    def top_width(self) -> int:
+        """Items kept per case in the stored top lists:
+        :func:`harness.evaluate.stored_top_width` of ``ks``."""
+        return stored_top_width(self.ks)
+
+    @property
+    def retrieval_depth(self) -> int:
+        """Items each retrieval setting's index retrieves per case:
+        :func:`harness.retrieval.retrieval_depth` of ``ks`` (the largest K,
+        at least the K every retrieval row reports)."""
+        from harness.retrieval import retrieval_depth
+
+        return retrieval_depth(self.ks)
 
     @property
     def config_digest(self) -> str:
@@ -348,7 +381,7 @@ def execute_run(spec: RunSpec, stage_dir: str | Path, progress: bool = False, wa
             model.fit(data, seed=spec.seed)
         with limit("score", spec.timeout.get("score")):
             result = evaluate(model, data, protocol=spec.protocol, ks=spec.ks, batch_size=spec.batch_size,
-                              exclude_seen=spec.exclude_seen, progress=progress)  # fmt: skip
+                              exclude_seen=spec.exclude_seen, progress=progress, top_k=spec.top_width)  # fmt: skip
             # a run resumed from a checkpoint: its fit time includes the interrupted process's, up to it
             timings = {"fit_seconds": model.fit_seconds_ + model.fit_seconds_before(), **result.timings}
             if getattr(model, "resumed_", None):
@@ -365,7 +398,8 @@ def execute_run(spec: RunSpec, stage_dir: str | Path, progress: bool = False, wa
             with limit("score", spec.timeout.get("score")):
                 manifest["retrieval"] = evaluate_settings(model, data, spec.retrieval, protocol=spec.protocol,
                                                           ks=spec.ks, batch_size=spec.batch_size,
-                                                          exclude_seen=spec.exclude_seen)  # fmt: skip
+                                                          exclude_seen=spec.exclude_seen,
+                                                          top_k=spec.retrieval_depth)  # fmt: skip
         manifest.update({
             "status": COMPLETE, "finished": _now(), "timings": timings, "metrics": result.metrics(sorted({*spec.ks, 20})),
             "cases": result.n_cases, "trains_by_epoch": type(model).trains_by_epoch,
@@ -633,6 +667,7 @@ def run_suite(
 def _run_locked(suite, out, jobs, force, only, executor, progress, report, timeout, echo,
                 save_models=False) -> SuiteOutcome:
     from harness.evaluate import check_ks
+    from harness.metrics import parse_metric_key
     from harness.specs import load_dataset
 
     outcome = SuiteOutcome(out_dir=out)
@@ -641,6 +676,10 @@ def _run_locked(suite, out, jobs, force, only, executor, progress, report, timeo
     for entry in suite.datasets:
         data = load_dataset(entry.name, data_dir=entry.data_dir)
         check_ks(suite.ks, data, f"{suite.path or 'suite'}: key 'ks'")
+        for i, model in enumerate(suite.models):
+            if model.tune is not None:  # an objective's K may lie outside ks
+                check_ks([parse_metric_key(model.tune.metric)[1]], data,
+                         f"{suite.path or 'suite'}: key 'models[{i}].tune.metric'")
         datasets[entry.name] = (data.name, data.meta["cache"]["key"])
     executor = executor or LocalProcessExecutor(jobs)
     show = progress and jobs == 1
@@ -723,7 +762,7 @@ def _tuned_finals(suite: Suite, grid_models: list[ModelEntry], specs: list[RunSp
                     path = run_path(out, spec.run_id)
                     record = load_run(path) if path.is_dir() else None
                     missing += record is None or record.problem is not None
-                    value = record.manifest["metrics"].get(metric) if record and record.complete else None
+                    value = record.metric(metric) if record and record.complete else None
                     candidates.append({"run_id": spec.run_id, "label": spec.label, "params": spec.params, "value": value})
                 if missing:
                     echo(f"wait   {where}: {missing} of {len(points)} grid point(s) not run yet; no final chosen")
@@ -841,9 +880,9 @@ def _execute(specs, out, executor, force, show_inner, outcome, echo, progress, w
                      f"the previous complete run {task.run_id} is kept")  # fmt: skip
         else:
             shutil.rmtree(checkpoint_path(out, task.run_id), ignore_errors=True)  # nothing left to resume
-            m = manifest["metrics"]
-            echo(f"done   {spec.display}: HitRate@20 {m.get('HitRate@20', float('nan')):.4f}  "
-                 f"MRR@20 {m.get('MRR@20', float('nan')):.4f}  fit {manifest['timings']['fit_seconds']:.1f} s")
+            record = RunRecord(run_path(out, task.run_id), manifest)
+            echo(f"done   {spec.display}: HitRate@20 {record.metric('HitRate@20'):.4f}  "
+                 f"MRR@20 {record.metric('MRR@20'):.4f}  fit {manifest['timings']['fit_seconds']:.1f} s")
         bar.update(1)
 
     try:

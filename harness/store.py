@@ -47,8 +47,9 @@ from typing import Any
 
 import pandas as pd
 
-from harness.errors import quote
+from harness.errors import SessionbenchError, quote
 from harness.evaluate import EvaluationResult
+from harness.metrics import metric_key, parse_metric_key
 
 RUNS_DIR = "runs"
 MANIFEST = "manifest.json"
@@ -73,7 +74,8 @@ class RunRecord:
     or ``test``), ``dataset`` (name), ``model`` (registry name or
     module:Class), ``label`` (the model configuration's display name, one
     colour per label), ``params`` (resolved hyper-parameters), ``seed``,
-    ``protocol``, ``ks``, ``config`` (the canonical resolved configuration
+    ``protocol``, ``ks`` (the cut-offs of the suite that made the run; not
+    part of its identity), ``config`` (the canonical resolved configuration
     the run id covers, without code), ``config_digest`` (SHA-256 of
     ``config``), ``pool_digest`` (SHA-256 of ``config`` without the seed and
     of the code digest: runs that may be averaged over seeds share it),
@@ -81,8 +83,10 @@ class RunRecord:
     fingerprint), ``files`` (``{name: {"bytes", "sha256"}}`` of the other
     files), ``selection`` (finals chosen by tuning: what was compared),
     ``versions``, ``git_commit``, ``machine``, ``started``, ``finished``,
-    ``timings`` (see :mod:`harness.timing`), ``metrics`` (summary at the
-    suite's K, derived), ``trains_by_epoch``, ``error`` and ``error_line``
+    ``timings`` (see :mod:`harness.timing`), ``metrics`` (summary at the K
+    of the suite that made the run, derived; read a metric with
+    :meth:`metric`, which computes any other K from the evaluation),
+    ``trains_by_epoch``, ``error`` and ``error_line``
     (failed runs only).
 
     ``problem`` is None for a run that passed verification, else one line
@@ -134,6 +138,35 @@ class RunRecord:
     def evaluation(self) -> EvaluationResult:
         """The per-case results (complete runs only)."""
         return EvaluationResult.load(self.path / RANKS)
+
+    def metric(self, key: str) -> float:
+        """The value of metric ``key`` (``NAME@K``, e.g. ``MRR@20``) of this
+        complete run: what every reader (tuning, selection of finals,
+        reports) takes a run's metric from.
+
+        A run is reused by suites of other ``ks`` than the one that made
+        it, so its manifest's ``metrics`` summary may lack the K asked for;
+        the value then comes from the stored evaluation: rank metrics at
+        any K, Coverage and Popularity at K up to the stored top-list width
+        (``evaluation.top_k``). Raises :class:`SessionbenchError` for a run
+        that is not complete, a key that is not ``NAME@K``, or a list metric
+        wider than the stored lists.
+        """
+        try:
+            spec, k = parse_metric_key(key)
+        except ValueError as err:
+            raise SessionbenchError(str(err)) from None
+        key = metric_key(spec.name, k)
+        stored = (self.manifest.get("metrics") or {}).get(key)
+        if stored is not None:
+            return float(stored)
+        if not self.complete:
+            raise SessionbenchError(f"run {self.run_id} is {self.status}: it has no {key}")
+        ev = self.evaluation
+        if spec.kind != "rank" and k > ev.top_k:
+            raise SessionbenchError(f"run {self.run_id}: {key} needs top lists of {k} items, but the run stored "
+                                    f"{ev.top_k} per case; add {k} to the suite's ks to run it with wider lists")
+        return ev.metrics([k], names=[spec.name])[key]
 
     def curve(self) -> pd.DataFrame | None:
         """The training curve (one row per epoch), or None."""

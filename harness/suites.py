@@ -64,6 +64,7 @@ import yaml
 from harness import paths
 from harness.errors import ConfigError, describe, did_you_mean, quote
 from harness.limits import MAX_GRID_LABEL_LENGTH, MAX_GRID_POINTS, MAX_K, MAX_NAME_LENGTH, MAX_SEED
+from harness.metrics import DEFAULT_KS
 from harness.registry import coerce_params, get_model_class
 from harness.yamlfile import load_yaml_text, numeric_string, read_text_file
 
@@ -118,7 +119,7 @@ class Suite:
     path: Path | None
     datasets: tuple[DatasetEntry, ...]
     models: tuple[ModelEntry, ...]
-    ks: tuple[int, ...] = (5, 10, 20, 50)
+    ks: tuple[int, ...] = DEFAULT_KS
     protocols: tuple[str, ...] = ("next",)
     batch_size: int = 500
     exclude_seen: bool = False
@@ -185,7 +186,7 @@ def parse_suite(data: Any, path: Path | None = None) -> Suite:
     description = data.get("description", "")
     if not isinstance(description, str):
         raise ConfigError(f"{where}: key 'description': expected a string, got {describe(description)}")
-    ks = tuple(sorted(set(_int_list(data.get("ks", [5, 10, 20, 50]), where, "ks", minimum=1, maximum=MAX_K))))
+    ks = tuple(sorted(set(_int_list(data.get("ks", list(DEFAULT_KS)), where, "ks", minimum=1, maximum=MAX_K))))
     models = _tune_sections(data, models, ks, where)
     from harness.report.styles import validate_style_map
 

@@ -265,6 +265,14 @@ def parse_tune(value: Any, defaults: Any, model_cls: type, model_name: str, ks: 
 
 
 def _objective(metric: Any, ks: tuple[int, ...], where: str, key: str) -> tuple[str, bool]:
+    """The objective ``NAME@K`` and whether higher is better. A rank metric
+    may take any K from 1 to :data:`~harness.limits.MAX_K`, in the suite's
+    ``ks`` or not: a trial's value is computed from its stored ranks
+    (:meth:`harness.store.RunRecord.metric`); Coverage needs K within the
+    stored top lists (:func:`harness.evaluate.stored_top_width` of ``ks``).
+    The runner refuses a K above the dataset's number of items, as for ``ks``."""
+    from harness.evaluate import stored_top_width
+    from harness.limits import MAX_K
     from harness.metrics import parse_metric_key
 
     if not isinstance(metric, str):
@@ -273,12 +281,13 @@ def _objective(metric: Any, ks: tuple[int, ...], where: str, key: str) -> tuple[
         spec, k = parse_metric_key(metric)
     except (SessionbenchError, ValueError) as err:  # ValueError: not NAME@K
         raise ConfigError(f"{where}: key {key}: {err}") from None
-    if k < 1:
-        raise ConfigError(f"{where}: key {key}: expected a cut-off K >= 1, got {quote(metric)}")
+    if not 1 <= k <= MAX_K:
+        raise ConfigError(f"{where}: key {key}: expected a cut-off K >= 1 and <= {MAX_K}, got {quote(metric)}")
     if spec.higher_is_better is None:
         raise ConfigError(f"{where}: key {key}: {spec.name} is neither better high nor low; choose another metric")
-    if k not in {*ks, 20}:
-        raise ConfigError(f"{where}: key {key}: K={k} is not computed; add {k} to the suite's ks {list(ks)}")
+    if spec.kind != "rank" and k > stored_top_width(ks):
+        raise ConfigError(f"{where}: key {key}: {spec.name}@{k} needs top lists of {k} items, but the runs store "
+                          f"{stored_top_width(ks)}; add {k} to the suite's ks {list(ks)}")
     return f"{spec.name}@{k}", bool(spec.higher_is_better)
 
 
@@ -642,15 +651,19 @@ def _ref(path: Path, study_name: str, config: TuneConfig) -> dict[str, Any]:
 def study_identity(suite: Suite, model: ModelEntry, dataset: tuple[str, str]) -> str:
     """The study's name: label plus a digest of everything a trial's result
     depends on but its parameters (dataset content, model, fixed params,
-    space, sampler, seed, objective, pruner, tuning seed, evaluation, code).
-    A changed suite or code starts a new study in the same file; the
-    budget is not part of it (raising ``trials`` continues the study)."""
+    space, sampler, seed, objective, pruner, tuning seed, evaluation with
+    the stored top-list width, code). A changed suite or code starts a new
+    study in the same file; the budget is not part of it (raising ``trials``
+    continues the study), nor are the suite's ``ks``: the objective metric
+    (with its K) is, and a change of ``ks`` that keeps the top-list width
+    (:func:`harness.evaluate.stored_top_width`) keeps the trials' runs too."""
+    from harness.evaluate import stored_top_width
     from harness.fingerprint import model_fingerprint
     from harness.runner import canonical_json, runtime_versions, sha256_text
 
     what = {"dataset": list(dataset), "model": model.name, "params": model.params,
             "tune": {k: v for k, v in model.tune.to_dict().items() if k not in ("trials", "seconds")},
-            "seed": tuning_seed(model), "ks": list(suite.ks), "batch_size": suite.batch_size,
+            "seed": tuning_seed(model), "top_width": stored_top_width(suite.ks), "batch_size": suite.batch_size,
             "exclude_seen": suite.exclude_seen, "code": model_fingerprint(model.name).digest,
             "runtime": runtime_versions()}  # fmt: skip
     return f"{model.label}-{sha256_text(canonical_json(what))[:12]}"
@@ -691,7 +704,7 @@ def _tell(study: Any, trial: Any, record: Any, metric: str) -> None:
 
     S = optuna.trial.TrialState
     if record is not None and record.complete:
-        value = record.manifest["metrics"].get(metric)
+        value = record.metric(metric)
         if value is not None and math.isfinite(value):
             study.tell(trial, float(value))
             return

@@ -22,7 +22,7 @@ from typing import ClassVar
 import torch
 
 from harness.dataset import PrefixBatch
-from harness.neural import PrefixTrainedRecommender
+from harness.neural import SOFTMAX_PRECISIONS, PrefixTrainedRecommender
 from harness.registry import Choice, Range, register
 from srgnn.graph import EDGE_WEIGHTS, SessionGraphs, build_session_graphs
 from srgnn.model import SRGNN
@@ -53,6 +53,10 @@ class SRGNNRecommender(PrefixTrainedRecommender):
         patience: epochs without a validation gain before stopping (paper:
             10); 0 trains on all of ``train`` for exactly ``epochs``.
         refit: after selection, retrain on ``train`` for the chosen epochs.
+        softmax_precision: ``"fp32"`` (default) or ``"bf16"``: the
+            precision of the training softmax's three products (see
+            :func:`harness.neural.item_softmax_cross_entropy` and
+            docs/srgnn.md); scoring is always float32.
         device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``,
             ``"cuda"`` or ``"cuda:N"``; resolved in ``fit``.
         num_threads: torch intra-op CPU threads while fitting and scoring
@@ -73,10 +77,11 @@ class SRGNNRecommender(PrefixTrainedRecommender):
     """
 
     #: checked when a suite or --param sets them (the rest by _check_params at fit)
-    hyperparameter_ranges: ClassVar[dict[str, Range]] = {
+    hyperparameter_ranges: ClassVar[dict[str, Range | Choice]] = {
         **{name: Range(1) for name in ("hidden_size", "lr_decay_every", "step")},
         "lr_decay": Range(0, 1, low_open=True),
         "edge_weight": Choice(EDGE_WEIGHTS),
+        "softmax_precision": Choice(SOFTMAX_PRECISIONS),
     }
 
     def __init__(
@@ -95,6 +100,7 @@ class SRGNNRecommender(PrefixTrainedRecommender):
         epochs: int = 30,
         patience: int = 10,
         refit: bool = True,
+        softmax_precision: str = "fp32",
         device: str = "auto",
         num_threads: int = 1,
     ) -> None:
@@ -111,6 +117,7 @@ class SRGNNRecommender(PrefixTrainedRecommender):
         self.epochs = epochs
         self.patience = patience
         self.refit = refit
+        self.softmax_precision = softmax_precision
         self.device = device
         self.num_threads = num_threads
 

@@ -131,6 +131,23 @@ def test_yoochoose_error_line_counts_across_chunks(tmp_path):
     _one_line(err)
 
 
+@pytest.mark.parametrize("header", [False, True])
+def test_yoochoose_row_with_extra_fields_past_the_first_chunk(tmp_path, header):
+    """A later row with a fifth field (a buys row pasted into clicks, a
+    stray comma) is refused with its line, not silently cut to four."""
+    rows = [f"{s},2014-04-07T10:51:09.277Z,{s},0" for s in range(1, 30)]
+    rows[17] = "18,2014-04-07T10:51:09.277Z,18,0,1"
+    rows[18] = "19,2014-04-07T10:51:09.277Z,19"  # no category: allowed
+    path = tmp_path / "yoochoose-clicks.dat"
+    path.write_text(("session_id,timestamp,item_id,category\n" if header else "") + "\n".join(rows) + "\n")
+    line = 18 + header
+    with pytest.raises(DataError, match=rf"line {line}: cannot parse \(Expected 4 fields in line {line}, saw 5\)") as err:
+        readers.read_yoochoose(path, chunksize=5)
+    _one_line(err)
+    path.write_text("\n".join(rows[:17] + rows[18:]) + "\n")
+    assert len(readers.read_yoochoose(path, chunksize=5)) == 28
+
+
 def test_ragged_row_names_line(tmp_path):
     path = _diginetica(tmp_path, f"{HEADER}\n1;NA;5;10;2016-01-01\n1;NA;6;20;2016-01-01;extra\n")
     with pytest.raises(DataError, match=r"line 3: cannot parse \(Expected 5 fields in line 3, saw 6\)") as err:

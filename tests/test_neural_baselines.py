@@ -287,6 +287,32 @@ def test_learns_a_planted_successor_chain(key):
     assert hit1 >= 0.95
 
 
+BF16 = {
+    **{key: OVERFIT[key] for key in ("narm", "stamp", "sasrec")},
+    "srgnn": (SRGNNRecommender, {"hidden_size": 32, "lr": 0.01, "lr_decay": 1.0, "epochs": 25}),
+    "gru4rec": (GRU4Rec, {"hidden_size": 32, "learning_rate": 0.02, "epochs": 15}),
+}
+
+
+@pytest.mark.parametrize("key", sorted(BF16))
+def test_every_full_softmax_model_learns_with_bf16_products(key):
+    """softmax_precision="bf16" changes the training loss's products only:
+    each full-softmax model still learns the planted chain, its run is not
+    the float32 run, and its scores are float32."""
+    cls, params = BF16[key]
+    data = planted_dataset()
+    settings = {"patience": 0, "batch_size": 32 if key != "gru4rec" else 8, "device": "cpu", **params}
+    model = cls(**settings, softmax_precision="bf16").fit(data, seed=0)
+    losses = [row["loss"] for row in model.training_curve_]
+    assert losses[-1] < 0.5 * losses[0]
+    assert evaluate(model, data, split="train", ks=(1,)).metrics()["HitRate@1"] >= 0.95
+    exact = cls(**{**settings, "epochs": 1}).fit(data, seed=0).training_curve_[0]["loss"]
+    assert model.training_curve_[0]["loss"] != exact
+    assert model.score(data.prefixes("test").batch(slice(0, 4))).dtype == torch.float32
+    with pytest.raises(ConfigError, match="softmax_precision"):
+        cls(**settings, softmax_precision="fp16").fit(data, seed=0)
+
+
 def test_bprmf_learns_planted_item_groups():
     """BPR-MF scores by a symmetric inner product, so it cannot learn a
     directed chain; it can learn groups: every session stays in one group of

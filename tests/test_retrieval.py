@@ -317,6 +317,10 @@ def test_a_suite_run_stores_every_setting_and_the_report_draws_them(tmp_path, mo
     rows = runs["bprmf"]["retrieval"]
     assert [r["label"] for r in rows] == ["exact", "faiss-hnsw[efSearch=4]", "faiss-hnsw", "annoy"]
     assert rows[0]["metrics"]["HitRate@20"] == pytest.approx(runs["bprmf"]["metrics"]["HitRate@20"])
+    # the retrieval depth (largest K, at least 20) is part of the run's identity; the top lists are 50 wide
+    config = runs["bprmf"]["config"]
+    assert config["retrieval_depth"] == 20 and {r["depth"] for r in rows} == {20}
+    assert config["evaluation"]["top_width"] == 50 and "retrieval_depth" not in runs["pop"]["config"]
     summary = write_report(tmp_path / "out", n_bootstrap=10)
     names = sorted(p.name for p in summary.figures + summary.tables if "retrieval" in p.name)
     stem = "retrieval_tiny_next_bprmf"

@@ -132,3 +132,64 @@ def test_the_softmax_loss_in_blocks_of_rows_equals_the_plain_formulation(monkeyp
     s = session.detach().clone().requires_grad_()
     neural.item_softmax_cross_entropy(s, frozen, targets, bias).backward()
     torch.testing.assert_close(s.grad * 3.0, mine_grads[0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_the_bf16_softmax_loss_rounds_only_its_products(monkeypatch, with_bias):
+    """precision="bf16": the three products take bfloat16 operands and give
+    bfloat16 results; the softmax, the loss, the bias gradient and the sums
+    stay float32. Checked against that recipe written out plainly, and
+    against the float32 loss within bfloat16's rounding."""
+    import torch.nn.functional as F
+
+    import harness.neural as neural
+
+    gen = torch.Generator().manual_seed(2)
+    session, table = torch.randn(11, 16, generator=gen), torch.randn(40, 16, generator=gen)
+    bias = torch.randn(40, generator=gen) if with_bias else None
+    targets = torch.randint(1, 40, (11,), generator=gen)
+    low = torch.bfloat16
+
+    def grads_of(precision):
+        leaves = [t.detach().clone().requires_grad_() for t in (session, table, bias) if t is not None]
+        loss = neural.item_softmax_cross_entropy(leaves[0], leaves[1], targets, leaves[2] if with_bias else None,
+                                                 precision=precision)
+        (3.0 * loss).backward()
+        return loss.detach(), [leaf.grad for leaf in leaves]
+
+    # the recipe, spelled out: rounded operands, rounded products, float32 softmax
+    s16, e16 = session.to(low), table.to(low)
+    scores = (s16 @ e16.T).float() + (0.0 if bias is None else bias)
+    scores[:, 0] = float("-inf")
+    ref_loss = F.cross_entropy(scores, targets)
+    g = torch.softmax(scores, dim=1)
+    g[torch.arange(11), targets] -= 1.0
+    g = g / 11
+    ref_grads = [3.0 * (g.to(low) @ e16).float(), 3.0 * (g.to(low).T @ s16).float()]
+    if with_bias:
+        ref_grads.append(3.0 * g.sum(dim=0))
+
+    loss, grads = grads_of("bf16")  # 11 rows: one block
+    assert float(loss) == pytest.approx(float(ref_loss), rel=1e-6)
+    for got, expected in zip(grads, ref_grads):
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-7)
+        assert got.dtype == torch.float32
+    assert grads[1][0].abs().max() == 0  # the padding row gets no gradient
+
+    fp32_loss, fp32_grads = grads_of("fp32")
+    assert float(loss) == pytest.approx(float(fp32_loss), rel=2e-2)
+    for got, exact in zip(grads, fp32_grads):
+        error = float((got - exact).norm() / exact.norm())
+        assert 0 < error < 2e-2  # rounded (not the float32 path), but only by bfloat16's 8 bits
+
+    # several blocks: the table's gradient is summed over them in float32
+    monkeypatch.setattr(neural, "SOFTMAX_CHUNK_ROWS", 4)
+    blocked_loss, blocked = grads_of("bf16")
+    assert float(blocked_loss) == pytest.approx(float(loss), rel=1e-6)
+    per_block = sum((g[i:i + 4].to(low).T @ s16[i:i + 4]).float() for i in range(0, 11, 4))
+    torch.testing.assert_close(blocked[1], 3.0 * per_block, rtol=1e-5, atol=1e-7)
+    for got, expected in zip(blocked[:1] + blocked[2:], grads[:1] + grads[2:]):
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-7)  # row-wise: unchanged by blocks
+
+    with pytest.raises(ValueError, match="precision must be one of"):
+        neural.item_softmax_cross_entropy(session, table, targets, precision="fp16")

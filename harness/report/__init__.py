@@ -148,8 +148,10 @@ def write_report(
     Args:
         out_dir: a results folder (holding ``runs/``, see :mod:`harness.store`).
         ks: the cut-offs computed for the CSV and the significance tests
-            (default: the suite's K list, from the manifests). Any K works:
-            metrics come from the stored ranks.
+            (default: the ``ks`` of the suite last run into the folder, from
+            its plan; for a folder without one, every K its runs' manifests
+            record). Any K works: metrics come from the stored ranks, so
+            runs made under other ``ks`` are reported at these.
         n_bootstrap: bootstrap replicates per confidence interval.
         seed: seed of the bootstrap; equal seeds give identical reports.
         figure_width: ``column``, ``text`` or inches: the print width every

@@ -12,14 +12,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.metrics import RANK_METRICS, metric_key, normalise_ks, parse_metric_key
+from harness.limits import MAX_K
+from harness.metrics import DEFAULT_KS, RANK_METRICS, metric_key, normalise_ks, parse_metric_key
 from harness.report.constants import _ALL_TIMINGS, BAR_KS, LIST_K, MAX_CURVE_K, PREFIX_BINS, SUMMARY_KS
 from harness.report.statistics import (
     ALPHA, _bootstrap_sums, _percentiles, _seed_weights, _stable_seed, holm, paired_ttest,
 )
 from harness.report.provenance import ReportError, Selection, label_of, select_runs
 from harness.report.styles import Style, _ordered, model_styles
-from harness.store import RunRecord
+from harness.store import Plan, RunRecord
 
 
 @dataclass
@@ -170,14 +171,22 @@ def _group_key(record: RunRecord) -> tuple[str, str]:
     return str(dataset), str(protocol)
 
 
-def _default_ks(records: Sequence[RunRecord]) -> tuple[int, ...]:
+def _default_ks(records: Sequence[RunRecord], plan: Plan | None = None) -> tuple[int, ...]:
+    """The cut-offs of a report that names none: the ``ks`` of the suite
+    last run into the folder (its plan). A run is reused by suites of other
+    ``ks`` than the one that made it, so the K its manifest records say
+    nothing about the current suite; only a folder without a plan (older
+    output) falls back to the union of its runs' K."""
+    planned = plan.suite.get("ks") if plan is not None else None
+    if isinstance(planned, list) and planned and all(type(k) is int and 1 <= k <= MAX_K for k in planned):
+        return normalise_ks(planned)
     ks: set[int] = set()
     for record in records:
         found = record.manifest.get("ks")
         if not found:
             found = record.evaluation.ks
         ks.update(int(k) for k in found)
-    return normalise_ks(ks) if ks else (5, 10, 20, 50)
+    return normalise_ks(ks) if ks else DEFAULT_KS
 
 
 def _build_group(
@@ -364,7 +373,7 @@ def collect(
             raise ReportError(f"--models: no stored runs labelled {', '.join(map(repr, unknown))}; "
                               f"labels: {', '.join(known) or 'none'}")
         complete = [r for r in complete if label_of(r) in wanted]
-    suite_ks = normalise_ks(ks) if ks is not None else _default_ks(complete)
+    suite_ks = normalise_ks(ks) if ks is not None else _default_ks(complete, sel.plan)
     metric_ks = normalise_ks(set(suite_ks) | set(table_ks or ()) | set(BAR_KS) | set(SUMMARY_KS) | {LIST_K})
     by_group: dict[tuple[str, str], list[RunRecord]] = {}
     for record in complete:

@@ -214,8 +214,7 @@ def _tunings_without_plan(test: list[RunRecord], tune: list[RunRecord]) -> list[
                   and t.manifest.get("seed") == record.manifest.get("seed")]
         if not points:
             continue
-        cands = tuple(Candidate(t.run_id, dict(t.manifest.get("params") or {}),
-                                (t.manifest.get("metrics") or {}).get("MRR@20")) for t in points)
+        cands = tuple(Candidate(t.run_id, dict(t.manifest.get("params") or {}), t.metric("MRR@20")) for t in points)
         params = dict(record.manifest.get("params") or {})
         chosen = next((c.run_id for c in cands if c.params == params), None)
         out.append(Tuning(str(record.manifest.get("dataset")), str(record.manifest.get("protocol")), label,

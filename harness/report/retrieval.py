@@ -23,11 +23,12 @@ import numpy as np
 import pandas as pd
 
 from harness.report.constants import FIGURES_DIR, TABLES_DIR
+from harness.retrieval import ROW_K
 from harness.report.statistics import pareto_front
 from harness.store import RunRecord
 
-#: the cut-off of the figure and of the headline columns
-RETRIEVAL_K = 20
+#: the cut-off of the figure and of the headline columns: the one every retrieval row holds
+RETRIEVAL_K = ROW_K
 #: the table's columns after the setting: (frame column, header, format)
 COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("mips", "MIPS path", "{}"),

@@ -42,7 +42,7 @@ def collect_trials(out_dir: str | Path) -> dict[tuple[str, str], dict[str, Any]]
         entry = found.setdefault((manifest["dataset"], match["label"]), {
             "metric": tune["metric"], "maximize": tune["direction"] == "maximize", "space": list(tune["space"]),
             "trials": []})  # fmt: skip
-        value = manifest.get("metrics", {}).get(tune["metric"]) if record.complete else None
+        value = record.metric(tune["metric"]) if record.complete else None
         entry["trials"].append({"number": int(match["number"]), "value": value, "status": manifest.get("status"),
                                 "params": {k: manifest["params"].get(k) for k in entry["space"]}})  # fmt: skip
     for entry in found.values():

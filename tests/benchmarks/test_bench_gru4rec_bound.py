@@ -50,11 +50,12 @@ from harness.timing import benchmark_clock, gemm_bound_figures, reuse_freed_memo
 STEPS = 300  # measured steps per round (of about 2,900 in an epoch)
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_training_steps_against_gemm_bound(benchmark, tmp_path_factory, threads):
+def test_training_steps_against_gemm_bound(benchmark, tmp_path_factory, threads, precision):
     full = not benchmark.disabled
     data = bound_dataset(tmp_path_factory.mktemp("bound"), full)
-    model = GRU4Rec(epochs=1, patience=0, device="cpu", num_threads=threads)
+    model = GRU4Rec(epochs=1, patience=0, device="cpu", num_threads=threads, softmax_precision=precision)
     # the model's training steps, from the start of an epoch: set up as fit does
     model._check_params()
     model.device_, model.n_items_ = torch.device("cpu"), data.n_items
@@ -86,7 +87,7 @@ def test_training_steps_against_gemm_bound(benchmark, tmp_path_factory, threads)
     assert figures["softmax_gflops"] > 0 and figures["ratio_square"] > 0 and figures["ratio_shapes"] > 0
     if full:
         benchmark.extra_info.update({
-            "threads": threads, "clock": clock.__name__, "items": data.n_items,
+            "threads": threads, "precision": precision, "clock": clock.__name__, "items": data.n_items,
             "train_transitions": data.train.n_prefixes, "steps": n_steps, "rows_per_step": sum(rows) / n_steps,
             **figures, **rates,
         })

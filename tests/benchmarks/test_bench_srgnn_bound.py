@@ -44,12 +44,13 @@ from srgnn.recommender import SRGNNRecommender
 BATCHES = 200  # measured batches per round (of about 880 in an epoch)
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_training_batches_against_gemm_bound(benchmark, tmp_path_factory, threads):
+def test_training_batches_against_gemm_bound(benchmark, tmp_path_factory, threads, precision):
     full = not benchmark.disabled
     data = bound_dataset(tmp_path_factory.mktemp("bound"), full)
     n_batches = BATCHES if full else 3
-    model = SRGNNRecommender(epochs=1, patience=0, device="cpu", num_threads=threads)
+    model = SRGNNRecommender(epochs=1, patience=0, device="cpu", num_threads=threads, softmax_precision=precision)
     # the base class's training loop, stopped after n_batches: set up as fit does
     model._check_params()
     model.device_, model.n_items_ = torch.device("cpu"), data.n_items
@@ -83,6 +84,6 @@ def test_training_batches_against_gemm_bound(benchmark, tmp_path_factory, thread
     figures = gemm_bound_figures(softmax_flops(batch_size, data.n_items, int(model.hidden_size)),
                                  min(round_seconds) / n_batches, rates)
     benchmark.extra_info.update({
-        "threads": threads, "clock": clock.__name__, "items": data.n_items, "train_prefixes": data.train.n_prefixes,
-        "batches": n_batches, **figures, **rates,
+        "threads": threads, "precision": precision, "clock": clock.__name__, "items": data.n_items,
+        "train_prefixes": data.train.n_prefixes, "batches": n_batches, **figures, **rates,
     })
