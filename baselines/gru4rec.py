@@ -151,7 +151,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.dataset import PrefixBatch, SessionDataset
-from harness.neural import SOFTMAX_PRECISIONS, NeuralRecommender, adam, dropout
+from harness.neural import NeuralRecommender, adam, dropout
 from harness.registry import Choice, Range, register
 
 LOSSES = ("cross-entropy", "bpr-max", "top1-max")
@@ -515,7 +515,6 @@ class GRU4Rec(NeuralRecommender):
         "learning_rate": Range(0, low_open=True),
         "loss": Choice(LOSSES),
         "optimizer": Choice(OPTIMIZERS),
-        "softmax_precision": Choice(SOFTMAX_PRECISIONS),
     }
 
     def __init__(

@@ -50,8 +50,8 @@ import torch
 from torch import nn
 
 from harness.dataset import PrefixBatch
-from harness.neural import SOFTMAX_PRECISIONS, Dropout, PrefixTrainedRecommender
-from harness.registry import Choice, Range, register
+from harness.neural import Dropout, PrefixTrainedRecommender
+from harness.registry import Range, register
 
 
 class NARMNetwork(nn.Module):
@@ -131,10 +131,9 @@ class NARM(PrefixTrainedRecommender):
     """
 
     #: checked when a suite or --param sets them (the rest by _check_params at fit)
-    hyperparameter_ranges: ClassVar[dict[str, Range | Choice]] = {
+    hyperparameter_ranges: ClassVar[dict[str, Range]] = {
         **{name: Range(1) for name in ("embedding_size", "hidden_size")},
         **{name: Range(0, 1, high_open=True) for name in ("dropout_embed", "dropout_context")},
-        "softmax_precision": Choice(SOFTMAX_PRECISIONS),
     }
 
     def __init__(

@@ -64,7 +64,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.dataset import PrefixBatch, SessionSplit
-from harness.neural import SOFTMAX_PRECISIONS, Dropout, PrefixTrainedRecommender
+from harness.neural import Dropout, PrefixTrainedRecommender
 from harness.registry import Choice, Range, register
 
 LOSSES = ("cross-entropy", "bce")
@@ -229,7 +229,6 @@ class SASRec(PrefixTrainedRecommender):
         **{name: Range(1) for name in ("hidden_size", "n_blocks", "n_heads", "max_len")},
         "dropout": Range(0, 1, high_open=True),
         "loss": Choice(LOSSES),
-        "softmax_precision": Choice(SOFTMAX_PRECISIONS),
     }
 
     def __init__(

@@ -47,8 +47,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.dataset import PrefixBatch
-from harness.neural import SOFTMAX_PRECISIONS, PrefixTrainedRecommender
-from harness.registry import Choice, Range, register
+from harness.neural import PrefixTrainedRecommender
+from harness.registry import Range, register
 
 
 class STAMPNetwork(nn.Module):
@@ -120,10 +120,9 @@ class STAMP(PrefixTrainedRecommender):
     """
 
     #: checked when a suite or --param sets them (the rest by _check_params at fit)
-    hyperparameter_ranges: ClassVar[dict[str, Range | Choice]] = {
+    hyperparameter_ranges: ClassVar[dict[str, Range]] = {
         "embedding_size": Range(1),
         **{name: Range(0) for name in ("init_std", "embedding_init_std")},
-        "softmax_precision": Choice(SOFTMAX_PRECISIONS),
     }
 
     def __init__(

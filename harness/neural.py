@@ -62,7 +62,7 @@ import torch
 from harness.dataset import PrefixBatch, SessionDataset
 from harness.errors import ConfigError
 from harness.plugin import NotFittedError
-from harness.registry import Range
+from harness.registry import Choice, Range
 from harness.timing import resolve_device, reuse_freed_memory, torch_threads
 from harness.training import EpochTrainedRecommender
 
@@ -317,7 +317,9 @@ class NeuralRecommender(EpochTrainedRecommender):
     uses_gpu: ClassVar[bool] = True
     provides_embeddings: ClassVar[bool] = True
     #: checked when a suite or --param sets them; subclasses add their own
-    hyperparameter_ranges: ClassVar[dict[str, Range]] = {"num_threads": Range(0)}
+    hyperparameter_ranges: ClassVar[dict[str, Range | Choice]] = {
+        "num_threads": Range(0), "softmax_precision": Choice(SOFTMAX_PRECISIONS),  # the latter where a model has it
+    }
 
     # -- hyper-parameter checks -----------------------------------------------
 

@@ -249,11 +249,15 @@ class Choice:
 
 
 def hyperparameter_ranges(cls: type[SessionRecommender]) -> dict[str, Range | Choice]:
-    """The ranges ``cls`` and its base classes declare (a subclass's entry wins)."""
+    """The ranges ``cls`` and its base classes declare (a subclass's entry
+    wins), for the hyper-parameters ``cls`` takes: a base class may declare
+    one that only some of its subclasses have (the neural base's
+    ``softmax_precision``)."""
     ranges: dict[str, Range | Choice] = {}
     for klass in reversed(cls.__mro__):
         ranges.update(vars(klass).get("hyperparameter_ranges", {}))
-    return ranges
+    takes = cls.hyperparameters()
+    return {name: allowed for name, allowed in ranges.items() if name in takes}
 
 
 def coerce_params(cls: type[SessionRecommender], params: Mapping[str, Any], *, source: str = "--param",

@@ -22,7 +22,7 @@ from typing import ClassVar
 import torch
 
 from harness.dataset import PrefixBatch
-from harness.neural import SOFTMAX_PRECISIONS, PrefixTrainedRecommender
+from harness.neural import PrefixTrainedRecommender
 from harness.registry import Choice, Range, register
 from srgnn.graph import EDGE_WEIGHTS, SessionGraphs, build_session_graphs
 from srgnn.model import SRGNN
@@ -81,7 +81,6 @@ class SRGNNRecommender(PrefixTrainedRecommender):
         **{name: Range(1) for name in ("hidden_size", "lr_decay_every", "step")},
         "lr_decay": Range(0, 1, low_open=True),
         "edge_weight": Choice(EDGE_WEIGHTS),
-        "softmax_precision": Choice(SOFTMAX_PRECISIONS),
     }
 
     def __init__(
