@@ -12,6 +12,8 @@ Usage::
         --models pop,spop,markov,ar,sr,itemknn,sknn,vsknn,stan,vstan --results scale.jsonl
     # the Markdown tables of docs/scale.md
     python scripts/scale_report.py table scale.jsonl
+    # whole runs of the scale suite, from their stored manifests and curves
+    python scripts/scale_report.py runs OUT [OUT ...]
 
 Each measurement runs in a child process under ``/usr/bin/time -v`` (its
 "Maximum resident set size" is the peak RSS reported) and ``nice -n 5``.
@@ -27,6 +29,12 @@ The child prints one JSON object with its own timings:
     top lists), ``metric_seconds`` (every metric at K = 5, 10, 20),
     ``write_seconds`` (the per-case Parquet file), ``overhead_share``
     ((rank + metric + write) / score).
+
+``runs`` reads complete runs (``sessionbench run scale --out OUT``), not
+measurements: one row per run with its commit, its epochs (selection, best,
+refit; the seconds of each phase's epochs), ``fit_seconds`` (and what a
+resumed fit counted from before), scoring and ranking seconds, test cases,
+latency, peak RSS, HitRate@20 and MRR@20.
 
 The parent samples ``/proc/loadavg`` every 2 s while the child runs and
 appends one JSON line per measurement to ``--results`` with the command,
@@ -330,6 +338,53 @@ def run_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seconds_range(seconds: list[float]) -> str:
+    if not seconds:
+        return "-"
+    low, high = min(seconds), max(seconds)
+    return f"{low:,.0f}" if round(low) == round(high) else f"{low:,.0f}-{high:,.0f}"
+
+
+def _epoch_cells_of_run(curve) -> list[str]:
+    """Selection epochs (best), their seconds; refit epochs, their seconds."""
+    if curve is None or curve.empty:
+        return ["-", "-", "-", "-"]
+    select = curve[curve["phase"] == "select"] if "phase" in curve else curve
+    refit = curve[curve["phase"] == "refit"] if "phase" in curve else curve.iloc[:0]
+    metric = next((c for c in curve.columns if c.startswith("valid_")), None)
+    best = "" if metric is None or select.empty else f" (best {int(select.loc[select[metric].idxmax(), 'epoch'])})"
+    return [f"{len(select)}{best}", _seconds_range(list(select["seconds"])),
+            str(len(refit)) if len(refit) else "-", _seconds_range(list(refit["seconds"]))]
+
+
+def _run_cells(record) -> list[str]:
+    timings = record.timings
+    resumed = record.manifest.get("resumed")
+    fit = f"{timings['fit_seconds']:,.0f}"
+    if resumed:
+        fit += f" (resumed after {resumed['phase']} epoch {resumed['epoch']}: {resumed['fit_seconds_before']:,.0f} before)"
+    rss = timings.get("peak_rss_mb")
+    return [record.dataset, record.label, str(record.manifest.get("git_commit") or "-")[:7],
+            *_epoch_cells_of_run(record.curve()), fit, _f(timings.get("score_seconds")),
+            _f(timings.get("rank_seconds")), f"{record.manifest.get('cases', 0):,}",
+            f"{_f(timings.get('latency_ms_p50'))} / {_f(timings.get('latency_ms_p95'))}",
+            "-" if rss is None else _f(rss / 1024, 2),
+            f"{record.metric('HitRate@20'):.4f} / {record.metric('MRR@20'):.4f}"]
+
+
+def run_runs(args: argparse.Namespace) -> int:
+    from harness.store import iter_runs
+
+    records = [r for out in args.outs for r in iter_runs(out) if r.stage == "test"]
+    if not records:
+        print(f"no complete test runs in {', '.join(map(str, args.outs))}", file=sys.stderr)
+        return 1
+    _print_table(["dataset", "model", "commit", "selection epochs", "s each", "refit epochs", "s each",
+                  "fit_seconds", "score s", "rank s", "test cases", "latency p50 / p95 ms", "peak RSS GiB",
+                  "HitRate@20 / MRR@20"], "lllrrrrrrrrrrr", [_run_cells(r) for r in records])
+    return 0
+
+
 # --------------------------------------------------------------------------- #
 
 
@@ -373,6 +428,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=0)
     p = sub.add_parser("table")
     p.add_argument("results", type=Path)
+    p = sub.add_parser("runs")
+    p.add_argument("outs", type=Path, nargs="+", help="output folders of sessionbench run")
     args = parser.parse_args(argv)
 
     if args.command.startswith("child-"):
@@ -380,7 +437,8 @@ def main(argv: list[str] | None = None) -> int:
         out = children[args.command](args)
         print(json.dumps(out))
         return 0
-    return {"prepare": run_prepare, "models": run_models, "epochs": run_epochs, "table": run_table}[args.command](args)
+    return {"prepare": run_prepare, "models": run_models, "epochs": run_epochs, "table": run_table,
+            "runs": run_runs}[args.command](args)
 
 
 if __name__ == "__main__":
