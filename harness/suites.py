@@ -103,11 +103,28 @@ class ModelEntry:
     tune: Any = None  # harness.tuning.TuneConfig: searched with Optuna instead of fixed params
 
     def grid_points(self) -> list[dict[str, Any]]:
-        """Every combination of the grid, merged over ``params`` (one point without a grid)."""
+        """Every combination of the grid, merged over ``params`` (one point
+        without a grid); with a grid, each point under :func:`fixed_epochs`."""
         if not self.grid:
             return [dict(self.params)]
         keys = sorted(self.grid)
-        return [{**self.params, **dict(zip(keys, values))} for values in itertools.product(*(self.grid[k] for k in keys))]
+        by_epoch = trains_by_epoch(self.name)
+        return [fixed_epochs({**self.params, **dict(zip(keys, values))}, by_epoch)
+                for values in itertools.product(*(self.grid[k] for k in keys))]
+
+
+def trains_by_epoch(model: str) -> bool:
+    """Whether the registered ``model`` is trained by epochs under the selection rule."""
+    return bool(getattr(get_model_class(model), "trains_by_epoch", False))
+
+
+def fixed_epochs(params: dict[str, Any], by_epoch: bool) -> dict[str, Any]:
+    """The parameters of a run that tunes on the validation split (a grid
+    point or a search trial, and the final run of the chosen one): a model
+    trained by epochs trains exactly ``epochs`` epochs (``patience`` 0),
+    since the validation split is the tuning's objective and cannot also
+    pick the epoch."""
+    return {**params, "patience": 0} if by_epoch else params
 
 
 @dataclass(frozen=True)
@@ -276,6 +293,10 @@ def _model(entry: Any, where: str, key: str, default_seeds: list[int]) -> ModelE
             f"got {quote(label)}"
         )
     _check_grid(grid, label, where, key)
+    if "patience" in grid and getattr(cls, "trains_by_epoch", False):
+        raise ConfigError(f"{where}: key {key}.grid.patience: grid points of a model trained by epochs train "
+                          "exactly 'epochs' epochs (patience 0: the validation split scores the grid); "
+                          "put 'epochs' in the grid instead")
     seeds = tuple(_seeds(entry.get("seeds", default_seeds), where, key + ".seeds"))
     timeout = parse_timeout(entry.get("timeout"), where, key + ".timeout")
     retrieval = _retrieval(entry, where, key) if "retrieval" in entry else ()

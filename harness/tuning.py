@@ -547,13 +547,11 @@ class StudyOutcome:
 
 def trial_params(model: ModelEntry, sampled: Mapping[str, Any], trains_by_epoch: bool) -> dict[str, Any]:
     """A trial's parameters: the entry's fixed ``params`` under the sampled
-    ones; epoch-trained models train exactly ``epochs`` epochs (``patience
-    0``), since the validation split is the objective's, not the epoch
-    selection's."""
-    params = {**model.params, **sampled}
-    if trains_by_epoch:
-        params["patience"] = 0
-    return params
+    ones, under :func:`harness.suites.fixed_epochs` (epoch-trained models
+    train exactly ``epochs`` epochs)."""
+    from harness.suites import fixed_epochs
+
+    return fixed_epochs({**model.params, **sampled}, trains_by_epoch)
 
 
 def run_study(
@@ -579,7 +577,7 @@ def run_study(
     and their parameters asked again first (user attribute ``retry_of``).
     Returns every trial run's spec, for selection.
     """
-    from harness.registry import get_model_class
+    from harness.suites import trains_by_epoch
     from harness.store import load_run, run_path
 
     try:
@@ -603,7 +601,7 @@ def run_study(
     if outcome.restarted:
         echo(f"tune   {name}/{model.label}: {outcome.restarted} trial(s) cut off by an earlier stop marked "
              "failed; their parameters are tried again")  # fmt: skip
-    by_epoch = bool(getattr(get_model_class(model.name), "trains_by_epoch", False))
+    by_epoch = trains_by_epoch(model.name)
     specs = {t.number: make_spec(trial_params(model, t.params, by_epoch), t.number)
              for t in study.get_trials(deepcopy=False) if t.state != optuna.trial.TrialState.WAITING
              and "run_id" in t.user_attrs}  # fmt: skip

@@ -278,6 +278,27 @@ def test_pruning_stops_bad_trials_from_their_epoch_curve(workdir):
     assert runs[plan.selections[0]["final"]].manifest["params"]["quality"] == 1
 
 
+
+def test_grid_of_an_epoch_trained_model_trains_fixed_epochs_like_a_search(workdir):
+    """A grid point, like a trial, is scored on the validation split, so it
+    cannot also stop on it: its runs and the final get patience 0 whatever
+    the entry's params say (with patience 2 every point used to fail)."""
+    s = suite(workdir, [{"name": "tune_plugins:Epochs", "label": "ep", "params": {"epochs": 3, "patience": 2},
+                         "grid": {"quality": [0, 1]}}])
+    outcome = run_suite(s, out_dir=workdir / "out", executor=InlineExecutor(), report=False)
+    assert not outcome.failed
+    runs = list(iter_runs(workdir / "out"))
+    assert sorted((r.stage, r.manifest["params"]["quality"], r.manifest["params"]["patience"]) for r in runs) == [
+        ("test", 1, 0), ("tune", 0, 0), ("tune", 1, 0)]
+    assert {r.manifest["best_epoch"] for r in runs} == {3}  # every run trained all its epochs
+    with pytest.raises(ConfigError, match=r"models\[0\].grid.patience: grid points of a model trained by epochs "
+                                          r"train exactly 'epochs' epochs"):
+        suite(workdir, [{"name": "tune_plugins:Epochs", "grid": {"patience": [0, 2]}}])
+    # a model not trained by epochs keeps its parameters as given
+    plain = suite(workdir, [{"name": "sknn", "params": {"k": 10}, "grid": {"sample_size": [50, 100]}}])
+    assert [p["k"] for p in plain.models[0].grid_points()] == [10, 10]
+    assert all("patience" not in p for p in plain.models[0].grid_points())
+
 SLOW_SUITE = """
 name: slowtune
 datasets: [{data}]
