@@ -274,13 +274,16 @@ def build_parser() -> argparse.ArgumentParser:
     runs_sub = runs.add_subparsers(dest="runs_command", metavar="SUBCOMMAND", required=True)
     runs_ls = runs_sub.add_parser("ls", help="list the runs: status, label, dataset, seed, protocol, config, plan",
                                   description="List every run folder of OUT/runs/ with its status (complete, "
-                                              "failed, broken), and whether OUT/plan.json lists it.")
+                                              "failed, broken), and whether OUT/plan.json lists it; a run "
+                                              "killed while training shows its checkpoint (status unfinished "
+                                              "when it has no run folder).")
     runs_ls.add_argument("out_dir", metavar="OUT", help="a suite's output folder")
     runs_ls.add_argument("--json", action="store_true", help="print JSON")
     runs_ls.set_defaults(handler=_cmd_runs_ls)
     runs_prune = runs_sub.add_parser("prune", help="delete the runs that OUT/plan.json does not list",
-                                     description="Delete the run folders of OUT/runs/ that the plan of the last "
-                                                 "`sessionbench run` into OUT does not list (superseded runs).")
+                                     description="Delete the run folders and training checkpoints of OUT/runs/ "
+                                                 "that the plan of the last `sessionbench run` into OUT does not "
+                                                 "list (superseded runs).")
     runs_prune.add_argument("out_dir", metavar="OUT", help="a suite's output folder")
     runs_prune.add_argument("--yes", action="store_true", help="delete them (without it: only list them)")
     runs_prune.set_defaults(handler=_cmd_runs_prune)
@@ -555,8 +558,12 @@ def _stored_runs_folder(out_dir: str) -> Path:
 
 
 def _runs_table(out_dir: str) -> tuple[list[dict[str, Any]], Any]:
-    """One row per run folder of ``out_dir`` and its plan (None without one)."""
-    from harness.store import iter_runs, read_plan
+    """One row per run folder of ``out_dir``, and one per checkpoint of a run
+    that has no folder (status ``unfinished``), with the plan (None without
+    one). ``checkpoint_bytes``: the size of the run's checkpoint folder, or
+    None when it has none. A checkpoint without a run folder is a run
+    killed while training, or one training now (``unfinished``)."""
+    from harness.store import folder_bytes, iter_checkpoints, iter_runs, read_plan
 
     out = _stored_runs_folder(out_dir)
     try:
@@ -572,9 +579,29 @@ def _runs_table(out_dir: str) -> tuple[list[dict[str, Any]], Any]:
             "dataset": m.get("dataset", ""), "seed": m.get("seed", ""), "protocol": m.get("protocol", ""),
             "config_digest": r.config_digest or "", "code_digest": r.code_digest or "",
             "in_plan": None if planned is None else r.run_id in planned,
-            "problem": r.problem or m.get("error_line") or "",
+            "problem": r.problem or m.get("error_line") or "", "checkpoint_bytes": None,
         })  # fmt: skip
+    by_id = {row["run_id"]: row for row in rows}
+    for run_id, folder in iter_checkpoints(out):
+        row = by_id.get(run_id)
+        if row is None:  # killed with its runner, or before anything was stored
+            row = {key: "" for key in ("stage", "label", "dataset", "seed", "protocol", "config_digest",
+                                       "code_digest", "problem")}
+            row.update(run_id=run_id, status="unfinished", in_plan=None if planned is None else run_id in planned)
+            rows.append(row)
+        row["checkpoint_bytes"] = folder_bytes(folder)
+    rows.sort(key=lambda row: row["run_id"])
     return rows, plan
+
+
+def _checkpoint_note(row: dict[str, Any]) -> str:
+    """What ``runs ls`` says of a run's checkpoint (empty without one)."""
+    size = row["checkpoint_bytes"]
+    if size is None:
+        return ""
+    fate = {True: "the next run resumes from it", False: "not in the plan: runs prune deletes it",
+            None: "resumed by a run whose plan holds it"}[row["in_plan"]]
+    return f"checkpoint {size / 2**20:,.1f} MiB, {fate}"
 
 
 def _cmd_runs_ls(args: argparse.Namespace) -> int:
@@ -582,11 +609,16 @@ def _cmd_runs_ls(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
+    from harness.lock import describe, holder
+
     if plan is None:
         print(f"{args.out_dir}: no plan.json (written by `sessionbench run`); plan membership unknown")
     else:
-        missing = set(plan.run_ids) - {r["run_id"] for r in rows}
+        missing = set(plan.run_ids) - {r["run_id"] for r in rows if r["status"] != "unfinished"}
         print(f"plan: suite {plan.suite_name}, {len(plan.run_ids)} runs ({len(missing)} not stored)")
+    owner = holder(args.out_dir)
+    if owner is not None:
+        print(f"in use by {describe(owner)}: an unfinished run may be training now")
     header = ("status", "plan", "label", "dataset", "seed", "protocol", "stage", "config", "run id")
     # str(): a broken run's manifest may hold anything under these keys
     table = [[r["status"], {None: "-", True: "yes", False: "no"}[r["in_plan"]], str(r["label"]), str(r["dataset"]),
@@ -596,13 +628,15 @@ def _cmd_runs_ls(args: argparse.Namespace) -> int:
     print("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
     for row, r in zip(table, rows):
         line = "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
-        print(line + (f"  ({r['problem']})" if r["status"] != "complete" and r["problem"] else ""))
+        notes = [r["problem"] if r["status"] != "complete" else "", _checkpoint_note(r)]
+        notes = "; ".join(note for note in notes if note)
+        print(line + (f"  ({notes})" if notes else ""))
     return 0
 
 
 def _cmd_runs_prune(args: argparse.Namespace) -> int:
     from harness.lock import OutputLock
-    from harness.store import remove_run
+    from harness.store import remove_checkpoint, remove_run
 
     _stored_runs_folder(args.out_dir)  # a mistyped folder is not created by the lock
     with OutputLock(args.out_dir, command="sessionbench runs prune"):
@@ -612,7 +646,9 @@ def _cmd_runs_prune(args: argparse.Namespace) -> int:
                               "`sessionbench run` writes one")  # fmt: skip
         gone = [r for r in rows if not r["in_plan"]]
         for r in gone:
-            print(f"{'deleted' if args.yes else 'would delete'}  {r['status']:<8}  {r['run_id']}")
+            size = r["checkpoint_bytes"]
+            what = "" if size is None else f"  (and its checkpoint, {size / 2**20:,.1f} MiB)"
+            print(f"{'deleted' if args.yes else 'would delete'}  {r['status']:<8}  {r['run_id']}{what}")
         if not args.yes:
             if gone:
                 print(f"{len(gone)} run(s) outside the plan of suite {plan.suite_name}; "
@@ -621,7 +657,9 @@ def _cmd_runs_prune(args: argparse.Namespace) -> int:
             print(f"nothing to prune: every run is in the plan of suite {plan.suite_name}")
             return 0
         for r in gone:
-            remove_run(args.out_dir, r["run_id"])
+            if r["status"] != "unfinished":
+                remove_run(args.out_dir, r["run_id"])
+            remove_checkpoint(args.out_dir, r["run_id"])
         print(f"{len(gone)} run(s) deleted; {len(rows) - len(gone)} kept")
     return 0
 

@@ -87,6 +87,27 @@ class OutputLock:
         self.release()
 
 
+def holder(out_dir: str | Path) -> dict[str, Any] | None:
+    """The record of the live process holding ``out_dir``'s lock, or None
+    when it is free (a probe: it takes a shared lock for an instant)."""
+    path = Path(out_dir) / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as err:
+        if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise
+        return read_owner(path) or {"pid": "?", "host": "?"}
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
 def read_owner(path: str | Path) -> dict[str, Any]:
     """The record in a lock file ({} when absent or unreadable)."""
     try:

@@ -63,11 +63,15 @@ from harness.store import (
     FAILED,
     Plan,
     RunRecord,
+    checkpoint_path,
     clean_temporary,
+    folder_bytes,
     install_run,
+    iter_checkpoints,
     iter_runs,
     load_run,
     read_manifest,
+    read_plan,
     run_path,
     runs_dir,
     update_manifest,
@@ -713,11 +717,25 @@ def _run_locked(suite, out, jobs, force, only, executor, progress, report, timeo
                                 selections=tuple(s.selection for s in finals)))  # fmt: skip
         _execute([s for s in finals if wanted(s)], out, executor, force, show, outcome, echo, progress,
                  save_models=save_models)
+    _note_stale_checkpoints(out, echo)
     if report and any(True for _ in iter_runs(out)):
         from harness.report import write_report
 
         outcome.report = write_report(out, ks=suite.ks)
     return outcome
+
+
+def _note_stale_checkpoints(out: Path, echo: Callable[[str], None]) -> None:
+    """One line about checkpoints of runs the plan no longer lists (a run
+    killed while training, then the code or configuration changed): they
+    are never resumed, and can be large."""
+    plan = read_plan(out)
+    planned = set(plan.run_ids) if plan is not None else set()
+    stale = [folder for run_id, folder in iter_checkpoints(out) if run_id not in planned]
+    if stale:
+        size = sum(folder_bytes(folder) for folder in stale) / 2**20
+        echo(f"note   {len(stale)} training checkpoint(s) of runs outside this plan ({size:,.1f} MiB: earlier code "
+             f"or configuration, never resumed); `sessionbench runs prune {out} --yes` deletes them")
 
 
 def resolved_suite(suite: Suite, datasets: dict[str, tuple[str, str]], timeout: dict[str, float] | None) -> dict:
@@ -816,11 +834,6 @@ def _limit(spec: RunSpec) -> float | None:
     if "fit" in spec.timeout and "score" in spec.timeout:
         return spec.timeout["fit"] + spec.timeout["score"] + LIMIT_MARGIN_S
     return None
-
-
-def checkpoint_path(out: str | Path, run_id: str) -> Path:
-    """The folder of a run's training checkpoints, beside the run folders."""
-    return runs_dir(out) / f".ckpt-{run_id}"
 
 
 def _execute(specs, out, executor, force, show_inner, outcome, echo, progress, worker=None, extra=None,

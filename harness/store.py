@@ -52,6 +52,7 @@ from harness.evaluate import EvaluationResult
 from harness.metrics import metric_key, parse_metric_key
 
 RUNS_DIR = "runs"
+CHECKPOINT_PREFIX = ".ckpt-"  # + run id: the per-epoch checkpoints of an unfinished fit
 MANIFEST = "manifest.json"
 RANKS = "ranks.parquet"
 CURVE = "curve.csv"
@@ -448,6 +449,37 @@ def clean_temporary(out_dir: str | Path) -> int:
     for path in base.glob(".tmp-*.log"):  # a worker's log whose runner was ended
         path.unlink(missing_ok=True)
     return len(stale)
+
+
+def checkpoint_path(out_dir: str | Path, run_id: str) -> Path:
+    """The folder of a run's training checkpoints, beside the run folders."""
+    return runs_dir(out_dir) / f"{CHECKPOINT_PREFIX}{run_id}"
+
+
+def iter_checkpoints(out_dir: str | Path) -> Iterator[tuple[str, Path]]:
+    """``(run_id, folder)`` of every checkpoint folder left by an unfinished
+    fit (sorted by run id): a run killed while training, resumed by the next
+    ``run`` whose plan holds that id."""
+    base = runs_dir(out_dir)
+    if not base.is_dir():
+        return
+    for path in sorted(base.glob(CHECKPOINT_PREFIX + "*")):
+        if path.is_dir():
+            yield path.name[len(CHECKPOINT_PREFIX):], path
+
+
+def folder_bytes(path: Path) -> int:
+    """Bytes of the files under ``path``."""
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def remove_checkpoint(out_dir: str | Path, run_id: str) -> None:
+    """Delete a run's checkpoint folder, if any (renamed away first)."""
+    folder = checkpoint_path(out_dir, run_id)
+    if folder.is_dir():
+        gone = folder.parent / f".old-{folder.name}-{os.getpid()}"
+        folder.rename(gone)
+        shutil.rmtree(gone, ignore_errors=True)
 
 
 def remove_run(out_dir: str | Path, run_id: str) -> None:

@@ -19,7 +19,7 @@ from harness.cli import main
 from harness.errors import ConfigError
 from harness.lock import LockedError, OutputLock
 from harness.runner import InlineExecutor, LocalProcessExecutor, expand, run_suite
-from harness.store import iter_runs, read_plan, run_path
+from harness.store import checkpoint_path, iter_runs, read_plan, run_path
 from harness.suites import parse_suite
 from harness.yamlfile import load_yaml_text
 from suite_helpers import prepare_workdir, run_inline, tiny_suite
@@ -265,6 +265,47 @@ def test_runs_ls_and_prune_follow_the_plan(workdir, capsys):
     assert main(["runs", "prune", str(out), "--yes"]) == 0
     assert [r.label for r in iter_runs(out)] == ["pop"] and "1 run(s) deleted" in capsys.readouterr().out
     assert main(["runs", "prune", str(out)]) == 0
+
+
+
+def test_checkpoints_are_listed_and_pruned_with_their_runs(workdir, capsys):
+    """A run killed while training leaves runs/.ckpt-<id>/; once the code or
+    configuration changes no run resumes it, so ls shows it and prune
+    deletes it, while a checkpoint the plan still lists stays."""
+    out = workdir / "out"
+    run_inline(suite(workdir, ["pop", "markov"]), out)
+    planned = {r.label: r.run_id for r in iter_runs(out)}
+    stale_id = planned["markov"].rsplit("-", 1)[0] + "-0123456789ab"  # earlier code: another id
+    for run_id, size in ((stale_id, 3 * 2**20), (planned["pop"], 2**20)):
+        checkpoint_path(out, run_id).mkdir()
+        (checkpoint_path(out, run_id) / "checkpoint.pt").write_bytes(b"\0" * size)
+
+    lines = []
+    run_suite(suite(workdir, ["pop", "markov"]), out_dir=out, executor=InlineExecutor(), report=False,
+              echo=lines.append)
+    assert [line for line in lines if line.startswith("note ")] == [
+        f"note   1 training checkpoint(s) of runs outside this plan (3.0 MiB: earlier code or configuration, "
+        f"never resumed); `sessionbench runs prune {out} --yes` deletes them"]
+
+    assert main(["runs", "ls", str(out)]) == 0
+    listing = capsys.readouterr().out
+    assert "in use by" not in listing
+    rows = {ln.split()[0 if "unfinished" in ln else -1]: ln for ln in listing.splitlines()[2:]}
+    assert "(checkpoint 1.0 MiB, the next run resumes from it)" in next(v for v in rows.values()
+                                                                         if planned["pop"] in v)
+    (stale,) = [ln for ln in listing.splitlines() if stale_id in ln]
+    assert stale.split()[:2] == ["unfinished", "no"]
+    assert stale.endswith("(checkpoint 3.0 MiB, not in the plan: runs prune deletes it)")
+
+    assert main(["runs", "prune", str(out)]) == 1
+    assert f"would delete  unfinished  {stale_id}  (and its checkpoint, 3.0 MiB)" in capsys.readouterr().out
+    assert main(["runs", "prune", str(out), "--yes"]) == 0
+    assert not checkpoint_path(out, stale_id).exists() and checkpoint_path(out, planned["pop"]).is_dir()
+    assert {r.run_id for r in iter_runs(out)} == set(planned.values())
+
+    with OutputLock(out, command="sessionbench run"):  # a live writer: its run may be training now
+        assert main(["runs", "ls", str(out)]) == 0
+        assert f"in use by sessionbench run (pid {os.getpid()}" in capsys.readouterr().out
 
 
 # -- --only ----------------------------------------------------------------------
