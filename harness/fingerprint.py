@@ -10,16 +10,27 @@ reads stored runs, is left out) and, for a model from elsewhere (a plugin), ever
 module file when it is not a package). Editing any of them changes the
 fingerprint and so the run id.
 
+A file is hashed by its *code*, not its bytes (:func:`code_hash`): what
+Python compiles from it, without docstrings and line numbers. Comments,
+docstrings, blank lines and layout can change no result, so editing them
+keeps every run; any change to what runs gives new ids.
+
 Hashes are computed once per process and package (planning a suite with
-many runs reads each file once).
+many runs reads each file once). A run's own process checks that nothing
+changed since planning by the files' bytes (:attr:`CodeFingerprint.bytes_digest`,
+fast), and compiles them again only when the bytes differ.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.util
 import inspect
+import marshal
 import sys
+import textwrap
+import types
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,30 +43,69 @@ BUILTIN_PACKAGES = ("harness", "baselines", "srgnn")
 #: only reads stored runs, so editing it must not make every run stale
 OUTSIDE_RUNS = ("harness/report/",)
 
-_CACHE: dict[str, tuple[tuple[str, str], ...]] = {}
+_CACHE: dict[str, tuple[tuple[str, str, str], ...]] = {}  # top -> (path, bytes sha256, code hash)
+_DOCSTRING_OWNERS = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def code_hash(source: bytes) -> str:
+    """SHA-256 of what Python runs from a source file: its compiled code
+    with every docstring removed and line numbers cleared, so comments,
+    docstrings, blank lines and layout do not change it. A file that does
+    not compile is hashed by its bytes."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return hashlib.sha256(source).hexdigest()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(node, _DOCSTRING_OWNERS) and body and _is_docstring(body[0]):
+            node.body = body[1:] or [ast.copy_location(ast.Pass(), body[0])]
+    code = compile(tree, "<fingerprint>", "exec", dont_inherit=True)
+    return hashlib.sha256(marshal.dumps(_without_lines(code))).hexdigest()
+
+
+def _is_docstring(statement: ast.stmt) -> bool:
+    return (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant)
+            and isinstance(statement.value.value, str))  # fmt: skip
+
+
+def _without_lines(code: types.CodeType) -> types.CodeType:
+    consts = tuple(_without_lines(c) if isinstance(c, types.CodeType) else c for c in code.co_consts)
+    return code.replace(co_consts=consts, co_firstlineno=1, co_linetable=b"")
+
+
+def _digest(pairs: Iterable[tuple[str, str]]) -> str:
+    h = hashlib.sha256()
+    for path, sha in pairs:
+        h.update(f"{path}\0{sha}\n".encode())
+    return h.hexdigest()
 
 
 @dataclass(frozen=True)
 class CodeFingerprint:
-    """The source files that can run, as sorted ``(path, sha256)`` pairs.
+    """The source files that can run, as sorted ``(path, code hash)`` pairs
+    (:func:`code_hash`), and their bytes' SHA-256 (``bytes_files``, same order).
 
     ``path`` is relative to the folder that holds the top-level package
     (``harness/metrics.py``, ``myplugin/helpers.py``); ``digest`` is the
-    SHA-256 of the lines ``path\\0sha256\\n`` in that order.
+    SHA-256 of the lines ``path\\0hash\\n`` in that order, and
+    ``bytes_digest`` the same over the bytes' hashes.
     """
 
     files: tuple[tuple[str, str], ...]
+    bytes_files: tuple[tuple[str, str], ...] = ()
 
     @property
     def digest(self) -> str:
-        h = hashlib.sha256()
-        for path, sha in self.files:
-            h.update(f"{path}\0{sha}\n".encode())
-        return h.hexdigest()
+        return _digest(self.files)
+
+    @property
+    def bytes_digest(self) -> str:
+        return _digest(self.bytes_files)
 
     def to_manifest(self) -> dict[str, Any]:
-        """``{"digest", "files": [{"path", "sha256"}]}`` as stored in a run's manifest."""
-        return {"digest": self.digest, "files": [{"path": p, "sha256": s} for p, s in self.files]}
+        """``{"digest", "files": [{"path", "code_sha256"}]}`` as stored in a run's manifest."""
+        return {"digest": self.digest, "files": [{"path": p, "code_sha256": s} for p, s in self.files]}
 
     def changed_files(self, other: CodeFingerprint) -> list[str]:
         """Paths whose hash differs between the two fingerprints, or that only one has."""
@@ -90,30 +140,50 @@ def package_location(top: str) -> tuple[Path, list[Path]]:
     return Path("."), []
 
 
-def package_files(top: str) -> tuple[tuple[str, str], ...]:
-    """Sorted ``(relative path, sha256)`` of the sources of ``top`` (cached per process)."""
+def _source_files(top: str) -> list[tuple[str, Path]]:
+    """Sorted ``(relative path, file)`` of the sources of ``top`` that can run."""
+    base, files = package_location(top)
+    found = []
+    for file in files:
+        try:
+            rel = file.relative_to(base).as_posix()
+        except ValueError:
+            rel = f"{top}/{file.name}"
+        if not rel.startswith(OUTSIDE_RUNS):
+            found.append((rel, file))
+    return sorted(found)
+
+
+def package_files(top: str) -> tuple[tuple[str, str, str], ...]:
+    """Sorted ``(relative path, bytes sha256, code hash)`` of the sources of
+    ``top`` (cached per process)."""
     cached = _CACHE.get(top)
     if cached is None:
-        base, files = package_location(top)
-        pairs = []
-        for file in files:
-            try:
-                rel = file.relative_to(base).as_posix()
-            except ValueError:
-                rel = f"{top}/{file.name}"
-            if rel.startswith(OUTSIDE_RUNS):
-                continue
-            pairs.append((rel, hashlib.sha256(file.read_bytes()).hexdigest()))
-        cached = _CACHE[top] = tuple(sorted(pairs))
+        rows = []
+        for rel, file in _source_files(top):
+            source = file.read_bytes()
+            rows.append((rel, hashlib.sha256(source).hexdigest(), code_hash(source)))
+        cached = _CACHE[top] = tuple(rows)
     return cached
+
+
+def bytes_digest(packages: Iterable[str]) -> str:
+    """:attr:`CodeFingerprint.bytes_digest` of the given packages, read afresh
+    (no code is compiled): what a run's process compares with its plan's."""
+    files: dict[str, str] = {}
+    for top in dict.fromkeys(packages):
+        files.update((rel, hashlib.sha256(file.read_bytes()).hexdigest()) for rel, file in _source_files(top))
+    return _digest(sorted(files.items()))
 
 
 def fingerprint(packages: Iterable[str]) -> CodeFingerprint:
     """The fingerprint of the given top-level packages (duplicates ignored)."""
-    files: dict[str, str] = {}
+    rows: dict[str, tuple[str, str]] = {}
     for top in dict.fromkeys(packages):
-        files.update(package_files(top))
-    return CodeFingerprint(tuple(sorted(files.items())))
+        rows.update((rel, (raw, code)) for rel, raw, code in package_files(top))
+    ordered = sorted(rows.items())
+    return CodeFingerprint(tuple((rel, code) for rel, (_, code) in ordered),
+                           tuple((rel, raw) for rel, (raw, _) in ordered))
 
 
 def model_packages(model: str) -> tuple[str, ...]:
@@ -142,9 +212,20 @@ def model_fingerprint(model: str) -> CodeFingerprint:
             source = inspect.getsource(cls)
         except (OSError, TypeError):
             source = f"{cls.__module__}.{cls.__qualname__}"
-        own = fingerprint(BUILTIN_PACKAGES).files
-        entry = (f"<{cls.__module__}.{cls.__qualname__}>", hashlib.sha256(source.encode()).hexdigest())
-        return CodeFingerprint(tuple(sorted((*own, entry))))
+        own = fingerprint(BUILTIN_PACKAGES)
+        name = f"<{cls.__module__}.{cls.__qualname__}>"
+        source = textwrap.dedent(source)  # a class defined inside a function
+        entry = (name, code_hash(source.encode())), (name, hashlib.sha256(source.encode()).hexdigest())
+        return CodeFingerprint(tuple(sorted((*own.files, entry[0]))), tuple(sorted((*own.bytes_files, entry[1]))))
+
+
+def model_bytes_digest(model: str) -> str:
+    """:attr:`CodeFingerprint.bytes_digest` of :func:`model_fingerprint`,
+    from the files' bytes alone (fast; see :func:`bytes_digest`)."""
+    try:
+        return bytes_digest(model_packages(model))
+    except ModuleNotFoundError:
+        return model_fingerprint(model).bytes_digest
 
 
 def clear_cache() -> None:

@@ -56,7 +56,7 @@ from typing import Any, Protocol
 from harness import __version__, paths
 from harness.errors import ConfigError, SessionbenchError
 from harness.evaluate import stored_top_width
-from harness.fingerprint import CodeFingerprint, model_fingerprint
+from harness.fingerprint import CodeFingerprint, model_bytes_digest, model_fingerprint
 from harness.lock import OutputLock, describe
 from harness.store import (
     COMPLETE,
@@ -136,6 +136,10 @@ class RunSpec:
     latency: dict[str, int]
     stage: str = "test"  # "tune": fit on train_tr, score valid
     code_digest: str = ""
+    # the planned fingerprint (not in the id: code_digest is): a run's process
+    # reuses its file hashes when the files' bytes are unchanged
+    code_files: tuple[tuple[str, str], ...] = ()
+    code_bytes_digest: str = ""
     runtime: dict[str, str] = field(default_factory=dict)  # library versions
     timeout: dict[str, float] = field(default_factory=dict)  # phase -> seconds
     selection: dict[str, Any] | None = None
@@ -259,7 +263,7 @@ def expand(
     for entry in suite.datasets:
         name, key = datasets[entry.name]
         for model in suite.models:
-            code = model_fingerprint(model.name).digest
+            code = model_fingerprint(model.name)
             stage = stage_of(model)
             limits = effective_timeout(suite, model, timeout)
             points = model.grid_points() if stage == "tune" else [model.params]
@@ -271,7 +275,8 @@ def expand(
                     data_dir=entry.data_dir, model=model.name, label=label,
                     params=_full_params(model.name, params), seed=seed, protocol=protocol, ks=suite.ks,
                     batch_size=suite.batch_size, exclude_seen=suite.exclude_seen, latency=dict(suite.latency),
-                    stage=stage, code_digest=code, runtime=runtime, timeout=limits, retrieval=model.retrieval,
+                    stage=stage, code_digest=code.digest, code_files=code.files, code_bytes_digest=code.bytes_digest,
+                    runtime=runtime, timeout=limits, retrieval=model.retrieval,
                 ))  # fmt: skip
     return runs
 
@@ -331,6 +336,21 @@ def base_manifest(spec: RunSpec, code: CodeFingerprint | None = None) -> dict[st
     }  # fmt: skip
 
 
+def planned_code(spec: RunSpec) -> CodeFingerprint:
+    """The code fingerprint of ``spec``'s model as it is now, which must be
+    the one the suite was planned with: taken from the spec when the files'
+    bytes are unchanged, else computed afresh. Raises
+    :class:`SessionbenchError` when the code changed since planning (a
+    comment or docstring edit is no change)."""
+    if spec.code_files and spec.code_bytes_digest == model_bytes_digest(spec.model):
+        return CodeFingerprint(tuple(tuple(pair) for pair in spec.code_files))
+    code = model_fingerprint(spec.model)
+    if code.digest != spec.code_digest:
+        raise SessionbenchError(f"source files changed since the suite was planned (code {code.digest[:12]}, "
+                                f"planned {spec.code_digest[:12]}); run again")  # fmt: skip
+    return code
+
+
 def _failed(manifest: dict[str, Any], error_line: str, error: str | None = None, **extra: Any) -> dict[str, Any]:
     return {**manifest, "status": FAILED, "finished": _now(), "error": error or error_line + "\n",
             "error_line": error_line, **extra}  # fmt: skip
@@ -367,11 +387,7 @@ def execute_run(spec: RunSpec, stage_dir: str | Path, progress: bool = False, wa
         watchdog.on_timeout = on_timeout
     limit = watchdog.phase if watchdog is not None else _no_limit
     try:
-        code = model_fingerprint(spec.model)
-        manifest["code"] = code.to_manifest()
-        if code.digest != spec.code_digest:
-            raise SessionbenchError(f"source files changed since the suite was planned (code {code.digest[:12]}, "
-                                    f"planned {spec.code_digest[:12]}); run again")  # fmt: skip
+        manifest["code"] = planned_code(spec).to_manifest()
         data = load_dataset(spec.dataset, data_dir=spec.data_dir)
         if data.meta.get("cache", {}).get("key") != spec.dataset_key:
             raise SessionbenchError(f"dataset {spec.dataset_name!r} changed since the suite was expanded; run again")

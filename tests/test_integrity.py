@@ -2,6 +2,7 @@
 result, verified runs, safe --force, plans, one writer per output folder,
 workers that die with their parent, time limits and literal --only."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -16,9 +17,9 @@ from test_runner import TINY_SPEC
 
 from harness import fingerprint
 from harness.cli import main
-from harness.errors import ConfigError
+from harness.errors import ConfigError, SessionbenchError
 from harness.lock import LockedError, OutputLock
-from harness.runner import InlineExecutor, LocalProcessExecutor, expand, run_suite
+from harness.runner import InlineExecutor, LocalProcessExecutor, expand, planned_code, run_suite
 from harness.store import checkpoint_path, iter_runs, read_plan, run_path
 from harness.suites import parse_suite
 from harness.yamlfile import load_yaml_text
@@ -115,8 +116,8 @@ def tree_copy(tmp_path, monkeypatch):
     fingerprint.clear_cache()
 
 
-def _edit(path: Path) -> None:
-    path.write_text(path.read_text() + "\n# edited\n")
+def _edit(path: Path, text: str = "\n_EDITED = 1\n") -> None:
+    path.write_text(path.read_text() + text)
     fingerprint.clear_cache()  # a new process would read the files afresh
 
 
@@ -129,6 +130,37 @@ def test_editing_any_source_file_that_can_run_changes_the_run_ids(workdir, tree_
     _edit(tree_copy / edited)
     after = ids(s)
     assert all(after[label] != before[label] for label in before), (edited, before, after)
+
+
+def test_comments_docstrings_and_layout_are_not_code(workdir, tree_copy):
+    """Only what Python runs counts: a comment, a docstring or blank lines
+    keep every run id, and so does a run whose files got such an edit
+    between planning and running; the smallest change of code does not."""
+    s = suite(workdir, ["pop", "markov"])
+    before = ids(s)
+    rules = tree_copy / "baselines" / "rules.py"
+    original = rules.read_text()
+    _edit(rules, "\n\n# a comment\n")
+    _edit(tree_copy / "harness" / "metrics.py", "\n")
+    text = rules.read_text()
+    docstring = text.index('"""') + 3
+    rules.write_text(text[:docstring] + "Reworded. " + text[docstring:])  # the module docstring
+    fingerprint.clear_cache()
+    assert ids(s) == before
+    assert fingerprint.code_hash(b"x = 1\n") != fingerprint.code_hash(b"x = 2\n")
+    assert fingerprint.code_hash(b"def f():\n    'doc'\n") == fingerprint.code_hash(b"def f():\n    pass\n")
+    assert fingerprint.code_hash(b"def f(:\n") == hashlib.sha256(b"def f(:\n").hexdigest()  # no code: bytes
+
+    rules.write_text(original)
+    fingerprint.clear_cache()
+    (spec,) = [sp for sp in expand(s, {d.name: ("tinysyn", "key") for d in s.datasets}, stage_of=lambda m: "test")
+               if sp.label == "markov"]
+    assert planned_code(spec).digest == spec.code_digest  # unchanged bytes: the plan's hashes
+    _edit(rules, "  # trailing comment\n")
+    assert planned_code(spec).files == tuple(spec.code_files)  # compiled afresh: the same code
+    _edit(rules, "\n_EDITED = 2\n")
+    with pytest.raises(SessionbenchError, match="source files changed since the suite was planned"):
+        planned_code(spec)
 
 
 def test_editing_the_report_code_keeps_the_run_ids(workdir, tree_copy):
@@ -150,7 +182,7 @@ def test_a_code_edit_makes_the_next_run_redo_the_runs(workdir, tree_copy):
     plan = read_plan(out)
     assert sorted(plan.run_ids) == sorted(again.executed) and len(list(iter_runs(out))) == 4  # old ones superseded
     run = next(r for r in iter_runs(out) if r.run_id in plan.run_ids)
-    files = {f["path"]: f["sha256"] for f in run.manifest["code"]["files"]}
+    files = {f["path"]: f["code_sha256"] for f in run.manifest["code"]["files"]}
     assert "baselines/rules.py" in files and "harness/metrics.py" in files and "srgnn/graph.py" in files
     assert run.code_digest == fingerprint.model_fingerprint("pop").digest
     assert len(run.config_digest) == 64 and run.manifest["config"]["params"] == run.params
