@@ -7,8 +7,8 @@ covers every ``.py`` file of sessionbench's own packages (``harness``,
 ``baselines``, ``srgnn``; the report package ``harness/report``, which only
 reads stored runs, is left out) and, for a model from elsewhere (a plugin), every
 ``.py`` file of the top-level package that defines its class (or the single
-module file when it is not a package). Editing any of them changes the
-fingerprint and so the run id.
+module file when it is not a package). Editing the code of any of them
+changes the fingerprint and so the run id.
 
 A file is hashed by its *code*, not its bytes (:func:`code_hash`): what
 Python compiles from it, without docstrings and line numbers. Comments,
