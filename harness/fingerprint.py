@@ -27,7 +27,6 @@ import ast
 import hashlib
 import importlib.util
 import inspect
-import marshal
 import sys
 import textwrap
 import types
@@ -61,7 +60,7 @@ def code_hash(source: bytes) -> str:
         if isinstance(node, _DOCSTRING_OWNERS) and body and _is_docstring(body[0]):
             node.body = body[1:] or [ast.copy_location(ast.Pass(), body[0])]
     code = compile(tree, "<fingerprint>", "exec", dont_inherit=True)
-    return hashlib.sha256(marshal.dumps(_without_lines(code))).hexdigest()
+    return hashlib.sha256(_canonical(code).encode()).hexdigest()
 
 
 def _is_docstring(statement: ast.stmt) -> bool:
@@ -69,9 +68,25 @@ def _is_docstring(statement: ast.stmt) -> bool:
             and isinstance(statement.value.value, str))  # fmt: skip
 
 
-def _without_lines(code: types.CodeType) -> types.CodeType:
-    consts = tuple(_without_lines(c) if isinstance(c, types.CodeType) else c for c in code.co_consts)
-    return code.replace(co_consts=consts, co_firstlineno=1, co_linetable=b"")
+#: what a code object's behaviour depends on (not its file name or line numbers)
+_CODE_FIELDS = ("co_argcount", "co_posonlyargcount", "co_kwonlyargcount", "co_nlocals", "co_stacksize", "co_flags",
+                "co_name", "co_qualname", "co_names", "co_varnames", "co_freevars", "co_cellvars", "co_code",
+                "co_exceptiontable")
+
+
+def _canonical(value: Any) -> str:
+    """A text that is equal for equal compiled constants in any process.
+    (``marshal`` output is not: it depends on reference counts, which
+    depend on what the process has imported; a frozenset's order depends
+    on the string-hash seed.)"""
+    if isinstance(value, types.CodeType):
+        fields = [f"{name}={_canonical(getattr(value, name))}" for name in _CODE_FIELDS if hasattr(value, name)]
+        return f"code({';'.join(fields)};consts={_canonical(value.co_consts)})"
+    if isinstance(value, tuple):
+        return "(" + ",".join(_canonical(v) for v in value) + ")"
+    if isinstance(value, frozenset):
+        return "frozenset(" + ",".join(sorted(_canonical(v) for v in value)) + ")"
+    return f"{type(value).__name__}:{value!r}"
 
 
 def _digest(pairs: Iterable[tuple[str, str]]) -> str:

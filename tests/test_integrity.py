@@ -163,6 +163,22 @@ def test_comments_docstrings_and_layout_are_not_code(workdir, tree_copy):
         planned_code(spec)
 
 
+def test_code_hashes_agree_between_processes(tmp_path):
+    """Run ids are compared across processes (a plan, its workers, the next
+    `run`): the hash of a file's code must not depend on what a process has
+    imported or on its string-hash seed (marshal's output does)."""
+    (tmp_path / "consts.py").write_text("def f(self, x):\n    return x in {'a', 'b', 'c', 'self'}, (1.5, b'z')\n")
+    files = [*sorted(map(str, (REPO / "harness").glob("*.py"))), str(tmp_path / "consts.py")]
+    probe = ("import sys; {imports}from harness.fingerprint import code_hash; "
+             "print([code_hash(open(f, 'rb').read()) for f in sys.argv[1:]])")
+    outputs = set()
+    for seed, imports in (("1", ""), ("2", "import numpy, pandas, torch, harness.runner; ")):
+        done = subprocess.run([sys.executable, "-c", probe.format(imports=imports), *files], capture_output=True,
+                              text=True, cwd=REPO, env={**os.environ, "PYTHONHASHSEED": seed}, check=True)
+        outputs.add(done.stdout)
+    assert len(outputs) == 1, outputs
+
+
 def test_editing_the_report_code_keeps_the_run_ids(workdir, tree_copy):
     """The report only reads stored runs: redrawing a figure must not make every run stale."""
     s = suite(workdir, ["pop", "markov"])
