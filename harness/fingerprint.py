@@ -229,9 +229,9 @@ def model_fingerprint(model: str) -> CodeFingerprint:
             source = f"{cls.__module__}.{cls.__qualname__}"
         own = fingerprint(BUILTIN_PACKAGES)
         name = f"<{cls.__module__}.{cls.__qualname__}>"
-        source = textwrap.dedent(source)  # a class defined inside a function
-        entry = (name, code_hash(source.encode())), (name, hashlib.sha256(source.encode()).hexdigest())
-        return CodeFingerprint(tuple(sorted((*own.files, entry[0]))), tuple(sorted((*own.bytes_files, entry[1]))))
+        source = textwrap.dedent(source).encode()  # dedent: a class defined inside a function
+        return CodeFingerprint(tuple(sorted((*own.files, (name, code_hash(source))))),
+                               tuple(sorted((*own.bytes_files, (name, hashlib.sha256(source).hexdigest())))))
 
 
 def model_bytes_digest(model: str) -> str:

@@ -474,19 +474,23 @@ def folder_bytes(path: Path) -> int:
 
 
 def remove_checkpoint(out_dir: str | Path, run_id: str) -> None:
-    """Delete a run's checkpoint folder, if any (renamed away first)."""
+    """Delete a run's checkpoint folder, if any."""
     folder = checkpoint_path(out_dir, run_id)
     if folder.is_dir():
-        gone = folder.parent / f".old-{folder.name}-{os.getpid()}"
-        folder.rename(gone)
-        shutil.rmtree(gone, ignore_errors=True)
+        _remove_folder(folder)
 
 
 def remove_run(out_dir: str | Path, run_id: str) -> None:
-    """Delete a stored run folder (renamed away first, so it vanishes at once)."""
-    final = run_path(out_dir, run_id)
-    gone = final.parent / f".old-{final.name}-{os.getpid()}"
-    final.rename(gone)
+    """Delete a stored run folder."""
+    _remove_folder(run_path(out_dir, run_id))
+
+
+def _remove_folder(folder: Path) -> None:
+    """Rename ``folder`` away first, so it vanishes at once (a leftover of an
+    interrupted delete is an ``.old-`` folder, which :func:`clean_temporary`
+    removes), then delete it."""
+    gone = folder.parent / f".old-{folder.name}-{os.getpid()}"
+    folder.rename(gone)
     shutil.rmtree(gone, ignore_errors=True)
 
 
