@@ -147,8 +147,11 @@ def _caption(group: Group, spec: TableSpec, n_boot: int, *, latex: bool) -> str:
     ci = (r"95\% bootstrap CIs are in Table~\ref{tab:sessionbench-" + group.slug + "-ci}." if latex
           else "95% bootstrap CIs are in the second table.")
     timings = [TIMINGS[t].header for t in spec.metrics if t in TIMINGS]
+    # labels and tuned values may hold "_" (my_model, weighting=log_decay): LaTeX would stop on them
+    esc = latex_escape if latex else str
+    n_seeds = {esc(label): n for label, n in group.n_seeds.items()}
     text = (
-        f"Means over {seeds_phrase(group.n_seeds)}; {cases} test cases, full ranking. {ci} "
+        f"Means over {seeds_phrase(n_seeds)}; {cases} test cases, full ranking. {ci} "
         f"Bold: best per column. {dag}: significantly worse than the column's best (paired t-test over "
         f"the same test cases, Holm-corrected across models, alpha = {ALPHA})."
     )
@@ -158,7 +161,7 @@ def _caption(group: Group, spec: TableSpec, n_boot: int, *, latex: bool) -> str:
         text += f" Popularity@{LIST_K} is descriptive (never bold)."
     tuned = getattr(group, "tuned", None) or {}
     if tuned:
-        chosen = "; ".join(f"{label}: {_params_text(p)}" for label, p in tuned.items())
+        chosen = "; ".join(f"{esc(label)}: {esc(_params_text(p))}" for label, p in tuned.items())
         text += f" Tuned on the validation split: {chosen}."
     return text
 
