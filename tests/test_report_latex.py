@@ -146,3 +146,26 @@ def test_labels_and_tuned_values_in_the_caption_are_escaped(tmp_path):
     assert "_" not in prose.replace(r"\_", "")
     if PDFLATEX is not None:
         _compile(tmp_path, rf"\input{{{table}}}")
+
+
+def test_values_that_print_the_same_are_bold_alike(tmp_path):
+    """Bold marks the best as the table prints it: two fit times of 0.0021 s and 0.0024 s both read
+    0.002, so both are bold (one bold and one not would claim a difference the table cannot show)."""
+    from report_fixtures import add_run, timings
+
+    from harness.testing import tiny_dataset
+
+    data = tiny_dataset(n_test=30, seed=0)
+    for label, fit in (("pop", 0.0024), ("spop", 0.0021), ("markov", 0.5)):
+        add_run(tmp_path, data, label, 0, extra={"timings": {**timings(label, 0), "fit_seconds": fit}})
+    summary = report.write_report(tmp_path, n_bootstrap=20)
+    tex = (summary.path / "tables" / "tiny_next.tex").read_text()
+    md = (summary.path / "tables" / "tiny_next.md").read_text()
+    means = tex.split(r"\end{table}", 1)[0]  # the means; the CIs follow
+    fit = {line.split(" & ")[0]: line.split(" & ")[-1] for line in means.splitlines() if line.endswith(r" \\")
+           and line.split(" & ")[0] in ("pop", "spop", "markov")}
+    assert fit == {"pop": r"\textbf{0.002} \\", "spop": r"\textbf{0.002} \\", "markov": r"0.500 \\"}
+    rows = {line.split(" | ")[0].lstrip("| "): line.rstrip(" |").split(" | ")[-1]
+            for line in md.split("95% percentile", 1)[0].splitlines()
+            if line.startswith(("| pop ", "| spop ", "| markov "))}
+    assert rows["pop"] == rows["spop"] == "**0.002**" and rows["markov"] == "0.500"
