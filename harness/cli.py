@@ -619,10 +619,12 @@ def _cmd_runs_ls(args: argparse.Namespace) -> int:
     owner = holder(args.out_dir)
     if owner is not None:
         print(f"in use by {describe(owner)}: an unfinished run may be training now")
-    header = ("status", "plan", "label", "dataset", "seed", "protocol", "stage", "config", "run id")
+    # code beside config: a run superseded by an edit of the code has the same config digest
+    header = ("status", "plan", "label", "dataset", "seed", "protocol", "stage", "config", "code", "run id")
     # str(): a broken run's manifest may hold anything under these keys
     table = [[r["status"], {None: "-", True: "yes", False: "no"}[r["in_plan"]], str(r["label"]), str(r["dataset"]),
-              str(r["seed"]), str(r["protocol"]), str(r["stage"]), str(r["config_digest"])[:12] or "-", r["run_id"]]
+              str(r["seed"]), str(r["protocol"]), str(r["stage"]), str(r["config_digest"])[:12] or "-",
+              str(r["code_digest"])[:12] or "-", r["run_id"]]
              for r in rows]
     widths = [max(len(h), *(len(row[i]) for row in table)) if table else len(h) for i, h in enumerate(header)]
     print("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
