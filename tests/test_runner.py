@@ -114,6 +114,26 @@ def test_suite_yaml_numbers_written_as_strings_are_coerced(tmp_path):
     assert load_suite(path).models[0].params == {"tiebreak": 1e-3}
 
 
+def test_a_spec_path_is_found_beside_the_suite_file(workdir, monkeypatch):
+    """`datasets: [tinysyn.yaml]` in a suite kept beside its spec runs from any folder (as a relative
+    data_dir does); a relative path that is not beside the suite still means the current folder."""
+    project = workdir / "project"
+    project.mkdir()
+    (project / "tinysyn.yaml").write_text((workdir / "tinysyn.yaml").read_text())
+    (project / "s.yaml").write_text("name: s\ndatasets: [tinysyn.yaml]\nmodels: [pop]\n"
+                                    "latency: {samples: 5, warmup: 1}\n")
+    elsewhere = workdir / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    s = load_suite(project / "s.yaml")
+    assert [d.name for d in s.datasets] == [str((project / "tinysyn.yaml").resolve())]
+    assert len(run_inline(s, workdir / "out").executed) == 1
+    assert [r.label for r in iter_runs(workdir / "out")] == ["pop"]
+    (project / "cwd.yaml").write_text("name: c\ndatasets: [tinysyn.yaml, other.yaml]\nmodels: [pop]\n")
+    (project / "tinysyn.yaml").unlink()
+    assert [d.name for d in load_suite(project / "cwd.yaml").datasets] == ["tinysyn.yaml", "other.yaml"]
+
+
 def test_shipped_suites_are_valid():
     for name in ("default", "yoochoose-100k", "diginetica-sample", "scale"):
         s = load_suite(name)
