@@ -58,7 +58,7 @@ NO_KERNEL = frozenset(
     for name in (
         "empty empty_strided empty_like view as_strided t transpose expand reshape _reshape_alias unsqueeze "
         "squeeze select slice detach alias permute resize_ lift_fresh _unsafe_view set_ result_type "
-        "is_nonzero size stride numel dim contiguous to _to_copy_meta expand_as narrow split chunk unbind "
+        "is_nonzero size stride numel dim contiguous to expand_as narrow split chunk unbind "
         "broadcast_tensors unflatten flatten view_as diagonal _has_compatible_shallow_copy_type "
         "is_same_size item _local_scalar_dense scalar_tensor lift resolve_conj resolve_neg conj _conj _neg_view"
     ).split()
