@@ -177,6 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sessionbench",
         description="Benchmark harness for session-based recommendation.",
     )
+    from harness import __version__
+
+    # the version every run's manifest records (versions.sessionbench), to cite or compare with
+    parser.add_argument("--version", action="version", version=f"sessionbench {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     parser.add_argument("--traceback", action="store_true",
                         help="on an error, print the full traceback before the one-line message")

@@ -33,6 +33,15 @@ def test_help_on_every_command(argv, capsys):
     assert "usage: sessionbench" in capsys.readouterr().out
 
 
+def test_version_is_the_one_manifests_record(capsys):
+    from harness import __version__
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"sessionbench {__version__}"
+
+
 def test_datasets_lists_presets_with_files_sources_and_state(capsys, tmp_path):
     empty = tmp_path / "empty"
     code, out, _ = run(capsys, "datasets", "--data-dir", str(empty))
