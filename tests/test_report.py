@@ -264,7 +264,8 @@ def test_mismatched_cases_skip_the_tests(tmp_path):
     # no training curves and no latency: those figures are left out, the rest is written
     assert not (out.path / "figures" / "d_next_training_curves.png").exists()
     assert not (out.path / "figures" / "d_next_accuracy_latency.png").exists()
-    assert "accuracy_latency" not in out.summary_path.read_text()
+    md = out.summary_path.read_text()
+    assert "d_next_accuracy_latency" not in md and "accuracy_latency: not drawn (no model has a single-session" in md
 
 
 def test_empty_store(tmp_path):
