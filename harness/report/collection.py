@@ -101,6 +101,35 @@ def _bin_index(prefix_lengths: np.ndarray) -> np.ndarray:
     return np.digitize(prefix_lengths, edges)
 
 
+#: the modules that turn a run's stored ranks into the report's numbers
+METRIC_CODE = ("harness/evaluate.py", "harness/metrics.py")
+
+
+def metric_code_warnings(records: Iterable[RunRecord]) -> list[str]:
+    """One line when runs were made with other code of :data:`METRIC_CODE`
+    than this process has (e.g. a report written after an upgrade): the
+    report recomputes their numbers with this code, not with the code their
+    manifests record. Compares the per-file code hashes (``code_sha256``);
+    runs without them are not judged."""
+    from harness.fingerprint import code_hash, package_location
+
+    base, _ = package_location("harness")
+    current = {path: code_hash((base / path).read_bytes()) for path in METRIC_CODE if (base / path).is_file()}
+    stale: dict[str, list[str]] = {}
+    for record in records:
+        files = (record.manifest.get("code") or {}).get("files") or []
+        made = {f.get("path"): f.get("code_sha256") for f in files if isinstance(f, dict) and f.get("code_sha256")}
+        changed = [p for p in METRIC_CODE if p in made and p in current and made[p] != current[p]]
+        if changed:
+            stale[record.run_id] = changed
+    if not stale:
+        return []
+    paths = sorted({p for changed in stale.values() for p in changed})
+    return [f"{len(stale)} run(s) (e.g. {min(stale)}) were made with other code of {', '.join(paths)} than this "
+            "sessionbench's: their numbers here are recomputed from the stored ranks with this code, not the code "
+            "their manifests record; `sessionbench run` redoes them"]
+
+
 def _load_run(record: RunRecord, metric_ks: tuple[int, ...], warnings: list[str]) -> _Run:
     ev = record.evaluation
     man = record.manifest
@@ -378,7 +407,7 @@ def collect(
     by_group: dict[tuple[str, str], list[RunRecord]] = {}
     for record in complete:
         by_group.setdefault(_group_key(record), []).append(record)
-    warnings: list[str] = []
+    warnings: list[str] = metric_code_warnings(complete)
     loaded = {key: [_load_run(r, metric_ks, warnings) for r in recs] for key, recs in sorted(by_group.items())}
     styles = model_styles((r.label for runs in loaded.values() for r in runs), {**sel.style, **(style or {})})
     groups = [
