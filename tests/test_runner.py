@@ -134,6 +134,23 @@ def test_a_spec_path_is_found_beside_the_suite_file(workdir, monkeypatch):
     assert [d.name for d in load_suite(project / "cwd.yaml").datasets] == ["tinysyn.yaml", "other.yaml"]
 
 
+def test_save_models_says_which_skipped_runs_have_no_model(workdir):
+    """--save-models on a folder whose runs are complete executes nothing, so it cannot save their
+    models: one line says so (and how to get them) instead of leaving model/ silently missing."""
+    s = suite(workdir, ["pop", "markov"])
+    out = workdir / "out"
+    run_inline(s, out)
+    lines = []
+    again = run_inline(s, out, save_models=True, echo=lines.append)
+    assert again.executed == [] and len(again.skipped) == 2
+    assert "note   2 of them have no saved model: --save-models saves the runs it executes; --force redoes them" \
+        in lines
+    lines.clear()
+    run_inline(s, out, save_models=True, force=True)
+    run_inline(s, out, save_models=True, echo=lines.append)
+    assert not [line for line in lines if "no saved model" in line]
+
+
 def test_shipped_suites_are_valid():
     for name in ("default", "yoochoose-100k", "diginetica-sample", "scale"):
         s = load_suite(name)
