@@ -225,7 +225,7 @@ def _build_group(
     columns = [metric_key(n, k) for n in RANK_METRICS for k in metric_ks] + [metric_key("Popularity", LIST_K)]
     labels = _ordered((r.label for r in runs), styles)
     by_label = {label: [r for r in runs if r.label == label] for label in labels}
-    notes: list[str] = []
+    notes: list[str] = _whole_catalogue_note(runs, table_ks)
 
     # bootstrap sums per run, case weights shared within one case list
     n_bins = len(PREFIX_BINS)
@@ -305,6 +305,21 @@ def _build_group(
         provenance={label: [run_provenance(r.record) for r in sorted(by_label[label], key=_seed_order)]
                     for label in labels},
     )
+
+
+def _whole_catalogue_note(runs: list[_Run], table_ks: tuple[int, ...]) -> list[str]:
+    """A note when a cut-off the report shows reaches the number of items
+    (``manifest["dataset_stats"]["n_items"]``): every target then ranks
+    within K, so every model's HitRate and Recall there are 1 (a tie, all bold)."""
+    sizes = [(r.record.manifest.get("dataset_stats") or {}).get("n_items") for r in runs]
+    sizes = [n for n in sizes if type(n) is int and n > 0]
+    if not sizes:
+        return []
+    shown = sorted(k for k in {*table_ks, *SUMMARY_KS, *BAR_KS} if k >= min(sizes))
+    if not shown:
+        return []
+    return [f"K = {', '.join(map(str, shown))} reaches the {min(sizes):,} items of the catalogue: every model's "
+            f"HitRate and Recall at such K are 1 by construction, not a result (report smaller K with --ks)"]
 
 
 def _seed_order(run: _Run) -> tuple[str, str]:
