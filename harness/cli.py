@@ -230,6 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--json", action="store_true", help="print JSON")
     models.set_defaults(handler=_cmd_models)
 
+    suites = sub.add_parser("suites", help="list the shipped suites with their datasets and models",
+                            description="List the shipped suites (`sessionbench run NAME`): each one's "
+                                        "description, datasets, models and seeds.")
+    suites.add_argument("--json", action="store_true", help="print JSON")
+    suites.set_defaults(handler=_cmd_suites)
+
     plugin = sub.add_parser("plugin", help="start a model of your own as an installable plugin package",
                             description="Write the plugin template: an installable package with one model, "
                                         "its entry point and its conformance tests.")
@@ -447,6 +453,28 @@ def _cmd_models(args: argparse.Namespace) -> int:
         params = cls.hyperparameters()
         if params:
             print(" " * 13 + ", ".join(f"{k}={v!r}" for k, v in params.items()))
+    return 0
+
+
+# -- suites -----------------------------------------------------------------
+
+
+def _cmd_suites(args: argparse.Namespace) -> int:
+    from harness.suites import load_suite, shipped_suites
+
+    suites = [load_suite(name) for name in shipped_suites()]
+    if args.json:
+        out = {suite.name: {"description": suite.description, "datasets": [d.name for d in suite.datasets],
+                            "models": [m.label for m in suite.models], "seeds": sorted({s for m in suite.models
+                                                                                     for s in m.seeds})}
+               for suite in suites}
+        print(json.dumps(out, indent=2))
+        return 0
+    width = max((len(suite.name) for suite in suites), default=0) + 2
+    for suite in suites:
+        print(f"{suite.name:<{width}}{' '.join(suite.description.split())}")
+        print(" " * width + "datasets: " + ", ".join(d.name for d in suite.datasets))
+        print(" " * width + "models: " + ", ".join(m.label for m in suite.models))
     return 0
 
 

@@ -146,6 +146,11 @@ class Suite:
     text: str = ""  # the suite file's text (a YAML dump of the mapping when there is no file)
 
 
+def shipped_suites() -> list[str]:
+    """The names of the shipped suites (``harness/presets/suites/<name>.yaml``), sorted."""
+    return sorted(p.stem for p in SUITE_DIR.glob("*.yaml"))
+
+
 def load_suite(name_or_path: str | Path) -> Suite:
     """A shipped suite by name (``harness/presets/suites/<name>.yaml``) or any suite by path; validated."""
     text = str(name_or_path)
@@ -153,7 +158,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
     if not (text.endswith((".yaml", ".yml")) or "/" in text):
         path = SUITE_DIR / f"{text}.yaml"
         if not path.is_file():
-            shipped = sorted(p.stem for p in SUITE_DIR.glob("*.yaml"))
+            shipped = shipped_suites()
             raise ConfigError(f"unknown suite {quote(text)}{did_you_mean(text, shipped)}; "
                               f"expected one of {', '.join(shipped) or 'none'} or the path of a suite .yaml file")
     if not path.is_file():

@@ -106,6 +106,23 @@ def test_models_lists_names_and_hyperparameters(capsys):
     assert json.loads(out)["spop"]["hyperparameters"] == {"tiebreak": 0.5}
 
 
+def test_suites_lists_every_shipped_suite_with_its_datasets_and_models(capsys):
+    from harness.suites import SUITE_DIR
+
+    code, out, _ = run(capsys, "suites")
+    assert code == 0
+    names = [line.split()[0] for line in out.splitlines() if not line.startswith(" ")]
+    assert names == sorted(p.stem for p in SUITE_DIR.glob("*.yaml"))
+    assert "scale" in names and "default" in names
+    scale = out.split("\nscale ", 1)[1].splitlines()
+    assert scale[1].split() == ["datasets:", "yoochoose-1-64,", "diginetica"]
+    assert scale[2].split() == ["models:", "pop,", "markov,", "gru4rec,", "srgnn"]
+    code, out, _ = run(capsys, "suites", "--json")
+    listed = json.loads(out)
+    assert listed["scale"]["datasets"] == ["yoochoose-1-64", "diginetica"]
+    assert listed["scale"]["seeds"] == [0]
+
+
 @pytest.mark.data("diginetica-sample")
 def test_evaluate_prints_a_metric_table(capsys):
     code, out, _ = run(capsys, "evaluate", "--dataset", "diginetica", "--data-dir", DIGI_DIR, "--model", "pop")
