@@ -155,6 +155,26 @@ def test_a_plugin_sharing_a_built_in_colour_gets_other_bars(tmp_path):
     assert {to_hex(h.get_facecolor()) for h in legend.get_patches()} == faces
 
 
+@pytest.mark.parametrize("n_labels", [5, 6, 7, 12])
+def test_a_legend_of_several_columns_reads_row_by_row(n_labels):
+    import matplotlib
+
+    from harness.report.styles import model_styles
+
+    labels = [f"m{i}" for i in range(n_labels)]
+    with matplotlib.rc_context(figures._RC):
+        fig = figures._new_figure(3.3, 2.0)
+        fig.subplots()
+        figures._legend(fig, labels, model_styles(labels), 1.4)  # narrow: several rows
+        fig.canvas.draw()
+        texts = fig.legends[0].get_texts()
+        assert 1 < fig.legends[0]._ncols < n_labels
+        boxes = {t.get_text(): t.get_window_extent() for t in texts}
+    # top to bottom, then left to right, is the order given
+    reading = sorted(labels, key=lambda label: (-round(boxes[label].y0), boxes[label].x0))
+    assert reading == labels
+
+
 def test_labels_do_not_cross_the_pareto_line_or_error_bars():
     import matplotlib
 

@@ -153,6 +153,13 @@ def _legend_rows(labels: list[str], width: float, extra: int = 0) -> int:
     return -(-n // _legend_columns(list(labels) + ["x" * 12] * extra, width))
 
 
+def _row_major(items: list, ncol: int) -> list:
+    """``items`` reordered so that a legend of ``ncol`` columns, which
+    matplotlib fills column by column (the first ``len % ncol`` columns one
+    entry longer), reads in the given order row by row."""
+    return [items[i] for col in range(ncol) for i in range(col, len(items), ncol)]
+
+
 def _legend(fig, labels: list[str], styles: dict[str, Style], width: float, *, kind: str = "marker",
             extra=()) -> None:
     from matplotlib.lines import Line2D
@@ -169,13 +176,13 @@ def _legend(fig, labels: list[str], styles: dict[str, Style], width: float, *, k
     handles += list(extra)
     spare = getattr(fig, "_legend_ax", None)
     if spare is not None:  # an empty grid cell: the legend fills it
-        cell = fig._legend_cell
-        spare.legend(handles=handles, loc="center", ncol=_legend_columns([h.get_label() for h in handles], cell),
-                     frameon=False, handlelength=1.6, columnspacing=0.8, handletextpad=0.4, borderaxespad=0.0)
+        ncol = _legend_columns([h.get_label() for h in handles], fig._legend_cell)
+        spare.legend(handles=_row_major(handles, ncol), loc="center", ncol=ncol, frameon=False, handlelength=1.6,
+                     columnspacing=0.8, handletextpad=0.4, borderaxespad=0.0)
         return
     ncol = _legend_columns([h.get_label() for h in handles], width)
-    fig.legend(handles=handles, loc="outside lower center", ncol=ncol, frameon=False, handlelength=1.6,
-               columnspacing=0.9, handletextpad=0.4, borderaxespad=0.1)
+    fig.legend(handles=_row_major(handles, ncol), loc="outside lower center", ncol=ncol, frameon=False,
+               handlelength=1.6, columnspacing=0.9, handletextpad=0.4, borderaxespad=0.1)
 
 
 def _yerr(mean: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
