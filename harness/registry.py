@@ -321,12 +321,12 @@ def _convert(value: Any, default: Any, where: str) -> Any:
             return value  # beyond 64 bits no array, tensor or C library takes it
         raise ConfigError(f"{where}: expected a 64-bit integer, got {quote(value)}")
     if isinstance(default, float):
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
         try:
-            return float(str(value))
+            return float(value) if isinstance(value, (int, float)) else float(str(value))
         except ValueError:
             raise ConfigError(f"{where}: expected a number, got {quote(value)}") from None
+        except OverflowError:  # an integer beyond the range of a float
+            raise ConfigError(f"{where}: expected a finite number, got {quote(value)}") from None
     if isinstance(default, str) and not isinstance(value, str):
         raise ConfigError(f"{where}: expected a string, got {quote(value)}")
     return value

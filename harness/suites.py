@@ -53,7 +53,6 @@ evaluates every setting (docs/retrieval.md).
 from __future__ import annotations
 
 import itertools
-import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -66,7 +65,7 @@ from harness.errors import ConfigError, describe, did_you_mean, quote
 from harness.limits import MAX_GRID_LABEL_LENGTH, MAX_GRID_POINTS, MAX_K, MAX_NAME_LENGTH, MAX_SEED
 from harness.metrics import DEFAULT_KS
 from harness.registry import coerce_params, get_model_class
-from harness.yamlfile import load_yaml_text, numeric_string, read_text_file
+from harness.yamlfile import finite_float, load_yaml_text, numeric_string, read_text_file
 
 SUITE_DIR = paths.suite_dir()  # the shipped suites (package data)
 _TOP_KEYS = ("name", "description", "data_dir", "datasets", "models", "seeds", "ks", "protocols", "batch_size",
@@ -326,11 +325,12 @@ def parse_timeout(value: Any, where: str, key: str) -> dict[str, float]:
 
 
 def _seconds(value: Any, where: str, key: str, *, mapping_too: bool = False) -> float:
-    value = numeric_string(value)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    seconds = finite_float(value)
+    if seconds is None or seconds <= 0:
         also = " or a mapping with fit, score" if mapping_too else ""
-        raise ConfigError(f"{where}: key {key!r}: expected a positive number of seconds{also}, got {describe(value)}")
-    return float(value)
+        raise ConfigError(f"{where}: key {key!r}: expected a positive number of seconds{also}, "
+                          f"got {describe(numeric_string(value))}")
+    return seconds
 
 
 def _check_grid(grid: dict[str, list[Any]], label: str, where: str, key: str) -> None:

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import ConfigError, SessionbenchError, describe, did_you_mean, quote
-from harness.yamlfile import numeric_string
+from harness.yamlfile import finite_float, numeric_string
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from harness.runner import RunSpec
@@ -248,10 +248,10 @@ def parse_tune(value: Any, defaults: Any, model_cls: type, model_name: str, ks: 
     trials = section.get("trials", DEFAULT_TRIALS if section.get("seconds") is None else None)
     if trials is not None and (isinstance(trials, bool) or not isinstance(trials, int) or trials < 1):
         raise ConfigError(f"{where}: key {key}.trials: expected an integer >= 1, got {trials!r}")
-    seconds = numeric_string(section.get("seconds"))
-    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
-                                or not math.isfinite(seconds) or seconds <= 0):  # fmt: skip
-        raise ConfigError(f"{where}: key {key}.seconds: expected a positive number of seconds, got {seconds!r}")
+    seconds = section.get("seconds")
+    if seconds is not None and not (finite_float(seconds) or 0) > 0:
+        raise ConfigError(f"{where}: key {key}.seconds: expected a positive number of seconds, "
+                          f"got {quote(numeric_string(seconds))}")
     sampler = _choice(section.get("sampler", "tpe"), SAMPLERS, where, f"{key}.sampler")
     pruner = _choice(section.get("pruner", "none"), PRUNERS, where, f"{key}.pruner")
     if pruner != "none" and not getattr(model_cls, "trains_by_epoch", False):
@@ -260,7 +260,7 @@ def parse_tune(value: Any, defaults: Any, model_cls: type, model_name: str, ks: 
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"{where}: key {key}.seed: expected an integer >= 0, got {seed!r}")
     metric, maximize = _objective(section.get("metric", "MRR@20"), ks, where, f"{key}.metric")
-    return TuneConfig(space=space, trials=trials, seconds=None if seconds is None else float(seconds),
+    return TuneConfig(space=space, trials=trials, seconds=None if seconds is None else finite_float(seconds),
                       sampler=sampler, seed=seed, metric=metric, pruner=pruner, maximize=maximize)  # fmt: skip
 
 
