@@ -58,7 +58,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, quote
 from harness.metrics import DEFAULT_KS, UNRANKED, rank_and_top
 from harness.timing import torch_threads
 
@@ -78,6 +78,8 @@ COMMON_PARAMETERS: dict[str, int] = {"rerank": 1}
 _MAY_BE_NEGATIVE = {"search_k"}
 #: Parameters that may be 0 (meaning "choose from the catalogue size").
 _MAY_BE_ZERO = {"nlist", "m"}
+#: The largest value of any parameter: faiss and annoy take each as a C ``int``.
+_MAX_VALUE = 2**31 - 1
 
 
 # --------------------------------------------------------------------------- #
@@ -115,8 +117,9 @@ def make_setting(method: Any, params: Mapping[str, Any] | None = None, *, where:
             known = ", ".join(allowed) or "none"
             raise ConfigError(f"{where}: retrieval method {method!r} has no parameter {key!r}; expected one of {known}")
         low = -1 if key in _MAY_BE_NEGATIVE else 0 if key in _MAY_BE_ZERO else 1
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ConfigError(f"{where}: key {key!r}: expected an integer >= {low}, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= _MAX_VALUE:
+            raise ConfigError(f"{where}: key {key!r}: expected an integer >= {low} and <= {_MAX_VALUE}, "
+                              f"got {quote(value)}")
         out[key] = int(value)
     return RetrievalSetting(method, out)
 

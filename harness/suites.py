@@ -233,6 +233,11 @@ def _tune_sections(data: dict, models: tuple[ModelEntry, ...], ks: tuple[int, ..
     from harness.tuning import parse_tune
 
     entries = data["models"]
+    if data.get("tune") is not None and not any(isinstance(e, dict) and e.get("tune") is not None for e in entries):
+        # the defaults apply to entries with a tune section only: without one, nothing would be searched
+        raise ConfigError(f"{where}: key 'tune': the suite's tune section holds defaults for the model entries "
+                          "that have a 'tune' section, and none has one; add tune: default (or a space) to "
+                          "the entries to search, or remove it")
     out = []
     for i, model in enumerate(models):
         value = entries[i].get("tune") if isinstance(entries[i], dict) else None

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import ConfigError, SessionbenchError, describe, did_you_mean, quote
+from harness.limits import MAX_SEED
 from harness.yamlfile import finite_float, numeric_string
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -257,8 +258,8 @@ def parse_tune(value: Any, defaults: Any, model_cls: type, model_name: str, ks: 
     if pruner != "none" and not getattr(model_cls, "trains_by_epoch", False):
         raise ConfigError(f"{where}: key {key}.pruner: {model_name!r} does not train by epoch; use pruner: none")
     seed = section.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"{where}: key {key}.seed: expected an integer >= 0, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"{where}: key {key}.seed: expected an integer >= 0 and <= {MAX_SEED}, got {quote(seed)}")
     metric, maximize = _objective(section.get("metric", "MRR@20"), ks, where, f"{key}.metric")
     return TuneConfig(space=space, trials=trials, seconds=None if seconds is None else finite_float(seconds),
                       sampler=sampler, seed=seed, metric=metric, pruner=pruner, maximize=maximize)  # fmt: skip
@@ -308,6 +309,11 @@ def _space(value: Any, model_cls: type, where: str, key: str) -> tuple[SearchPar
         spec = _mapping(spec, where, here)
         _check(spec, PARAM_KEYS, where, here)
         kind = _choice(spec.get("type"), ("int", "float", "categorical"), where, f"{here}.type")
+        default = known[name]
+        if kind == "float" and isinstance(default, int) and not isinstance(default, bool):
+            # a float trial value would only be refused when the trial runs
+            raise ConfigError(f"{where}: key {here}.type: {name} takes an integer (its default is {default!r}), "
+                              "so a float range cannot be searched; use type: int")
         when = _when(spec.get("when"), space, name, where, f"{here}.when")
         if kind == "categorical":
             choices = spec.get("choices")
@@ -424,7 +430,7 @@ def make_sampler(config: TuneConfig, start: int = 0) -> Any:
     so it does not re-draw the points its first trials drew."""
     import optuna
 
-    seed = config.seed + start
+    seed = (config.seed + start) % (MAX_SEED + 1)  # the samplers' seeds are 32-bit
     if config.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed)

@@ -74,3 +74,74 @@ def test_an_integer_beyond_the_float_range_in_a_generator(tmp_path, monkeypatch)
     monkeypatch.setenv("SESSIONBENCH_CACHE", str(tmp_path / "cache"))
     with pytest.raises(ConfigError, match="zipf_exponent must be a finite number"):
         specs.load_dataset(str(spec))
+
+
+def test_a_tune_seed_beyond_32_bits_is_refused_at_load():
+    # NumPy's and Optuna's samplers take 32-bit seeds; a larger one failed when the search started
+    message = _suite_error({"models": [{"name": "sknn", "tune": {"seed": 2**32}}]})
+    assert "key models[0].tune.seed: expected an integer >= 0 and <= 4294967295, got 4294967296" in message
+
+
+def test_a_resumed_search_with_the_largest_seed_gets_a_valid_sampler_seed():
+    from harness.tuning import make_sampler
+
+    suite = suites.parse_suite({"datasets": ["synthetic"], "models": [{"name": "sknn", "tune": {"seed": 2**32 - 1}}]})
+    sampler = make_sampler(suite.models[0].tune, start=5)  # raised ValueError from NumPy before
+    assert sampler is not None
+
+
+def test_a_float_range_over_an_integer_hyperparameter_is_refused_at_load():
+    # each trial would draw a float such as 3.19 and fail when it ran, after the data were prepared
+    message = _suite_error({"models": [{"name": "sknn", "tune": {"space": {"k": {"type": "float", "low": 1,
+                                                                                "high": 5}}}}]})
+    assert message.startswith("suites/t.yaml: key models[0].tune.space.k.type: k takes an integer")
+    assert "use type: int" in message
+
+
+@pytest.mark.parametrize("tune", [{"trials": 50}, {"trials": -1}, 7])
+def test_a_suite_tune_section_without_any_entry_to_search_is_refused(tune):
+    # it holds defaults for entries with a tune section; with none, the suite silently searched nothing
+    message = _suite_error({"models": ["pop", {"name": "sknn", "params": {"k": 5}}], "tune": tune})
+    assert message.startswith("suites/t.yaml: key 'tune': ") and "none has one" in message
+
+
+def test_a_suite_tune_section_with_an_entry_to_search_is_kept():
+    suite = suites.parse_suite({"datasets": ["synthetic"], "models": ["pop", {"name": "sknn", "tune": "default"}],
+                                "tune": {"trials": 3}})
+    assert suite.models[1].tune.trials == 3 and suite.models[0].tune is None
+
+
+@pytest.mark.parametrize("value, expected", [(2**31, "got 2147483648"), (10**400, "(401 characters)")],
+                         ids=["2**31", "10**400"])
+def test_a_retrieval_parameter_beyond_a_c_int_is_refused_at_load(value, expected):
+    # faiss raised OverflowError inside the run, which was stored as failed
+    message = _suite_error({"models": [{"name": "srgnn", "retrieval": {"method": "faiss-hnsw", "efSearch": value}}]})
+    assert "key 'efSearch': expected an integer >= 1 and <= 2147483647" in message and expected in message
+
+
+SPEC = """\
+name: tiny
+description: d
+source: s
+format: synthetic
+generator: {{n_sessions: {n}, n_items: 30, seed: 0, days: 6}}
+preprocess: {{method: standard, test_days: 1, valid_days: 1, min_item_support: 1}}
+"""
+
+
+@pytest.mark.parametrize("second, why", [("same/../a.yaml", "are the same dataset; list it once"),
+                                         ("b.yaml", "are different datasets with the same name")])
+def test_two_dataset_entries_that_prepare_one_dataset_name_are_refused(tmp_path, monkeypatch, capsys, second, why):
+    # both entries' runs are named and reported as 'tiny': they ran twice, or ran and then mixed in the report
+    monkeypatch.setenv("SESSIONBENCH_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "same").mkdir()
+    (tmp_path / "a.yaml").write_text(SPEC.format(n=150))
+    (tmp_path / "b.yaml").write_text(SPEC.format(n=160))
+    suite = tmp_path / "s.yaml"
+    suite.write_text(f"datasets: [{tmp_path / 'a.yaml'}, {tmp_path / second}]\nmodels: [pop]\nks: [5]\n"
+                     "latency: {samples: 1, warmup: 0}\n")
+    out = tmp_path / "out"
+    line = _cli_error(capsys, "run", str(suite), "--out", str(out), "--no-report")
+    assert line.startswith(f"sessionbench: error: {suite}: key 'datasets': ") and why in line
+    assert "both prepare dataset 'tiny'" in line
+    assert not (out / "plan.json").exists() and not any((out / "runs").glob("*"))
