@@ -145,3 +145,42 @@ def test_two_dataset_entries_that_prepare_one_dataset_name_are_refused(tmp_path,
     assert line.startswith(f"sessionbench: error: {suite}: key 'datasets': ") and why in line
     assert "both prepare dataset 'tiny'" in line
     assert not (out / "plan.json").exists() and not any((out / "runs").glob("*"))
+
+
+# --------------------------------------------------------------------------- #
+# report and compare options
+# --------------------------------------------------------------------------- #
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory) -> Path:
+    """A result folder of two fake models on a tiny dataset."""
+    from report_fixtures import add_run
+
+    from harness.testing import tiny_dataset
+
+    out = tmp_path_factory.mktemp("stored")
+    data = tiny_dataset(n_test=30, seed=0)
+    for label in ("pop", "markov"):
+        add_run(out, data, label, 0, extra={"dataset_stats": {"dataset": "tiny", "n_items": data.n_items}})
+    return out
+
+
+@pytest.mark.parametrize("command", ["report", "compare"])
+def test_a_k_above_the_number_of_items_is_refused_by_report_and_compare(stored, capsys, command):
+    # run and evaluate refuse it; the report printed HitRate@K = 1 for every model
+    from harness.store import iter_runs
+
+    n_items = next(iter_runs(stored)).manifest["dataset_stats"]["n_items"]
+    extra = ["--labels", "pop", "markov"] if command == "compare" else []
+    line = _cli_error(capsys, command, str(stored), *extra, "--ks", f"5,{n_items + 1}")
+    assert f"--ks: K={n_items + 1} exceeds the {n_items} items of dataset 'tiny'" in line
+    assert not (stored / "report").exists() and not (stored / "compare").exists()
+
+
+@pytest.mark.parametrize("command", ["report", "compare"])
+def test_too_many_bootstrap_replicates_are_refused(stored, capsys, command):
+    # 10**12 replicates ended in a MemoryError traceback
+    extra = ["--labels", "pop", "markov"] if command == "compare" else []
+    line = _cli_error(capsys, command, str(stored), *extra, "--n-bootstrap", "1000000000000")
+    assert "argument --n-bootstrap: expected an integer in 1..100000, got '1000000000000'" in line
