@@ -255,7 +255,12 @@ def hyperparameter_ranges(cls: type[SessionRecommender]) -> dict[str, Range | Ch
     ``softmax_precision``)."""
     ranges: dict[str, Range | Choice] = {}
     for klass in reversed(cls.__mro__):
-        ranges.update(vars(klass).get("hyperparameter_ranges", {}))
+        declared = vars(klass).get("hyperparameter_ranges", {})
+        if not isinstance(declared, Mapping) or not all(isinstance(v, (Range, Choice)) for v in declared.values()):
+            raise ContractError(f"{klass.__module__}.{klass.__qualname__}: hyperparameter_ranges must map "
+                                "hyper-parameter names to harness.registry.Range or Choice, e.g. "
+                                f"{{'alpha': Range(0, 1)}}; got {quote(declared)}")
+        ranges.update(declared)
     takes = cls.hyperparameters()
     return {name: allowed for name, allowed in ranges.items() if name in takes}
 
@@ -358,8 +363,7 @@ def make_model(name: str, params: Mapping[str, Any] | None = None, *, source: st
         ConfigError: a hyper-parameter name or value is invalid.
     """
     cls = get_model_class(name)
-    label = f"model {cls.name or cls.__name__!r} ({cls.__module__}.{cls.__qualname__})"
-    _check_signature(cls, label)
+    label = check_class(cls)
     kwargs = coerce_params(cls, params or {}, source=source)
     try:
         model = cls(**kwargs)
@@ -374,6 +378,24 @@ def make_model(name: str, params: Mapping[str, Any] | None = None, *, source: st
         raise ContractError(f"{label}: __init__ does not store the hyper-parameter {unstored[0]!r}; "
                             f"add `self.{unstored[0]} = {unstored[0]}` to __init__")
     return model
+
+
+def check_class(cls: type[SessionRecommender]) -> str:
+    """Check what the plugin contract says of a model class before any
+    instance exists: it implements ``_fit`` and ``_score``, and every
+    ``__init__`` argument is a keyword with a default. Returns the label that
+    errors about it use.
+
+    Raises:
+        ContractError: naming the class and the rule it breaks.
+    """
+    label = f"model {cls.name or cls.__name__!r} ({cls.__module__}.{cls.__qualname__})"
+    if inspect.isabstract(cls):  # instantiating it would blame __init__
+        missing = ", ".join(sorted(cls.__abstractmethods__))
+        raise ContractError(f"{label}: does not implement {missing}; a model implements _fit(self, data, *, seed) "
+                            "and _score(self, batch), which the base class's fit and score call")
+    _check_signature(cls, label)
+    return label
 
 
 def _check_signature(cls: type[SessionRecommender], label: str) -> None:

@@ -64,7 +64,7 @@ from harness import paths
 from harness.errors import ConfigError, describe, did_you_mean, quote
 from harness.limits import MAX_GRID_LABEL_LENGTH, MAX_GRID_POINTS, MAX_K, MAX_NAME_LENGTH, MAX_SEED
 from harness.metrics import DEFAULT_KS
-from harness.registry import coerce_params, get_model_class
+from harness.registry import check_class, coerce_params, get_model_class
 from harness.yamlfile import finite_float, load_yaml_text, numeric_string, read_text_file
 
 SUITE_DIR = paths.suite_dir()  # the shipped suites (package data)
@@ -278,6 +278,7 @@ def _model(entry: Any, where: str, key: str, default_seeds: list[int]) -> ModelE
     name = _str(entry.get("name"), where, key + ".name")
     try:
         cls = get_model_class(name)
+        check_class(cls)  # a plugin that cannot run stops the suite here, not in each of its runs
     except ConfigError:
         raise
     except Exception as err:
@@ -309,11 +310,13 @@ def _model(entry: Any, where: str, key: str, default_seeds: list[int]) -> ModelE
 
 
 def _retrieval(entry: dict, where: str, key: str) -> tuple[dict[str, Any], ...]:
-    from harness.retrieval import parse_settings
+    from harness.retrieval import check_embedding_methods, parse_settings
 
-    if not get_model_class(entry["name"]).provides_embeddings:
+    cls = get_model_class(entry["name"])
+    if not cls.provides_embeddings:
         raise ConfigError(f"{where}: key {key}.retrieval: model {entry['name']!r} does not declare "
                           "provides_embeddings, so it cannot be served by an index")
+    check_embedding_methods(cls, where=f"{where}: key {key}.retrieval: ")
     return tuple(s.as_dict() for s in parse_settings(entry["retrieval"], where=f"{where}: key {key}.retrieval"))
 
 

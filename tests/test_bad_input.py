@@ -10,14 +10,14 @@ import pytest
 
 from harness import suites
 from harness.cli import main
-from harness.errors import ConfigError
+from harness.errors import ConfigError, SessionbenchError
 
 #: an integer that YAML reads exactly and that no float can hold
 HUGE = int("9" * 400)
 
 
 def _suite_error(data: dict) -> str:
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(SessionbenchError) as err:  # ConfigError, or ContractError for a plugin
         suites.parse_suite({"datasets": ["synthetic"], **data}, Path("suites/t.yaml"))
     message = str(err.value)
     assert "\n" not in message, message
@@ -184,3 +184,87 @@ def test_too_many_bootstrap_replicates_are_refused(stored, capsys, command):
     extra = ["--labels", "pop", "markov"] if command == "compare" else []
     line = _cli_error(capsys, command, str(stored), *extra, "--n-bootstrap", "1000000000000")
     assert "argument --n-bootstrap: expected an integer in 1..100000, got '1000000000000'" in line
+
+
+# --------------------------------------------------------------------------- #
+# plugin classes with a wrong interface
+# --------------------------------------------------------------------------- #
+
+PLUGINS = '''
+import torch
+from harness.plugin import SessionRecommender
+
+
+class Scores(SessionRecommender):
+    def _fit(self, data, *, seed):
+        pass
+
+    def _score(self, batch):
+        return torch.zeros(len(batch), self.n_items_ + 1)
+
+
+class NoFit(SessionRecommender):
+    def fit(self, data, *, seed=0):  # the public method instead of _fit
+        return self
+
+    def _score(self, batch):
+        return torch.zeros(len(batch), self.n_items_ + 1)
+
+
+class RangesAsTuples(Scores):
+    hyperparameter_ranges = {"alpha": (0, 1)}
+
+    def __init__(self, *, alpha=0.5):
+        self.alpha = alpha
+
+
+class RangesAsList(Scores):
+    hyperparameter_ranges = [1]
+
+    def __init__(self, *, alpha=0.5):
+        self.alpha = alpha
+
+
+class NoEmbeddings(Scores):
+    provides_embeddings = True
+'''
+
+
+@pytest.fixture()
+def plugins(tmp_path, monkeypatch) -> str:
+    """The module name of PLUGINS, importable from ``tmp_path``."""
+    (tmp_path / "wrong_plugins.py").write_text(PLUGINS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "wrong_plugins"
+
+
+def test_a_plugin_without_fit_is_named_as_such(plugins, capsys):
+    # it was reported as "__init__() raised TypeError: Can't instantiate abstract class"
+    line = _cli_error(capsys, "evaluate", "--dataset", "synthetic", "--model", f"{plugins}:NoFit")
+    assert "(wrong_plugins.NoFit): does not implement _fit; a model implements _fit(self, data, *, seed)" in line
+    assert "__init__" not in line
+
+
+def test_a_plugin_without_fit_stops_a_suite_at_load(plugins):
+    message = _suite_error({"models": [f"{plugins}:Scores", f"{plugins}:NoFit"]})
+    assert message.startswith("suites/t.yaml: key models[1].name: model 'NoFit'") and "does not implement _fit" in message
+
+
+@pytest.mark.parametrize("cls, argv, shown", [
+    ("RangesAsTuples", ["--param", "alpha=0.5"], "{'alpha': (0, 1)}"),  # AttributeError: no .expected()
+    ("RangesAsList", [], "[1]"),  # TypeError in dict.update
+])
+def test_malformed_hyperparameter_ranges_are_a_contract_error(plugins, capsys, cls, argv, shown):
+    line = _cli_error(capsys, "evaluate", "--dataset", "synthetic", "--model", f"{plugins}:{cls}", *argv)
+    assert f"wrong_plugins.{cls}: hyperparameter_ranges must map hyper-parameter names to " in line
+    assert line.endswith(f"got {shown}")
+
+
+def test_provides_embeddings_without_the_methods_is_a_contract_error(plugins, capsys):
+    # an AttributeError traceback under evaluate, and a failed run in a suite
+    line = _cli_error(capsys, "evaluate", "--dataset", "synthetic", "--model", f"{plugins}:NoEmbeddings",
+                      "--retrieval", "exact")
+    assert "wrong_plugins.NoEmbeddings declares provides_embeddings but has no session_embeddings or embed " \
+           "and no item_embeddings method" in line
+    message = _suite_error({"models": [{"name": f"{plugins}:NoEmbeddings", "retrieval": {"method": "exact"}}]})
+    assert message.startswith("suites/t.yaml: key models[0].retrieval: model wrong_plugins.NoEmbeddings declares")
