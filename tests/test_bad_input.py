@@ -268,3 +268,32 @@ def test_provides_embeddings_without_the_methods_is_a_contract_error(plugins, ca
            "and no item_embeddings method" in line
     message = _suite_error({"models": [{"name": f"{plugins}:NoEmbeddings", "retrieval": {"method": "exact"}}]})
     assert message.startswith("suites/t.yaml: key models[0].retrieval: model wrong_plugins.NoEmbeddings declares")
+
+
+# --------------------------------------------------------------------------- #
+# what a refused suite leaves behind
+# --------------------------------------------------------------------------- #
+
+
+def test_an_unknown_dataset_names_the_suite_key_and_leaves_no_output_folder(tmp_path, capsys):
+    suite = tmp_path / "s.yaml"
+    suite.write_text("datasets: [synthetic, nosuch]\nmodels: [pop]\n")
+    out = tmp_path / "new" / "out"
+    line = _cli_error(capsys, "run", str(suite), "--out", str(out))
+    assert line.startswith(f"sessionbench: error: {suite}: key datasets[1]: unknown dataset 'nosuch'")
+    assert not (tmp_path / "new").exists()  # the folders the run created were empty: removed again
+
+
+def test_a_refused_suite_keeps_an_output_folder_that_existed(tmp_path, capsys):
+    suite = tmp_path / "s.yaml"
+    suite.write_text(f"datasets: [{tmp_path / 'missing.yaml'}]\nmodels: [pop]\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    assert "missing.yaml: dataset spec file not found" in _cli_error(capsys, "run", str(suite), "--out", str(out))
+    assert out.is_dir() and not any(out.iterdir())
+
+
+def test_a_non_ascii_package_name_gets_a_valid_suggestion(tmp_path, capsys):
+    # the suggestion was the refused name itself: "é" counts as a word character outside ASCII
+    line = _cli_error(capsys, "plugin", "new", str(tmp_path / "p"), "--package", "récit")
+    assert line.endswith("not a keyword (e.g. 'r_cit')") and not (tmp_path / "p").exists()
