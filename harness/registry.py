@@ -312,8 +312,13 @@ _YAML_BOOLEAN_HINT = " (YAML reads yes, no, on, off, true and false as booleans;
 
 
 def _convert(value: Any, default: Any, where: str) -> Any:
-    if default is None or value is None:
+    if default is None:
         return value
+    if value is None:  # `k:` or `--param k=` with nothing after it: caught here, not in every fit
+        expected = ("true or false" if isinstance(default, bool) else
+                    {str: "a string", int: "an integer"}.get(type(default), "a number"))
+        raise ConfigError(f"{where}: expected {expected}, got null (YAML reads an empty value, ~ and null "
+                          f"as null; the default is {quote(default)})")
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value

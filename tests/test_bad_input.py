@@ -297,3 +297,18 @@ def test_a_non_ascii_package_name_gets_a_valid_suggestion(tmp_path, capsys):
     # the suggestion was the refused name itself: "é" counts as a word character outside ASCII
     line = _cli_error(capsys, "plugin", "new", str(tmp_path / "p"), "--package", "récit")
     assert line.endswith("not a keyword (e.g. 'r_cit')") and not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize("params, expected", [
+    ({"k": None}, "k: expected an integer, got null"),
+    ({"similarity": None}, "similarity: expected a string, got null"),
+])
+def test_a_null_hyperparameter_is_refused_at_load(params, expected):
+    # `k:` with nothing after it was accepted, then failed in every run of the suite
+    message = _suite_error({"models": [{"name": "sknn", "params": params}]})
+    assert message.startswith(f"suites/t.yaml: key models[0].params: {expected}")
+
+
+def test_an_empty_param_value_is_refused_before_the_data_are_read(capsys):
+    line = _cli_error(capsys, "evaluate", "--dataset", "nosuch-dataset", "--model", "sknn", "--param", "k=")
+    assert "--param: k: expected an integer, got null" in line
