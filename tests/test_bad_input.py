@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from harness import suites
@@ -312,3 +313,41 @@ def test_a_null_hyperparameter_is_refused_at_load(params, expected):
 def test_an_empty_param_value_is_refused_before_the_data_are_read(capsys):
     line = _cli_error(capsys, "evaluate", "--dataset", "nosuch-dataset", "--model", "sknn", "--param", "k=")
     assert "--param: k: expected an integer, got null" in line
+
+
+# --------------------------------------------------------------------------- #
+# pre-split files
+# --------------------------------------------------------------------------- #
+
+
+def _sessions_frame(sessions):
+    rows = [(sid, item, 1_700_000_000.0 + day * 86400 + k * 60) for sid, day, items in sessions
+            for k, item in enumerate(items)]
+    return pd.DataFrame(rows, columns=["session", "item", "time"])
+
+
+@pytest.mark.parametrize("roles", [("train", "test"), ("train_tr", "valid")])
+def test_presplit_files_sharing_sessions_are_refused(roles):
+    # one file given as train and test scored every model on its own training sessions, silently
+    from harness import preprocess as pp
+    from harness.errors import DataError
+
+    train = _sessions_frame([(s, 0.1 * s, ["a", "b", "c"]) for s in range(1, 9)])
+    files = {"train": train, "test": _sessions_frame([(50, 3.0, ["a", "b"])]),
+             "train_tr": train.iloc[:12], "valid": _sessions_frame([(7, 2.0, ["a", "b"])])}
+    files[roles[1]] = pd.concat([files[roles[1]], files[roles[0]].iloc[:6]], ignore_index=True)  # 2 shared
+    sources = {role: f"{role}.txt" for role in files}
+    with pytest.raises(DataError) as err:
+        pp.prepare_presplit(files, pp.PresplitConfig(), name="p", sources=sources)
+    assert str(err.value).startswith(f"{roles[1]}.txt: 2 of the ") and f"also in the {roles[0]} file " \
+        f"{roles[0]}.txt; expected {roles[0]} and {roles[1]} files without common sessions" in str(err.value)
+
+
+def test_presplit_files_without_common_sessions_are_read():
+    from harness import preprocess as pp
+
+    train = _sessions_frame([(s, 0.1 * s, ["a", "b", "c"]) for s in range(1, 9)])
+    files = {"train": train, "test": _sessions_frame([(50, 3.0, ["a", "b"])]),
+             "train_tr": train.iloc[:12], "valid": _sessions_frame([(7, 2.0, ["a", "b"])])}
+    data = pp.prepare_presplit(files, pp.PresplitConfig(), name="p", sources={r: r for r in files})
+    assert data.test.n_sessions == 1 and data.valid.n_sessions == 1
