@@ -248,7 +248,8 @@ def test_a_plugin_without_fit_is_named_as_such(plugins, capsys):
 
 def test_a_plugin_without_fit_stops_a_suite_at_load(plugins):
     message = _suite_error({"models": [f"{plugins}:Scores", f"{plugins}:NoFit"]})
-    assert message.startswith("suites/t.yaml: key models[1].name: model 'NoFit'") and "does not implement _fit" in message
+    assert message.startswith("suites/t.yaml: key models[1].name: model 'NoFit'")
+    assert "does not implement _fit" in message
 
 
 @pytest.mark.parametrize("cls, argv, shown", [
