@@ -188,6 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sessionbench",
         description="Benchmark harness for session-based recommendation.",
     )
+    from harness import __version__
+
+    # the version every run's manifest records (versions.sessionbench), to cite or compare with
+    parser.add_argument("--version", action="version", version=f"sessionbench {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     parser.add_argument("--traceback", action="store_true",
                         help="on an error, print the full traceback before the one-line message")
@@ -236,6 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
                             description="List the registered models with their hyper-parameters and defaults.")
     models.add_argument("--json", action="store_true", help="print JSON")
     models.set_defaults(handler=_cmd_models)
+
+    suites = sub.add_parser("suites", help="list the shipped suites with their datasets and models",
+                            description="List the shipped suites (`sessionbench run NAME`): each one's "
+                                        "description, datasets, models and seeds.")
+    suites.add_argument("--json", action="store_true", help="print JSON")
+    suites.set_defaults(handler=_cmd_suites)
 
     plugin = sub.add_parser("plugin", help="start a model of your own as an installable plugin package",
                             description="Write the plugin template: an installable package with one model, "
@@ -457,6 +467,28 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- suites -----------------------------------------------------------------
+
+
+def _cmd_suites(args: argparse.Namespace) -> int:
+    from harness.suites import load_suite, shipped_suites
+
+    suites = [load_suite(name) for name in shipped_suites()]
+    if args.json:
+        out = {suite.name: {"description": suite.description, "datasets": [d.name for d in suite.datasets],
+                            "models": [m.label for m in suite.models], "seeds": sorted({s for m in suite.models
+                                                                                     for s in m.seeds})}
+               for suite in suites}
+        print(json.dumps(out, indent=2))
+        return 0
+    width = max((len(suite.name) for suite in suites), default=0) + 2
+    for suite in suites:
+        print(f"{suite.name:<{width}}{' '.join(suite.description.split())}")
+        print(" " * width + "datasets: " + ", ".join(d.name for d in suite.datasets))
+        print(" " * width + "models: " + ", ".join(m.label for m in suite.models))
+    return 0
+
+
 def _summary_line(doc: str | None) -> str:
     """A docstring's first paragraph on one line (a summary may wrap over several lines)."""
     paragraph = (doc or "").strip().split("\n\n", 1)[0]
@@ -640,10 +672,12 @@ def _cmd_runs_ls(args: argparse.Namespace) -> int:
     owner = holder(args.out_dir)
     if owner is not None:
         print(f"in use by {describe(owner)}: an unfinished run may be training now")
-    header = ("status", "plan", "label", "dataset", "seed", "protocol", "stage", "config", "run id")
+    # code beside config: a run superseded by an edit of the code has the same config digest
+    header = ("status", "plan", "label", "dataset", "seed", "protocol", "stage", "config", "code", "run id")
     # str(): a broken run's manifest may hold anything under these keys
     table = [[r["status"], {None: "-", True: "yes", False: "no"}[r["in_plan"]], str(r["label"]), str(r["dataset"]),
-              str(r["seed"]), str(r["protocol"]), str(r["stage"]), str(r["config_digest"])[:12] or "-", r["run_id"]]
+              str(r["seed"]), str(r["protocol"]), str(r["stage"]), str(r["config_digest"])[:12] or "-",
+              str(r["code_digest"])[:12] or "-", r["run_id"]]
              for r in rows]
     widths = [max(len(h), *(len(row[i]) for row in table)) if table else len(h) for i, h in enumerate(header)]
     print("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())

@@ -61,6 +61,7 @@ from harness.lock import OutputLock, describe
 from harness.store import (
     COMPLETE,
     FAILED,
+    MODEL_DIR,
     Plan,
     RunRecord,
     checkpoint_path,
@@ -895,13 +896,14 @@ def _execute(specs, out, executor, force, show_inner, outcome, echo, progress, w
     from tqdm.auto import tqdm
 
     outcome.planned.extend(specs)
-    todo, skipped = [], 0
+    todo, skipped, unsaved = [], 0, 0
     for spec in specs:
         path = run_path(out, spec.run_id)
         record = load_run(path) if path.is_dir() else None
         if record is not None and record.complete and not force:
             outcome.skipped.append(spec.run_id)
             skipped += 1
+            unsaved += save_models and not (path / MODEL_DIR).is_dir()
             if spec.selection is not None and record.manifest.get("selection") != spec.selection:
                 update_manifest(path, selection=spec.selection)
             continue
@@ -910,6 +912,9 @@ def _execute(specs, out, executor, force, show_inner, outcome, echo, progress, w
         todo.append(spec)
     if skipped:
         echo(f"{skipped} run(s) already complete, skipped (use --force to redo)")
+    if unsaved:  # --save-models cannot add a model to a run it does not execute
+        echo(f"note   {unsaved} of them have no saved model: --save-models saves the runs it executes; "
+             "--force redoes them")
     if not todo:
         return
     base = runs_dir(out)

@@ -6,8 +6,8 @@ A suite (a shipped one, ``harness/presets/suites/<name>.yaml``, or any file)::
     description: one line
     data_dir: data                 # optional; relative to this file's folder;
                                    # default: --data-dir, $SESSIONBENCH_DATA, the user data folder
-    datasets:                      # preset names, spec paths, or mappings
-      - synthetic
+    datasets:                      # preset names, spec paths (relative: beside this
+      - synthetic                  # file first, else the current folder), or mappings
       - {name: diginetica, data_dir: /data/diginetica-full}
     models:                        # registered names, module:Class, or mappings
       - pop
@@ -145,6 +145,11 @@ class Suite:
     text: str = ""  # the suite file's text (a YAML dump of the mapping when there is no file)
 
 
+def shipped_suites() -> list[str]:
+    """The names of the shipped suites (``harness/presets/suites/<name>.yaml``), sorted."""
+    return sorted(p.stem for p in SUITE_DIR.glob("*.yaml"))
+
+
 def load_suite(name_or_path: str | Path) -> Suite:
     """A shipped suite by name (``harness/presets/suites/<name>.yaml``) or any suite by path; validated."""
     text = str(name_or_path)
@@ -152,7 +157,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
     if not (text.endswith((".yaml", ".yml")) or "/" in text):
         path = SUITE_DIR / f"{text}.yaml"
         if not path.is_file():
-            shipped = sorted(p.stem for p in SUITE_DIR.glob("*.yaml"))
+            shipped = shipped_suites()
             raise ConfigError(f"unknown suite {quote(text)}{did_you_mean(text, shipped)}; "
                               f"expected one of {', '.join(shipped) or 'none'} or the path of a suite .yaml file")
     if not path.is_file():
@@ -250,16 +255,31 @@ def _tune_sections(data: dict, models: tuple[ModelEntry, ...], ks: tuple[int, ..
 
 
 def _dataset(entry: Any, where: str, key: str, suite_dir: str | None) -> DatasetEntry:
+    suite_path = Path(where) if where != "suite" else None
     if isinstance(entry, str):
-        return DatasetEntry(entry, suite_dir)
+        return DatasetEntry(_spec_beside(entry, suite_path), suite_dir)
     if not isinstance(entry, dict):
         raise ConfigError(f"{where}: key {key!r}: expected a dataset name or a mapping with {', '.join(_DATASET_KEYS)}")
     _check_keys(entry, _DATASET_KEYS, where, key + ".")
     data_dir = entry.get("data_dir")
     if data_dir is not None and not isinstance(data_dir, str):
         raise ConfigError(f"{where}: key {key}.data_dir: expected a path string, got {describe(data_dir)}")
-    data_dir = suite_dir if data_dir is None else _relative_to(data_dir, Path(where) if where != "suite" else None)
-    return DatasetEntry(_str(entry.get("name"), where, key + ".name"), data_dir)
+    data_dir = suite_dir if data_dir is None else _relative_to(data_dir, suite_path)
+    return DatasetEntry(_spec_beside(_str(entry.get("name"), where, key + ".name"), suite_path), data_dir)
+
+
+def _spec_beside(name: str, suite_path: Path | None) -> str:
+    """A relative spec path (``mylog.yaml``) that names a file beside the suite
+    file is that file, like a relative ``data_dir``: the suite then runs from
+    any folder. Otherwise the name is kept (a preset, an absolute path, or a
+    path relative to the current folder)."""
+    if suite_path is None or not name.endswith((".yaml", ".yml")) or Path(name).is_absolute():
+        return name
+    beside = suite_path.parent / name
+    try:
+        return str(beside.resolve()) if beside.is_file() else name
+    except OSError:  # e.g. a name too long for the file system: loading it says what is wrong
+        return name
 
 
 def _relative_to(data_dir: str | None, suite_path: Path | None) -> str | None:

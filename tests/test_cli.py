@@ -33,6 +33,15 @@ def test_help_on_every_command(argv, capsys):
     assert "usage: sessionbench" in capsys.readouterr().out
 
 
+def test_version_is_the_one_manifests_record(capsys):
+    from harness import __version__
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"sessionbench {__version__}"
+
+
 def test_datasets_lists_presets_with_files_sources_and_state(capsys, tmp_path):
     empty = tmp_path / "empty"
     code, out, _ = run(capsys, "datasets", "--data-dir", str(empty))
@@ -95,6 +104,23 @@ def test_models_lists_names_and_hyperparameters(capsys):
         in out
     code, out, _ = run(capsys, "models", "--json")
     assert json.loads(out)["spop"]["hyperparameters"] == {"tiebreak": 0.5}
+
+
+def test_suites_lists_every_shipped_suite_with_its_datasets_and_models(capsys):
+    from harness.suites import SUITE_DIR
+
+    code, out, _ = run(capsys, "suites")
+    assert code == 0
+    names = [line.split()[0] for line in out.splitlines() if not line.startswith(" ")]
+    assert names == sorted(p.stem for p in SUITE_DIR.glob("*.yaml"))
+    assert "scale" in names and "default" in names
+    scale = out.split("\nscale ", 1)[1].splitlines()
+    assert scale[1].split() == ["datasets:", "yoochoose-1-64,", "diginetica"]
+    assert scale[2].split() == ["models:", "pop,", "markov,", "gru4rec,", "srgnn"]
+    code, out, _ = run(capsys, "suites", "--json")
+    listed = json.loads(out)
+    assert listed["scale"]["datasets"] == ["yoochoose-1-64", "diginetica"]
+    assert listed["scale"]["seeds"] == [0]
 
 
 @pytest.mark.data("diginetica-sample")

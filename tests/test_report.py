@@ -264,9 +264,34 @@ def test_mismatched_cases_skip_the_tests(tmp_path):
     # no training curves and no latency: those figures are left out, the rest is written
     assert not (out.path / "figures" / "d_next_training_curves.png").exists()
     assert not (out.path / "figures" / "d_next_accuracy_latency.png").exists()
-    assert "accuracy_latency" not in out.summary_path.read_text()
+    md = out.summary_path.read_text()
+    assert "d_next_accuracy_latency" not in md and "accuracy_latency: not drawn (no model has a single-session" in md
 
 
 def test_empty_store(tmp_path):
     out = report.write_report(tmp_path)
     assert out.text == "no complete runs" and out.summary_path.is_file()
+
+
+def test_a_cut_off_reaching_the_catalogue_size_is_noted(tmp_path):
+    """On a catalogue of 40 items, HitRate@50 (a default column) is 1 for every model: the report
+    says it is so by construction instead of showing a tie of perfect scores unexplained."""
+    from harness.evaluate import EvaluationResult
+    from harness.store import read_manifest
+
+    data = tiny_dataset(n_test=30, seed=0)
+    for label in ("pop", "markov"):
+        ev = evaluate(FakeModel(label, data, 1), data, ks=(10, 20))
+        write_run(tmp_path, {"run_id": label, "status": "complete", "dataset": "d", "model": label, "label": label,
+                             "seed": 1, "protocol": "next", "ks": [10, 20], "timings": {},
+                             "dataset_stats": {"n_items": 40}}, evaluation=ev)
+    out = report.write_report(tmp_path, n_bootstrap=20)
+    (note,) = [n for n in out.notes if "catalogue" in n]
+    assert note.startswith("d (next): K = 50 reaches the 40 items of the catalogue")
+    assert "by construction" in (out.path / "tables" / "d_next.md").read_text()
+    for label in ("pop", "markov"):  # no note where every K stays below the catalogue size
+        manifest = read_manifest(tmp_path / "runs" / label)
+        write_run(tmp_path, {**{k: v for k, v in manifest.items() if k != "files"},
+                             "dataset_stats": {"n_items": 400}},
+                  evaluation=EvaluationResult.load(tmp_path / "runs" / label / "ranks.parquet"))
+    assert not [n for n in report.write_report(tmp_path, n_bootstrap=20).notes if "catalogue" in n]

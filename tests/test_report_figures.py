@@ -251,3 +251,24 @@ def test_stale_temporary_report_folders_are_removed(tmp_path):
     report.write_report(tmp_path, n_bootstrap=N_BOOT)
     assert not stale.exists() and alive.exists()
     assert (tmp_path / "report" / "summary.md").is_file()
+
+
+def test_a_model_without_latency_is_named_not_dropped_silently(tmp_path):
+    """A run without a single-session latency (a suite with latency: {samples: 0}) cannot be placed
+    in the accuracy-latency figure: the report says so, per model, or for the whole figure."""
+    from report_fixtures import timings
+
+    data = tiny_dataset(n_test=30, seed=0)
+    no_latency = {"latency_ms_p50": float("nan"), "latency_ms_p95": float("nan"), "latency_ms_p99": float("nan")}
+    add_run(tmp_path, data, "pop", 0)
+    add_run(tmp_path, data, "markov", 0, extra={"timings": {**timings("markov", 0), **no_latency}})
+    summary = report.write_report(tmp_path, n_bootstrap=N_BOOT)
+    assert "tiny_next_accuracy_latency.pdf" in {p.name for p in summary.figures}
+    assert [w for w in summary.warnings if "accuracy_latency" in w] == [
+        "tiny (next): accuracy_latency: markov: not drawn (no single-session latency p50)"]
+    add_run(tmp_path, data, "pop", 0, extra={"timings": {**timings("pop", 0), **no_latency}})
+    summary = report.write_report(tmp_path, n_bootstrap=N_BOOT)
+    assert "tiny_next_accuracy_latency.pdf" not in {p.name for p in summary.figures}
+    assert [w for w in summary.warnings if "accuracy_latency" in w] == [
+        "tiny (next): accuracy_latency: not drawn (no model has a single-session latency p50)"]
+    assert "accuracy_latency: not drawn" in summary.summary_path.read_text()

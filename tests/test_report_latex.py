@@ -4,6 +4,7 @@ overfull boxes (pdflatex; skipped without it unless CI is set, where it must be 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 
@@ -117,3 +118,54 @@ def test_wide_layout_and_chosen_columns_compile(default_like, tmp_path):
     assert [r.split(" & ")[0] for r in rows] == ["pop", "gru4rec", "srgnn"]  # built-in slot order
     log = _compile(tmp_path, rf"\input{{{summary.path / 'tables' / 'tiny_next.tex'}}}")
     assert not _overfull(log), _overfull(log)
+
+
+def test_labels_and_tuned_values_in_the_caption_are_escaped(tmp_path):
+    """A label or a tuned value with "_" (my_model, weighting=log_decay) is named in the caption
+    (its seeds, its chosen configuration); unescaped, LaTeX stops on it with "Missing $ inserted"."""
+    from report_fixtures import add_run
+
+    from harness.store import Plan, write_plan
+    from harness.testing import tiny_dataset
+
+    data = tiny_dataset(n_test=30, seed=0)
+    ids = [add_run(tmp_path, data, "pop", 0)] + [add_run(tmp_path, data, "my_model", s) for s in (0, 1)]
+    grid = [add_run(tmp_path, data, f"vs_knn[weighting={w}]", 0, stage="tune", model="vsknn",
+                    params={"weighting": w}) for w in ("div", "log_decay")]
+    final = add_run(tmp_path, data, "vs_knn", 0, model="vsknn", params={"weighting": "log_decay"})
+    selection = {"dataset": "tiny", "protocol": "next", "label": "vs_knn", "seed": 0, "metric": "MRR@20",
+                 "split": "valid", "chosen": grid[1], "params": {"weighting": "log_decay"}, "final": final,
+                 "candidates": [{"run_id": r, "params": {"weighting": w}, "value": 0.1}
+                                for r, w in zip(grid, ("div", "log_decay"))]}
+    write_plan(tmp_path, Plan("test", "name: test\n", {}, tuple(ids + grid + [final]), (selection,)))
+    summary = report.write_report(tmp_path, n_bootstrap=20)
+    table = summary.path / "tables" / "tiny_next.tex"
+    caption = next(line for line in table.read_text().splitlines() if line.startswith(r"\caption{tiny (next). "))
+    assert r"2 seeds for my\_model" in caption and r"vs\_knn: weighting=log\_decay" in caption
+    prose = re.sub(r"\\(ref|label)\{[^}]*\}", "", caption)  # a \ref's key may hold "_"
+    assert "_" not in prose.replace(r"\_", "")
+    if PDFLATEX is not None:
+        _compile(tmp_path, rf"\input{{{table}}}")
+
+
+def test_values_that_print_the_same_are_bold_alike(tmp_path):
+    """Bold marks the best as the table prints it: two fit times of 0.0021 s and 0.0024 s both read
+    0.002, so both are bold (one bold and one not would claim a difference the table cannot show)."""
+    from report_fixtures import add_run, timings
+
+    from harness.testing import tiny_dataset
+
+    data = tiny_dataset(n_test=30, seed=0)
+    for label, fit in (("pop", 0.0024), ("spop", 0.0021), ("markov", 0.5)):
+        add_run(tmp_path, data, label, 0, extra={"timings": {**timings(label, 0), "fit_seconds": fit}})
+    summary = report.write_report(tmp_path, n_bootstrap=20)
+    tex = (summary.path / "tables" / "tiny_next.tex").read_text()
+    md = (summary.path / "tables" / "tiny_next.md").read_text()
+    means = tex.split(r"\end{table}", 1)[0]  # the means; the CIs follow
+    fit = {line.split(" & ")[0]: line.split(" & ")[-1] for line in means.splitlines() if line.endswith(r" \\")
+           and line.split(" & ")[0] in ("pop", "spop", "markov")}
+    assert fit == {"pop": r"\textbf{0.002} \\", "spop": r"\textbf{0.002} \\", "markov": r"0.500 \\"}
+    rows = {line.split(" | ")[0].lstrip("| "): line.rstrip(" |").split(" | ")[-1]
+            for line in md.split("95% percentile", 1)[0].splitlines()
+            if line.startswith(("| pop ", "| spop ", "| markov "))}
+    assert rows["pop"] == rows["spop"] == "**0.002**" and rows["markov"] == "0.500"

@@ -158,3 +158,22 @@ def test_report_options_on_the_command_line(tmp_path, capsys):
         assert main(["report", str(tmp_path), *bad]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and message in err
+
+
+def test_runs_made_with_other_metric_code_are_named(tmp_path):
+    """The report recomputes every number from the stored ranks with this process's metric code; runs
+    whose manifests record other code of harness/metrics.py (a report after an upgrade) are named, so
+    no number silently comes from code that no manifest records."""
+    from harness.fingerprint import package_files
+
+    data = tiny_dataset(n_test=30, seed=0)
+    now = {path: code for path, _, code in package_files("harness") if path.startswith("harness/")}
+    files = [{"path": p, "code_sha256": c} for p, c in sorted(now.items())]
+    add_run(tmp_path, data, "pop", 0, extra={"code": {"digest": "a" * 64, "files": files}})
+    assert not [w for w in report.collect(tmp_path, n_bootstrap=N_BOOT).warnings if "metrics.py" in w]
+    older = [{**f, "code_sha256": "0" * 64} if f["path"] == "harness/metrics.py" else f for f in files]
+    rid = add_run(tmp_path, data, "markov", 0, extra={"code": {"digest": "b" * 64, "files": older}})
+    summary = report.write_report(tmp_path, n_bootstrap=N_BOOT)
+    (line,) = [w for w in summary.warnings if "metrics.py" in w]
+    assert line.startswith(f"1 run(s) (e.g. {rid}) were made with other code of harness/metrics.py")
+    assert "harness/metrics.py" in summary.summary_path.read_text()

@@ -114,6 +114,43 @@ def test_suite_yaml_numbers_written_as_strings_are_coerced(tmp_path):
     assert load_suite(path).models[0].params == {"tiebreak": 1e-3}
 
 
+def test_a_spec_path_is_found_beside_the_suite_file(workdir, monkeypatch):
+    """`datasets: [tinysyn.yaml]` in a suite kept beside its spec runs from any folder (as a relative
+    data_dir does); a relative path that is not beside the suite still means the current folder."""
+    project = workdir / "project"
+    project.mkdir()
+    (project / "tinysyn.yaml").write_text((workdir / "tinysyn.yaml").read_text())
+    (project / "s.yaml").write_text("name: s\ndatasets: [tinysyn.yaml]\nmodels: [pop]\n"
+                                    "latency: {samples: 5, warmup: 1}\n")
+    elsewhere = workdir / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    s = load_suite(project / "s.yaml")
+    assert [d.name for d in s.datasets] == [str((project / "tinysyn.yaml").resolve())]
+    assert len(run_inline(s, workdir / "out").executed) == 1
+    assert [r.label for r in iter_runs(workdir / "out")] == ["pop"]
+    (project / "cwd.yaml").write_text("name: c\ndatasets: [tinysyn.yaml, other.yaml]\nmodels: [pop]\n")
+    (project / "tinysyn.yaml").unlink()
+    assert [d.name for d in load_suite(project / "cwd.yaml").datasets] == ["tinysyn.yaml", "other.yaml"]
+
+
+def test_save_models_says_which_skipped_runs_have_no_model(workdir):
+    """--save-models on a folder whose runs are complete executes nothing, so it cannot save their
+    models: one line says so (and how to get them) instead of leaving model/ silently missing."""
+    s = suite(workdir, ["pop", "markov"])
+    out = workdir / "out"
+    run_inline(s, out)
+    lines = []
+    again = run_inline(s, out, save_models=True, echo=lines.append)
+    assert again.executed == [] and len(again.skipped) == 2
+    assert "note   2 of them have no saved model: --save-models saves the runs it executes; --force redoes them" \
+        in lines
+    lines.clear()
+    run_inline(s, out, save_models=True, force=True)
+    run_inline(s, out, save_models=True, echo=lines.append)
+    assert not [line for line in lines if "no saved model" in line]
+
+
 def test_shipped_suites_are_valid():
     for name in ("default", "yoochoose-100k", "diginetica-sample", "scale"):
         s = load_suite(name)

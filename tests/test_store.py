@@ -180,3 +180,22 @@ def test_plan_round_trip_and_absence(tmp_path):
 
 def test_run_path_layout(tmp_path):
     assert run_path(tmp_path, "x") == tmp_path / "runs" / "x"
+
+
+def test_runs_ls_shows_the_code_digest_beside_the_config(tmp_path, evaluation, capsys):
+    """Two runs of one configuration made with different code (a superseded run after an edit)
+    differ in the code column of `runs ls`, so the listing says why one was superseded."""
+    from harness.cli import main
+
+    _complete(tmp_path, "r1", evaluation)
+    path = _complete(tmp_path, "r2", evaluation)
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["code"]["digest"] = "e" * 64
+    write_run(tmp_path, manifest, evaluation=evaluation)
+    assert main(["runs", "ls", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if line.startswith("status"))
+    assert header.split()[-4:] == ["config", "code", "run", "id"]
+    rows = {line.split()[-1]: line.split() for line in lines if line.split()[-1] in ("r1", "r2")}
+    assert rows["r1"][-3] == rows["r2"][-3] == "c" * 12
+    assert (rows["r1"][-2], rows["r2"][-2]) == ("d" * 12, "e" * 12)

@@ -115,6 +115,35 @@ def _bin_index(prefix_lengths: np.ndarray) -> np.ndarray:
     return np.digitize(prefix_lengths, edges)
 
 
+#: the modules that turn a run's stored ranks into the report's numbers
+METRIC_CODE = ("harness/evaluate.py", "harness/metrics.py")
+
+
+def metric_code_warnings(records: Iterable[RunRecord]) -> list[str]:
+    """One line when runs were made with other code of :data:`METRIC_CODE`
+    than this process has (e.g. a report written after an upgrade): the
+    report recomputes their numbers with this code, not with the code their
+    manifests record. Compares the per-file code hashes (``code_sha256``);
+    runs without them are not judged."""
+    from harness.fingerprint import code_hash, package_location
+
+    base, _ = package_location("harness")
+    current = {path: code_hash((base / path).read_bytes()) for path in METRIC_CODE if (base / path).is_file()}
+    stale: dict[str, list[str]] = {}
+    for record in records:
+        files = (record.manifest.get("code") or {}).get("files") or []
+        made = {f.get("path"): f.get("code_sha256") for f in files if isinstance(f, dict) and f.get("code_sha256")}
+        changed = [p for p in METRIC_CODE if p in made and p in current and made[p] != current[p]]
+        if changed:
+            stale[record.run_id] = changed
+    if not stale:
+        return []
+    paths = sorted({p for changed in stale.values() for p in changed})
+    return [f"{len(stale)} run(s) (e.g. {min(stale)}) were made with other code of {', '.join(paths)} than this "
+            "sessionbench's: their numbers here are recomputed from the stored ranks with this code, not the code "
+            "their manifests record; `sessionbench run` redoes them"]
+
+
 def _load_run(record: RunRecord, metric_ks: tuple[int, ...], warnings: list[str]) -> _Run:
     ev = record.evaluation
     man = record.manifest
@@ -210,7 +239,7 @@ def _build_group(
     columns = [metric_key(n, k) for n in RANK_METRICS for k in metric_ks] + [metric_key("Popularity", LIST_K)]
     labels = _ordered((r.label for r in runs), styles)
     by_label = {label: [r for r in runs if r.label == label] for label in labels}
-    notes: list[str] = []
+    notes: list[str] = _whole_catalogue_note(runs, table_ks)
 
     # bootstrap sums per run, case weights shared within one case list
     n_bins = len(PREFIX_BINS)
@@ -290,6 +319,21 @@ def _build_group(
         provenance={label: [run_provenance(r.record) for r in sorted(by_label[label], key=_seed_order)]
                     for label in labels},
     )
+
+
+def _whole_catalogue_note(runs: list[_Run], table_ks: tuple[int, ...]) -> list[str]:
+    """A note when a cut-off the report shows reaches the number of items
+    (``manifest["dataset_stats"]["n_items"]``): every target then ranks
+    within K, so every model's HitRate and Recall there are 1 (a tie, all bold)."""
+    sizes = [(r.record.manifest.get("dataset_stats") or {}).get("n_items") for r in runs]
+    sizes = [n for n in sizes if type(n) is int and n > 0]
+    if not sizes:
+        return []
+    shown = sorted(k for k in {*table_ks, *SUMMARY_KS, *BAR_KS} if k >= min(sizes))
+    if not shown:
+        return []
+    return [f"K = {', '.join(map(str, shown))} reaches the {min(sizes):,} items of the catalogue: every model's "
+            f"HitRate and Recall at such K are 1 by construction, not a result (report smaller K with --ks)"]
 
 
 def _seed_order(run: _Run) -> tuple[str, str]:
@@ -392,7 +436,7 @@ def collect(
     by_group: dict[tuple[str, str], list[RunRecord]] = {}
     for record in complete:
         by_group.setdefault(_group_key(record), []).append(record)
-    warnings: list[str] = []
+    warnings: list[str] = metric_code_warnings(complete)
     loaded = {key: [_load_run(r, metric_ks, warnings) for r in recs] for key, recs in sorted(by_group.items())}
     styles = model_styles((r.label for runs in loaded.values() for r in runs), {**sel.style, **(style or {})})
     groups = [

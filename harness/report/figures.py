@@ -346,8 +346,13 @@ def _plot_accuracy_latency(group: Group, styles: dict[str, Style], width: float,
     x = group.means["latency_ms_p50"].to_numpy(np.float64)
     keys = [k for k in (metric_key("HitRate", LIST_K), metric_key("MRR", LIST_K))
             if k in group.means.columns and np.isfinite(group.means[k].to_numpy(np.float64) + x).any()]
-    if not keys or not (np.isfinite(x) & (x > 0)).any():
+    timed = np.isfinite(x) & (x > 0)
+    if not keys or not timed.any():
+        # say why the figure is missing: e.g. a suite with latency: {samples: 0}
+        warn("accuracy_latency: not drawn (no model has a single-session latency p50)")
         return None
+    for label in np.asarray(group.labels, dtype=object)[~timed]:
+        warn(f"accuracy_latency: {label}: not drawn (no single-session latency p50)")
     # labelled scatter plots need room: one panel per row unless the figure is wide
     rows, cols = (len(keys), 1) if width < 2 * 2.6 else (1, len(keys))
     fig = _new_figure(width, rows * 2.3 + 0.35)

@@ -107,12 +107,13 @@ def _fmt(col: _Column, value: float, short: bool = False) -> str:
     return _fmt_short(value) if short else _fmt_metric(value)
 
 
-def _best_mask(col: _Column, values: np.ndarray) -> np.ndarray:
-    """Where the column's best value is (all ties); none for neutral metrics."""
+def _best_mask(col: _Column, values: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+    """Where the column's best value is, ties as printed (``texts``) included:
+    two cells that read the same are both bold or neither; none for neutral metrics."""
     best = col.best(values)
     if best is None:
         return np.zeros(len(values), dtype=bool)
-    return values == values[best]
+    return np.array([t == texts[best] for t in texts]) & np.isfinite(values)
 
 
 def _significant_mask(group: Group, col: _Column) -> np.ndarray:
@@ -147,8 +148,11 @@ def _caption(group: Group, spec: TableSpec, n_boot: int, *, latex: bool) -> str:
     ci = (r"95\% bootstrap CIs are in Table~\ref{tab:sessionbench-" + group.slug + "-ci}." if latex
           else "95% bootstrap CIs are in the second table.")
     timings = [TIMINGS[t].header for t in spec.metrics if t in TIMINGS]
+    # labels and tuned values may hold "_" (my_model, weighting=log_decay): LaTeX would stop on them
+    esc = latex_escape if latex else str
+    n_seeds = {esc(label): n for label, n in group.n_seeds.items()}
     text = (
-        f"Means over {seeds_phrase(group.n_seeds)}; {cases} test cases, full ranking. {ci} "
+        f"Means over {seeds_phrase(n_seeds)}; {cases} test cases, full ranking. {ci} "
         f"Bold: best per column. {dag}: significantly worse than the column's best (paired t-test over "
         f"the same test cases, Holm-corrected across models, alpha = {ALPHA})."
     )
@@ -158,7 +162,7 @@ def _caption(group: Group, spec: TableSpec, n_boot: int, *, latex: bool) -> str:
         text += f" Popularity@{LIST_K} is descriptive (never bold)."
     tuned = getattr(group, "tuned", None) or {}
     if tuned:
-        chosen = "; ".join(f"{label}: {_params_text(p)}" for label, p in tuned.items())
+        chosen = "; ".join(f"{esc(label)}: {esc(_params_text(p))}" for label, p in tuned.items())
         text += f" Tuned on the validation split: {chosen}."
     return text
 
@@ -222,19 +226,19 @@ def _md_escape(text: str) -> str:
 def _column_cells(group: Group, col: _Column, *, markdown: bool, short: bool = False) -> list[str]:
     values = group.means[col.key].to_numpy(np.float64) if col.key in group.means.columns \
         else np.full(len(group.labels), np.nan)
-    best = _best_mask(col, values)
+    texts = [_fmt(col, value, short) for value in values]
+    best = _best_mask(col, values, texts)
     sig = _significant_mask(group, col)
     out = []
-    for i in range(len(group.labels)):
-        text = _fmt(col, values[i], short)
+    for i, text in enumerate(texts):
         if markdown:
-            if best[i] and np.isfinite(values[i]):
+            if best[i]:
                 text = f"**{text}**"
             if sig[i]:
                 text += "†"
         else:
             text = text.replace("–", "--")
-            if best[i] and np.isfinite(values[i]):
+            if best[i]:
                 text = rf"\textbf{{{text}}}"
             if sig[i]:
                 text += r"$^{\dagger}$"
