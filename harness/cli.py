@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import QUOTE_LIMIT, ConfigError, ModelFailure, SessionbenchError, quote
-from harness.limits import MAX_K, MAX_SEED
+from harness.limits import MAX_BOOTSTRAP, MAX_K, MAX_SEED
 from harness.logs import configure_cli
 from harness.plugin_template import DEFAULT_MODEL, DEFAULT_PACKAGE
 
@@ -64,6 +64,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _bootstrap_count(text: str) -> int:
+    """``--n-bootstrap``: an integer in 1..MAX_BOOTSTRAP."""
+    try:
+        value = _int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_BOOTSTRAP:
+        raise argparse.ArgumentTypeError(f"expected an integer in 1..{MAX_BOOTSTRAP}, got {quote(text)}")
+    return value
+
+
 def _parse_names(text: str) -> tuple[str, ...]:
     names = tuple(n.strip() for n in text.split(",") if n.strip())
     if not names:
@@ -89,8 +100,8 @@ def _add_report_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layout", choices=("narrow", "wide"), default="narrow",
                         help="LaTeX table: narrow (one column of a two-column paper, the default) or wide "
                              "(table* across both columns)")
-    parser.add_argument("--n-bootstrap", type=_positive_int, default=1000, metavar="N",
-                        help="bootstrap replicates per confidence interval (default 1000)")
+    parser.add_argument("--n-bootstrap", type=_bootstrap_count, default=1000, metavar="N",
+                        help=f"bootstrap replicates per confidence interval, at most {MAX_BOOTSTRAP:,} (default 1000)")
 
 
 def _scale(text: str) -> float:
@@ -323,8 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "(default: B/compare/ or A/compare/)")
     cmp_.add_argument("--figure-width", default="column", metavar="W",
                       help="column, text or inches (default column)")
-    cmp_.add_argument("--n-bootstrap", type=_positive_int, default=1000, metavar="N",
-                      help="bootstrap replicates (default 1000)")
+    cmp_.add_argument("--n-bootstrap", type=_bootstrap_count, default=1000, metavar="N",
+                      help=f"bootstrap replicates, at most {MAX_BOOTSTRAP:,} (default 1000)")
     cmp_.set_defaults(handler=_cmd_compare)
 
     ev = sub.add_parser("evaluate", help="fit one model on one dataset and print its metrics",
@@ -543,6 +554,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if not any(True for _ in iter_runs(out, include_failed=True, include_broken=True)):
         raise ConfigError(f"{out}: no stored runs found (expected {out}/runs/<run_id>/manifest.json); "
                           "run `sessionbench run` first")
+    if args.ks:
+        from harness.report.collection import check_ks_against_items
+
+        check_ks_against_items(args.ks, iter_runs(out), "--ks")
     chosen = {"metrics": None if args.metrics is None else check_table_metrics(args.metrics), "ks": args.ks}
     spec = TableSpec(layout=args.layout, **{k: v for k, v in chosen.items() if v is not None})
     summary = write_report(out, n_bootstrap=args.n_bootstrap, figure_width=args.figure_width,
@@ -566,6 +581,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         raise ConfigError("compare: give two result folders, or one folder and --labels X Y")
     if args.out:
         check_output_dir(args.out)
+    if args.ks:
+        from harness.report.collection import check_ks_against_items
+        from harness.store import iter_runs
+
+        for folder in dict.fromkeys((a, b)):
+            check_ks_against_items(args.ks, iter_runs(folder), "--ks")
     result = compare(a, b, labels=args.labels, metrics=args.metrics, ks=args.ks, n_bootstrap=args.n_bootstrap)
     out = Path(args.out) if args.out else b / "compare"
     written = write_comparison(result, out, figure_width=args.figure_width)

@@ -387,10 +387,16 @@ def check_ks(ks: Iterable[int], data: SessionDataset, where: str) -> None:
     gives HitRate@K = 1 for every model: a number that looks like a result
     but measures nothing. ``where`` names the option or key in the error.
     """
-    too_large = [k for k in ks if k > data.n_items]
+    check_k_limit(ks, data.n_items, data.name, where)
+
+
+def check_k_limit(ks: Iterable[int], n_items: int, dataset: str, where: str) -> None:
+    """:func:`check_ks` for a dataset known by its name and number of items
+    (a report's stored runs, for instance)."""
+    too_large = [k for k in ks if k > n_items]
     if too_large:
-        raise ConfigError(f"{where}: K={too_large[0]} exceeds the {data.n_items:,} items of dataset {data.name!r} "
-                          f"(every model would score HitRate@{too_large[0]} = 1); expected K <= {data.n_items:,}")
+        raise ConfigError(f"{where}: K={too_large[0]} exceeds the {n_items:,} items of dataset {dataset!r} "
+                          f"(every model would score HitRate@{too_large[0]} = 1); expected K <= {n_items:,}")
 
 
 def stored_top_width(ks: Iterable[int] | int) -> int:

@@ -92,7 +92,7 @@ def check_package_name(name: str) -> None:
     """
     where = f"--package {quote(name)}"
     if not (name.isascii() and name.isidentifier()) or keyword.iskeyword(name):
-        hint = re.sub(r"\W", "_", name) if name else ""
+        hint = re.sub(r"\W", "_", name, flags=re.ASCII) if name else ""  # ASCII: "é" is a word character
         suggestion = f" (e.g. {hint!r})" if hint.isidentifier() and not keyword.iskeyword(hint) else ""
         raise ConfigError(f"{where}: expected a Python identifier: ASCII letters, digits and underscores, "
                           f"not starting with a digit, not a keyword{suggestion}")

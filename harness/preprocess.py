@@ -304,6 +304,19 @@ def _require(log_idx: np.ndarray, what: str, source: str, expected: str) -> None
         raise DataError(f"no {what}sessions left after preprocessing; expected {expected}", path=source)
 
 
+def _require_disjoint(log: _Log, parts: Mapping[str, np.ndarray], first: str, second: str,
+                      sources: Mapping[str, str]) -> None:
+    """Refuse a session that is in both ``first`` and ``second`` (raw
+    session ids compared): a model would be scored on sessions it was
+    trained on, which is what giving one file for both roles does."""
+    shared = np.intersect1d(log.sid[parts[first]], log.sid[parts[second]])
+    if shared.size:
+        total = np.unique(log.sid[parts[second]]).size
+        raise DataError(f"{shared.size:,} of the {total:,} sessions of the {second} file are also in the {first} "
+                        f"file {sources[first]}; expected {first} and {second} files without common sessions "
+                        "(is one file given for both?)", path=sources[second])
+
+
 def _warn_if_empty(idx: np.ndarray, split: str, source: str, meta: dict) -> None:
     # an empty validation split only hurts models that select on it, so it is
     # a warning recorded in meta, not an error
@@ -636,6 +649,9 @@ def prepare_presplit(
             end = _per_session(log, idx, log.time, np.maximum, -np.inf)
             start_all = start
 
+    for first, second in (("train", "test"), ("train_tr", "valid")):
+        if first in parts and second in parts:
+            _require_disjoint(log, parts, first, second, sources)
     train_idx, short = _drop_short(log, parts["train"], 2)
     dropped["train"] = {"short_sessions": short}
     _require(train_idx, "train", sources["train"], "sessions of >= 2 events")

@@ -255,7 +255,12 @@ def hyperparameter_ranges(cls: type[SessionRecommender]) -> dict[str, Range | Ch
     ``softmax_precision``)."""
     ranges: dict[str, Range | Choice] = {}
     for klass in reversed(cls.__mro__):
-        ranges.update(vars(klass).get("hyperparameter_ranges", {}))
+        declared = vars(klass).get("hyperparameter_ranges", {})
+        if not isinstance(declared, Mapping) or not all(isinstance(v, (Range, Choice)) for v in declared.values()):
+            raise ContractError(f"{klass.__module__}.{klass.__qualname__}: hyperparameter_ranges must map "
+                                "hyper-parameter names to harness.registry.Range or Choice, e.g. "
+                                f"{{'alpha': Range(0, 1)}}; got {quote(declared)}")
+        ranges.update(declared)
     takes = cls.hyperparameters()
     return {name: allowed for name, allowed in ranges.items() if name in takes}
 
@@ -307,8 +312,13 @@ _YAML_BOOLEAN_HINT = " (YAML reads yes, no, on, off, true and false as booleans;
 
 
 def _convert(value: Any, default: Any, where: str) -> Any:
-    if default is None or value is None:
+    if default is None:
         return value
+    if value is None:  # `k:` or `--param k=` with nothing after it: caught here, not in every fit
+        expected = ("true or false" if isinstance(default, bool) else
+                    {str: "a string", int: "an integer"}.get(type(default), "a number"))
+        raise ConfigError(f"{where}: expected {expected}, got null (YAML reads an empty value, ~ and null "
+                          f"as null; the default is {quote(default)})")
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value
@@ -321,12 +331,12 @@ def _convert(value: Any, default: Any, where: str) -> Any:
             return value  # beyond 64 bits no array, tensor or C library takes it
         raise ConfigError(f"{where}: expected a 64-bit integer, got {quote(value)}")
     if isinstance(default, float):
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
         try:
-            return float(str(value))
+            return float(value) if isinstance(value, (int, float)) else float(str(value))
         except ValueError:
             raise ConfigError(f"{where}: expected a number, got {quote(value)}") from None
+        except OverflowError:  # an integer beyond the range of a float
+            raise ConfigError(f"{where}: expected a finite number, got {quote(value)}") from None
     if isinstance(default, str) and not isinstance(value, str):
         raise ConfigError(f"{where}: expected a string, got {quote(value)}")
     return value
@@ -358,8 +368,7 @@ def make_model(name: str, params: Mapping[str, Any] | None = None, *, source: st
         ConfigError: a hyper-parameter name or value is invalid.
     """
     cls = get_model_class(name)
-    label = f"model {cls.name or cls.__name__!r} ({cls.__module__}.{cls.__qualname__})"
-    _check_signature(cls, label)
+    label = check_class(cls)
     kwargs = coerce_params(cls, params or {}, source=source)
     try:
         model = cls(**kwargs)
@@ -374,6 +383,24 @@ def make_model(name: str, params: Mapping[str, Any] | None = None, *, source: st
         raise ContractError(f"{label}: __init__ does not store the hyper-parameter {unstored[0]!r}; "
                             f"add `self.{unstored[0]} = {unstored[0]}` to __init__")
     return model
+
+
+def check_class(cls: type[SessionRecommender]) -> str:
+    """Check what the plugin contract says of a model class before any
+    instance exists: it implements ``_fit`` and ``_score``, and every
+    ``__init__`` argument is a keyword with a default. Returns the label that
+    errors about it use.
+
+    Raises:
+        ContractError: naming the class and the rule it breaks.
+    """
+    label = f"model {cls.name or cls.__name__!r} ({cls.__module__}.{cls.__qualname__})"
+    if inspect.isabstract(cls):  # instantiating it would blame __init__
+        missing = ", ".join(sorted(cls.__abstractmethods__))
+        raise ContractError(f"{label}: does not implement {missing}; a model implements _fit(self, data, *, seed) "
+                            "and _score(self, batch), which the base class's fit and score call")
+    _check_signature(cls, label)
+    return label
 
 
 def _check_signature(cls: type[SessionRecommender], label: str) -> None:

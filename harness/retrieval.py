@@ -58,7 +58,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, ContractError, quote
 from harness.metrics import DEFAULT_KS, UNRANKED, rank_and_top
 from harness.timing import torch_threads
 
@@ -78,6 +78,8 @@ COMMON_PARAMETERS: dict[str, int] = {"rerank": 1}
 _MAY_BE_NEGATIVE = {"search_k"}
 #: Parameters that may be 0 (meaning "choose from the catalogue size").
 _MAY_BE_ZERO = {"nlist", "m"}
+#: The largest value of any parameter: faiss and annoy take each as a C ``int``.
+_MAX_VALUE = 2**31 - 1
 
 
 # --------------------------------------------------------------------------- #
@@ -115,8 +117,9 @@ def make_setting(method: Any, params: Mapping[str, Any] | None = None, *, where:
             known = ", ".join(allowed) or "none"
             raise ConfigError(f"{where}: retrieval method {method!r} has no parameter {key!r}; expected one of {known}")
         low = -1 if key in _MAY_BE_NEGATIVE else 0 if key in _MAY_BE_ZERO else 1
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ConfigError(f"{where}: key {key!r}: expected an integer >= {low}, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= _MAX_VALUE:
+            raise ConfigError(f"{where}: key {key!r}: expected an integer >= {low} and <= {_MAX_VALUE}, "
+                              f"got {quote(value)}")
         out[key] = int(value)
     return RetrievalSetting(method, out)
 
@@ -373,7 +376,21 @@ def require_embeddings(model: Any, method: str = "retrieval") -> str:
     if not getattr(type(model), "provides_embeddings", False):
         raise ConfigError(f"--retrieval {method}: model {name!r} does not declare provides_embeddings, "
                           "so its scores cannot be served by an index")
+    check_embedding_methods(type(model))
     return name
+
+
+def check_embedding_methods(cls: type, where: str = "") -> None:
+    """:class:`ContractError` unless ``cls``, which declares
+    ``provides_embeddings``, has the methods that promises:
+    ``session_embeddings`` (or ``embed``) and ``item_embeddings``;
+    ``where`` starts the message (a suite's file and key)."""
+    missing = [" or ".join(names) for names in (("session_embeddings", "embed"), ("item_embeddings",))
+               if not any(callable(getattr(cls, n, None)) for n in names)]
+    if missing:
+        raise ContractError(f"{where}model {cls.__module__}.{cls.__qualname__} declares provides_embeddings but has no "
+                            f"{' and no '.join(missing)} method; implement session_embeddings(batch) -> [B, d] "
+                            "and item_embeddings() -> [n_items + 1, d], or drop provides_embeddings")
 
 
 def not_retrieved_rank(n_items: int) -> int:

@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from harness import __version__, paths
-from harness.errors import ConfigError, SessionbenchError
+from harness.errors import ConfigError, SessionbenchError, UnknownNameError, quote
 from harness.evaluate import stored_top_width
 from harness.fingerprint import CodeFingerprint, model_bytes_digest, model_fingerprint
 from harness.lock import OutputLock, describe
@@ -679,10 +679,25 @@ def run_suite(
     out = Path(out_dir) if out_dir is not None else paths.reports_dir(suite.name)
     if data_dir is not None:
         suite = replace(suite, datasets=tuple(replace(d, data_dir=data_dir) for d in suite.datasets))
-    with OutputLock(out) as lock:
-        if lock.stale is not None:
-            echo(f"took over the stale lock of {describe(lock.stale)}: that process is gone")
-        return _run_locked(suite, out, jobs, force, only, executor, progress, report, timeout, echo, save_models)
+    created = [folder for folder in (out, *out.parents) if not folder.exists()]
+    try:
+        with OutputLock(out) as lock:
+            if lock.stale is not None:
+                echo(f"took over the stale lock of {describe(lock.stale)}: that process is gone")
+            return _run_locked(suite, out, jobs, force, only, executor, progress, report, timeout, echo,
+                               save_models)
+    except SessionbenchError:
+        _remove_empty(created)  # bad input found before anything was written: leave no empty OUT behind
+        raise
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove each of ``folders`` (deepest first) while it is empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (something was written), or gone
+            return
 
 
 def _run_locked(suite, out, jobs, force, only, executor, progress, report, timeout, echo,
@@ -694,8 +709,12 @@ def _run_locked(suite, out, jobs, force, only, executor, progress, report, timeo
     outcome = SuiteOutcome(out_dir=out)
     clean_temporary(out)
     datasets = {}
-    for entry in suite.datasets:
-        data = load_dataset(entry.name, data_dir=entry.data_dir)
+    for i, entry in enumerate(suite.datasets):
+        try:
+            data = load_dataset(entry.name, data_dir=entry.data_dir)
+        except UnknownNameError as err:  # name the suite's key, as for an unknown model
+            raise UnknownNameError(f"{suite.path or 'suite'}: key datasets[{i}]: {err}") from None
+        _check_distinct_dataset(suite, datasets, entry.name, data)
         check_ks(suite.ks, data, f"{suite.path or 'suite'}: key 'ks'")
         for i, model in enumerate(suite.models):
             if model.tune is not None:  # an objective's K may lie outside ks
@@ -740,6 +759,21 @@ def _run_locked(suite, out, jobs, force, only, executor, progress, report, timeo
 
         outcome.report = write_report(out, ks=suite.ks)
     return outcome
+
+
+def _check_distinct_dataset(suite: Suite, datasets: dict[str, tuple[str, str]], entry: str, data: Any) -> None:
+    """Refuse a dataset entry whose dataset has the name of an earlier entry's
+    (two paths of one spec, or two specs with one ``name``): runs are named and
+    reported by dataset name, so they would repeat or mix."""
+    key = data.meta["cache"]["key"]
+    other = next((e for e, (name, _) in datasets.items() if name == data.name), None)
+    if other is None:
+        return
+    why = ("are the same dataset; list it once" if datasets[other][1] == key else
+           "are different datasets with the same name, whose runs and report rows would mix; "
+           "give one spec another name")
+    raise ConfigError(f"{suite.path or 'suite'}: key 'datasets': {quote(other)} and {quote(entry)} both prepare "
+                      f"dataset {data.name!r} and {why}")
 
 
 def _note_stale_checkpoints(out: Path, echo: Callable[[str], None]) -> None:

@@ -53,7 +53,6 @@ evaluates every setting (docs/retrieval.md).
 from __future__ import annotations
 
 import itertools
-import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -65,8 +64,8 @@ from harness import paths
 from harness.errors import ConfigError, describe, did_you_mean, quote
 from harness.limits import MAX_GRID_LABEL_LENGTH, MAX_GRID_POINTS, MAX_K, MAX_NAME_LENGTH, MAX_SEED
 from harness.metrics import DEFAULT_KS
-from harness.registry import coerce_params, get_model_class
-from harness.yamlfile import load_yaml_text, numeric_string, read_text_file
+from harness.registry import check_class, coerce_params, get_model_class
+from harness.yamlfile import finite_float, load_yaml_text, numeric_string, read_text_file
 
 SUITE_DIR = paths.suite_dir()  # the shipped suites (package data)
 _TOP_KEYS = ("name", "description", "data_dir", "datasets", "models", "seeds", "ks", "protocols", "batch_size",
@@ -239,6 +238,11 @@ def _tune_sections(data: dict, models: tuple[ModelEntry, ...], ks: tuple[int, ..
     from harness.tuning import parse_tune
 
     entries = data["models"]
+    if data.get("tune") is not None and not any(isinstance(e, dict) and e.get("tune") is not None for e in entries):
+        # the defaults apply to entries with a tune section only: without one, nothing would be searched
+        raise ConfigError(f"{where}: key 'tune': the suite's tune section holds defaults for the model entries "
+                          "that have a 'tune' section, and none has one; add tune: default (or a space) to "
+                          "the entries to search, or remove it")
     out = []
     for i, model in enumerate(models):
         value = entries[i].get("tune") if isinstance(entries[i], dict) else None
@@ -294,6 +298,7 @@ def _model(entry: Any, where: str, key: str, default_seeds: list[int]) -> ModelE
     name = _str(entry.get("name"), where, key + ".name")
     try:
         cls = get_model_class(name)
+        check_class(cls)  # a plugin that cannot run stops the suite here, not in each of its runs
     except ConfigError:
         raise
     except Exception as err:
@@ -325,11 +330,13 @@ def _model(entry: Any, where: str, key: str, default_seeds: list[int]) -> ModelE
 
 
 def _retrieval(entry: dict, where: str, key: str) -> tuple[dict[str, Any], ...]:
-    from harness.retrieval import parse_settings
+    from harness.retrieval import check_embedding_methods, parse_settings
 
-    if not get_model_class(entry["name"]).provides_embeddings:
+    cls = get_model_class(entry["name"])
+    if not cls.provides_embeddings:
         raise ConfigError(f"{where}: key {key}.retrieval: model {entry['name']!r} does not declare "
                           "provides_embeddings, so it cannot be served by an index")
+    check_embedding_methods(cls, where=f"{where}: key {key}.retrieval: ")
     return tuple(s.as_dict() for s in parse_settings(entry["retrieval"], where=f"{where}: key {key}.retrieval"))
 
 
@@ -346,11 +353,12 @@ def parse_timeout(value: Any, where: str, key: str) -> dict[str, float]:
 
 
 def _seconds(value: Any, where: str, key: str, *, mapping_too: bool = False) -> float:
-    value = numeric_string(value)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    seconds = finite_float(value)
+    if seconds is None or seconds <= 0:
         also = " or a mapping with fit, score" if mapping_too else ""
-        raise ConfigError(f"{where}: key {key!r}: expected a positive number of seconds{also}, got {describe(value)}")
-    return float(value)
+        raise ConfigError(f"{where}: key {key!r}: expected a positive number of seconds{also}, "
+                          f"got {describe(numeric_string(value))}")
+    return seconds
 
 
 def _check_grid(grid: dict[str, list[Any]], label: str, where: str, key: str) -> None:

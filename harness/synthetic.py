@@ -169,7 +169,10 @@ def _real(
 ) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ConfigError(f"synthetic: {name} must be a number, got {value!r}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an integer beyond the range of a float
+        value = math.inf
     ok = math.isfinite(value)
     if ok and lo is not None:
         ok = value > lo if lo_open else value >= lo

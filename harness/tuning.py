@@ -47,7 +47,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import ConfigError, SessionbenchError, describe, did_you_mean, quote
-from harness.yamlfile import numeric_string
+from harness.limits import MAX_SEED
+from harness.yamlfile import finite_float, numeric_string
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from harness.runner import RunSpec
@@ -248,19 +249,19 @@ def parse_tune(value: Any, defaults: Any, model_cls: type, model_name: str, ks: 
     trials = section.get("trials", DEFAULT_TRIALS if section.get("seconds") is None else None)
     if trials is not None and (isinstance(trials, bool) or not isinstance(trials, int) or trials < 1):
         raise ConfigError(f"{where}: key {key}.trials: expected an integer >= 1, got {trials!r}")
-    seconds = numeric_string(section.get("seconds"))
-    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
-                                or not math.isfinite(seconds) or seconds <= 0):  # fmt: skip
-        raise ConfigError(f"{where}: key {key}.seconds: expected a positive number of seconds, got {seconds!r}")
+    seconds = section.get("seconds")
+    if seconds is not None and not (finite_float(seconds) or 0) > 0:
+        raise ConfigError(f"{where}: key {key}.seconds: expected a positive number of seconds, "
+                          f"got {quote(numeric_string(seconds))}")
     sampler = _choice(section.get("sampler", "tpe"), SAMPLERS, where, f"{key}.sampler")
     pruner = _choice(section.get("pruner", "none"), PRUNERS, where, f"{key}.pruner")
     if pruner != "none" and not getattr(model_cls, "trains_by_epoch", False):
         raise ConfigError(f"{where}: key {key}.pruner: {model_name!r} does not train by epoch; use pruner: none")
     seed = section.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"{where}: key {key}.seed: expected an integer >= 0, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"{where}: key {key}.seed: expected an integer >= 0 and <= {MAX_SEED}, got {quote(seed)}")
     metric, maximize = _objective(section.get("metric", "MRR@20"), ks, where, f"{key}.metric")
-    return TuneConfig(space=space, trials=trials, seconds=None if seconds is None else float(seconds),
+    return TuneConfig(space=space, trials=trials, seconds=None if seconds is None else finite_float(seconds),
                       sampler=sampler, seed=seed, metric=metric, pruner=pruner, maximize=maximize)  # fmt: skip
 
 
@@ -308,6 +309,11 @@ def _space(value: Any, model_cls: type, where: str, key: str) -> tuple[SearchPar
         spec = _mapping(spec, where, here)
         _check(spec, PARAM_KEYS, where, here)
         kind = _choice(spec.get("type"), ("int", "float", "categorical"), where, f"{here}.type")
+        default = known[name]
+        if kind == "float" and isinstance(default, int) and not isinstance(default, bool):
+            # a float trial value would only be refused when the trial runs
+            raise ConfigError(f"{where}: key {here}.type: {name} takes an integer (its default is {default!r}), "
+                              "so a float range cannot be searched; use type: int")
         when = _when(spec.get("when"), space, name, where, f"{here}.when")
         if kind == "categorical":
             choices = spec.get("choices")
@@ -424,7 +430,7 @@ def make_sampler(config: TuneConfig, start: int = 0) -> Any:
     so it does not re-draw the points its first trials drew."""
     import optuna
 
-    seed = config.seed + start
+    seed = (config.seed + start) % (MAX_SEED + 1)  # the samplers' seeds are 32-bit
     if config.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed)

@@ -11,6 +11,7 @@ naming the file and, where it applies, the line and column.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import yaml
 
 from harness.errors import ConfigError, quote
 
-__all__ = ["load_yaml_file", "load_yaml_text", "numeric_string", "read_text_file"]
+__all__ = ["finite_float", "load_yaml_file", "load_yaml_text", "numeric_string", "read_text_file"]
 
 
 class _Refused(yaml.constructor.ConstructorError):
@@ -137,6 +138,24 @@ def numeric_string(value: Any) -> Any:
         except ValueError:
             pass
     return value
+
+
+def finite_float(value: Any) -> float | None:
+    """``value`` as a finite float, else None.
+
+    Takes a number or a numeric string (see :func:`numeric_string`); a
+    boolean, any other type, NaN, an infinity and an integer beyond the range
+    of a float (YAML reads ``1`` followed by 400 zeros as an exact int) give
+    None, so that a caller refuses them in its own words.
+    """
+    value = numeric_string(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _line_column(text: str, position: int | None) -> tuple[int | None, int | None]:

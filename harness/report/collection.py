@@ -85,6 +85,20 @@ def run_provenance(record: RunRecord) -> dict[str, Any]:
             "git_commit": man.get("git_commit") or "", "resumed": man.get("resumed")}
 
 
+def check_ks_against_items(ks: Iterable[int], records: Iterable[RunRecord], where: str) -> None:
+    """Refuse a cut-off above the number of items of a dataset of ``records``
+    (as each run's ``dataset_stats`` records it), as ``run`` and ``evaluate``
+    do: every model would score HitRate@K = 1 there."""
+    from harness.evaluate import check_k_limit
+
+    ks = tuple(ks)
+    for record in records:
+        stats = record.manifest.get("dataset_stats")
+        n_items = stats.get("n_items") if isinstance(stats, dict) else None
+        if isinstance(n_items, int) and not isinstance(n_items, bool) and n_items > 0:
+            check_k_limit(ks, n_items, str(record.manifest.get("dataset")), where)
+
+
 def _slug(*parts: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", "_".join(parts)).strip("-") or "group"
 

@@ -1,0 +1,354 @@
+"""Bad input that used to slip past the checks: each case gives one line
+naming the file and key (or option) and what was expected, with exit
+status 2, before anything runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness import suites
+from harness.cli import main
+from harness.errors import ConfigError, SessionbenchError
+
+#: an integer that YAML reads exactly and that no float can hold
+HUGE = int("9" * 400)
+
+
+def _suite_error(data: dict) -> str:
+    with pytest.raises(SessionbenchError) as err:  # ConfigError, or ContractError for a plugin
+        suites.parse_suite({"datasets": ["synthetic"], **data}, Path("suites/t.yaml"))
+    message = str(err.value)
+    assert "\n" not in message, message
+    return message
+
+
+def _cli_error(capsys, *argv: str) -> str:
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # argparse
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        ({"models": ["pop"], "timeout": HUGE}, "key 'timeout': expected a positive number of seconds"),
+        ({"models": ["pop"], "timeout": {"fit": HUGE}}, "key 'timeout.fit': expected a positive number of seconds"),
+        ({"models": [{"name": "pop", "timeout": HUGE}]}, "key 'models[0].timeout': expected a positive number"),
+        ({"models": [{"name": "gru4rec", "params": {"learning_rate": HUGE}}]},
+         "key models[0].params: learning_rate: expected a finite number, got 999"),
+        ({"models": [{"name": "gru4rec", "grid": {"learning_rate": [0.1, HUGE]}}]},
+         "key models[0].grid: learning_rate: expected a finite number"),
+        ({"models": [{"name": "sknn", "tune": {"seconds": HUGE}}]},
+         "key models[0].tune.seconds: expected a positive number of seconds"),
+        ({"models": [{"name": "gru4rec", "tune": {"space": {"learning_rate": {"type": "categorical",
+                                                                               "choices": [0.1, HUGE]}}}}]},
+         "key models[0].tune.space.learning_rate.choices: learning_rate: expected a finite number"),
+    ],
+)
+def test_an_integer_beyond_the_float_range_is_refused(data, expected):
+    message = _suite_error(data)
+    assert expected in message and "(400 characters)" in message
+
+
+def test_an_integer_beyond_the_float_range_on_the_command_line(capsys):
+    line = _cli_error(capsys, "evaluate", "--dataset", "synthetic", "--model", "gru4rec",
+                      "--param", f"learning_rate={HUGE}")
+    assert "--param: learning_rate: expected a finite number" in line
+
+
+def test_an_integer_beyond_the_float_range_in_a_generator(tmp_path, monkeypatch):
+    from harness import specs
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text(f"name: s\ndescription: d\nsource: s\nformat: synthetic\n"
+                    f"generator: {{n_sessions: 100, n_items: 20, seed: 0, days: 5, zipf_exponent: {HUGE}}}\n"
+                    "preprocess: {method: standard, test_days: 1}\n")
+    monkeypatch.setenv("SESSIONBENCH_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(ConfigError, match="zipf_exponent must be a finite number"):
+        specs.load_dataset(str(spec))
+
+
+def test_a_tune_seed_beyond_32_bits_is_refused_at_load():
+    # NumPy's and Optuna's samplers take 32-bit seeds; a larger one failed when the search started
+    message = _suite_error({"models": [{"name": "sknn", "tune": {"seed": 2**32}}]})
+    assert "key models[0].tune.seed: expected an integer >= 0 and <= 4294967295, got 4294967296" in message
+
+
+def test_a_resumed_search_with_the_largest_seed_gets_a_valid_sampler_seed():
+    from harness.tuning import make_sampler
+
+    suite = suites.parse_suite({"datasets": ["synthetic"], "models": [{"name": "sknn", "tune": {"seed": 2**32 - 1}}]})
+    sampler = make_sampler(suite.models[0].tune, start=5)  # raised ValueError from NumPy before
+    assert sampler is not None
+
+
+def test_a_float_range_over_an_integer_hyperparameter_is_refused_at_load():
+    # each trial would draw a float such as 3.19 and fail when it ran, after the data were prepared
+    message = _suite_error({"models": [{"name": "sknn", "tune": {"space": {"k": {"type": "float", "low": 1,
+                                                                                "high": 5}}}}]})
+    assert message.startswith("suites/t.yaml: key models[0].tune.space.k.type: k takes an integer")
+    assert "use type: int" in message
+
+
+@pytest.mark.parametrize("tune", [{"trials": 50}, {"trials": -1}, 7])
+def test_a_suite_tune_section_without_any_entry_to_search_is_refused(tune):
+    # it holds defaults for entries with a tune section; with none, the suite silently searched nothing
+    message = _suite_error({"models": ["pop", {"name": "sknn", "params": {"k": 5}}], "tune": tune})
+    assert message.startswith("suites/t.yaml: key 'tune': ") and "none has one" in message
+
+
+def test_a_suite_tune_section_with_an_entry_to_search_is_kept():
+    suite = suites.parse_suite({"datasets": ["synthetic"], "models": ["pop", {"name": "sknn", "tune": "default"}],
+                                "tune": {"trials": 3}})
+    assert suite.models[1].tune.trials == 3 and suite.models[0].tune is None
+
+
+@pytest.mark.parametrize("value, expected", [(2**31, "got 2147483648"), (10**400, "(401 characters)")],
+                         ids=["2**31", "10**400"])
+def test_a_retrieval_parameter_beyond_a_c_int_is_refused_at_load(value, expected):
+    # faiss raised OverflowError inside the run, which was stored as failed
+    message = _suite_error({"models": [{"name": "srgnn", "retrieval": {"method": "faiss-hnsw", "efSearch": value}}]})
+    assert "key 'efSearch': expected an integer >= 1 and <= 2147483647" in message and expected in message
+
+
+SPEC = """\
+name: tiny
+description: d
+source: s
+format: synthetic
+generator: {{n_sessions: {n}, n_items: 30, seed: 0, days: 6}}
+preprocess: {{method: standard, test_days: 1, valid_days: 1, min_item_support: 1}}
+"""
+
+
+@pytest.mark.parametrize("second, why", [("same/../a.yaml", "are the same dataset; list it once"),
+                                         ("b.yaml", "are different datasets with the same name")])
+def test_two_dataset_entries_that_prepare_one_dataset_name_are_refused(tmp_path, monkeypatch, capsys, second, why):
+    # both entries' runs are named and reported as 'tiny': they ran twice, or ran and then mixed in the report
+    monkeypatch.setenv("SESSIONBENCH_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "same").mkdir()
+    (tmp_path / "a.yaml").write_text(SPEC.format(n=150))
+    (tmp_path / "b.yaml").write_text(SPEC.format(n=160))
+    suite = tmp_path / "s.yaml"
+    suite.write_text(f"datasets: [{tmp_path / 'a.yaml'}, {tmp_path / second}]\nmodels: [pop]\nks: [5]\n"
+                     "latency: {samples: 1, warmup: 0}\n")
+    out = tmp_path / "out"
+    line = _cli_error(capsys, "run", str(suite), "--out", str(out), "--no-report")
+    assert line.startswith(f"sessionbench: error: {suite}: key 'datasets': ") and why in line
+    assert "both prepare dataset 'tiny'" in line
+    assert not (out / "plan.json").exists() and not any((out / "runs").glob("*"))
+
+
+# --------------------------------------------------------------------------- #
+# report and compare options
+# --------------------------------------------------------------------------- #
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory) -> Path:
+    """A result folder of two fake models on a tiny dataset."""
+    from report_fixtures import add_run
+
+    from harness.testing import tiny_dataset
+
+    out = tmp_path_factory.mktemp("stored")
+    data = tiny_dataset(n_test=30, seed=0)
+    for label in ("pop", "markov"):
+        add_run(out, data, label, 0, extra={"dataset_stats": {"dataset": "tiny", "n_items": data.n_items}})
+    return out
+
+
+@pytest.mark.parametrize("command", ["report", "compare"])
+def test_a_k_above_the_number_of_items_is_refused_by_report_and_compare(stored, capsys, command):
+    # run and evaluate refuse it; the report printed HitRate@K = 1 for every model
+    from harness.store import iter_runs
+
+    n_items = next(iter_runs(stored)).manifest["dataset_stats"]["n_items"]
+    extra = ["--labels", "pop", "markov"] if command == "compare" else []
+    line = _cli_error(capsys, command, str(stored), *extra, "--ks", f"5,{n_items + 1}")
+    assert f"--ks: K={n_items + 1} exceeds the {n_items} items of dataset 'tiny'" in line
+    assert not (stored / "report").exists() and not (stored / "compare").exists()
+
+
+@pytest.mark.parametrize("command", ["report", "compare"])
+def test_too_many_bootstrap_replicates_are_refused(stored, capsys, command):
+    # 10**12 replicates ended in a MemoryError traceback
+    extra = ["--labels", "pop", "markov"] if command == "compare" else []
+    line = _cli_error(capsys, command, str(stored), *extra, "--n-bootstrap", "1000000000000")
+    assert "argument --n-bootstrap: expected an integer in 1..100000, got '1000000000000'" in line
+
+
+# --------------------------------------------------------------------------- #
+# plugin classes with a wrong interface
+# --------------------------------------------------------------------------- #
+
+PLUGINS = '''
+import torch
+from harness.plugin import SessionRecommender
+
+
+class Scores(SessionRecommender):
+    def _fit(self, data, *, seed):
+        pass
+
+    def _score(self, batch):
+        return torch.zeros(len(batch), self.n_items_ + 1)
+
+
+class NoFit(SessionRecommender):
+    def fit(self, data, *, seed=0):  # the public method instead of _fit
+        return self
+
+    def _score(self, batch):
+        return torch.zeros(len(batch), self.n_items_ + 1)
+
+
+class RangesAsTuples(Scores):
+    hyperparameter_ranges = {"alpha": (0, 1)}
+
+    def __init__(self, *, alpha=0.5):
+        self.alpha = alpha
+
+
+class RangesAsList(Scores):
+    hyperparameter_ranges = [1]
+
+    def __init__(self, *, alpha=0.5):
+        self.alpha = alpha
+
+
+class NoEmbeddings(Scores):
+    provides_embeddings = True
+'''
+
+
+@pytest.fixture()
+def plugins(tmp_path, monkeypatch) -> str:
+    """The module name of PLUGINS, importable from ``tmp_path``."""
+    (tmp_path / "wrong_plugins.py").write_text(PLUGINS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "wrong_plugins"
+
+
+def test_a_plugin_without_fit_is_named_as_such(plugins, capsys):
+    # it was reported as "__init__() raised TypeError: Can't instantiate abstract class"
+    line = _cli_error(capsys, "evaluate", "--dataset", "synthetic", "--model", f"{plugins}:NoFit")
+    assert "(wrong_plugins.NoFit): does not implement _fit; a model implements _fit(self, data, *, seed)" in line
+    assert "__init__" not in line
+
+
+def test_a_plugin_without_fit_stops_a_suite_at_load(plugins):
+    message = _suite_error({"models": [f"{plugins}:Scores", f"{plugins}:NoFit"]})
+    assert message.startswith("suites/t.yaml: key models[1].name: model 'NoFit'")
+    assert "does not implement _fit" in message
+
+
+@pytest.mark.parametrize("cls, argv, shown", [
+    ("RangesAsTuples", ["--param", "alpha=0.5"], "{'alpha': (0, 1)}"),  # AttributeError: no .expected()
+    ("RangesAsList", [], "[1]"),  # TypeError in dict.update
+])
+def test_malformed_hyperparameter_ranges_are_a_contract_error(plugins, capsys, cls, argv, shown):
+    line = _cli_error(capsys, "evaluate", "--dataset", "synthetic", "--model", f"{plugins}:{cls}", *argv)
+    assert f"wrong_plugins.{cls}: hyperparameter_ranges must map hyper-parameter names to " in line
+    assert line.endswith(f"got {shown}")
+
+
+def test_provides_embeddings_without_the_methods_is_a_contract_error(plugins, capsys):
+    # an AttributeError traceback under evaluate, and a failed run in a suite
+    line = _cli_error(capsys, "evaluate", "--dataset", "synthetic", "--model", f"{plugins}:NoEmbeddings",
+                      "--retrieval", "exact")
+    assert "wrong_plugins.NoEmbeddings declares provides_embeddings but has no session_embeddings or embed " \
+           "and no item_embeddings method" in line
+    message = _suite_error({"models": [{"name": f"{plugins}:NoEmbeddings", "retrieval": {"method": "exact"}}]})
+    assert message.startswith("suites/t.yaml: key models[0].retrieval: model wrong_plugins.NoEmbeddings declares")
+
+
+# --------------------------------------------------------------------------- #
+# what a refused suite leaves behind
+# --------------------------------------------------------------------------- #
+
+
+def test_an_unknown_dataset_names_the_suite_key_and_leaves_no_output_folder(tmp_path, capsys):
+    suite = tmp_path / "s.yaml"
+    suite.write_text("datasets: [synthetic, nosuch]\nmodels: [pop]\n")
+    out = tmp_path / "new" / "out"
+    line = _cli_error(capsys, "run", str(suite), "--out", str(out))
+    assert line.startswith(f"sessionbench: error: {suite}: key datasets[1]: unknown dataset 'nosuch'")
+    assert not (tmp_path / "new").exists()  # the folders the run created were empty: removed again
+
+
+def test_a_refused_suite_keeps_an_output_folder_that_existed(tmp_path, capsys):
+    suite = tmp_path / "s.yaml"
+    suite.write_text(f"datasets: [{tmp_path / 'missing.yaml'}]\nmodels: [pop]\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    assert "missing.yaml: dataset spec file not found" in _cli_error(capsys, "run", str(suite), "--out", str(out))
+    assert out.is_dir() and not any(out.iterdir())
+
+
+def test_a_non_ascii_package_name_gets_a_valid_suggestion(tmp_path, capsys):
+    # the suggestion was the refused name itself: "é" counts as a word character outside ASCII
+    line = _cli_error(capsys, "plugin", "new", str(tmp_path / "p"), "--package", "récit")
+    assert line.endswith("not a keyword (e.g. 'r_cit')") and not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize("params, expected", [
+    ({"k": None}, "k: expected an integer, got null"),
+    ({"similarity": None}, "similarity: expected a string, got null"),
+])
+def test_a_null_hyperparameter_is_refused_at_load(params, expected):
+    # `k:` with nothing after it was accepted, then failed in every run of the suite
+    message = _suite_error({"models": [{"name": "sknn", "params": params}]})
+    assert message.startswith(f"suites/t.yaml: key models[0].params: {expected}")
+
+
+def test_an_empty_param_value_is_refused_before_the_data_are_read(capsys):
+    line = _cli_error(capsys, "evaluate", "--dataset", "nosuch-dataset", "--model", "sknn", "--param", "k=")
+    assert "--param: k: expected an integer, got null" in line
+
+
+# --------------------------------------------------------------------------- #
+# pre-split files
+# --------------------------------------------------------------------------- #
+
+
+def _sessions_frame(sessions):
+    rows = [(sid, item, 1_700_000_000.0 + day * 86400 + k * 60) for sid, day, items in sessions
+            for k, item in enumerate(items)]
+    return pd.DataFrame(rows, columns=["session", "item", "time"])
+
+
+@pytest.mark.parametrize("roles", [("train", "test"), ("train_tr", "valid")])
+def test_presplit_files_sharing_sessions_are_refused(roles):
+    # one file given as train and test scored every model on its own training sessions, silently
+    from harness import preprocess as pp
+    from harness.errors import DataError
+
+    train = _sessions_frame([(s, 0.1 * s, ["a", "b", "c"]) for s in range(1, 9)])
+    files = {"train": train, "test": _sessions_frame([(50, 3.0, ["a", "b"])]),
+             "train_tr": train.iloc[:12], "valid": _sessions_frame([(7, 2.0, ["a", "b"])])}
+    files[roles[1]] = pd.concat([files[roles[1]], files[roles[0]].iloc[:6]], ignore_index=True)  # 2 shared
+    sources = {role: f"{role}.txt" for role in files}
+    with pytest.raises(DataError) as err:
+        pp.prepare_presplit(files, pp.PresplitConfig(), name="p", sources=sources)
+    assert str(err.value).startswith(f"{roles[1]}.txt: 2 of the ") and f"also in the {roles[0]} file " \
+        f"{roles[0]}.txt; expected {roles[0]} and {roles[1]} files without common sessions" in str(err.value)
+
+
+def test_presplit_files_without_common_sessions_are_read():
+    from harness import preprocess as pp
+
+    train = _sessions_frame([(s, 0.1 * s, ["a", "b", "c"]) for s in range(1, 9)])
+    files = {"train": train, "test": _sessions_frame([(50, 3.0, ["a", "b"])]),
+             "train_tr": train.iloc[:12], "valid": _sessions_frame([(7, 2.0, ["a", "b"])])}
+    data = pp.prepare_presplit(files, pp.PresplitConfig(), name="p", sources={r: r for r in files})
+    assert data.test.n_sessions == 1 and data.valid.n_sessions == 1
