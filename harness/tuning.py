@@ -320,6 +320,10 @@ def _space(value: Any, model_cls: type, where: str, key: str) -> tuple[SearchPar
             if not isinstance(choices, list) or not choices or any(isinstance(c, (list, dict)) for c in choices):
                 raise ConfigError(f"{where}: key {here}.choices: expected a non-empty list of scalars, got {choices!r}")
             choices = [coerce_params(model_cls, {name: c}, source=f"{where}: key {here}.choices")[name] for c in choices]
+            repeated = next((c for i, c in enumerate(choices) if c in choices[:i]), None)
+            if repeated is not None:  # a repeated choice would be sampled twice as often, silently
+                raise ConfigError(f"{where}: key {here}.choices: {quote(repeated)} is listed twice (as the model "
+                                  f"takes them: {quote(choices)}); expected distinct choices")
             params.append(SearchParam(name, kind, choices=tuple(choices), when=when))
             continue
         low, high = (_number(spec.get(b), kind, where, f"{here}.{b}") for b in ("low", "high"))
@@ -330,6 +334,9 @@ def _space(value: Any, model_cls: type, where: str, key: str) -> tuple[SearchPar
         if low > high or (log_scale and low <= 0) or (step is not None and (step <= 0 or log_scale)):
             raise ConfigError(f"{where}: key {here}: expected low <= high, low > 0 with log, and a positive "
                               f"step without log; got {spec!r}")  # fmt: skip
+        if step is not None and high > low and step > high - low:  # only low could ever be drawn
+            raise ConfigError(f"{where}: key {here}.step: {step:g} is larger than high - low = {high - low:g}, so "
+                              "the search would only try low; expected a step of at most high - low")
         _check_bounds(model_cls, name, low, high, exact=kind == "int" or step is not None, where=where, key=here)
         params.append(SearchParam(name, kind, low, high, log_scale, step, when=when))
     return tuple(params)

@@ -99,6 +99,26 @@ def test_a_float_range_over_an_integer_hyperparameter_is_refused_at_load():
     assert "use type: int" in message
 
 
+@pytest.mark.parametrize("choices, shown", [([50, 100, 50], "50"), ([0.5, "0.5", 1], "0.5"),
+                                            (["cosine", "jaccard", "cosine"], "'cosine'")])
+def test_a_repeated_categorical_choice_is_refused(choices, shown):
+    # it would be drawn twice as often as the others, silently
+    name = "alpha" if 0.5 in choices else "k" if 50 in choices else "similarity"
+    message = _suite_error({"models": [{"name": "sknn" if name != "alpha" else "itemknn",
+                                        "tune": {"space": {name: {"type": "categorical", "choices": choices}}}}]})
+    assert message.startswith(f"suites/t.yaml: key models[0].tune.space.{name}.choices: {shown} is listed twice")
+
+
+def test_a_step_wider_than_the_range_is_refused_and_a_fitting_one_kept():
+    space = {"alpha": {"type": "float", "low": 0.25, "high": 0.5, "step": 0.5}}
+    message = _suite_error({"models": [{"name": "itemknn", "tune": {"space": space}}]})
+    assert message.startswith("suites/t.yaml: key models[0].tune.space.alpha.step: 0.5 is larger than "
+                              "high - low = 0.25")
+    space["alpha"]["step"] = 0.25
+    suite = suites.parse_suite({"datasets": ["synthetic"], "models": [{"name": "itemknn", "tune": {"space": space}}]})
+    assert suite.models[0].tune.space[0].step == 0.25
+
+
 @pytest.mark.parametrize("tune", [{"trials": 50}, {"trials": -1}, 7])
 def test_a_suite_tune_section_without_any_entry_to_search_is_refused(tune):
     # it holds defaults for entries with a tune section; with none, the suite silently searched nothing
