@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import QUOTE_LIMIT, ConfigError, ModelFailure, SessionbenchError, quote
-from harness.limits import MAX_BOOTSTRAP, MAX_K, MAX_SEED
+from harness.limits import MAX_BOOTSTRAP, MAX_K, MAX_SEED, MIN_TIMEOUT_SECONDS
 from harness.logs import configure_cli
 from harness.plugin_template import DEFAULT_MODEL, DEFAULT_PACKAGE
 
@@ -121,6 +121,9 @@ def _positive_seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {quote(text)}") from None
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {quote(text)}")
+    if value < MIN_TIMEOUT_SECONDS:
+        raise argparse.ArgumentTypeError(f"expected at least {MIN_TIMEOUT_SECONDS:g} second (limits are checked "
+                                         f"every 0.1 s), got {quote(text)}")
     return value
 
 

@@ -30,3 +30,8 @@ MAX_GRID_POINTS = 1000
 #: cost grows linearly (about 10 s per 1000 on a large report), and the 95%
 #: percentile bounds no longer move in the third decimal long before this.
 MAX_BOOTSTRAP = 100_000
+
+#: Shortest time limit of a phase (``timeout``, ``--timeout``), in seconds: the
+#: watchdog looks every 0.1 s, so a shorter limit would not be enforced on a
+#: phase that ends before its first look.
+MIN_TIMEOUT_SECONDS = 1.0

@@ -62,7 +62,8 @@ import yaml
 
 from harness import paths
 from harness.errors import ConfigError, describe, did_you_mean, quote
-from harness.limits import MAX_GRID_LABEL_LENGTH, MAX_GRID_POINTS, MAX_K, MAX_NAME_LENGTH, MAX_SEED
+from harness.limits import (MAX_GRID_LABEL_LENGTH, MAX_GRID_POINTS, MAX_K, MAX_NAME_LENGTH, MAX_SEED,
+                            MIN_TIMEOUT_SECONDS)
 from harness.metrics import DEFAULT_KS
 from harness.registry import check_class, coerce_params, get_model_class
 from harness.yamlfile import finite_float, load_yaml_text, numeric_string, read_text_file
@@ -358,6 +359,9 @@ def _seconds(value: Any, where: str, key: str, *, mapping_too: bool = False) -> 
         also = " or a mapping with fit, score" if mapping_too else ""
         raise ConfigError(f"{where}: key {key!r}: expected a positive number of seconds{also}, "
                           f"got {describe(numeric_string(value))}")
+    if seconds < MIN_TIMEOUT_SECONDS:
+        raise ConfigError(f"{where}: key {key!r}: expected at least {MIN_TIMEOUT_SECONDS:g} second (limits are "
+                          f"checked every 0.1 s), got {seconds:g}")
     return seconds
 
 

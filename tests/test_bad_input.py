@@ -119,6 +119,15 @@ def test_a_step_wider_than_the_range_is_refused_and_a_fitting_one_kept():
     assert suite.models[0].tune.space[0].step == 0.25
 
 
+@pytest.mark.parametrize("timeout, key", [(0.5, "'timeout'"), ({"fit": 1e-300}, "'timeout.fit'")])
+def test_a_time_limit_shorter_than_the_watchdog_can_enforce_is_refused(timeout, key, capsys):
+    # the watchdog looks every 0.1 s: a phase under that passed any shorter limit unchecked
+    message = _suite_error({"models": ["pop"], "timeout": timeout})
+    assert message.startswith(f"suites/t.yaml: key {key}: expected at least 1 second")
+    assert "expected at least 1 second" in _cli_error(capsys, "run", "default", "--timeout", "0.05")
+    assert suites.parse_suite({"datasets": ["synthetic"], "models": ["pop"], "timeout": 1}).timeout["fit"] == 1.0
+
+
 @pytest.mark.parametrize("tune", [{"trials": 50}, {"trials": -1}, 7])
 def test_a_suite_tune_section_without_any_entry_to_search_is_refused(tune):
     # it holds defaults for entries with a tune section; with none, the suite silently searched nothing
