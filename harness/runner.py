@@ -709,11 +709,11 @@ def _run_locked(suite, out, jobs, force, only, executor, progress, report, timeo
     outcome = SuiteOutcome(out_dir=out)
     clean_temporary(out)
     datasets = {}
-    for i, entry in enumerate(suite.datasets):
+    for position, entry in enumerate(suite.datasets):
         try:
             data = load_dataset(entry.name, data_dir=entry.data_dir)
         except UnknownNameError as err:  # name the suite's key, as for an unknown model
-            raise UnknownNameError(f"{suite.path or 'suite'}: key datasets[{i}]: {err}") from None
+            raise UnknownNameError(f"{suite.path or 'suite'}: key datasets[{position}]: {err}") from None
         _check_distinct_dataset(suite, datasets, entry.name, data)
         check_ks(suite.ks, data, f"{suite.path or 'suite'}: key 'ks'")
         for i, model in enumerate(suite.models):

@@ -92,11 +92,19 @@ def check_ks_against_items(ks: Iterable[int], records: Iterable[RunRecord], wher
     from harness.evaluate import check_k_limit
 
     ks = tuple(ks)
-    for record in records:
-        stats = record.manifest.get("dataset_stats")
-        n_items = stats.get("n_items") if isinstance(stats, dict) else None
-        if isinstance(n_items, int) and not isinstance(n_items, bool) and n_items > 0:
-            check_k_limit(ks, n_items, str(record.manifest.get("dataset")), where)
+    sizes = dict.fromkeys((str(r.manifest.get("dataset")), stored_n_items(r.manifest)) for r in records)
+    for dataset, n_items in sizes:  # each dataset once, in the order of the runs
+        if n_items is not None:
+            check_k_limit(ks, n_items, dataset, where)
+
+
+def stored_n_items(manifest: dict[str, Any]) -> int | None:
+    """The number of items of a run's dataset as its manifest records it
+    (``dataset_stats.n_items``); None when absent or not a positive integer
+    (a broken or hand-edited manifest)."""
+    stats = manifest.get("dataset_stats")
+    n_items = stats.get("n_items") if isinstance(stats, dict) else None
+    return n_items if type(n_items) is int and n_items > 0 else None
 
 
 def _slug(*parts: str) -> str:
@@ -325,8 +333,7 @@ def _whole_catalogue_note(runs: list[_Run], table_ks: tuple[int, ...]) -> list[s
     """A note when a cut-off the report shows reaches the number of items
     (``manifest["dataset_stats"]["n_items"]``): every target then ranks
     within K, so every model's HitRate and Recall there are 1 (a tie, all bold)."""
-    sizes = [(r.record.manifest.get("dataset_stats") or {}).get("n_items") for r in runs]
-    sizes = [n for n in sizes if type(n) is int and n > 0]
+    sizes = [n for n in (stored_n_items(r.record.manifest) for r in runs) if n is not None]
     if not sizes:
         return []
     shown = sorted(k for k in {*table_ks, *SUMMARY_KS, *BAR_KS} if k >= min(sizes))
