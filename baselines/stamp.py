@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.dataset import PrefixBatch
-from harness.neural import PrefixTrainedRecommender
+from harness.neural import PrefixTrainedRecommender, tanh
 from harness.registry import Range, register
 
 
@@ -62,7 +62,9 @@ class STAMPNetwork(nn.Module):
     def __init__(self, n_items: int, embedding_size: int) -> None:
         super().__init__()
         d = embedding_size
-        self.embedding = nn.Embedding(n_items + 1, d, padding_idx=0)
+        # sparse: the lookup adds its gradient into the dense one of the softmax
+        # (the rows of the batch's items only), instead of filling a second [I, d] table
+        self.embedding = nn.Embedding(n_items + 1, d, padding_idx=0, sparse=True)
         self.w_item = nn.Linear(d, d, bias=False)
         self.w_last = nn.Linear(d, d, bias=False)
         self.w_mean = nn.Linear(d, d)
@@ -89,19 +91,24 @@ class STAMPNetwork(nn.Module):
         summed back per row with ``index_add``: a batch of shuffled prefixes
         is mostly padding (its width is its longest prefix), so this does the
         same arithmetic several times faster than on the padded [B, L, d].
+        ``W_1 x_i`` depends on the item only, so it is computed once per
+        distinct item of the batch (a 512-prefix batch of yoochoose-100k has
+        about 760 distinct items among about 1,970 clicks) and gathered.
         """
         width = items.shape[1]
         mask = torch.arange(width, device=items.device).unsqueeze(0) < lengths.unsqueeze(1)  # [B, L]
         row = torch.arange(len(lengths), device=items.device).repeat_interleave(lengths)  # [N]
-        x = self.embedding(items[mask])  # [N, d], row by row, clicks in order
-        # row gathers by index_select: its backward is one index_add, where
+        distinct, click_item = torch.unique(items[mask], return_inverse=True)  # [U], [N] in 0..U-1
+        x_distinct = self.embedding(distinct)  # [U, d]
+        # gathers by index_select: its backward is one index_add, where
         # advanced indexing's is a slower accumulating index_put
+        x = x_distinct.index_select(0, click_item)  # [N, d], row by row, clicks in order
         m_s = x.new_zeros(len(lengths), x.shape[1]).index_add_(0, row, x) / lengths.unsqueeze(1).to(x.dtype)
         m_t = x.index_select(0, lengths.cumsum(0) - 1)
         query = (self.w_last(m_t) + self.w_mean(m_s)).index_select(0, row)  # [N, d]
-        alpha = self.w_0(torch.sigmoid(self.w_item(x) + query)).squeeze(1)
+        alpha = self.w_0(torch.sigmoid(self.w_item(x_distinct).index_select(0, click_item) + query)).squeeze(1)
         m_a = x.new_zeros(m_s.shape).index_add_(0, row, alpha.unsqueeze(1) * x)
-        return torch.tanh(self.mlp_a(m_a)), torch.tanh(self.mlp_b(m_t))
+        return tanh(self.mlp_a(m_a)), tanh(self.mlp_b(m_t))
 
     def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """[B, d]: ``h_s * h_t``, whose inner product with x_i is <h_s, h_t, x_i>."""

@@ -111,6 +111,37 @@ def test_stamp_scores_are_the_trilinear_product(score_sigmoid):
     np.testing.assert_allclose(scores_of(model), np.array(expected), rtol=1e-5, atol=1e-6)
 
 
+def test_stamp_gradients_equal_those_of_the_padded_formula():
+    """The network works on the real clicks and on each distinct item once
+    (W_1 x_i) and its lookup has a sparse gradient; every parameter's
+    gradient must still be that of the formula written on the padded
+    [B, L, d] batch with plain torch operations."""
+    model = fitted(STAMP, embedding_size=3)
+    net = model.network_.double()
+    randomise(net)
+    batch = PrefixBatch.from_sequences(PREFIXES)  # repeated items within and across prefixes
+    items, lengths = batch.items, batch.lengths
+    weights = torch.randn(len(PREFIXES), 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+
+    def gradients(session):
+        net.zero_grad(set_to_none=True)
+        (session * weights).sum().backward()
+        return {name: p.grad.to_dense().clone() for name, p in net.named_parameters()}
+
+    x = net.embedding.weight[items]  # [B, L, d]
+    mask = (torch.arange(items.shape[1]) < lengths.unsqueeze(1)).unsqueeze(2).double()
+    m_s = (x * mask).sum(1) / lengths.unsqueeze(1)
+    m_t = x[torch.arange(len(lengths)), lengths - 1]
+    alpha = net.w_0(torch.sigmoid(net.w_item(x) + (net.w_last(m_t) + net.w_mean(m_s)).unsqueeze(1))) * mask
+    padded = torch.tanh(net.mlp_a((alpha * x).sum(1))) * torch.tanh(net.mlp_b(m_t))
+    expected = gradients(padded)
+    got = gradients(net(items, lengths))
+    torch.testing.assert_close(net(items, lengths), padded, rtol=1e-6, atol=1e-6)
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], rtol=1e-6, atol=1e-6, msg=name)
+    assert expected["embedding.weight"][[1, 3, 5]].abs().sum() > 0  # items clicked twice get both gradients
+
+
 def test_bprmf_scores_by_hand():
     model = fitted(BPRMF, factors=2)
     with torch.no_grad():
