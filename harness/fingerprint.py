@@ -7,8 +7,10 @@ covers every ``.py`` file of sessionbench's own packages (``harness``,
 ``baselines``, ``srgnn``; the report package ``harness/report``, which only
 reads stored runs, is left out) and, for a model from elsewhere (a plugin), every
 ``.py`` file of the top-level package that defines its class (or the single
-module file when it is not a package). Editing the code of any of them
-changes the fingerprint and so the run id.
+module file when it is not a package) and of the user code it imports
+(:func:`local_imports`: a helper module beside a plugin module, another
+package of the user's). Editing the code of any of them changes the
+fingerprint and so the run id.
 
 A file is hashed by its *code*, not its bytes (:func:`code_hash`): what
 Python compiles from it, without docstrings and line numbers. Comments,
@@ -27,7 +29,9 @@ import ast
 import hashlib
 import importlib.util
 import inspect
+import site
 import sys
+import sysconfig
 import textwrap
 import types
 from collections.abc import Iterable
@@ -203,11 +207,87 @@ def fingerprint(packages: Iterable[str]) -> CodeFingerprint:
 
 def model_packages(model: str) -> tuple[str, ...]:
     """The top-level packages whose code can run for ``model`` (a registered
-    name or ``module:Class``): sessionbench's own, plus the plugin's."""
+    name or ``module:Class``): sessionbench's own, plus, for a plugin, its
+    own top-level package or module and the user code it imports
+    (:func:`local_imports`)."""
     from harness.registry import get_model_class
 
     top = get_model_class(model).__module__.split(".")[0]
-    return BUILTIN_PACKAGES + (() if top in BUILTIN_PACKAGES else (top,))
+    if top in BUILTIN_PACKAGES:
+        return BUILTIN_PACKAGES
+    return BUILTIN_PACKAGES + (top,) + local_imports(top)
+
+
+_IMPORTS_CACHE: dict[str, tuple[str, ...]] = {}
+
+
+def local_imports(top: str) -> tuple[str, ...]:
+    """The top-level modules and packages of user code that ``top`` imports,
+    directly or through them: every name of an ``import x`` or ``from x
+    import y`` statement in their files that Python finds outside its own
+    installation (the standard library and site-packages) and outside
+    sessionbench's packages. A plugin module's helper module beside it is
+    one. Imports made at run time by name (``importlib``) are not seen.
+    Sorted; cached per process (:func:`clear_cache`)."""
+    cached = _IMPORTS_CACHE.get(top)
+    if cached is None:
+        found: set[str] = set()
+        pending = [top]
+        while pending:
+            for name in _imported_names(pending.pop()):
+                if name not in found and name != top and name not in BUILTIN_PACKAGES and _is_user_code(name):
+                    found.add(name)
+                    pending.append(name)
+        cached = _IMPORTS_CACHE[top] = tuple(sorted(found))
+    return cached
+
+
+def _imported_names(top: str) -> set[str]:
+    """Top-level names of the absolute imports in the source files of ``top``."""
+    names: set[str] = set()
+    try:
+        files = _source_files(top)
+    except ModuleNotFoundError:
+        return names
+    for _, file in files:
+        try:
+            tree = ast.parse(file.read_bytes())
+        except (OSError, SyntaxError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return names
+
+
+def _installation_folders() -> list[Path]:
+    """Where the standard library and installed distributions live."""
+    paths = sysconfig.get_paths()
+    folders = [paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths]
+    folders += site.getsitepackages() if hasattr(site, "getsitepackages") else []
+    folders.append(site.getusersitepackages())
+    return [Path(folder).resolve() for folder in folders]
+
+
+def _is_user_code(name: str) -> bool:
+    """Whether the top-level module ``name`` has source files outside the
+    Python installation (found without importing it)."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return False
+    if spec is None:
+        return False
+    if spec.submodule_search_locations:
+        locations = [Path(p) for p in spec.submodule_search_locations]
+    elif spec.origin and spec.origin not in ("built-in", "frozen") and spec.origin.endswith(".py"):
+        locations = [Path(spec.origin)]
+    else:  # built in, frozen or compiled: not source a user edits
+        return False
+    installed = _installation_folders()
+    return not all(any(loc.resolve().is_relative_to(folder) for folder in installed) for loc in locations)
 
 
 def model_fingerprint(model: str) -> CodeFingerprint:
@@ -244,5 +324,6 @@ def model_bytes_digest(model: str) -> str:
 
 
 def clear_cache() -> None:
-    """Forget the cached hashes (the next fingerprint re-reads the files)."""
+    """Forget the cached hashes and imports (the next fingerprint re-reads the files)."""
     _CACHE.clear()
+    _IMPORTS_CACHE.clear()
