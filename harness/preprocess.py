@@ -45,6 +45,7 @@ __all__ = [
     "prepare_srgnn",
     "prepare_standard",
     "prepare_presplit",
+    "require_disjoint_sessions",
 ]
 
 #: Bumped whenever a rule changes the output, so that cached data re-prepare.
@@ -306,12 +307,18 @@ def _require(log_idx: np.ndarray, what: str, source: str, expected: str) -> None
 
 def _require_disjoint(log: _Log, parts: Mapping[str, np.ndarray], first: str, second: str,
                       sources: Mapping[str, str]) -> None:
-    """Refuse a session that is in both ``first`` and ``second`` (raw
-    session ids compared): a model would be scored on sessions it was
-    trained on, which is what giving one file for both roles does."""
-    shared = np.intersect1d(log.sid[parts[first]], log.sid[parts[second]])
+    require_disjoint_sessions(log.sid[parts[first]], log.sid[parts[second]], first, second, sources)
+
+
+def require_disjoint_sessions(first_ids: np.ndarray, second_ids: np.ndarray, first: str, second: str,
+                              sources: Mapping[str, str]) -> None:
+    """Refuse a session that is in both the ``first`` and the ``second``
+    file of presplit data (session ids compared): a model would be scored on
+    sessions it was trained on, which is what giving one file for both roles
+    does. ``sources`` maps each role to its file, for the message."""
+    shared = np.intersect1d(first_ids, second_ids)
     if shared.size:
-        total = np.unique(log.sid[parts[second]]).size
+        total = np.unique(second_ids).size
         raise DataError(f"{shared.size:,} of the {total:,} sessions of the {second} file are also in the {first} "
                         f"file {sources[first]}; expected {first} and {second} files without common sessions "
                         "(is one file given for both?)", path=sources[second])

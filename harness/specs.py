@@ -488,6 +488,7 @@ def load_dataset(
     if data is not None:
         data.meta["raw_files"] = raw_meta  # where the files are now
         data.meta["cache"] = {"hit": True, "path": str(target), "key": key}
+        _check_cached_presplit(data, raw_meta)
         return data
     cache.check_writable(folder, label)  # before preparing, which can take minutes
     data = _prepare(spec, raw)
@@ -506,6 +507,18 @@ def load_dataset(
     cache.store(data, target, label)
     data.meta["cache"] = {"hit": False, "path": str(target), "key": key}
     return data
+
+
+def _check_cached_presplit(data: SessionDataset, raw_meta: Mapping[str, Mapping[str, str]]) -> None:
+    """Presplit data prepared before sessionbench refused files that share
+    sessions can still be in a cache: check their prepared splits the same way."""
+    if data.meta.get("method") != "presplit":
+        return
+    sources = {role: info["path"] for role, info in raw_meta.items()}
+    pairs = [("train", "test")] + ([("train_tr", "valid")] if {"train_tr", "valid"} <= sources.keys() else [])
+    for first, second in pairs:
+        preprocess.require_disjoint_sessions(data.split(first).session_ids, data.split(second).session_ids,
+                                             first, second, sources)
 
 
 def _cache_location(cache_dir: str | Path | None) -> tuple[Path, str]:

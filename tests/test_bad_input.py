@@ -373,6 +373,29 @@ def test_presplit_files_sharing_sessions_are_refused(roles):
         f"{roles[0]}.txt; expected {roles[0]} and {roles[1]} files without common sessions" in str(err.value)
 
 
+@pytest.mark.filterwarnings("ignore:.*split is empty")
+def test_presplit_data_sharing_sessions_are_refused_from_the_cache_too(tmp_path, monkeypatch):
+    # data prepared before the check existed (simulated by switching it off) stay in the cache
+    from harness import preprocess as pp
+    from harness.errors import DataError
+    from harness.specs import load_dataset
+
+    train = _sessions_frame([(s, 0.1 * s, ["a", "b", "c"]) for s in range(1, 9)])
+    train.to_csv(tmp_path / "train.csv", index=False)
+    pd.concat([_sessions_frame([(50, 3.0, ["a", "b"])]), train.iloc[:6]]).to_csv(tmp_path / "test.csv", index=False)
+    spec = tmp_path / "shared.yaml"
+    spec.write_text("name: shared\ndescription: d\nsource: s\nformat: table\n"
+                    "files: {train: train.csv, test: test.csv}\npreprocess: {method: presplit}\n")
+    cache = tmp_path / "cache"
+    with monkeypatch.context() as patched:
+        patched.setattr(pp, "_require_disjoint", lambda *args: None)
+        assert load_dataset(spec, data_dir=tmp_path, cache_dir=cache).meta["cache"]["hit"] is False
+    with pytest.raises(DataError) as err:
+        load_dataset(spec, data_dir=tmp_path, cache_dir=cache)
+    assert str(err.value).startswith(f"{tmp_path / 'test.csv'}: 2 of the 3 sessions of the test file are also in "
+                                      f"the train file {tmp_path / 'train.csv'}")
+
+
 def test_presplit_files_without_common_sessions_are_read():
     from harness import preprocess as pp
 
