@@ -155,6 +155,29 @@ def test_a_plugin_sharing_a_built_in_colour_gets_other_bars(tmp_path):
     assert {to_hex(h.get_facecolor()) for h in legend.get_patches()} == faces
 
 
+def test_a_light_colour_is_outlined_as_a_line_and_in_the_legend(tmp_path):
+    # spop's Okabe-Ito yellow (#F0E442) alone was a faint line on white paper
+    import matplotlib
+    from matplotlib.colors import to_hex
+
+    from harness.report.styles import LIGHT_LINE_OUTLINE, style_of
+
+    assert style_of("spop").light and not any(style_of(m).light for m in ("pop", "srgnn", "gru4rec", "sknn"))
+    data = tiny_dataset(n_test=30, seed=0)
+    for label in ("pop", "spop"):
+        add_run(tmp_path, data, label, 0)
+    results = report.collect(tmp_path, n_bootstrap=N_BOOT)
+    with matplotlib.rc_context(figures._RC):
+        drawn = figures._plot_metric_vs_k(results.groups[0], results.styles, 3.3, print)
+    lines = [line for ax in drawn.figure.axes for line in ax.get_lines()]
+    outlined = {to_hex(line.get_color()): bool(line.get_path_effects()) for line in lines}
+    assert outlined == {"#000000": False, "#f0e442": True}
+    stroke = next(line for line in lines if line.get_path_effects()).get_path_effects()[0]
+    assert to_hex(stroke._gc["foreground"]) == to_hex(LIGHT_LINE_OUTLINE)
+    legend = drawn.figure.legends[0] if drawn.figure.legends else drawn.figure.axes[-1].get_legend()
+    assert [bool(h.get_path_effects()) for h in legend.legend_handles] == [False, True]
+
+
 @pytest.mark.parametrize("n_labels", [5, 6, 7, 12])
 def test_a_legend_of_several_columns_reads_row_by_row(n_labels):
     import matplotlib

@@ -171,8 +171,8 @@ def _legend(fig, labels: list[str], styles: dict[str, Style], width: float, *, k
         if kind == "patch":
             handles.append(Patch(**st.bar_look(), label=label))
         else:
-            handles.append(Line2D([], [], color=st.color, marker=st.marker, markerfacecolor=st.face,
-                                  linestyle="-" if kind == "line" else "", markersize=4, label=label))
+            handles.append(Line2D([], [], **st.line_look(1.0), linestyle="-" if kind == "line" else "",
+                                  markersize=4, label=label))
     handles += list(extra)
     spare = getattr(fig, "_legend_ax", None)
     if spare is not None:  # an empty grid cell: the legend fills it
@@ -252,9 +252,8 @@ def _plot_metric_vs_k(group: Group, styles: dict[str, Style], width: float, warn
         for label in group.labels:
             st = styles[label]
             curve = group.k_curves[label][name]
-            ax.plot(curve.index, curve.to_numpy(), color=st.color, marker=st.marker, markerfacecolor=st.face,
-                    markersize=3, markevery=[k - 1 for k in (1, 10, 20, 30, 40, 50) if k <= len(curve)],
-                    linewidth=0.9)
+            ax.plot(curve.index, curve.to_numpy(), **st.line_look(0.9), markersize=3,
+                    markevery=[k - 1 for k in (1, 10, 20, 30, 40, 50) if k <= len(curve)], linewidth=0.9)
         ax.set_xlabel("K")
         ax.set_ylabel(METRICS[name].label)
         ax.set_xlim(0, MAX_CURVE_K + 1)
@@ -374,8 +373,8 @@ def _plot_accuracy_latency(group: Group, styles: dict[str, Style], width: float,
             if not (np.isfinite(x[i]) and np.isfinite(y[i]) and x[i] > 0):
                 continue
             st = styles[label]
-            ax.errorbar(x[i], y[i], yerr=err[:, [i]], color=st.color, marker=st.marker, markersize=4.5,
-                        markerfacecolor=st.face, markeredgecolor="black" if front[i] else st.color,
+            ax.errorbar(x[i], y[i], yerr=err[:, [i]], **st.line_look(0.6), markersize=4.5,
+                        markeredgecolor="black" if front[i] else st.color,
                         markeredgewidth=0.8 if front[i] else 0.6, linestyle="", elinewidth=0.6, capsize=1.2,
                         zorder=3, alpha=0.9)
         _log_axis(ax)
@@ -441,8 +440,8 @@ def _plot_prefix_length(group: Group, styles: dict[str, Style], width: float, wa
         err = _yerr(mean, group.bin_low.loc[label].to_numpy(np.float64)[keep],
                     group.bin_high.loc[label].to_numpy(np.float64)[keep])
         ok = np.isfinite(mean)
-        ax.errorbar(xs[ok] + dodge[i], mean[ok], yerr=err[:, ok], color=st.color, marker=st.marker,
-                    markerfacecolor=st.face, markersize=3, linewidth=0.8, elinewidth=0.5, capsize=0.8)
+        ax.errorbar(xs[ok] + dodge[i], mean[ok], yerr=err[:, ok], **st.line_look(0.8), markersize=3, linewidth=0.8,
+                    elinewidth=0.5, capsize=0.8)
     names = group.bin_counts.index[keep]
     ax.set_xticks(xs, [f"{name}\n{int(c):,}" for name, c in zip(names, counts[keep])])
     ax.set_xlabel("prefix length (items seen); evaluation cases per bin")
@@ -504,8 +503,8 @@ def _plot_training_curves(group: Group, styles: dict[str, Style], width: float, 
                 stats = stats.dropna()
                 if stats.empty:
                     continue
-                ax.plot(stats.index, stats["mean"], color=st.color, marker=st.marker, markerfacecolor=st.face,
-                        markersize=3, linestyle=_PHASE_STYLE.get(str(phase), ":"), linewidth=0.9)
+                ax.plot(stats.index, stats["mean"], **st.line_look(0.9), markersize=3,
+                        linestyle=_PHASE_STYLE.get(str(phase), ":"), linewidth=0.9)
                 if n_seeds > 1:
                     ax.fill_between(stats.index, stats["min"], stats["max"], color=st.color, alpha=0.15, linewidth=0)
     axes[0].set_ylabel("training loss")

@@ -94,7 +94,7 @@ def plot_retrieval(frame: pd.DataFrame, width: float):
     fig = _new_figure(width, 2.4 if side_by_side else 4.4)
     axes = fig.subplots(1, 2) if side_by_side else fig.subplots(2, 1)
     methods = list(dict.fromkeys(frame["method"]))
-    from harness.report.styles import MARKERS, PALETTE
+    from harness.report.styles import MARKERS, PALETTE, Style
 
     # one colour-blind-safe colour and marker per index method, in suite order
     markers = ("*",) + MARKERS
@@ -102,8 +102,8 @@ def plot_retrieval(frame: pd.DataFrame, width: float):
                               (axes[1], "recall", f"ANN recall@{RETRIEVAL_K} (vs exact top-{RETRIEVAL_K})")):
         for i, method in enumerate(methods):
             part = frame[frame["method"] == method]
-            style = {"marker": markers[i % len(markers)], "color": PALETTE[i % len(PALETTE)],
-                     "markersize": 7 if method == "exact" else 4}
+            look = Style(PALETTE[i % len(PALETTE)], markers[i % len(markers)], "", True, i).line_look(1.0)
+            style = {**look, "markersize": 7 if method == "exact" else 4}
             # every setting as a marker; the line joins only the method's own Pareto-optimal
             # settings (as ann-benchmarks draws it), so settings of different parameters
             # do not zigzag through one another

@@ -97,6 +97,24 @@ class Style:
         """Marker face colour: the colour itself, or white for open markers."""
         return self.color if self.filled else "white"
 
+    @property
+    def light(self) -> bool:
+        """Whether the colour is too light to show on white as a thin line
+        (CIELAB lightness above :data:`LIGHT_LINE_LIGHTNESS`: Okabe-Ito's yellow)."""
+        return float(simulate_cvd([self.color], None)[0, 0]) > LIGHT_LINE_LIGHTNESS
+
+    def line_look(self, linewidth: float) -> dict[str, Any]:
+        """Keyword arguments of a line or marker plot (``plot``, ``errorbar``,
+        a legend's ``Line2D``) in this style: colour, marker and marker face;
+        a :attr:`light` colour is also outlined in :data:`LIGHT_LINE_OUTLINE`
+        (a stroke ``linewidth`` + 1 wide under the line and its markers)."""
+        look: dict[str, Any] = {"color": self.color, "marker": self.marker, "markerfacecolor": self.face}
+        if self.light:
+            from matplotlib import patheffects
+
+            look["path_effects"] = [patheffects.withStroke(linewidth=linewidth + 1.0, foreground=LIGHT_LINE_OUTLINE)]
+        return look
+
     def bar_look(self) -> dict[str, Any]:
         """Keyword arguments of a bar (and its legend patch) in this style.
 
@@ -113,6 +131,13 @@ class Style:
         return {"facecolor": tint(self.color, OPEN_BAR_TINT), "edgecolor": self.color, "hatch": self.hatch,
                 "linewidth": 0.6}
 
+
+#: CIELAB lightness above which a line colour gets an outline (yellow #F0E442
+#: is 89; the other palette colours are at most 73)
+LIGHT_LINE_LIGHTNESS = 80.0
+#: the outline of light line colours: a mid grey, dark enough to show the
+#: line on white and light enough not to read as a black line
+LIGHT_LINE_OUTLINE = "#707070"
 
 #: how much of its colour an open bar's face keeps (the rest is white)
 OPEN_BAR_TINT = 0.35
