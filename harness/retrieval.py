@@ -109,13 +109,14 @@ class RetrievalSetting:
 def make_setting(method: Any, params: Mapping[str, Any] | None = None, *, where: str = "retrieval") -> RetrievalSetting:
     """A validated :class:`RetrievalSetting`; errors name ``where`` and the key."""
     if method not in PARAMETERS:
-        raise ConfigError(f"{where}: unknown retrieval method {method!r}; expected one of {', '.join(METHODS)}")
+        raise ConfigError(f"{where}: unknown retrieval method {quote(method)}; expected one of {', '.join(METHODS)}")
     allowed = {**PARAMETERS[method], **COMMON_PARAMETERS}
     out = dict(allowed)
     for key, value in (params or {}).items():
         if key not in allowed:
             known = ", ".join(allowed) or "none"
-            raise ConfigError(f"{where}: retrieval method {method!r} has no parameter {key!r}; expected one of {known}")
+            raise ConfigError(f"{where}: retrieval method {method!r} has no parameter {quote(key)}; "
+                              f"expected one of {known}")
         low = -1 if key in _MAY_BE_NEGATIVE else 0 if key in _MAY_BE_ZERO else 1
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= _MAX_VALUE:
             raise ConfigError(f"{where}: key {key!r}: expected an integer >= {low} and <= {_MAX_VALUE}, "
@@ -139,7 +140,7 @@ def parse_settings(value: Any, *, where: str = "retrieval") -> tuple[RetrievalSe
     for i, entry in enumerate(entries):
         at = f"{where}[{i}]" if isinstance(value, list) else where
         if not isinstance(entry, dict) or "method" not in entry:
-            raise ConfigError(f"{at}: expected a mapping with 'method' and index parameters, got {entry!r}")
+            raise ConfigError(f"{at}: expected a mapping with 'method' and index parameters, got {quote(entry)}")
         params = {k: v for k, v in entry.items() if k != "method"}
         swept = sorted(k for k, v in params.items() if isinstance(v, list))
         if any(not params[k] for k in swept):

@@ -391,20 +391,21 @@ def _number(value: Any, kind: str, where: str, key: str) -> float:
 
 def _mapping(value: Any, where: str, key: str) -> dict:
     if not isinstance(value, dict):
-        raise ConfigError(f"{where}: key {key}: expected a mapping or 'default', got {value!r}")
+        raise ConfigError(f"{where}: key {key}: expected a mapping or 'default', got {quote(value)}")
     return value
 
 
 def _choice(value: Any, allowed: tuple[str, ...], where: str, key: str) -> str:
     if value not in allowed:
-        raise ConfigError(f"{where}: key {key}: expected one of {', '.join(allowed)}, got {value!r}")
+        raise ConfigError(f"{where}: key {key}: expected one of {', '.join(allowed)}, got {quote(value)}")
     return value
 
 
 def _check(data: dict, allowed: tuple[str, ...], where: str, key: str) -> None:
     for k in data:
         if k not in allowed:
-            raise ConfigError(f"{where}: unknown key {key}.{k}{did_you_mean(k, allowed)}; expected one of {', '.join(allowed)}")
+            raise ConfigError(f"{where}: unknown key {quote(f'{key}.{k}')}{did_you_mean(k, allowed)}; "
+                              f"expected one of {', '.join(allowed)}")
 
 
 # --------------------------------------------------------------------------- #

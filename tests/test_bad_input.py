@@ -37,6 +37,24 @@ def _cli_error(capsys, *argv: str) -> str:
     return lines[0]
 
 
+LONG_KEY, MULTILINE_KEY = "k" * 5000, "a\nb"
+
+
+@pytest.mark.parametrize("key", [LONG_KEY, MULTILINE_KEY])
+@pytest.mark.parametrize("make", [
+    lambda key: {"models": [{"name": "sknn", "tune": {key: 1}}]},
+    lambda key: {"models": ["pop"], "style": {"pop": {key: "x"}}},
+    lambda key: {"models": ["pop"], "style": {key: 1}},
+    lambda key: {"models": [{"name": "srgnn", "retrieval": {key: 1}}]},
+    lambda key: {"models": [{"name": "srgnn", "retrieval": {"method": key}}]},
+    lambda key: {"models": [{"name": "srgnn", "retrieval": {"method": "annoy", key: 1}}]},
+], ids=["tune key", "style key", "style label", "retrieval entry", "retrieval method", "retrieval parameter"])
+def test_a_long_or_multi_line_key_is_cut_in_the_message(make, key):
+    # such keys were pasted whole into the message (5,000 characters, or several lines)
+    message = _suite_error(make(key))
+    assert len(message) < 400 and ("characters)" in message if key == LONG_KEY else "a\\nb" in message), message
+
+
 @pytest.mark.parametrize(
     "data, expected",
     [

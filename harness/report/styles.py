@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.errors import ConfigError, did_you_mean
+from harness.errors import ConfigError, did_you_mean, quote
 
 #: built-in models, in their fixed palette slots
 KNOWN_MODELS: tuple[str, ...] = (
@@ -203,19 +203,21 @@ def validate_style_map(value: Any, where: str) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
     for label, spec in value.items():
         if not isinstance(spec, dict) or not spec:
-            raise ConfigError(f"{where}: key style.{label}: expected a mapping with color, marker and/or hatch")
+            raise ConfigError(f"{where}: key {quote('style.' + str(label))}: expected a mapping with color, marker "
+                              "and/or hatch")
         for key, v in spec.items():
             if key not in ("color", "marker", "hatch"):
-                raise ConfigError(f"{where}: unknown key 'style.{label}.{key}'"
+                raise ConfigError(f"{where}: unknown key {quote(f'style.{label}.{key}')}"
                                   f"{did_you_mean(key, ('color', 'marker', 'hatch'))}; expected one of color, marker, hatch")
             if not isinstance(v, str):
-                raise ConfigError(f"{where}: key style.{label}.{key}: expected a string, got {v!r}")
+                raise ConfigError(f"{where}: key {quote(f'style.{label}.{key}')}: expected a string, got {quote(v)}")
             if key == "color" and not _HEX.match(v):
-                raise ConfigError(f"{where}: key style.{label}.color: expected #RRGGBB, got {v!r}")
+                raise ConfigError(f"{where}: key {quote(f'style.{label}.color')}: expected #RRGGBB, got {quote(v)}")
             if key == "hatch" and set(v) - set("/\\|-+xoO.*"):
-                raise ConfigError(f"{where}: key style.{label}.hatch: expected characters of /\\|-+xoO.*, got {v!r}")
+                raise ConfigError(f"{where}: key {quote(f'style.{label}.hatch')}: expected characters of /\\|-+xoO.*, "
+                                  f"got {quote(v)}")
             if key == "marker" and not _valid_marker(v):
-                raise ConfigError(f"{where}: key style.{label}.marker: not a matplotlib marker: {v!r}")
+                raise ConfigError(f"{where}: key {quote(f'style.{label}.marker')}: not a matplotlib marker: {quote(v)}")
         out[str(label)] = {k: str(v) for k, v in spec.items()}
     return out
 
