@@ -120,7 +120,7 @@ def test_suite_style_map_overrides_and_is_validated():
     assert (st["pop"].color, st["pop"].marker, st["pop"].hatch) == ("#117733", "d", "//")
     assert st["sr"] == style_of("sr")
     bad = [({"pop": {"colour": "#117733"}}, "unknown key 'style.pop.colour' (did you mean 'color'?)"),
-           ({"pop": {"color": "green"}}, "style.pop.color: expected #RRGGBB"),
+           ({"pop": {"color": "green"}}, "'style.pop.color': expected #RRGGBB"),
            ({"pop": {"marker": "not-a-marker"}}, "style.pop.marker"),
            ({"pop": {"hatch": "ab"}}, "style.pop.hatch"),
            (["pop"], "key 'style': expected a mapping")]

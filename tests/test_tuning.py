@@ -125,7 +125,7 @@ def suite(workdir, models, **extra):
         ({"metric": "mrr@20"}, r"tune.metric: unknown metric 'mrr' \(did you mean 'MRR'\?\)"),
         ({"metric": "MRR"}, r"tune.metric: not a metric key 'MRR'; expected NAME@K"),
         ({"metric": "MRR@0"}, r"tune.metric: expected a cut-off K >= 1 and <= 1000, got 'MRR@0'"),
-        ({"budget": 3}, r"unknown key models\[0\].tune.budget"),
+        ({"budget": 3}, r"unknown key 'models\[0\].tune.budget'"),
         ({"space": {"steps": {"type": "int", "low": 1, "high": 10**400}}},
          r"tune.space.steps.high: expected an integer between -2\*\*53 and 2\*\*53, got 1000"),
         ({"space": {"steps": {"type": "int", "low": 1, "high": "3"}}}, r"steps.high: expected an integer, got str '3'"),
