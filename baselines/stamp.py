@@ -9,6 +9,7 @@ For a prefix ``x_1..x_t`` (item embeddings, ``d`` each)::
     m_t     = x_t                                        the last click (short-term memory)
     alpha_i = w_0^T sigmoid(W_1 x_i + W_2 x_t + W_3 m_s + b_a)      (eq. 7)
     m_a     = sum_{i=1..t} alpha_i x_i                   (eq. 8, weights not normalised)
+              (+ m_s with add_session_mean, as the authors' code and RecBole do)
     h_s     = tanh(W_s m_a + b_s)                        MLP cell A
     h_t     = tanh(W_t m_t + b_t)                        MLP cell B
     z_i     = <h_s, h_t, x_i> = sum_k h_s[k] h_t[k] x_i[k]            trilinear composition
@@ -33,6 +34,9 @@ init_std, embedding_init_std: standard deviations of the initial weights and
     item embeddings.
 score_sigmoid: train on ``softmax(sigmoid(z))`` (the paper's eq. 9) instead
     of ``softmax(z)``.
+add_session_mean: feed ``m_a + m_s`` to MLP cell A instead of ``m_a``: the
+    authors' TensorFlow code (``attout + pool_out``) and RecBole's STAMP do
+    this, the paper's eq. 8 does not (default false, the paper).
 epochs, patience, refit: the selection rule (see
     :class:`harness.training.EpochTrainedRecommender`).
 softmax_precision, device, num_threads: see :class:`harness.neural.NeuralRecommender`.
@@ -59,9 +63,13 @@ class STAMPNetwork(nn.Module):
     ``mlp_b`` (W_t, b_t).
     """
 
-    def __init__(self, n_items: int, embedding_size: int) -> None:
+    #: m_a + m_s into MLP cell A (a class default too, so networks saved before it existed load as the paper's)
+    add_session_mean: bool = False
+
+    def __init__(self, n_items: int, embedding_size: int, add_session_mean: bool = False) -> None:
         super().__init__()
         d = embedding_size
+        self.add_session_mean = add_session_mean
         # sparse: the lookup adds its gradient into the dense one of the softmax
         # (the rows of the batch's items only), instead of filling a second [I, d] table
         self.embedding = nn.Embedding(n_items + 1, d, padding_idx=0, sparse=True)
@@ -108,6 +116,8 @@ class STAMPNetwork(nn.Module):
         query = (self.w_last(m_t) + self.w_mean(m_s)).index_select(0, row)  # [N, d]
         alpha = self.w_0(torch.sigmoid(self.w_item(x_distinct).index_select(0, click_item) + query)).squeeze(1)
         m_a = x.new_zeros(m_s.shape).index_add_(0, row, alpha.unsqueeze(1) * x)
+        if self.add_session_mean:
+            m_a = m_a + m_s
         return tanh(self.mlp_a(m_a)), tanh(self.mlp_b(m_t))
 
     def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -142,6 +152,7 @@ class STAMP(PrefixTrainedRecommender):
         init_std: float = 0.05,
         embedding_init_std: float = 0.002,
         score_sigmoid: bool = False,
+        add_session_mean: bool = False,
         epochs: int = 30,
         patience: int = 3,
         refit: bool = True,
@@ -156,6 +167,7 @@ class STAMP(PrefixTrainedRecommender):
         self.init_std = init_std
         self.embedding_init_std = embedding_init_std
         self.score_sigmoid = score_sigmoid
+        self.add_session_mean = add_session_mean
         self.epochs = epochs
         self.patience = patience
         self.refit = refit
@@ -170,11 +182,11 @@ class STAMP(PrefixTrainedRecommender):
         self._check_number("lr", lambda x: x > 0, "a number > 0")
         for name in ("l2", "init_std", "embedding_init_std"):
             self._check_number(name, lambda x: x >= 0, "a number >= 0")
-        for name in ("score_sigmoid", "refit"):
+        for name in ("score_sigmoid", "add_session_mean", "refit"):
             self._check_bool(name)
 
     def _build_network(self, generator: torch.Generator) -> STAMPNetwork:
-        network = STAMPNetwork(self.n_items_, int(self.embedding_size))
+        network = STAMPNetwork(self.n_items_, int(self.embedding_size), bool(self.add_session_mean))
         network.reset_parameters(generator, float(self.init_std), float(self.embedding_init_std))
         return network
 

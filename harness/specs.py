@@ -32,10 +32,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from harness import cache, paths, preprocess, readers
-from harness.dataset import SPLIT_NAMES, SessionDataset, SessionSplit
+from harness.dataset import SessionDataset
 from harness.errors import ConfigError, DataError, UnknownNameError, describe, did_you_mean, quote
 from harness.limits import MAX_NAME_LENGTH, MAX_SEED
 from harness.yamlfile import load_yaml_file

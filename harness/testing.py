@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from harness.dataset import PrefixBatch, SessionDataset, SessionSplit
-from harness.plugin import SessionRecommender, training_curve_problem
+from harness.plugin import SessionRecommender
 
 #: the checks run by :func:`check_recommender`, in order
 RULES = (

@@ -91,9 +91,9 @@ def test_narm_attention_is_zero_on_padding():
     assert torch.all(alpha[1, 1:] == 0) and torch.all(alpha[0] != 0)
 
 
-@pytest.mark.parametrize("score_sigmoid", [False, True])
-def test_stamp_scores_are_the_trilinear_product(score_sigmoid):
-    model = fitted(STAMP, embedding_size=3, score_sigmoid=score_sigmoid)
+@pytest.mark.parametrize("score_sigmoid, add_session_mean", [(False, False), (True, False), (False, True)])
+def test_stamp_scores_are_the_trilinear_product(score_sigmoid, add_session_mean):
+    model = fitted(STAMP, embedding_size=3, score_sigmoid=score_sigmoid, add_session_mean=add_session_mean)
     net = model.network_
     randomise(net)
     X = np_(net.embedding.weight)
@@ -105,7 +105,7 @@ def test_stamp_scores_are_the_trilinear_product(score_sigmoid):
         x = X[prefix]
         m_s, m_t = x.mean(axis=0), x[-1]
         alpha = np.array([w0 @ sigmoid(W1 @ x_i + W2 @ m_t + W3 @ m_s + b_a) for x_i in x])
-        m_a = alpha @ x
+        m_a = alpha @ x + (m_s if add_session_mean else 0.0)  # the authors' code adds the mean
         h_s, h_t = np.tanh(Ws @ m_a + bs), np.tanh(Wt @ m_t + bt)
         expected.append([np.sum(h_s * h_t * X[i]) for i in range(N_ITEMS + 1)])  # <h_s, h_t, x_i>
     np.testing.assert_allclose(scores_of(model), np.array(expected), rtol=1e-5, atol=1e-6)
