@@ -132,9 +132,17 @@ class RecBoleScores(SessionRecommender):
         return scores
 
 
-def train_recbole(key: str, epochs: int, work: Path, name: str, seed: int):
+def train_recbole(key: str, epochs: int, work: Path, name: str, seed: int, zero_padding_row: bool = False):
     """Train one RecBole model; returns (model, dataset, wall-clock seconds per
-    epoch, CPU seconds of this process per epoch)."""
+    epoch, CPU seconds of this process per epoch).
+
+    ``zero_padding_row`` (a diagnostic, not RecBole's behaviour): set the
+    item embedding's padding row to zero after RecBole's initialisation.
+    RecBole draws that row like every other (non-zero) and never trains it,
+    so in models that sum or attend over the padded positions (STAMP's
+    session mean over 50 positions, for one) it adds a fixed vector scaled
+    by the number of padded positions: a signal of the prefix's length that
+    a model computing on the real clicks only does not have."""
     from recbole.config import Config
     from recbole.data import create_dataset, data_preparation
     from recbole.utils import get_model, get_trainer, init_seed
@@ -154,6 +162,9 @@ def train_recbole(key: str, epochs: int, work: Path, name: str, seed: int):
     dataset = create_dataset(config)
     train_data, valid_data, _ = data_preparation(config, dataset)
     model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    if zero_padding_row:
+        with torch.no_grad():
+            model.item_embedding.weight[0].zero_()  # padding_idx=0: it stays zero while training
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     seconds, cpu_seconds = [], []
     for epoch in range(epochs):  # RecBole's own epoch routine, timed one by one
@@ -174,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--zero-padding-row", action="store_true",
+                        help="diagnostic: zero the item embedding's padding row after RecBole's initialisation")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     data = load_dataset(args.dataset, data_dir=args.data_dir)
@@ -184,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|")
     for spec in args.models.split(","):
         key, _, epochs = spec.partition(":")
-        model, dataset, per_epoch, cpu_per_epoch = train_recbole(key, int(epochs or 10), args.work, name, args.seed)
+        model, dataset, per_epoch, cpu_per_epoch = train_recbole(key, int(epochs or 10), args.work, name, args.seed,
+                                                                 args.zero_padding_row)
         adapter = RecBoleScores(recbole_model=model, dataset=dataset, n_items=data.n_items).fit(data, seed=args.seed)
         metrics = evaluate(adapter, data, ks=(20,)).metrics()
         row = {"model": key, "epochs": int(epochs or 10), "HitRate@20": metrics["HitRate@20"],
