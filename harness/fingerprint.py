@@ -227,8 +227,10 @@ def local_imports(top: str) -> tuple[str, ...]:
     import y`` statement in their files that Python finds outside its own
     installation (the standard library and site-packages) and outside
     sessionbench's packages. A plugin module's helper module beside it is
-    one. Imports made at run time by name (``importlib``) are not seen.
-    Sorted; cached per process (:func:`clear_cache`)."""
+    one. A module loaded at run time by a literal name
+    (``importlib.import_module("x")``, ``__import__("x")``) counts too; one
+    whose name is computed is not seen. Sorted; cached per process
+    (:func:`clear_cache`)."""
     cached = _IMPORTS_CACHE.get(top)
     if cached is None:
         found: set[str] = set()
@@ -259,7 +261,19 @@ def _imported_names(top: str) -> set[str]:
                 names.update(alias.name.split(".")[0] for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names.add(node.module.split(".")[0])
+            elif isinstance(node, ast.Call) and _loads_by_name(node):
+                names.add(node.args[0].value.split(".")[0])
     return names
+
+
+def _loads_by_name(call: ast.Call) -> bool:
+    """``importlib.import_module("x")``, ``import_module("x")`` or
+    ``__import__("x")`` with a literal, absolute module name."""
+    func = call.func
+    name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+    first = call.args[0] if call.args else None
+    return (name in ("import_module", "__import__") and isinstance(first, ast.Constant)
+            and isinstance(first.value, str) and bool(first.value) and not first.value.startswith("."))
 
 
 def _installation_folders() -> list[Path]:

@@ -227,24 +227,26 @@ def test_plugin_helper_modules_are_fingerprinted_and_kept_apart(workdir):
 
 def test_a_single_module_plugins_imported_helpers_are_fingerprinted(workdir):
     """A plugin module beside its helper modules (no package): the helpers
-    it imports, and the ones they import, are its code; an installed library
-    and a module nothing imports are not."""
+    it imports, the ones they import (by statement or by a literal name),
+    are its code; an installed library and a module nothing imports are not."""
     (workdir / "soloplug.py").write_text(PLUGINS.replace("class Zero", "import numpy\nimport solohelp\n\nclass Zero"))
-    (workdir / "solohelp.py").write_text("from deephelp import SCALE\n")
+    (workdir / "solohelp.py").write_text("import importlib\nfrom deephelp import SCALE\n\n"
+                                         "late = importlib.import_module('dynhelp')\n")
     (workdir / "deephelp.py").write_text("SCALE = 1\n")
+    (workdir / "dynhelp.py").write_text("X = 1\n")
     (workdir / "unused.py").write_text("X = 1\n")
     fingerprint.clear_cache()
     s = suite(workdir, ["pop", "soloplug:Zero"])
     before = ids(s)
     _edit(workdir / "unused.py")
     assert ids(s) == before
-    for helper in ("solohelp.py", "deephelp.py"):
+    for helper in ("solohelp.py", "deephelp.py", "dynhelp.py"):
         _edit(workdir / helper)
         after = ids(s)
         assert after["Zero"] != before["Zero"] and after["pop"] == before["pop"], helper
         before = after
     paths = [p for p, _ in fingerprint.model_fingerprint("soloplug:Zero").files]
-    assert {"soloplug.py", "solohelp.py", "deephelp.py"} <= set(paths)
+    assert {"soloplug.py", "solohelp.py", "deephelp.py", "dynhelp.py"} <= set(paths)
     assert not any(p.startswith(("numpy/", "unused")) for p in paths)
 
 
