@@ -26,6 +26,7 @@ fast), and compiles them again only when the bytes differ.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import importlib.util
 import inspect
@@ -276,13 +277,14 @@ def _loads_by_name(call: ast.Call) -> bool:
             and isinstance(first.value, str) and bool(first.value) and not first.value.startswith("."))
 
 
-def _installation_folders() -> list[Path]:
-    """Where the standard library and installed distributions live."""
+@functools.cache
+def _installation_folders() -> tuple[Path, ...]:
+    """Where the standard library and installed distributions live (fixed for the process)."""
     paths = sysconfig.get_paths()
     folders = [paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths]
     folders += site.getsitepackages() if hasattr(site, "getsitepackages") else []
     folders.append(site.getusersitepackages())
-    return [Path(folder).resolve() for folder in folders]
+    return tuple(Path(folder).resolve() for folder in folders)
 
 
 def _is_user_code(name: str) -> bool:

@@ -305,11 +305,6 @@ def _require(log_idx: np.ndarray, what: str, source: str, expected: str) -> None
         raise DataError(f"no {what}sessions left after preprocessing; expected {expected}", path=source)
 
 
-def _require_disjoint(log: _Log, parts: Mapping[str, np.ndarray], first: str, second: str,
-                      sources: Mapping[str, str]) -> None:
-    require_disjoint_sessions(log.sid[parts[first]], log.sid[parts[second]], first, second, sources)
-
-
 def require_disjoint_sessions(first_ids: np.ndarray, second_ids: np.ndarray, first: str, second: str,
                               sources: Mapping[str, str]) -> None:
     """Refuse a session that is in both the ``first`` and the ``second``
@@ -658,7 +653,7 @@ def prepare_presplit(
 
     for first, second in (("train", "test"), ("train_tr", "valid")):
         if first in parts and second in parts:
-            _require_disjoint(log, parts, first, second, sources)
+            require_disjoint_sessions(log.sid[parts[first]], log.sid[parts[second]], first, second, sources)
     train_idx, short = _drop_short(log, parts["train"], 2)
     dropped["train"] = {"short_sessions": short}
     _require(train_idx, "train", sources["train"], "sessions of >= 2 events")

@@ -249,10 +249,11 @@ def parse_tune(value: Any, defaults: Any, model_cls: type, model_name: str, ks: 
     trials = section.get("trials", DEFAULT_TRIALS if section.get("seconds") is None else None)
     if trials is not None and (isinstance(trials, bool) or not isinstance(trials, int) or trials < 1):
         raise ConfigError(f"{where}: key {key}.trials: expected an integer >= 1, got {trials!r}")
-    seconds = section.get("seconds")
-    if seconds is not None and not (finite_float(seconds) or 0) > 0:
+    given = section.get("seconds")
+    seconds = None if given is None else finite_float(given)
+    if given is not None and not (seconds or 0) > 0:
         raise ConfigError(f"{where}: key {key}.seconds: expected a positive number of seconds, "
-                          f"got {quote(numeric_string(seconds))}")
+                          f"got {quote(numeric_string(given))}")
     sampler = _choice(section.get("sampler", "tpe"), SAMPLERS, where, f"{key}.sampler")
     pruner = _choice(section.get("pruner", "none"), PRUNERS, where, f"{key}.pruner")
     if pruner != "none" and not getattr(model_cls, "trains_by_epoch", False):
@@ -261,7 +262,7 @@ def parse_tune(value: Any, defaults: Any, model_cls: type, model_name: str, ks: 
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         raise ConfigError(f"{where}: key {key}.seed: expected an integer >= 0 and <= {MAX_SEED}, got {quote(seed)}")
     metric, maximize = _objective(section.get("metric", "MRR@20"), ks, where, f"{key}.metric")
-    return TuneConfig(space=space, trials=trials, seconds=None if seconds is None else finite_float(seconds),
+    return TuneConfig(space=space, trials=trials, seconds=seconds,
                       sampler=sampler, seed=seed, metric=metric, pruner=pruner, maximize=maximize)  # fmt: skip
 
 

@@ -406,7 +406,7 @@ def test_presplit_data_sharing_sessions_are_refused_from_the_cache_too(tmp_path,
                     "files: {train: train.csv, test: test.csv}\npreprocess: {method: presplit}\n")
     cache = tmp_path / "cache"
     with monkeypatch.context() as patched:
-        patched.setattr(pp, "_require_disjoint", lambda *args: None)
+        patched.setattr(pp, "require_disjoint_sessions", lambda *args: None)
         assert load_dataset(spec, data_dir=tmp_path, cache_dir=cache).meta["cache"]["hit"] is False
     with pytest.raises(DataError) as err:
         load_dataset(spec, data_dir=tmp_path, cache_dir=cache)
