@@ -44,14 +44,14 @@ softmax_precision, device, num_threads: see :class:`harness.neural.NeuralRecomme
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from harness.dataset import PrefixBatch
-from harness.neural import PrefixTrainedRecommender, tanh
+from harness.neural import PrefixTrainedRecommender, item_softmax_gradients, loss_with_gradients, tanh
 from harness.registry import Range, register
 
 
@@ -70,9 +70,7 @@ class STAMPNetwork(nn.Module):
         super().__init__()
         d = embedding_size
         self.add_session_mean = add_session_mean
-        # sparse: the lookup adds its gradient into the dense one of the softmax
-        # (the rows of the batch's items only), instead of filling a second [I, d] table
-        self.embedding = nn.Embedding(n_items + 1, d, padding_idx=0, sparse=True)
+        self.embedding = nn.Embedding(n_items + 1, d, padding_idx=0)  # looked up in activations()
         self.w_item = nn.Linear(d, d, bias=False)
         self.w_last = nn.Linear(d, d, bias=False)
         self.w_mean = nn.Linear(d, d)
@@ -92,7 +90,18 @@ class STAMPNetwork(nn.Module):
             self.embedding.weight[0].zero_()
 
     def memories(self, items: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(h_s, h_t)``, each [B, d].
+        """``(h_s, h_t)``, each [B, d] (differentiable by autograd)."""
+        h_s, h_t, _ = self.activations(items, lengths)
+        return h_s, h_t
+
+    def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """[B, d]: ``h_s * h_t``, whose inner product with x_i is <h_s, h_t, x_i>."""
+        h_s, h_t = self.memories(items, lengths)
+        return h_s * h_t
+
+    def activations(self, items: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, _Activations]:
+        """``(h_s, h_t, activations)``: the forward pass, and what
+        :meth:`backward` needs of it.
 
         The per-click terms are computed on the N = sum(lengths) real clicks
         only, flattened to [N, d] (``row`` says whose click each is), and
@@ -103,27 +112,104 @@ class STAMPNetwork(nn.Module):
         distinct item of the batch (a 512-prefix batch of yoochoose-100k has
         about 760 distinct items among about 1,970 clicks) and gathered.
         """
-        width = items.shape[1]
-        mask = torch.arange(width, device=items.device).unsqueeze(0) < lengths.unsqueeze(1)  # [B, L]
-        row = torch.arange(len(lengths), device=items.device).repeat_interleave(lengths)  # [N]
-        distinct, click_item = torch.unique(items[mask], return_inverse=True)  # [U], [N] in 0..U-1
-        x_distinct = self.embedding(distinct)  # [U, d]
+        weight = self.embedding.weight
+        clicks = _Clicks.of(items, lengths, weight.shape[0], weight.dtype)
+        # sparse: under autograd the lookup's gradient is added into the
+        # softmax's dense table gradient instead of filling an [I, d] table
+        x_distinct = F.embedding(clicks.distinct, weight, sparse=True)  # [U, d]
         # gathers by index_select: its backward is one index_add, where
         # advanced indexing's is a slower accumulating index_put
-        x = x_distinct.index_select(0, click_item)  # [N, d], row by row, clicks in order
-        m_s = x.new_zeros(len(lengths), x.shape[1]).index_add_(0, row, x) / lengths.unsqueeze(1).to(x.dtype)
-        m_t = x.index_select(0, lengths.cumsum(0) - 1)
-        query = (self.w_last(m_t) + self.w_mean(m_s)).index_select(0, row)  # [N, d]
-        alpha = self.w_0(torch.sigmoid(self.w_item(x_distinct).index_select(0, click_item) + query)).squeeze(1)
-        m_a = x.new_zeros(m_s.shape).index_add_(0, row, alpha.unsqueeze(1) * x)
+        x = x_distinct.index_select(0, clicks.item)  # [N, d], row by row, clicks in order
+        m_s = x.new_zeros(len(lengths), x.shape[1]).index_add_(0, clicks.row, x) / clicks.lengths
+        m_t = x.index_select(0, clicks.last)
+        query = torch.addmm(self.w_mean(m_s), m_t, self.w_last.weight.T)  # [B, d]: W_3 m_s + b_a + W_2 m_t
+        sigma = torch.sigmoid(self.w_item(x_distinct).index_select(0, clicks.item) + query.index_select(0, clicks.row))
+        alpha = self.w_0(sigma).squeeze(1)  # [N]
+        m_a = x.new_zeros(m_s.shape).index_add_(0, clicks.row, alpha.unsqueeze(1) * x)
         if self.add_session_mean:
             m_a = m_a + m_s
-        return tanh(self.mlp_a(m_a)), tanh(self.mlp_b(m_t))
+        h_s, h_t = tanh(self.mlp_a(m_a)), tanh(self.mlp_b(m_t))
+        return h_s, h_t, _Activations(clicks, x_distinct, x, m_s, m_t, sigma, alpha, m_a, h_s, h_t)
 
-    def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """[B, d]: ``h_s * h_t``, whose inner product with x_i is <h_s, h_t, x_i>."""
-        h_s, h_t = self.memories(items, lengths)
-        return h_s * h_t
+    def backward(self, activations: _Activations, grad_session: torch.Tensor,
+                 grad_table: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The gradients of every parameter (by name) for ``d loss / d
+        (h_s * h_t) = grad_session`` [B, d], written by hand (autograd's
+        result up to float rounding, several small operations fewer).
+
+        ``grad_table`` [I, d] is the gradient the loss already gives the item
+        table (the softmax's): the lookup's rows are added into it in place,
+        and it is returned as ``embedding.weight``'s.
+        """
+        c = activations.clicks
+        grads: dict[str, torch.Tensor] = {}
+        g_za = torch.ops.aten.tanh_backward(grad_session * activations.h_t, activations.h_s)  # d loss / d (W_s m_a + b_s)
+        g_zt = torch.ops.aten.tanh_backward(grad_session * activations.h_s, activations.h_t)
+        grads["mlp_a.weight"], grads["mlp_a.bias"] = g_za.T @ activations.m_a, g_za.sum(0)
+        grads["mlp_b.weight"], grads["mlp_b.bias"] = g_zt.T @ activations.m_t, g_zt.sum(0)
+        g_ma = g_za @ self.mlp_a.weight  # [B, d]
+        g_mt = g_zt @ self.mlp_b.weight
+        g_ma_click = g_ma.index_select(0, c.row)  # [N, d]
+        g_alpha = (g_ma_click * activations.x).sum(1)  # [N]
+        g_x = g_ma_click.mul_(activations.alpha.unsqueeze(1))  # from m_a = sum alpha_i x_i
+        grads["w_0.weight"] = (g_alpha @ activations.sigma).unsqueeze(0)
+        g_pre = torch.ops.aten.sigmoid_backward(g_alpha.unsqueeze(1) * self.w_0.weight, activations.sigma)  # [N, d]
+        g_query = g_pre.new_zeros(activations.m_s.shape).index_add_(0, c.row, g_pre)  # [B, d]
+        g_item_term = g_pre.new_zeros(activations.x_distinct.shape).index_add_(0, c.item, g_pre)  # [U, d]
+        grads["w_item.weight"] = g_item_term.T @ activations.x_distinct
+        grads["w_last.weight"] = g_query.T @ activations.m_t
+        grads["w_mean.weight"], grads["w_mean.bias"] = g_query.T @ activations.m_s, g_query.sum(0)
+        g_mt.addmm_(g_query, self.w_last.weight)
+        g_ms = g_query @ self.w_mean.weight
+        if self.add_session_mean:
+            g_ms += g_ma
+        g_x.add_((g_ms / c.lengths).index_select(0, c.row))
+        g_x.index_add_(0, c.last, g_mt)
+        g_distinct = g_item_term @ self.w_item.weight  # [U, d]
+        g_distinct.index_add_(0, c.item, g_x)
+        grads["embedding.weight"] = grad_table.index_add_(0, c.distinct, g_distinct)
+        return grads
+
+
+class _Clicks(NamedTuple):
+    """A padded batch's real clicks, flattened (N clicks, U distinct items)."""
+
+    row: torch.Tensor  # long [N]: the batch row of each click, rows in order
+    distinct: torch.Tensor  # long [U]: the batch's distinct items, ascending
+    item: torch.Tensor  # long [N]: each click's item as an index into distinct
+    last: torch.Tensor  # long [B]: the index of each row's last click
+    lengths: torch.Tensor  # float [B, 1]: the prefix lengths
+
+    @classmethod
+    def of(cls, items: torch.Tensor, lengths: torch.Tensor, n_ids: int, dtype: torch.dtype) -> _Clicks:
+        """The clicks of ``items`` [B, L] (ids below ``n_ids``) with ``lengths``
+        [B] (returned as ``dtype``, the network's)."""
+        mask = torch.arange(items.shape[1], device=items.device).unsqueeze(0) < lengths.unsqueeze(1)
+        clicked = items.masked_select(mask)  # [N]
+        row = torch.arange(len(lengths), device=items.device).repeat_interleave(lengths)
+        # distinct ids through a presence table of all ids (O(N + I)): a
+        # fraction of what torch.unique's sort took on a 2,000-click batch
+        present = torch.zeros(n_ids, dtype=torch.bool, device=items.device)
+        present[clicked] = True
+        distinct = present.nonzero().squeeze(1)
+        position = present.cumsum(0).sub_(1)  # the rank of each present id among them
+        return cls(row, distinct, position.index_select(0, clicked), lengths.cumsum(0) - 1,
+                   lengths.unsqueeze(1).to(dtype))
+
+
+class _Activations(NamedTuple):
+    """What :meth:`STAMPNetwork.backward` needs of the forward pass."""
+
+    clicks: _Clicks
+    x_distinct: torch.Tensor  # [U, d]
+    x: torch.Tensor  # [N, d]
+    m_s: torch.Tensor  # [B, d]
+    m_t: torch.Tensor  # [B, d]
+    sigma: torch.Tensor  # [N, d]: sigmoid(W_1 x_i + W_2 x_t + W_3 m_s + b_a)
+    alpha: torch.Tensor  # [N]
+    m_a: torch.Tensor  # [B, d]: MLP cell A's input (with m_s added if asked for)
+    h_s: torch.Tensor  # [B, d]
+    h_t: torch.Tensor  # [B, d]
 
 
 @register("stamp")
@@ -191,11 +277,29 @@ class STAMP(PrefixTrainedRecommender):
         return network
 
     def _batch_loss(self, batch: PrefixBatch, targets: torch.Tensor) -> torch.Tensor:
-        """Softmax cross-entropy over items 1..N of z (or of sigmoid(z))."""
-        session, table = self.network_(batch.items, batch.lengths), self.network_.embedding.weight
-        if not self.score_sigmoid:
-            return self._item_softmax_loss(session, table, targets)
-        return F.cross_entropy(torch.sigmoid(session @ table[1:].T), targets - 1)
+        """Softmax cross-entropy over items 1..N of z (or of sigmoid(z)).
+
+        For z, the loss and every gradient are computed in one go, without
+        autograd: the softmax's (:func:`harness.neural.item_softmax_gradients`)
+        and then the network's (:meth:`STAMPNetwork.backward`), the lookup's
+        rows added into the softmax's table gradient.
+        """
+        network = self.network_
+        table = network.embedding.weight
+        if self.score_sigmoid:
+            session = network(batch.items, batch.lengths)
+            return F.cross_entropy(torch.sigmoid(session @ table[1:].T), targets - 1)
+        names, parameters = zip(*network.named_parameters())
+        self._count_softmax_flops(len(targets), table)
+
+        def compute(wanted):
+            h_s, h_t, activations = network.activations(batch.items, batch.lengths)
+            softmax = item_softmax_gradients(h_s * h_t, table, targets, precision=self.softmax_precision,
+                                             wanted=(True, True, False))
+            grads = network.backward(activations, softmax.session, softmax.table)
+            return softmax.loss, [grads[name] for name in names]
+
+        return loss_with_gradients(compute, *parameters)
 
     def _session_embeddings(self, batch: PrefixBatch) -> torch.Tensor:
         """[B, d]: ``h_s * h_t``."""

@@ -25,7 +25,11 @@ What :class:`NeuralRecommender` does for a model:
 - ``_item_softmax_loss`` is the full-softmax training loss
   (:func:`item_softmax_cross_entropy`) of every model that has one; the
   FLOPs of its products over the training epochs' seconds become the
-  run's ``softmax_gflops`` (:attr:`NeuralRecommender.timings_`).
+  run's ``softmax_gflops`` (:attr:`NeuralRecommender.timings_`). A model
+  that writes its network's backward pass by hand (STAMP) takes the
+  softmax's gradients from :func:`item_softmax_gradients`, counts them with
+  ``_count_softmax_flops`` and hands its own gradients to autograd with
+  :func:`loss_with_gradients`.
 - ``score`` runs ``_score`` in inference mode, eval mode and with
   ``num_threads`` threads; by default the scores are
   ``session_embeddings(batch) @ item_embeddings().T``.
@@ -54,7 +58,7 @@ import logging
 import math
 import sys
 import time
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
@@ -145,53 +149,96 @@ SOFTMAX_PRECISIONS = tuple(_PRODUCT_DTYPES)
 SOFTMAX_CHUNK_ROWS = 128
 
 
-class _ItemSoftmaxCrossEntropy(torch.autograd.Function):
-    """Mean cross-entropy of softmax over items 1..N, with its gradient
-    written by hand and computed in the forward pass, ``SOFTMAX_CHUNK_ROWS``
-    rows at a time: each block of probabilities (one pass of ``exp``) is
-    turned into its own gradient in place and multiplied into the session
-    and table gradients while it is in cache (the products apply the mean's
-    weight 1/B themselves, so it costs no pass of its own), so no ``[B, N]`` array
-    outlives its block. The loss is a mean, so the backward pass only scales
-    these gradients by the incoming one. See
-    :func:`item_softmax_cross_entropy`."""
+class SoftmaxGradients(NamedTuple):
+    """What :func:`item_softmax_gradients` returns: the mean loss (a 0-d
+    tensor) and its gradients w.r.t. the session vectors [B, d], the item
+    table [N + 1, d] and the bias [N + 1] (None where not asked for)."""
+
+    loss: torch.Tensor
+    session: torch.Tensor | None
+    table: torch.Tensor | None
+    bias: torch.Tensor | None
+
+
+def item_softmax_gradients(session: torch.Tensor, table: torch.Tensor, targets: torch.Tensor,
+                           bias: torch.Tensor | None = None, precision: str = "fp32", *,
+                           wanted: tuple[bool, bool, bool] = (True, True, True)) -> SoftmaxGradients:
+    """The loss of :func:`item_softmax_cross_entropy` and its gradients,
+    computed together without autograd (call it with gradients off).
+
+    ``SOFTMAX_CHUNK_ROWS`` rows at a time: each block of probabilities (one
+    pass of ``exp``) is turned into its own gradient in place and multiplied
+    into the session and table gradients while it is in cache (the products
+    apply the mean's weight 1/B themselves, so it costs no pass of its own),
+    so no ``[B, N]`` array outlives its block. ``wanted`` says which of the
+    session, table and bias gradients to compute (a product is skipped for
+    one not wanted; the bias gradient only where there is a bias).
+    """
+    if precision not in _PRODUCT_DTYPES:
+        raise ValueError(f"precision must be one of {SOFTMAX_PRECISIONS}, got {precision!r}")
+    n_rows = len(targets)
+    losses = session.new_empty(n_rows)
+    grad_session = torch.empty_like(session) if wanted[0] else None
+    grad_table = torch.empty_like(table) if wanted[1] else None
+    grad_bias = torch.zeros_like(bias) if bias is not None and wanted[2] else None
+    weight = 1.0 / n_rows  # of each row in the mean
+    # the products' operands, rounded once per call when asked for
+    low = _PRODUCT_DTYPES[precision]
+    session_op, table_op = (session, table) if low is None else (session.to(low), table.to(low))
+    for start in range(0, n_rows, SOFTMAX_CHUNK_ROWS):
+        rows = slice(start, start + SOFTMAX_CHUNK_ROWS)
+        gradient = _softmax_block(session_op[rows], table_op, bias, targets[rows], losses[rows])
+        if grad_bias is not None:
+            grad_bias.add_(gradient.sum(dim=0), alpha=weight)
+        scale = weight
+        if low is not None:  # weighted before it is rounded
+            gradient, scale = gradient.mul_(weight).to(low), 1.0
+        if grad_session is not None:
+            _product_into(grad_session[rows], gradient, table_op, scale)
+        if grad_table is not None:  # summed over the blocks
+            _product_into(grad_table, gradient.T, session_op[rows], scale, accumulate=start > 0)
+    return SoftmaxGradients(losses.mean(), grad_session, grad_table, grad_bias)
+
+
+class _LossWithGradients(torch.autograd.Function):
+    """See :func:`loss_with_gradients`."""
 
     @staticmethod
-    def forward(ctx, session: torch.Tensor, table: torch.Tensor, bias: torch.Tensor | None,
-                targets: torch.Tensor, precision: str) -> torch.Tensor:
-        wanted = ctx.needs_input_grad
-        n_rows = len(targets)
-        losses = session.new_empty(n_rows)
-        grad_session = torch.empty_like(session) if wanted[0] else None
-        grad_table = torch.empty_like(table) if wanted[1] else None
-        grad_bias = torch.zeros_like(bias) if bias is not None and wanted[2] else None
-        weight = 1.0 / n_rows  # of each row in the mean
-        # the products' operands, rounded once per call when asked for
-        low = _PRODUCT_DTYPES[precision]
-        session_op, table_op = (session, table) if low is None else (session.to(low), table.to(low))
-        for start in range(0, n_rows, SOFTMAX_CHUNK_ROWS):
-            rows = slice(start, start + SOFTMAX_CHUNK_ROWS)
-            gradient = _softmax_block(session_op[rows], table_op, bias, targets[rows], losses[rows])
-            if grad_bias is not None:
-                grad_bias.add_(gradient.sum(dim=0), alpha=weight)
-            scale = weight
-            if low is not None:  # weighted before it is rounded
-                gradient, scale = gradient.mul_(weight).to(low), 1.0
-            if grad_session is not None:
-                _product_into(grad_session[rows], gradient, table_op, scale)
-            if grad_table is not None:  # summed over the blocks
-                _product_into(grad_table, gradient.T, session_op[rows], scale, accumulate=start > 0)
-        grads = (grad_session, grad_table, grad_bias)
-        ctx.wanted = [grad is not None for grad in grads]
-        ctx.save_for_backward(*(grad for grad in grads if grad is not None))
-        return losses.mean()
+    def forward(ctx, compute, *inputs: torch.Tensor) -> torch.Tensor:
+        loss, grads = compute(ctx.needs_input_grad[1:])
+        # on ctx, not saved for backward: handed to autograd without a copy (see backward)
+        ctx.grads = grads
+        return loss
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_loss: torch.Tensor):
-        saved = iter(ctx.saved_tensors)
-        grads = [next(saved) * grad_loss if wanted else None for wanted in ctx.wanted]
-        return (*grads, None, None)
+        grads = ctx.__dict__.pop("grads", None)
+        if grads is None:
+            raise RuntimeError("this loss's gradients were computed with it and handed out by its first "
+                               "backward; compute the loss again to take its gradients again")
+        # a gradient no one else holds becomes the parameter's .grad as it is
+        # (autograd copies one that is still referenced); d loss = 1, the usual
+        # case, needs no multiplication (checked on CPU only: no device sync)
+        if not (grad_loss.device.type == "cpu" and float(grad_loss) == 1.0):
+            grads = [None if grad is None else grad * grad_loss for grad in grads]
+        return (None, *grads)
+
+
+def loss_with_gradients(compute, *inputs: torch.Tensor) -> torch.Tensor:
+    """A scalar loss whose gradients are computed together with it, by hand.
+
+    ``compute(wanted)`` runs with gradients off and returns ``(loss,
+    grads)``: the 0-d loss and, for each of ``inputs``, its gradient (a
+    tensor of the input's shape, or None where ``wanted[i]`` is false).
+    The result is a loss that autograd differentiates like any other:
+    ``backward()`` gives each input ``grads[i]`` times the incoming gradient.
+    Computing the gradients in the forward pass lets them share work with
+    the loss (see :func:`item_softmax_gradients`) and skips autograd's
+    bookkeeping; the gradients can be taken once (a second ``backward``
+    through the same loss raises).
+    """
+    return _LossWithGradients.apply(compute, *inputs)
 
 
 def _product_into(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor, weight: float,
@@ -261,7 +308,13 @@ def item_softmax_cross_entropy(session: torch.Tensor, table: torch.Tensor, targe
     """
     if precision not in _PRODUCT_DTYPES:
         raise ValueError(f"precision must be one of {SOFTMAX_PRECISIONS}, got {precision!r}")
-    return _ItemSoftmaxCrossEntropy.apply(session, table, bias, targets, precision)
+
+    def compute(wanted):
+        result = item_softmax_gradients(session, table, targets, bias, precision, wanted=wanted)
+        return result.loss, (result.session, result.table, result.bias)[: len(inputs)]
+
+    inputs = (session, table) if bias is None else (session, table, bias)
+    return loss_with_gradients(compute, *inputs)
 
 
 class _Tanh(torch.autograd.Function):
@@ -411,10 +464,17 @@ class NeuralRecommender(EpochTrainedRecommender):
         ``softmax_gflops`` (:attr:`timings_`). Every full-softmax model's
         training loss goes through here; its products run in the model's
         ``softmax_precision`` (``"fp32"`` when it has none)."""
-        n_items, hidden = table.shape[0] - 1, table.shape[1]
-        self._epoch_softmax_flops = getattr(self, "_epoch_softmax_flops", 0.0) + softmax_flops(len(targets), n_items,
-                                                                                             hidden)
+        self._count_softmax_flops(len(targets), table)
         return item_softmax_cross_entropy(session, table, targets, bias, getattr(self, "softmax_precision", "fp32"))
+
+    def _count_softmax_flops(self, rows: int, table: torch.Tensor) -> None:
+        """Count a step's full-softmax products (``rows`` examples over
+        ``table`` [N + 1, d]) towards the epoch's ``softmax_gflops``; for a
+        model that computes its softmax gradients itself
+        (:func:`item_softmax_gradients`) instead of through
+        :meth:`_item_softmax_loss`."""
+        n_items, hidden = table.shape[0] - 1, table.shape[1]
+        self._epoch_softmax_flops = getattr(self, "_epoch_softmax_flops", 0.0) + softmax_flops(rows, n_items, hidden)
 
     def _timed_epoch(self, epoch: int) -> tuple[float, float]:
         """The base's timed epoch; when its steps went through

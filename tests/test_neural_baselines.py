@@ -142,6 +142,34 @@ def test_stamp_gradients_equal_those_of_the_padded_formula():
     assert expected["embedding.weight"][[1, 3, 5]].abs().sum() > 0  # items clicked twice get both gradients
 
 
+@pytest.mark.parametrize("add_session_mean", [False, True])
+def test_stamps_training_step_has_the_plain_softmax_losss_gradients(add_session_mean):
+    """A training step computes the loss and every gradient by hand (the
+    softmax's, then the network's backward pass): they must be autograd's
+    of the plain formula, cross-entropy of ``net(batch) @ table[1:].T``."""
+    import torch.nn.functional as F
+
+    model = fitted(STAMP, embedding_size=3, add_session_mean=add_session_mean)
+    net = model.network_.double()
+    randomise(net)
+    batch = PrefixBatch.from_sequences(PREFIXES)
+    targets = torch.tensor([2, 6, 1, 5])
+
+    def gradients(loss):
+        net.zero_grad(set_to_none=True)
+        loss.backward()
+        return loss.detach(), {name: p.grad.to_dense().clone() for name, p in net.named_parameters()}
+
+    table = net.embedding.weight
+    expected_loss, expected = gradients(F.cross_entropy(net(batch.items, batch.lengths) @ table[1:].T, targets - 1))
+    got_loss, got = gradients(model._batch_loss(batch, targets))
+    torch.testing.assert_close(got_loss, expected_loss, rtol=1e-12, atol=0)
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], rtol=1e-9, atol=1e-12, msg=name)
+        assert expected[name].abs().max() > 0, name  # every parameter takes part
+    assert got["embedding.weight"][0].abs().max() == 0  # the padding row gets none
+
+
 def test_bprmf_scores_by_hand():
     model = fitted(BPRMF, factors=2)
     with torch.no_grad():

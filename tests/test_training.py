@@ -151,6 +151,34 @@ def test_the_softmax_loss_in_blocks_of_rows_equals_the_plain_formulation(monkeyp
     torch.testing.assert_close(s.grad * 3.0, mine_grads[0], rtol=1e-5, atol=1e-6)
 
 
+def test_a_loss_with_its_gradients_hands_them_to_autograd_once_and_scaled():
+    from harness.neural import loss_with_gradients
+
+    a, b = torch.ones(3, requires_grad=True), torch.ones(2, requires_grad=True)
+    made = {}  # the address of a's gradient (holding the tensor would make autograd copy it)
+
+    def compute(wanted):
+        grad_a, grad_b = torch.full((3,), 2.0), torch.full((2,), 5.0)
+        made["a"] = grad_a.data_ptr()
+        return torch.tensor(7.0), [grad_a, grad_b if wanted[1] else None]
+
+    loss = loss_with_gradients(compute, a, b)
+    assert float(loss) == 7.0
+    loss.backward(retain_graph=True)
+    assert a.grad.tolist() == [2.0] * 3 and b.grad.tolist() == [5.0] * 2
+    assert a.grad.data_ptr() == made["a"]  # d loss = 1: handed over, not copied
+    with pytest.raises(RuntimeError, match="compute the loss again"):
+        loss.backward()
+
+    a.grad = b.grad = None
+    (3.0 * loss_with_gradients(compute, a, b)).backward()  # the incoming gradient scales them
+    assert a.grad.tolist() == [6.0] * 3 and b.grad.tolist() == [15.0] * 2
+    frozen = torch.ones(2)  # an input without a gradient: not asked for, none given
+    a.grad = None
+    loss_with_gradients(compute, a, frozen).backward()
+    assert a.grad.tolist() == [2.0] * 3 and frozen.grad is None
+
+
 @pytest.mark.parametrize("with_bias", [True, False])
 def test_the_bf16_softmax_loss_rounds_only_its_products(monkeypatch, with_bias):
     """precision="bf16": the three products take bfloat16 operands and give
