@@ -132,7 +132,20 @@ class RecBoleScores(SessionRecommender):
         return scores
 
 
-def train_recbole(key: str, epochs: int, work: Path, name: str, seed: int, zero_padding_row: bool = False):
+class _PaddingMaskedLoss(torch.nn.Module):
+    """RecBole's cross-entropy with the padding id's logit (column 0) set to
+    -inf, so that its softmax runs over the real items only."""
+
+    def __init__(self, loss: torch.nn.Module) -> None:
+        super().__init__()
+        self.loss = loss
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self.loss(logits.index_fill(1, logits.new_zeros(1, dtype=torch.long), float("-inf")), targets)
+
+
+def train_recbole(key: str, epochs: int, work: Path, name: str, seed: int, zero_padding_row: bool = False,
+                  mask_padding_logit: bool = False):
     """Train one RecBole model; returns (model, dataset, wall-clock seconds per
     epoch, CPU seconds of this process per epoch).
 
@@ -142,7 +155,13 @@ def train_recbole(key: str, epochs: int, work: Path, name: str, seed: int, zero_
     so in models that sum or attend over the padded positions (STAMP's
     session mean over 50 positions, for one) it adds a fixed vector scaled
     by the number of padded positions: a signal of the prefix's length that
-    a model computing on the real clicks only does not have."""
+    a model computing on the real clicks only does not have.
+
+    ``mask_padding_logit`` (a diagnostic too): RecBole's cross-entropy runs
+    over every item id, the padding id 0 included (its logit is the session
+    vector times the padding row: 0 when that row is zero, an extra term
+    ``exp(0)`` in every softmax's denominator); this leaves it out, as
+    sessionbench's softmax over items 1..N does."""
     from recbole.config import Config
     from recbole.data import create_dataset, data_preparation
     from recbole.utils import get_model, get_trainer, init_seed
@@ -165,6 +184,8 @@ def train_recbole(key: str, epochs: int, work: Path, name: str, seed: int, zero_
     if zero_padding_row:
         with torch.no_grad():
             model.item_embedding.weight[0].zero_()  # padding_idx=0: it stays zero while training
+    if mask_padding_logit:
+        model.loss_fct = _PaddingMaskedLoss(model.loss_fct)
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     seconds, cpu_seconds = [], []
     for epoch in range(epochs):  # RecBole's own epoch routine, timed one by one
@@ -187,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--zero-padding-row", action="store_true",
                         help="diagnostic: zero the item embedding's padding row after RecBole's initialisation")
+    parser.add_argument("--mask-padding-logit", action="store_true",
+                        help="diagnostic: leave the padding id out of RecBole's training softmax")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     data = load_dataset(args.dataset, data_dir=args.data_dir)
@@ -198,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     for spec in args.models.split(","):
         key, _, epochs = spec.partition(":")
         model, dataset, per_epoch, cpu_per_epoch = train_recbole(key, int(epochs or 10), args.work, name, args.seed,
-                                                                 args.zero_padding_row)
+                                                                 args.zero_padding_row, args.mask_padding_logit)
         adapter = RecBoleScores(recbole_model=model, dataset=dataset, n_items=data.n_items).fit(data, seed=args.seed)
         metrics = evaluate(adapter, data, ks=(20,)).metrics()
         row = {"model": key, "epochs": int(epochs or 10), "HitRate@20": metrics["HitRate@20"],
