@@ -104,6 +104,13 @@ class SessionSplit:
         for s in range(self.n_sessions):
             yield items[off[s] : off[s + 1]]
 
+    def head(self, n_sessions: int) -> SessionSplit:
+        """A split of the first ``n_sessions`` sessions (all of them if there
+        are fewer), in this split's order: a sample that keeps every
+        session whole, for timing on a part of a large split."""
+        n = max(0, min(int(n_sessions), self.n_sessions))
+        return SessionSplit(self.events.iloc[: int(self.offsets[n])])
+
     def item_counts(self, n_items: int) -> np.ndarray:
         """int64 [n_items + 1]: occurrences of each item id (index 0 = padding, always 0)."""
         return np.bincount(self.item_array, minlength=n_items + 1)[: n_items + 1]

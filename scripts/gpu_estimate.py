@@ -155,7 +155,7 @@ def child(args: argparse.Namespace) -> dict:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from harness.dataset import SessionDataset, SessionSplit
+    from harness.dataset import SessionDataset
     from harness.evaluate import evaluate
     from harness.registry import make_model
     from harness.specs import load_dataset
@@ -163,10 +163,7 @@ def child(args: argparse.Namespace) -> dict:
     torch.set_num_threads(1)
     data = load_dataset(args.dataset, data_dir=args.data_dir, cache_dir=args.cache_dir)
 
-    def first(split, n):
-        return SessionSplit(split.events[split.events["session"].isin(split.session_ids[:n])])
-
-    train, valid = first(data.train, args.sessions), first(data.valid, args.valid_sessions)
+    train, valid = data.train.head(args.sessions), data.valid.head(args.valid_sessions)
     subset = SessionDataset(data.name, data.n_items, data.item_map, train, train, valid, valid, data.meta)
     params = {"epochs": 1, "patience": 0, "device": "cpu", "num_threads": 1}
     model = make_model(args.model, params)
@@ -180,7 +177,7 @@ def child(args: argparse.Namespace) -> dict:
     defaults = make_model(args.model, {}).get_params()  # the selection rule of a real run
 
     host_step, host_case = host_seconds(args.model, params, miniature(SessionDataset(
-        data.name, data.n_items, data.item_map, *[first(split, args.host_sessions) for split in
+        data.name, data.n_items, data.item_map, *[split.head(args.host_sessions) for split in
                                                   (data.train, data.train, data.valid, data.valid)], data.meta)))
     return {
         "n_items": int(data.n_items),

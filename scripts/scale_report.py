@@ -157,15 +157,14 @@ def child_epoch(args: argparse.Namespace) -> dict:
     epoch over every training prefix."""
     import torch
 
-    from harness.dataset import SessionDataset, SessionSplit
+    from harness.dataset import SessionDataset
     from harness.registry import make_model
     from harness.specs import load_dataset
 
     if args.threads:
         torch.set_num_threads(args.threads)
     data = load_dataset(args.dataset, data_dir=args.data_dir, cache_dir=args.cache_dir)
-    events = data.train.events
-    train = SessionSplit(events[events["session"].isin(data.train.session_ids[: args.sessions])])
+    train = data.train.head(args.sessions)
     subset = SessionDataset(data.name, data.n_items, data.item_map, train, train, data.valid, data.test, data.meta)
     model = make_model(args.model, {"epochs": 1, "patience": 0}).fit(subset, seed=0)
     seconds = model.training_curve_[0]["seconds"]

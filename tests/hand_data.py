@@ -55,8 +55,7 @@ def rows(model, last_items):
 
 def first_sessions(data: SessionDataset, count: int) -> SessionDataset:
     """``data`` with ``train`` cut to its first ``count`` sessions (same items, same test)."""
-    events = data.train.events
-    keep = SessionSplit(events[events["session"].isin(data.train.session_ids[:count])])
+    keep = data.train.head(count)
     return SessionDataset(data.name, data.n_items, data.item_map, keep, keep, data.valid, data.test, data.meta)
 
 

@@ -70,6 +70,14 @@ class FixedModel:
         return self.scores.expand(len(batch), -1).clone()
 
 
+def test_the_head_of_a_split_keeps_its_first_sessions_whole():
+    whole = split(TEST)
+    assert [list(s) for s in whole.head(2).sessions()] == [[1, 2, 3], [4, 5, 2, 5]]
+    assert whole.head(2).session_ids.tolist() == [10, 11] and whole.head(2).n_prefixes == 5
+    assert whole.head(0).n_sessions == 0 and whole.head(0).n_prefixes == 0
+    assert whole.head(99).session_ids.tolist() == [10, 11, 12]
+
+
 # ---------------------------------------------------------------- next protocol
 
 
