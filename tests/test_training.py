@@ -163,7 +163,7 @@ def test_a_loss_with_its_gradients_hands_them_to_autograd_once_and_scaled():
         return torch.tensor(7.0), [grad_a, grad_b if wanted[1] else None]
 
     loss = loss_with_gradients(compute, a, b)
-    assert float(loss) == 7.0
+    assert loss.item() == 7.0
     loss.backward(retain_graph=True)
     assert a.grad.tolist() == [2.0] * 3 and b.grad.tolist() == [5.0] * 2
     assert a.grad.data_ptr() == made["a"]  # d loss = 1: handed over, not copied
