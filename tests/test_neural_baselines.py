@@ -143,7 +143,7 @@ def test_stamp_gradients_equal_those_of_the_padded_formula():
 
 
 @pytest.mark.parametrize("add_session_mean", [False, True])
-def test_stamps_training_step_has_the_plain_softmax_losss_gradients(add_session_mean):
+def test_a_stamp_training_step_has_the_gradients_of_the_plain_softmax_loss(add_session_mean):
     """A training step computes the loss and every gradient by hand (the
     softmax's, then the network's backward pass): they must be autograd's
     of the plain formula, cross-entropy of ``net(batch) @ table[1:].T``."""

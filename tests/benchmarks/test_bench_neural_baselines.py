@@ -11,9 +11,10 @@ sessions. To measure whole epochs::
     .venv/bin/pytest tests/benchmarks/test_bench_neural_baselines.py --benchmark-enable
 
 ``extra_info`` holds the epoch's wall-clock seconds (from the model's
-training curve), its CPU seconds (``time.thread_time`` of the training
-thread, steadier on a shared machine) and, for the full-softmax models,
-``softmax_gflops``.
+training curve), ``fit_cpu_seconds_min`` (the CPU seconds of the whole
+one-epoch ``fit``, network set-up included, by ``time.thread_time`` of the
+training thread, steadier on a shared machine; the least of the rounds)
+and, for the full-softmax models, ``softmax_gflops``.
 """
 
 from __future__ import annotations
