@@ -177,3 +177,20 @@ def test_runs_made_with_other_metric_code_are_named(tmp_path):
     (line,) = [w for w in summary.warnings if "metrics.py" in w]
     assert line.startswith(f"1 run(s) (e.g. {rid}) were made with other code of harness/metrics.py")
     assert "harness/metrics.py" in summary.summary_path.read_text()
+
+
+def test_a_style_for_no_stored_label_is_named_with_the_likely_one(tmp_path):
+    """Styles are matched to labels exactly: a key that is no run's label is
+    reported (with the close label, if any) instead of being dropped without
+    a word; keys of labels that exist, shown or not, are not."""
+    data = tiny_dataset(n_test=30, seed=0)
+    for label in ("pop", "markov"):
+        add_run(tmp_path, data, label, 0)
+    style = {"Markov": {"color": "#117733"}, "pop": {"color": "#332288"}, "gru4rec": {"color": "#882255"}}
+    summary = report.write_report(tmp_path, n_bootstrap=N_BOOT, style=style, models=["pop"])
+    unused = [w for w in summary.warnings if w.startswith("style:")]
+    assert unused == [
+        "style: no run is labelled 'Markov' (did you mean 'markov'?), so its style is not used (labels: markov, pop)",
+        "style: no run is labelled 'gru4rec', so its style is not used (labels: markov, pop)",
+    ]
+    assert all(w in summary.summary_path.read_text() for w in unused)

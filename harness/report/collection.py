@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.errors import did_you_mean, quote
 from harness.limits import MAX_K
 from harness.metrics import DEFAULT_KS, RANK_METRICS, metric_key, normalise_ks, parse_metric_key
 from harness.report.constants import _ALL_TIMINGS, BAR_KS, LIST_K, MAX_CURVE_K, PREFIX_BINS, SUMMARY_KS
@@ -415,6 +416,15 @@ class Collected:
     warnings: tuple[str, ...] = ()
 
 
+def unused_style_warnings(overrides: dict[str, Any], labels: Iterable[str]) -> list[str]:
+    """One line for each ``style:`` key that is the label of no stored run:
+    a style is matched to a label exactly, so a misspelt key (``SR-GNN`` for
+    ``srgnn``) would leave its model in its default look without a word."""
+    labels = sorted(set(labels))
+    return [f"style: no run is labelled {quote(key)}{did_you_mean(key, labels)}, so its style is not used "
+            f"(labels: {', '.join(labels) or 'none'})" for key in sorted(set(overrides) - set(labels))]
+
+
 def collect(
     out_dir: str | Path, *, ks: Iterable[int] | int | None = None, n_bootstrap: int = 1000, seed: int = 0,
     table_ks: Iterable[int] | None = None, models: Iterable[str] | None = None,
@@ -444,8 +454,10 @@ def collect(
     for record in complete:
         by_group.setdefault(_group_key(record), []).append(record)
     warnings: list[str] = metric_code_warnings(complete)
+    overrides = {**sel.style, **(style or {})}
+    warnings += unused_style_warnings(overrides, {label_of(r) for r in sel.test})
     loaded = {key: [_load_run(r, metric_ks, warnings) for r in recs] for key, recs in sorted(by_group.items())}
-    styles = model_styles((r.label for runs in loaded.values() for r in runs), {**sel.style, **(style or {})})
+    styles = model_styles((r.label for runs in loaded.values() for r in runs), overrides)
     groups = [
         _build_group(ds, proto, runs, suite_ks, metric_ks, styles, n_bootstrap, seed)
         for (ds, proto), runs in loaded.items()
