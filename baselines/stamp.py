@@ -89,14 +89,10 @@ class STAMPNetwork(nn.Module):
                                       generator=generator)
             self.embedding.weight[0].zero_()
 
-    def memories(self, items: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(h_s, h_t)``, each [B, d] (differentiable by autograd)."""
-        h_s, h_t, _ = self.activations(items, lengths)
-        return h_s, h_t
-
     def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """[B, d]: ``h_s * h_t``, whose inner product with x_i is <h_s, h_t, x_i>."""
-        h_s, h_t = self.memories(items, lengths)
+        """[B, d]: ``h_s * h_t``, whose inner product with x_i is <h_s, h_t, x_i>
+        (differentiable by autograd)."""
+        h_s, h_t, _ = self.activations(items, lengths)
         return h_s * h_t
 
     def activations(self, items: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, _Activations]:

@@ -306,10 +306,8 @@ def item_softmax_cross_entropy(session: torch.Tensor, table: torch.Tensor, targe
     on others bfloat16 is emulated and slower. ``"fp32"`` (default): every
     product in the inputs' precision.
     """
-    if precision not in _PRODUCT_DTYPES:
-        raise ValueError(f"precision must be one of {SOFTMAX_PRECISIONS}, got {precision!r}")
 
-    def compute(wanted):
+    def compute(wanted):  # item_softmax_gradients checks the precision
         result = item_softmax_gradients(session, table, targets, bias, precision, wanted=wanted)
         return result.loss, (result.session, result.table, result.bias)[: len(inputs)]
 

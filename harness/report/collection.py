@@ -420,9 +420,9 @@ def unused_style_warnings(overrides: dict[str, Any], labels: Iterable[str]) -> l
     """One line for each ``style:`` key that is the label of no stored run:
     a style is matched to a label exactly, so a misspelt key (``SR-GNN`` for
     ``srgnn``) would leave its model in its default look without a word."""
-    labels = sorted(set(labels))
-    return [f"style: no run is labelled {quote(key)}{did_you_mean(key, labels)}, so its style is not used "
-            f"(labels: {', '.join(labels) or 'none'})" for key in sorted(set(overrides) - set(labels))]
+    known = sorted(set(labels))
+    return [f"style: no run is labelled {quote(key)}{did_you_mean(key, known)}, so its style is not used "
+            f"(labels: {', '.join(known) or 'none'})" for key in sorted(set(overrides).difference(known))]
 
 
 def collect(
