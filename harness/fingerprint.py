@@ -9,8 +9,10 @@ reads stored runs, is left out) and, for a model from elsewhere (a plugin), ever
 ``.py`` file of the top-level package that defines its class (or the single
 module file when it is not a package) and of the user code it imports
 (:func:`local_imports`: a helper module beside a plugin module, another
-package of the user's). Editing the code of any of them changes the
-fingerprint and so the run id.
+package of the user's), and the class the plugin's name resolves to
+(an entry point can point the same name at another class of the same
+files). Editing the code of any of them changes the fingerprint and so
+the run id.
 
 A file is hashed by its *code*, not its bytes (:func:`code_hash`): what
 Python compiles from it, without docstrings and line numbers. Comments,
@@ -187,10 +189,11 @@ def package_files(top: str) -> tuple[tuple[str, str, str], ...]:
     return cached
 
 
-def bytes_digest(packages: Iterable[str]) -> str:
+def bytes_digest(packages: Iterable[str], extra: tuple[str, str] | None = None) -> str:
     """:attr:`CodeFingerprint.bytes_digest` of the given packages, read afresh
-    (no code is compiled): what a run's process compares with its plan's."""
-    files: dict[str, str] = {}
+    (no code is compiled): what a run's process compares with its plan's.
+    ``extra``: one more ``(path, hash)`` pair (a plugin's class entry)."""
+    files: dict[str, str] = dict([extra]) if extra is not None else {}
     for top in dict.fromkeys(packages):
         files.update((rel, hashlib.sha256(file.read_bytes()).hexdigest()) for rel, file in _source_files(top))
     return _digest(sorted(files.items()))
@@ -306,37 +309,67 @@ def _is_user_code(name: str) -> bool:
     return not all(any(loc.resolve().is_relative_to(folder) for folder in installed) for loc in locations)
 
 
+def _class_entry(model: str) -> tuple[str, str] | None:
+    """``("<class module:Qualname>", sha256)`` for a plugin's model, None for
+    a built-in one.
+
+    A plugin's name can be pointed at another class of the same files by
+    its entry point (package metadata, not code): the class the name
+    resolves to is then part of what runs, so it is part of the
+    fingerprint. A built-in name is bound in sessionbench's own code, which
+    the fingerprint covers already.
+    """
+    from harness.registry import get_model_class
+
+    cls = get_model_class(model)
+    if cls.__module__.split(".")[0] in BUILTIN_PACKAGES:
+        return None
+    name = f"<class {cls.__module__}:{cls.__qualname__}>"
+    return name, hashlib.sha256(name.encode()).hexdigest()
+
+
 def model_fingerprint(model: str) -> CodeFingerprint:
-    """The code fingerprint of runs of ``model``.
+    """The code fingerprint of runs of ``model``: its packages' files and,
+    for a plugin, the class its name resolves to (:func:`_class_entry`).
 
     A model class whose module has no file (defined in an interactive
     session or in code run by ``exec``) is fingerprinted by its class source
     (or its qualified name when even that is unavailable).
     """
     try:
-        return fingerprint(model_packages(model))
+        prints = fingerprint(model_packages(model))
     except ModuleNotFoundError:
-        from harness.registry import get_model_class
+        return _fingerprint_without_file(model)
+    entry = _class_entry(model)
+    if entry is None:
+        return prints
+    return CodeFingerprint(tuple(sorted((*prints.files, entry))), tuple(sorted((*prints.bytes_files, entry))))
 
-        cls = get_model_class(model)
-        try:
-            source = inspect.getsource(cls)
-        except (OSError, TypeError):
-            source = f"{cls.__module__}.{cls.__qualname__}"
-        own = fingerprint(BUILTIN_PACKAGES)
-        name = f"<{cls.__module__}.{cls.__qualname__}>"
-        source = textwrap.dedent(source).encode()  # dedent: a class defined inside a function
-        return CodeFingerprint(tuple(sorted((*own.files, (name, code_hash(source))))),
-                               tuple(sorted((*own.bytes_files, (name, hashlib.sha256(source).hexdigest())))))
+
+def _fingerprint_without_file(model: str) -> CodeFingerprint:
+    """See :func:`model_fingerprint`: the class's source stands for its file."""
+    from harness.registry import get_model_class
+
+    cls = get_model_class(model)
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):
+        source = f"{cls.__module__}.{cls.__qualname__}"
+    own = fingerprint(BUILTIN_PACKAGES)
+    name = f"<{cls.__module__}.{cls.__qualname__}>"
+    source = textwrap.dedent(source).encode()  # dedent: a class defined inside a function
+    return CodeFingerprint(tuple(sorted((*own.files, (name, code_hash(source))))),
+                           tuple(sorted((*own.bytes_files, (name, hashlib.sha256(source).hexdigest())))))
 
 
 def model_bytes_digest(model: str) -> str:
     """:attr:`CodeFingerprint.bytes_digest` of :func:`model_fingerprint`,
     from the files' bytes alone (fast; see :func:`bytes_digest`)."""
     try:
-        return bytes_digest(model_packages(model))
+        packages = model_packages(model)
     except ModuleNotFoundError:
         return model_fingerprint(model).bytes_digest
+    return bytes_digest(packages, _class_entry(model))
 
 
 def clear_cache() -> None:

@@ -113,9 +113,33 @@ def _load_entry_points() -> None:
                 _add(ep.name, obj, origin=origin)
         except Exception as err:
             module_name = ep.value.split(":")[0].strip()
-            reason = str(err) if isinstance(err, ContractError) else f"{origin}: {_import_failure(module_name, err)}"
+            if isinstance(err, ContractError):
+                reason = str(err)
+            elif _names_a_missing_attribute(ep.value):
+                reason = (f"{origin}: module {module_name!r} imports but has no {ep.value.partition(':')[2].strip()!r}; "
+                          "if the class was renamed or moved, edit the entry point and reinstall the plugin "
+                          "(pip install -e DIR): the installed package metadata keeps the old entry point until then")
+            else:
+                reason = f"{origin}: {_import_failure(module_name, err)}"
             BROKEN_PLUGINS[ep.name if ep.name not in _REGISTRY else f"{ep.name} ({ep.value})"] = reason
             log.warning("ignoring a broken plugin: %s", reason)
+
+
+def _names_a_missing_attribute(value: str) -> bool:
+    """Whether entry point ``module:attr`` fails only because its module,
+    which imports, lacks the attribute (stale metadata after a rename)."""
+    module_name, _, attr = (part.strip() for part in value.partition(":"))
+    if not attr:
+        return False
+    try:
+        obj = importlib.import_module(module_name)
+    except Exception:
+        return False
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            return True
+        obj = getattr(obj, part)
+    return False
 
 
 def available_models() -> dict[str, type[SessionRecommender]]:

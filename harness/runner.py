@@ -329,12 +329,24 @@ def base_manifest(spec: RunSpec, code: CodeFingerprint | None = None) -> dict[st
     fingerprint; only its digest is recorded when not given)."""
     return {
         "run_id": spec.run_id, "status": None, "suite": spec.suite, "stage": spec.stage,
-        "dataset": spec.dataset_name, "model": spec.model, "label": spec.label, "params": spec.params,
-        "seed": spec.seed, "protocol": spec.protocol, "ks": list(spec.ks), "config": spec.config(),
+        "dataset": spec.dataset_name, "model": spec.model, "model_class": _class_path(spec.model),
+        "label": spec.label, "params": spec.params, "seed": spec.seed, "protocol": spec.protocol, "ks": list(spec.ks), "config": spec.config(),
         "config_digest": spec.config_digest, "pool_digest": spec.pool_digest,
         "code": code.to_manifest() if code is not None else {"digest": spec.code_digest, "files": None},
         "timeout": dict(spec.timeout), "selection": spec.selection, "data_dir": spec.data_dir,
     }  # fmt: skip
+
+
+def _class_path(model: str) -> str | None:
+    """``module:Qualname`` of the class ``model`` resolves to (None when it
+    cannot be imported: the run records why it failed)."""
+    from harness.registry import get_model_class
+
+    try:
+        cls = get_model_class(model)
+    except SessionbenchError:
+        return None
+    return f"{cls.__module__}:{cls.__qualname__}"
 
 
 def planned_code(spec: RunSpec) -> CodeFingerprint:

@@ -250,6 +250,38 @@ def test_a_single_module_plugins_imported_helpers_are_fingerprinted(workdir):
     assert not any(p.startswith(("numpy/", "unused")) for p in paths)
 
 
+def test_a_plugin_name_pointed_at_another_class_of_the_same_files_gets_a_new_id(workdir, monkeypatch):
+    """An entry point is package metadata, not code: re-pointing a plugin's
+    name at another class of the same, unedited module must not reuse the
+    first class's runs; the manifest and the report name the class."""
+    from harness import registry
+
+    (workdir / "twoclass.py").write_text(PLUGINS)
+    import twoclass
+
+    fingerprint.clear_cache()
+    monkeypatch.setitem(registry._REGISTRY, "twoname", twoclass.SlowFit)
+    s = suite(workdir, ["pop", "twoname"])
+    before = ids(s)
+    planned = fingerprint.model_bytes_digest("twoname")
+    assert fingerprint.model_fingerprint("twoname").bytes_digest == planned  # the run's check agrees with the plan
+    monkeypatch.setitem(registry._REGISTRY, "twoname", twoclass.Zero)
+    after = ids(s)
+    assert after["twoname"] != before["twoname"] and after["pop"] == before["pop"]
+    assert fingerprint.model_bytes_digest("twoname") != planned
+    paths = [p for p, _ in fingerprint.model_fingerprint("twoname").files]
+    assert "<class twoclass:Zero>" in paths and "twoclass.py" in paths
+    assert not any(p.startswith("<class") for p, _ in fingerprint.model_fingerprint("pop").files)
+    out = workdir / "out"
+    run_inline(s, out)
+    stored = {r.label: r.manifest for r in iter_runs(out)}
+    assert stored["twoname"]["model_class"] == "twoclass:Zero"
+    assert stored["pop"]["model_class"] == "baselines.popularity:Popularity"
+    assert main(["report", str(out)]) == 0
+    summary = (out / "report" / "summary.md").read_text()
+    assert "`twoname` (`twoclass:Zero`)" in summary and "`pop` (" not in summary
+
+
 # -- verification ----------------------------------------------------------------
 
 

@@ -179,3 +179,24 @@ def test_a_broken_entry_point_is_named_when_used(tmp_path, monkeypatch, capsys):
     assert main(["evaluate", "--dataset", "synthetic", "--model", "broken-ep"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "broken-ep" in err and "Traceback" not in err
+
+
+def test_an_entry_point_naming_a_class_its_module_lacks_says_to_reinstall(tmp_path, monkeypatch):
+    """The module imports; its entry point names a class it no longer has
+    (renamed in the code, metadata not reinstalled)."""
+    import importlib.metadata
+
+    from harness import registry
+
+    (tmp_path / "plug_ep_renamed.py").write_text("from baselines.popularity import Popularity as NewName\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    stale = importlib.metadata.EntryPoint(name="renamed-ep", value="plug_ep_renamed:OldName",
+                                          group=registry.ENTRY_POINT_GROUP)
+    real = importlib.metadata.entry_points
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [*real(group=group), stale])
+    monkeypatch.setattr(registry, "_entry_points_loaded", False)
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry, "BROKEN_PLUGINS", {})
+    with pytest.raises(ContractError, match=r"module 'plug_ep_renamed' imports but has no 'OldName'; .*"
+                                            r"reinstall the plugin \(pip install -e DIR\)"):
+        get_model_class("renamed-ep")

@@ -333,9 +333,20 @@ def _runs_markdown(group: Group) -> list[str]:
         code = f"`{first['code_digest'][:12]}`" if first["code_digest"] else "unknown"
         if first.get("git_commit"):
             code += f" (git `{first['git_commit'][:12]}`)"
-        params = f"`{first['model']}`: " + _md_escape(_params_text(first["params"]))
+        params = f"{_model_text(first)}: " + _md_escape(_params_text(first["params"]))
         lines.append(f"| {_md_escape(label)} | {ids} | {code} | {params} |")
     return lines + [""]
+
+
+def _model_text(run: dict) -> str:
+    """The model name and, for a plugin registered under a name, the class
+    it resolved to (a built-in name is bound in sessionbench's code)."""
+    from harness.fingerprint import BUILTIN_PACKAGES
+
+    name, cls = f"`{run['model']}`", run.get("model_class")
+    if cls and ":" not in run["model"] and cls.split(".")[0].split(":")[0] not in BUILTIN_PACKAGES:
+        name += f" (`{cls}`)"
+    return name
 
 
 def _resumed_text(resumed: dict | None) -> str:

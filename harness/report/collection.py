@@ -78,10 +78,12 @@ def run_provenance(record: RunRecord) -> dict[str, Any]:
     """What a reader needs to trace a run's numbers to its exact code and
     configuration: run id, seed, model, every hyper-parameter, the config,
     pool and code digests (see :mod:`harness.store`), the git commit and,
-    for a run resumed from a checkpoint, where it resumed (None otherwise)."""
+    for a run resumed from a checkpoint, where it resumed (None otherwise);
+    ``model_class``: the class the model name resolved to (runs stored
+    before it was recorded: None)."""
     man = record.manifest
     return {"run_id": record.run_id, "seed": man.get("seed"), "model": man.get("model"),
-            "params": man.get("params") or {}, "config_digest": record.config_digest or "",
+            "model_class": man.get("model_class"), "params": man.get("params") or {}, "config_digest": record.config_digest or "",
             "pool_digest": record.pool_digest or "", "code_digest": record.code_digest or "",
             "git_commit": man.get("git_commit") or "", "resumed": man.get("resumed")}
 
