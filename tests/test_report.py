@@ -11,6 +11,7 @@ import torch
 
 from harness import report
 from harness.report import figures
+from harness.report.collection import default_table_ks
 from harness.evaluate import evaluate
 from harness.metrics import RANK_METRICS
 from harness.store import iter_runs, write_run
@@ -160,7 +161,7 @@ def test_latex_bold_is_on_the_best_value(store, summary):
         rows = _latex_rows(tex)
         labels = [r[0] for r in rows]
         assert labels == ["pop", "markov", "my-random"]  # fixed slots first, then the others
-        cols = report.TableSpec().columns()
+        cols = report.TableSpec(ks=default_table_ks(KS)).columns()
         assert len(rows[0]) == 1 + len(cols)
         for j, col in enumerate(cols, start=1):
             values = table.loc[labels, col.key].to_numpy()
@@ -194,7 +195,7 @@ def test_significance_marks_follow_holm_adjusted_tests(store, summary):
         means_table = md.split("95% percentile")[0]  # the CI table follows the means
         rows = {line.split("|")[1].strip(): line.split("|")[2:-1] for line in means_table.splitlines()
                 if line.startswith("| ") and not line.startswith("| model")}
-        col = [c.key for c in report.TableSpec().columns()].index("HitRate@20")
+        col = [c.key for c in report.TableSpec(ks=default_table_ks(KS)).columns()].index("HitRate@20")
         assert "†" in rows["my-random"][col] and "**" in rows["markov"][col]
         assert "paired t-test" in md and "Holm" in md
 
@@ -281,16 +282,16 @@ def test_empty_store(tmp_path):
 
 
 def test_a_cut_off_reaching_the_catalogue_size_is_noted(tmp_path):
-    """On a catalogue of 40 items, HitRate@50 (a default column) is 1 for every model: the report
-    says it is so by construction instead of showing a tie of perfect scores unexplained."""
+    """On a catalogue of 40 items, HitRate@50 (a column of runs made with ks [20, 50]) is 1 for every
+    model: the report says it is so by construction instead of showing a tie of perfect scores unexplained."""
     from harness.evaluate import EvaluationResult
     from harness.store import read_manifest
 
     data = tiny_dataset(n_test=30, seed=0)
     for label in ("pop", "markov"):
-        ev = evaluate(FakeModel(label, data, 1), data, ks=(10, 20))
+        ev = evaluate(FakeModel(label, data, 1), data, ks=(20, 50))
         write_run(tmp_path, {"run_id": label, "status": "complete", "dataset": "d", "model": label, "label": label,
-                             "seed": 1, "protocol": "next", "ks": [10, 20], "timings": {},
+                             "seed": 1, "protocol": "next", "ks": [20, 50], "timings": {},
                              "dataset_stats": {"n_items": 40}}, evaluation=ev)
     out = report.write_report(tmp_path, n_bootstrap=20)
     (note,) = [n for n in out.notes if "catalogue" in n]

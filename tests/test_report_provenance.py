@@ -160,6 +160,22 @@ def test_report_options_on_the_command_line(tmp_path, capsys):
         assert len(err.splitlines()) == 1 and message in err
 
 
+def test_the_tables_and_the_summary_follow_the_suites_ks(tmp_path):
+    """A suite of ks: [10, 20] gets its tables and compact summary at 10 and
+    20 (the two largest of the suite's ks), not at the shipped suites' 20 and 50."""
+    data = tiny_dataset(n_test=30, seed=0)
+    ids = [add_run(tmp_path, data, label, 0) for label in ("pop", "markov")]
+    write_plan(tmp_path, Plan("mine", "name: mine\nks: [5, 10, 20]\n", {"ks": [5, 10, 20]}, tuple(ids), ()))
+    summary = report.write_report(tmp_path, n_bootstrap=20)
+    md = (summary.path / "tables" / "tiny_next.md").read_text()
+    header = next(line for line in md.splitlines() if line.startswith("| model"))
+    assert header.startswith("| model | HitRate@10 | HitRate@20 | MRR@10 |") and "@50" not in header
+    assert "HitRate@10" in str(summary) and "@50" not in str(summary) and "@5 " not in str(summary)
+    csv = pd.read_csv(summary.path / "tables" / "tiny_next.csv")
+    assert {"HitRate@5", "HitRate@10", "HitRate@20"} <= set(csv.columns)  # every K of the suite
+    assert "20 and 50" not in md
+
+
 def test_runs_made_with_other_metric_code_are_named(tmp_path):
     """The report recomputes every number from the stored ranks with this process's metric code; runs
     whose manifests record other code of harness/metrics.py (a report after an upgrade) are named, so

@@ -30,6 +30,7 @@ this module writes the report folder. The statistics are described in
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -158,7 +159,8 @@ def write_report(
             figure is drawn at (fonts 7-8 pt at that width).
         column_width, text_width: inches of ``column`` and ``text``.
         table: the tables' columns and layout (default :class:`TableSpec()`:
-            HitRate, MRR, NDCG at 20 and 50 and fit time, one column wide).
+            HitRate, MRR, NDCG at the two largest of the report's ``ks``
+            (20 and 50 for the default suite) and fit time, one column wide).
         models: only these labels (default: every label).
         style: ``{label: {color, marker, hatch}}`` over the plan's suite ``style:`` map.
 
@@ -175,6 +177,7 @@ def write_report(
     wide = wider_than_a_column(width, column_width)  # figure* in the LaTeX snippets
     results = collect(out_dir, ks=ks, n_bootstrap=n_bootstrap, seed=seed, table_ks=table.ks, models=models,
                       style=style)
+    table = dataclasses.replace(table, ks=results.table_ks)
     groups, styles = results.groups, results.styles
     n_bootstrap = int(n_bootstrap)
 
@@ -204,7 +207,7 @@ def write_report(
         notes = tuple(f"{g.title}: {n}" for g in groups for n in g.notes)
         notes += tuple(f"{a} and {b} are drawn alike (same colour, and the same marker or hatch); set `style:` in "
                        "the suite to tell them apart" for a, b in style_collisions(styles))
-        text = _compact_text(groups) + _left_out_text(results.selection)
+        text = _compact_text(groups, table.ks) + _left_out_text(results.selection)
         summary_md = _summary_markdown(results, figures, text, n_bootstrap, seed, notes, warnings, table)
         # ANN retrieval (runs whose suite asked for it): figures, tables and a summary section
         retrieval_figures, tables["retrieval"], retrieval_md = write_retrieval(results.selection.test, tmp, width,

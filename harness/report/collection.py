@@ -15,7 +15,7 @@ import pandas as pd
 from harness.errors import did_you_mean, quote
 from harness.limits import MAX_K
 from harness.metrics import DEFAULT_KS, RANK_METRICS, metric_key, normalise_ks, parse_metric_key
-from harness.report.constants import _ALL_TIMINGS, BAR_KS, LIST_K, MAX_CURVE_K, PREFIX_BINS, SUMMARY_KS
+from harness.report.constants import _ALL_TIMINGS, BAR_KS, LIST_K, MAX_CURVE_K, PREFIX_BINS, TABLE_K_COUNT
 from harness.report.statistics import (
     ALPHA, _bootstrap_sums, _percentiles, _seed_weights, _stable_seed, holm, paired_ttest,
 )
@@ -225,6 +225,14 @@ def _group_key(record: RunRecord) -> tuple[str, str]:
     return str(dataset), str(protocol)
 
 
+def default_table_ks(report_ks: Iterable[int]) -> tuple[int, ...]:
+    """The cut-offs the tables and the compact summary show unless told
+    otherwise: the TABLE_K_COUNT largest of the report's (the suite's
+    ``ks``), so that ``ks: [5, 10, 20, 50]`` shows 20 and 50 and ``ks:
+    [10, 20]`` shows 10 and 20."""
+    return normalise_ks(report_ks)[-TABLE_K_COUNT:]
+
+
 def _default_ks(records: Sequence[RunRecord], plan: Plan | None = None) -> tuple[int, ...]:
     """The cut-offs of a report that names none: the ``ks`` of the suite
     last run into the folder (its plan). A run is reused by suites of other
@@ -339,7 +347,7 @@ def _whole_catalogue_note(runs: list[_Run], table_ks: tuple[int, ...]) -> list[s
     sizes = [n for n in (stored_n_items(r.record.manifest) for r in runs) if n is not None]
     if not sizes:
         return []
-    shown = sorted(k for k in {*table_ks, *SUMMARY_KS, *BAR_KS} if k >= min(sizes))
+    shown = sorted(k for k in {*table_ks, *BAR_KS} if k >= min(sizes))
     if not shown:
         return []
     return [f"K = {', '.join(map(str, shown))} reaches the {min(sizes):,} items of the catalogue: every model's "
@@ -416,6 +424,7 @@ class Collected:
     n_runs: int
     selection: Selection = field(default_factory=Selection)
     warnings: tuple[str, ...] = ()
+    table_ks: tuple[int, ...] = ()  # the cut-offs the tables and the compact summary show
 
 
 def unused_style_warnings(overrides: dict[str, Any], labels: Iterable[str]) -> list[str]:
@@ -451,7 +460,8 @@ def collect(
                               f"labels: {', '.join(known) or 'none'}")
         complete = [r for r in complete if label_of(r) in wanted]
     suite_ks = normalise_ks(ks) if ks is not None else _default_ks(complete, sel.plan)
-    metric_ks = normalise_ks(set(suite_ks) | set(table_ks or ()) | set(BAR_KS) | set(SUMMARY_KS) | {LIST_K})
+    shown_ks = normalise_ks(table_ks) if table_ks else default_table_ks(suite_ks)
+    metric_ks = normalise_ks(set(suite_ks) | set(shown_ks) | set(BAR_KS) | {LIST_K})
     by_group: dict[tuple[str, str], list[RunRecord]] = {}
     for record in complete:
         by_group.setdefault(_group_key(record), []).append(record)
@@ -461,11 +471,11 @@ def collect(
     loaded = {key: [_load_run(r, metric_ks, warnings) for r in recs] for key, recs in sorted(by_group.items())}
     styles = model_styles((r.label for runs in loaded.values() for r in runs), overrides)
     groups = [
-        _build_group(ds, proto, runs, suite_ks, metric_ks, styles, n_bootstrap, seed)
+        _build_group(ds, proto, runs, shown_ks, metric_ks, styles, n_bootstrap, seed)
         for (ds, proto), runs in loaded.items()
     ]
     for g in groups:
         g.tuned = {t.label: t.grid_params(t.params) for t in sel.tunings
                    if (t.dataset, t.protocol) == (g.dataset, g.protocol) and t.label in g.labels}
     failed = tuple(sel.failed)
-    return Collected(groups, styles, failed, len(complete), sel, tuple(warnings))
+    return Collected(groups, styles, failed, len(complete), sel, tuple(warnings), shown_ks)

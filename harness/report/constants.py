@@ -10,8 +10,6 @@ import numpy as np
 
 #: cut-offs of the grouped bar charts
 BAR_KS: tuple[int, ...] = (10, 20)
-#: cut-offs of the compact summary printed by ``sessionbench run``
-SUMMARY_KS: tuple[int, ...] = (20, 50)
 #: K of the beyond-accuracy columns (Coverage, Popularity) and of the
 #: accuracy-vs-latency and prefix-length figures
 LIST_K = 20
@@ -25,9 +23,11 @@ PREFIX_BINS: tuple[tuple[int, float, str], ...] = (
 #: column and the full text width of a two-column paper
 COLUMN_WIDTH = 3.3
 TEXT_WIDTH = 7.0
-#: default columns of the results tables: metrics at these cut-offs, then these timings
+#: default columns of the results tables: these metrics, at the report's
+#: TABLE_K_COUNT largest cut-offs (the suite's ``ks``; also the compact
+#: summary's), then these timings
 TABLE_METRICS: tuple[str, ...] = ("HitRate", "MRR", "NDCG")
-TABLE_KS: tuple[int, ...] = (20, 50)
+TABLE_K_COUNT = 2
 TABLE_TIMINGS: tuple[str, ...] = ("fit_seconds",)
 
 REPORT_DIR = "report"

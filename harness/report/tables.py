@@ -13,7 +13,7 @@ from harness.errors import ConfigError
 from harness.metrics import METRICS, RANK_METRICS, MetricSpec, metric_key
 from harness.report.collection import Group
 from harness.report.constants import (
-    LIST_K, SUMMARY_KS, TABLE_KS, TABLE_METRICS, TABLE_TIMINGS, TIMINGS, Timing,
+    LIST_K, TABLE_METRICS, TABLE_TIMINGS, TIMINGS, Timing,
 )
 from harness.report.statistics import ALPHA
 
@@ -26,18 +26,21 @@ class TableSpec:
         metrics: metric names (HitRate, Recall, MRR, NDCG, Coverage, Popularity)
             and timing keys (fit_seconds, prefixes_per_second, latency_ms_p50,
             latency_ms_p95), in column order.
-        ks: cut-offs of the rank metrics (Coverage and Popularity use LIST_K).
+        ks: cut-offs of the rank metrics (Coverage and Popularity use LIST_K);
+            None: the report's largest (:func:`~harness.report.collection.default_table_ks`).
         layout: ``narrow``: a one-column ``table`` (the default, fits
             \columnwidth of a two-column article with the default columns);
             ``wide``: a ``table*`` across both columns.
     """
 
     metrics: tuple[str, ...] = TABLE_METRICS + TABLE_TIMINGS
-    ks: tuple[int, ...] = TABLE_KS
+    ks: tuple[int, ...] | None = None
     layout: str = "narrow"
 
     def columns(self) -> list[_Column]:
         """The table's columns, metrics first (each at every K), then timings."""
+        if self.ks is None:
+            raise ValueError("TableSpec.ks is resolved by the report (table_ks) before columns are made")
         cols: list[_Column] = []
         for name in self.metrics:
             if name in RANK_METRICS:
@@ -327,13 +330,13 @@ def _latex_table(group: Group, spec: TableSpec, n_boot: int) -> str:
     return "\n".join(lines)
 
 
-def _compact_text(groups: Sequence[Group]) -> str:
-    """The compact summary printed at the end of ``sessionbench run``."""
+def _compact_text(groups: Sequence[Group], ks: Sequence[int]) -> str:
+    """The compact summary printed at the end of ``sessionbench run``, at the table's cut-offs ``ks``."""
     if not groups:
         return "no complete runs"
     blocks = []
     for g in groups:
-        keys = [metric_key(n, k) for k in SUMMARY_KS for n in ("HitRate", "Recall", "NDCG", "MRR")]
+        keys = [metric_key(n, k) for k in ks for n in ("HitRate", "Recall", "NDCG", "MRR")]
         # one target per case (next-item protocol): Recall@K repeats HitRate@K, show it once
         recall = [k for k in keys if k.startswith("Recall@") and k in g.means.columns]
         if recall and np.allclose(g.means[recall].to_numpy(np.float64),
