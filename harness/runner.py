@@ -767,9 +767,12 @@ def _run_locked(suite, out, jobs, force, only, executor, progress, report, timeo
                  save_models=save_models)
     _note_stale_checkpoints(out, echo)
     if report and any(True for _ in iter_runs(out)):
-        from harness.report import write_report
+        from harness.report import last_report_options, write_report
 
-        outcome.report = write_report(out, ks=suite.ks)
+        options, problem = last_report_options(out)  # as `sessionbench report` last drew it
+        if problem is not None:
+            log.warning("%s", problem)
+        outcome.report = write_report(out, ks=suite.ks, **options)
     return outcome
 
 

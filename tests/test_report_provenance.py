@@ -210,3 +210,43 @@ def test_a_style_for_no_stored_label_is_named_with_the_likely_one(tmp_path):
         "style: no run is labelled 'gru4rec', so its style is not used (labels: markov, pop)",
     ]
     assert all(w in summary.summary_path.read_text() for w in unused)
+
+
+def test_a_run_redraws_the_report_with_the_last_reports_options(tmp_path, monkeypatch, capsys):
+    """`report --column-width 3.16 --ks 5` then `run` into the same folder: the
+    figures stay 3.16 in wide and the table at K = 5 (a two-column paper's
+    settings are not lost); --models is not kept; a garbled options file
+    falls back to the defaults with a warning."""
+    from PIL import Image
+    from suite_helpers import prepare_workdir, tiny_suite
+    from test_runner import TINY_SPEC
+
+    from harness.runner import InlineExecutor, run_suite
+
+    workdir = prepare_workdir(tmp_path, monkeypatch, spec=TINY_SPEC, dataset="tinysyn", plugins="",
+                              module="no_plugins")
+    suite = tiny_suite(workdir, "tinysyn", ["pop", "markov"], ks=[5, 10, 20])
+    out = workdir / "out"
+
+    def figure_inches() -> float:
+        with Image.open(out / "report" / "figures" / "tinysyn_next_bars.png") as image:
+            return image.size[0] / image.info["dpi"][0]
+
+    def header() -> str:
+        md = (out / "report" / "tables" / "tinysyn_next.md").read_text()
+        return next(line for line in md.splitlines() if line.startswith("| model"))
+
+    run_suite(suite, out_dir=out, executor=InlineExecutor())
+    assert abs(figure_inches() - 3.3) < 0.01 and "HitRate@10 | HitRate@20" in header()
+    assert main(["report", str(out), "--column-width", "3.16", "--ks", "5", "--models", "pop",
+                 "--n-bootstrap", "30"]) == 0
+    assert abs(figure_inches() - 3.16) < 0.01 and "markov" not in header()
+    outcome = run_suite(suite, out_dir=out, executor=InlineExecutor())
+    assert not outcome.executed
+    assert abs(figure_inches() - 3.16) < 0.01
+    assert header().startswith("| model | HitRate@5 | MRR@5 |") and "@10" not in header()
+    assert "markov" in (out / "report" / "tables" / "tinysyn_next.md").read_text()  # every label again
+    (out / "report" / "options.json").write_text("{not json")
+    run_suite(suite, out_dir=out, executor=InlineExecutor())
+    assert abs(figure_inches() - 3.3) < 0.01 and "HitRate@10 | HitRate@20" in header()
+    capsys.readouterr()

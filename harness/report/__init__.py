@@ -31,6 +31,7 @@ this module writes the report folder. The statistics are described in
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import shutil
@@ -171,6 +172,10 @@ def write_report(
     """
     out_dir = Path(out_dir)
     table = table or TableSpec()
+    options = {"figure_width": figure_width, "column_width": column_width, "text_width": text_width,
+               "n_bootstrap": int(n_bootstrap),
+               "table": {"metrics": list(table.metrics), "ks": None if table.ks is None else list(table.ks),
+                         "layout": table.layout}}  # as asked: a later `run` redraws with them
     if table.layout not in ("narrow", "wide"):
         raise ConfigError(f"--layout: expected narrow or wide, got {table.layout!r}")
     width = figure_width_inches(figure_width, column_width=column_width, text_width=text_width)
@@ -214,6 +219,7 @@ def write_report(
                                                                                wide=wide)
         figures[("retrieval", "")] = (retrieval_figures, None)
         (tmp / "summary.md").write_text(summary_md + "".join(f"\n{line}" for line in retrieval_md))
+        (tmp / OPTIONS_FILE).write_text(json.dumps(options, indent=1) + "\n")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -231,6 +237,38 @@ def write_report(
         n_runs=results.n_runs, failed=results.failed, broken=tuple(sel.broken), superseded=tuple(sel.superseded),
         notes=notes, warnings=tuple(warnings),
     )  # fmt: skip
+
+
+#: the presentation options a report was drawn with (in the report folder)
+OPTIONS_FILE = "options.json"
+
+
+def last_report_options(out_dir: str | Path) -> tuple[dict, str | None]:
+    """The presentation options of the report last written into ``out_dir``
+    (``report/options.json``), as :func:`write_report` keywords, so that
+    ``sessionbench run`` redraws the report as ``sessionbench report`` last
+    drew it: figure, column and text widths, bootstrap replicates and the
+    tables' columns, cut-offs and layout (not ``--models``: new runs must
+    show). Returns ``(options, problem)``: ``({}, None)`` when there is no
+    such report, ``({}, why)`` when its file cannot be used."""
+    path = Path(out_dir) / REPORT_DIR / OPTIONS_FILE
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}, None
+    except (OSError, ValueError) as err:
+        return {}, f"{path}: unreadable ({err}); drawing with the default options"
+    try:
+        table = data["table"]
+        options = {"figure_width": data["figure_width"], "column_width": float(data["column_width"]),
+                   "text_width": float(data["text_width"]), "n_bootstrap": int(data["n_bootstrap"]),
+                   "table": TableSpec(metrics=tuple(table["metrics"]), layout=str(table["layout"]),
+                                      ks=None if table["ks"] is None else tuple(int(k) for k in table["ks"]))}
+        figure_width_inches(options["figure_width"], column_width=options["column_width"],
+                            text_width=options["text_width"])
+    except (KeyError, TypeError, ValueError, ConfigError) as err:
+        return {}, f"{path}: not a report's options ({err}); drawing with the default options"
+    return options, None
 
 
 def _draw_searches(out_dir: Path, folder: Path, warn: Callable[[str], None]) -> list[Path]:
