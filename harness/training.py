@@ -66,6 +66,18 @@ def observe_epochs(callback: Callable[[Any, int, str], None]) -> Iterator[None]:
         _EPOCH_OBSERVERS.remove(callback)
 
 
+def _restore_random_state(checkpoint: dict[str, Any]) -> None:
+    """Put torch's, NumPy's and Python's random generators where they were
+    when ``checkpoint`` was saved."""
+    import numpy as np
+    import torch
+
+    rng = checkpoint["rng"]
+    torch.set_rng_state(rng["torch"])
+    np.random.set_state(rng["numpy"])
+    random.setstate(rng["python"])
+
+
 def _epoch_done(model: Any, epoch: int, phase: str) -> None:
     for callback in list(_EPOCH_OBSERVERS):
         callback(model, epoch, phase)
@@ -203,15 +215,9 @@ class EpochTrainedRecommender(SessionRecommender):
 
     def _resume(self, checkpoint: dict[str, Any], data: SessionDataset, split: str, seed: int) -> None:
         """Rebuild the training of ``checkpoint`` (fresh start, then its states)."""
-        import numpy as np
-        import torch
-
         self._start_training(data, split, seed)
         self._load_training_state(checkpoint["training"])
-        rng = checkpoint["rng"]
-        torch.set_rng_state(rng["torch"])
-        np.random.set_state(rng["numpy"])
-        random.setstate(rng["python"])
+        _restore_random_state(checkpoint)
 
     def _state(self) -> dict[str, Any]:
         return {k: copy.deepcopy(v) for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
@@ -294,6 +300,9 @@ class EpochTrainedRecommender(SessionRecommender):
             chosen = checkpoint["selection"]
             best_epoch, best_value, best_state = chosen["best_epoch"], chosen["best_value"], chosen["best_state"]
             if chosen["done"]:
+                # what follows (the refit's initialisation and dropout) draws on the random state the
+                # selection ended with, as in an uninterrupted fit
+                _restore_random_state(checkpoint)
                 return best_epoch, best_state
             self._resume(checkpoint, data, "train_tr", seed)
             first = checkpoint["epoch"] + 1

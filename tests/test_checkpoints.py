@@ -42,6 +42,10 @@ CASES = {
                       ("refit", 1)),
     "srgnn-train": (SRGNNRecommender, {"hidden_size": 8, "batch_size": 16, "epochs": 3, "patience": 0,
                                        "lr_decay_every": 1}, ("train", 2)),
+    # the selection's last checkpoint, then the refit: its dropout draws on where the selection left the
+    # random state, which the resumed fit must restore although it trains no more selection epochs
+    "narm-after-the-last-select-epoch": (NARM, {"hidden_size": 8, "embedding_size": 8, "batch_size": 16,
+                                                "epochs": 3, "patience": 3, "refit": True}, ("select", 3)),
     "narm-keep-best": (NARM, {"hidden_size": 8, "embedding_size": 8, "batch_size": 16, "epochs": 3, "patience": 3,
                               "refit": False}, ("select", 2)),
 }
