@@ -10,6 +10,7 @@ and exit status 1. Anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import difflib
+import reprlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,13 @@ from typing import Any
 #: Quoted user input is cut to about this many characters, so that an error
 #: about a 10 MB line is still one readable line.
 QUOTE_LIMIT = 200
+
+#: a container with more elements than this (nested ones counted, shared
+#: ones once per use, as YAML aliases expand) is shown in part: a 500-byte
+#: YAML file of nested aliases holds billions of elements
+_QUOTE_ELEMENTS = 10_000
+_PARTIAL = reprlib.Repr()
+_PARTIAL.maxlevel, _PARTIAL.maxlist, _PARTIAL.maxtuple, _PARTIAL.maxdict = 4, 8, 8, 8
 
 
 def quote(value: Any, limit: int = QUOTE_LIMIT) -> str:
@@ -28,10 +36,32 @@ def quote(value: Any, limit: int = QUOTE_LIMIT) -> str:
     """
     if isinstance(value, (str, bytes)) and len(value) > limit:
         return f"{value[:limit]!r}... ({len(value):,} characters)"
+    if not _has_at_most(value, _QUOTE_ELEMENTS):
+        text = _PARTIAL.repr(value)
+        return f"{text[:limit]}{'...' if len(text) > limit else ''} (over {_QUOTE_ELEMENTS:,} elements)"
     text = repr(value)
     if len(text) > limit:
         return f"{text[:limit]}... ({len(text):,} characters)"
     return text
+
+
+def _has_at_most(value: Any, budget: int) -> bool:
+    """Whether ``value`` holds at most ``budget`` elements, nested ones
+    included; stops counting once past it."""
+    pending, seen = [value], 0
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            children = [*item.keys(), *item.values()]
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            children = list(item)
+        else:
+            continue
+        seen += len(children)
+        if seen > budget:
+            return False
+        pending.extend(children)
+    return True
 
 
 def describe(value: Any) -> str:

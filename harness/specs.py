@@ -252,6 +252,14 @@ def _as_str(value: Any, path: Path, key: str) -> str:
     return value
 
 
+def _as_field_text(value: Any, path: Path, key: str) -> str:
+    """A text field of a reader's or preprocessing's settings: any non-empty
+    string, white space included (``sep: "\\t"`` is a tab)."""
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{path}: key {key!r}: expected a non-empty string, got {_shown(value)}")
+    return value
+
+
 def _as_str_list(value: Any, path: Path, key: str) -> tuple[str, ...]:
     values = [value] if isinstance(value, str) else value
     if not isinstance(values, list) or not values:
@@ -291,7 +299,7 @@ def _as_fraction(value: Any, path: Path, key: str) -> Fraction:
         raise ConfigError(f"{path}: key {key!r}: expected a fraction such as 1/64, got {_shown(value)}") from None
 
 
-_COERCERS = {float: _as_float, int: _as_int, str: _as_str, Fraction: _as_fraction}
+_COERCERS = {float: _as_float, int: _as_int, str: _as_field_text, Fraction: _as_fraction}
 
 
 def _build(cls: type, data: Mapping[str, Any], path: Path, prefix: str) -> Any:

@@ -55,6 +55,17 @@ def test_a_long_or_multi_line_key_is_cut_in_the_message(make, key):
     assert len(message) < 400 and ("characters)" in message if key == LONG_KEY else "a\\nb" in message), message
 
 
+def test_a_value_of_nested_yaml_aliases_is_shown_in_part(tmp_path, capsys):
+    """A few hundred bytes of nested aliases expand to a million strings (ten levels to
+    billions): the message shows a part, without writing the whole value out first."""
+    levels = "  - &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"  - &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]\n" for i in range(5))
+    suite = tmp_path / "bomb.yaml"
+    suite.write_text("name: bomb\ndatasets: [synthetic]\nmodels: [pop]\ndescription:\n" + levels)
+    line = _cli_error(capsys, "run", str(suite), "--out", str(tmp_path / "out"))
+    assert "key 'description'" in line and "over 10,000 elements" in line and len(line) < 600, line
+
+
 @pytest.mark.parametrize(
     "data, expected",
     [

@@ -329,12 +329,15 @@ def test_numbers_may_be_strings_and_fractions_stay_exact(tmp_path):
     assert spec.folders == ("y",)
 
 
-def test_table_spec_reads_its_layout(tmp_path):
-    rows = [f"s{s}|p{s % 3 + k}|2024-01-0{1 + s // 4}T0{k}:00:00\n" for s in range(24) for k in range(3)]
-    (tmp_path / "log.csv").write_text("user_session|product|ts\n" + "".join(rows))
+@pytest.mark.parametrize(("sep", "written"), [("|", "'|'"), ("\t", '"\\t"'), (" ", "' '")])
+def test_table_spec_reads_its_layout(tmp_path, sep, written):
+    """Any one-character separator, a tab or a space (white space) included."""
+    rows = [sep.join((f"s{s}", f"p{s % 3 + k}", f"2024-01-0{1 + s // 4}T0{k}:00:00")) + "\n"
+            for s in range(24) for k in range(3)]
+    (tmp_path / "log.csv").write_text(sep.join(("user_session", "product", "ts")) + "\n" + "".join(rows))
     (tmp_path / "t.yaml").write_text(
         "name: t\ndescription: d\nsource: s\nformat: table\nfiles: {events: log.csv}\n"
-        "read: {sep: '|', session: user_session, item: product, time: ts, time_format: iso}\n"
+        f"read: {{sep: {written}, session: user_session, item: product, time: ts, time_format: iso}}\n"
         "preprocess: {method: standard, test_days: 1, valid_days: 1, min_item_support: 2}\n"
     )
     data = specs.load_dataset(tmp_path / "t.yaml", data_dir=tmp_path, cache_dir=tmp_path / "cache")
