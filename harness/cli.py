@@ -149,6 +149,8 @@ def check_output_dir(out: str | Path, option: str = "--out") -> None:
         ConfigError: ``out`` (or an ancestor) is a file, or the folder cannot
             be written.
     """
+    if not str(out).strip():  # Path("") is the current folder: runs, plan and report would land there
+        raise ConfigError(f"{option}: expected a folder path, got {quote(str(out))}")
     out = Path(out)
     if "\0" in str(out):
         raise ConfigError(f"{option} {quote(str(out))}: a path cannot contain a NUL character")

@@ -67,7 +67,7 @@ from harness.dataset import PrefixBatch, SessionDataset
 from harness.errors import ConfigError
 from harness.plugin import NotFittedError
 from harness.registry import Choice, Range
-from harness.timing import resolve_device, reuse_freed_memory, torch_threads
+from harness.timing import check_device_name, resolve_device, reuse_freed_memory, torch_threads
 from harness.training import EpochTrainedRecommender
 
 log = logging.getLogger(__name__)
@@ -404,9 +404,13 @@ class NeuralRecommender(EpochTrainedRecommender):
 
     def _check_params(self) -> None:
         """Raise :class:`ConfigError` naming a bad hyper-parameter (subclasses
-        extend this; the base checks ``num_threads`` and, where the model
-        has it, ``softmax_precision``)."""
+        extend this; the base checks ``num_threads``, the form of ``device``
+        and, where the model has it, ``softmax_precision``). It reads the
+        hyper-parameters only, so a suite runs it where it is loaded
+        (:func:`harness.registry.coerce_params`), before any run starts."""
         self._check_int("num_threads", minimum=0)
+        if hasattr(self, "device"):
+            check_device_name(self.device, self.name or type(self).__name__)
         if hasattr(self, "softmax_precision"):
             self._check_choice("softmax_precision", SOFTMAX_PRECISIONS)
 

@@ -318,6 +318,22 @@ def coerce_params(cls: type[SessionRecommender], params: Mapping[str, Any], *, s
     return out
 
 
+def check_params_together(cls: type[SessionRecommender], params: Mapping[str, Any], source: str) -> None:
+    """Run the model's own check of a whole configuration (``_check_params``,
+    which neural models have: rules across hyper-parameters, such as SASRec's
+    hidden size being a multiple of its heads, and the form of ``device``)
+    on ``params`` (coerced, see :func:`coerce_params`) over the defaults, so
+    that a suite or ``--param`` is refused where it is read rather than when
+    its run starts. ``__init__`` only stores, so building the model costs
+    nothing."""
+    if getattr(cls, "_check_params", None) is None:
+        return
+    try:
+        cls(**params)._check_params()
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+
+
 def _coerce(value: Any, default: Any, where: str) -> Any:
     value = _finite(_convert(value, default, where), where)
     return value
@@ -394,6 +410,7 @@ def make_model(name: str, params: Mapping[str, Any] | None = None, *, source: st
     cls = get_model_class(name)
     label = check_class(cls)
     kwargs = coerce_params(cls, params or {}, source=source)
+    check_params_together(cls, kwargs, source)
     try:
         model = cls(**kwargs)
     except SessionbenchError:

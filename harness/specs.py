@@ -434,6 +434,9 @@ def resolve_raw_files(spec: DatasetSpec, data_dir: str | Path | None = None) -> 
     base = Path(data_dir) if data_dir is not None else default_data_dir()
     if spec.files:  # generated data read no folder
         check_data_dir(base)
+        if data_dir is not None and not base.exists():  # a mistyped folder: never fall back to other files
+            raise DataError(f"the data folder does not exist; expected the folder holding the raw files of "
+                            f"dataset {spec.name!r} (--data-dir or a suite's data_dir)", path=base)
     found: dict[str, Path] = {}
     for role, names in spec.files.items():
         tried = [base / sub / name for name in names for sub in ("", *spec.folders)]

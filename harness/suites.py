@@ -65,7 +65,7 @@ from harness.errors import ConfigError, describe, did_you_mean, quote
 from harness.limits import (MAX_GRID_LABEL_LENGTH, MAX_GRID_POINTS, MAX_K, MAX_NAME_LENGTH, MAX_SEED,
                             MIN_TIMEOUT_SECONDS)
 from harness.metrics import DEFAULT_KS
-from harness.registry import check_class, coerce_params, get_model_class
+from harness.registry import check_class, check_params_together, coerce_params, get_model_class
 from harness.yamlfile import finite_float, load_yaml_text, numeric_string, read_text_file
 
 SUITE_DIR = paths.suite_dir()  # the shipped suites (package data)
@@ -319,6 +319,9 @@ def _model(entry: Any, where: str, key: str, default_seeds: list[int]) -> ModelE
             f"got {quote(label)}"
         )
     _check_grid(grid, label, where, key)
+    if "tune" not in entry:  # every configuration it runs (a search draws its configurations later)
+        for point in itertools.product(*grid.values()):
+            check_params_together(cls, {**params, **dict(zip(grid, point))}, f"{where}: key {key}")
     if "patience" in grid and getattr(cls, "trains_by_epoch", False):
         raise ConfigError(f"{where}: key {key}.grid.patience: grid points of a model trained by epochs train "
                           "exactly 'epochs' epochs (patience 0: the validation split scores the grid); "

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from harness.dataset import PrefixCases
-from harness.errors import ConfigError
+from harness.errors import ConfigError, quote
 from harness.plugin import SessionRecommender
 
 
@@ -99,6 +99,23 @@ def reuse_freed_memory() -> Iterator[None]:
             libc.malloc_trim(0)
 
 
+def check_device_name(name: str, model: str) -> torch.device | None:
+    """The device a ``device`` hyper-parameter names (None for ``"auto"``),
+    whether or not this machine has it; :class:`ConfigError` naming
+    ``model`` for a name that is none of ``"auto"``, ``"cpu"``, ``"cuda"``,
+    ``"cuda:N"`` (a suite is checked where it is loaded, and may run where
+    CUDA is)."""
+    if name == "auto":
+        return None
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"{model}: device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {quote(name)}")
+    return device
+
+
 def resolve_device(name: str, model: str) -> torch.device:
     """The torch device for a model's ``device`` hyper-parameter: ``"auto"``
     (CUDA when available, else CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
@@ -106,14 +123,9 @@ def resolve_device(name: str, model: str) -> torch.device:
     Called in ``fit``, never in ``__init__``. Raises :class:`ConfigError`
     naming ``model`` for anything else, or for CUDA on a machine without it.
     """
-    if name == "auto":
+    device = check_device_name(name, model)
+    if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        device = None
-    if device is None or device.type not in ("cpu", "cuda"):
-        raise ConfigError(f"{model}: device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {name!r}")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"{model}: device {name!r} asked for, but CUDA is not available (use device='auto')")
     return device

@@ -55,6 +55,46 @@ def test_a_long_or_multi_line_key_is_cut_in_the_message(make, key):
     assert len(message) < 400 and ("characters)" in message if key == LONG_KEY else "a\\nb" in message), message
 
 
+@pytest.mark.parametrize(("entry", "expected"), [
+    ({"name": "sasrec", "params": {"n_heads": 3}}, "sasrec: hidden_size (50) must be a multiple of n_heads (3)"),
+    ({"name": "narm", "params": {"device": "gpu"}}, "narm: device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'gpu'"),
+    ({"name": "srgnn", "params": {"device": "cuda:x"}}, "device must be"),
+    ({"name": "sasrec", "grid": {"n_heads": [1, 2, 3]}}, "must be a multiple of n_heads (3)"),  # one grid point
+])
+def test_hyperparameters_that_fail_the_models_own_check_stop_a_suite_at_load(entry, expected):
+    """A rule across hyper-parameters, or a device name that names none, used to fail the run when it
+    started, after the suite's other runs."""
+    message = _suite_error({"models": ["pop", entry]})
+    assert expected in message and "models" in message, message
+
+
+def test_a_device_this_machine_lacks_is_left_to_the_run():
+    """The suite may run where CUDA is: only the form of the name is checked at load."""
+    suites.parse_suite({"datasets": ["synthetic"], "models": [{"name": "narm", "params": {"device": "cuda:1"}}]},
+                       Path("suites/t.yaml"))
+
+
+def test_an_empty_output_folder_is_refused(tmp_path, monkeypatch, capsys):
+    """`--out ""` is the current folder to pathlib: runs, plan and report used to land there."""
+    monkeypatch.chdir(tmp_path)
+    line = _cli_error(capsys, "run", "default", "--out", "")
+    assert "--out: expected a folder path, got ''" in line
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_data_folder_that_does_not_exist_is_named_not_passed_over(tmp_path, capsys):
+    """A mistyped --data-dir used to fall back to a file beside the spec without a word."""
+    rows = "".join(f"{s},{s % 5 + k},{1_600_000_000 + 86_400 * (s // 10) + k}\n" for s in range(60) for k in range(3))
+    (tmp_path / "log.csv").write_text("session,item,time\n" + rows)
+    (tmp_path / "mine.yaml").write_text(
+        "name: mine\ndescription: d\nsource: s\nformat: table\nfiles: {events: log.csv}\n"
+        "read: {session: session, item: item, time: time}\n"
+        "preprocess: {method: standard, test_days: 1, valid_days: 1}\n")
+    line = _cli_error(capsys, "evaluate", "--dataset", str(tmp_path / "mine.yaml"), "--model", "pop",
+                      "--data-dir", str(tmp_path / "typo"))
+    assert "the data folder does not exist" in line and "typo" in line, line
+
+
 def test_a_value_of_nested_yaml_aliases_is_shown_in_part(tmp_path, capsys):
     """A few hundred bytes of nested aliases expand to a million strings (ten levels to
     billions): the message shows a part, without writing the whole value out first."""
