@@ -91,3 +91,30 @@ def test_nothing_to_compare_is_one_line(two_settings, tmp_path, capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and err.startswith("sessionbench: error:")
+
+
+def test_a_comparison_names_its_runs_what_it_left_out_and_runs_shared(two_settings, tmp_path):
+    """Every compared pair names the runs behind each side (ids, code, hyper-parameters) in compare.md
+    and compare.csv; a label only one side has is named, not passed over; the same runs on both sides
+    are said to differ by nothing by construction."""
+    a, b = two_settings
+    extra = tmp_path / "B+"
+    import shutil
+
+    shutil.copytree(b, extra)
+    add_run(extra, tiny_dataset(n_test=60, seed=0), "sr", 0)
+    result = compare(a, extra, n_bootstrap=50, metrics=["mrr"], ks=[20])
+    assert "only in B, not compared: sr on tiny (next)" in result.notes
+    assert "pop on tiny (next): A's and B's runs rank every test case alike (the same runs, or a folder " \
+        "compared with itself): no difference to test" in result.notes
+    assert not any(n.startswith("gru4rec") for n in result.notes)
+    write_comparison(result, tmp_path / "cmp")
+    csv = pd.read_csv(tmp_path / "cmp" / "compare.csv").set_index("label_a")
+    assert csv.loc["gru4rec", "run_ids_a"] == "tiny-gru4rec-s0-next;tiny-gru4rec-s1-next"
+    assert csv.loc["gru4rec", "params_a"] == '{"hidden": 32}' and csv.loc["gru4rec", "params_b"] == '{"hidden": 64}'
+    md = (tmp_path / "cmp" / "compare.md").read_text()
+    runs = md.split("## Runs", 1)[1]
+    assert "`tiny-gru4rec-s1-next`" in runs and '{"hidden": 32}' in runs and '{"hidden": 64}' in runs
+    assert "Note: only in B, not compared: sr on tiny (next)" in md
+    tex = (tmp_path / "cmp" / "compare.tex").read_text()
+    assert "sessionbench compare" in tex and "\\graphicspath{{cmp/}}" in tex

@@ -18,6 +18,7 @@ pair of runs instead of a model and the best one.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +54,9 @@ class Comparison:
     table: pd.DataFrame
     n_bootstrap: int
     notes: list[str] = field(default_factory=list)
+    #: the runs behind each compared pair: dataset, protocol, label_a,
+    #: label_b, and per side (suffix _a, _b) run_ids, code digests, model and params
+    runs: list[dict] = field(default_factory=list)
 
     def text(self) -> str:
         """A compact text table (what the CLI prints)."""
@@ -137,7 +141,11 @@ def compare(
     notes: list[str] = []
     rows: list[dict] = []
     cols = [metric_key(n, k) for n in names for k in ks]
-    for ka, kb in _pairs(runs_a, runs_b, labels):
+    pairs = _pairs(runs_a, runs_b, labels)
+    if not labels:
+        notes += _one_sided(runs_a, runs_b)
+    provenance: list[dict] = []
+    for ka, kb in pairs:
         ra, rb = runs_a[ka], runs_b[kb]
         fps = {_fingerprint(r) for r in ra + rb}
         where = f"{ka[0]} ({ka[1]})"
@@ -145,13 +153,54 @@ def compare(
             notes.append(f"{ka[2]} on {where}: A's and B's test cases differ (other data, split or protocol); "
                          "not compared")
             continue
+        if _same_ranks(ra, rb):
+            notes.append(f"{_pair_name(ka[2], kb[2])} on {where}: A's and B's runs rank every test case "
+                         "alike (the same runs, or a folder compared with itself): no difference to test")
         rows += _compare_pair(ka, kb, ra, rb, cols, ks, names, n_bootstrap, seed)
+        provenance.append(_pair_runs(ka, kb, ra, rb))
     if not rows:
         raise ReportError("compare: no pair of runs shares its test cases: " + "; ".join(notes))
     table = pd.DataFrame(rows, columns=[c for c in _COLUMNS if c != "p_holm" and c != "significant"])
     table["p_holm"] = holm(table["p"].to_numpy())
     table["significant"] = table["p_holm"] < ALPHA
-    return Comparison(a, b, table[_COLUMNS], int(n_bootstrap), notes)
+    return Comparison(a, b, table[_COLUMNS], int(n_bootstrap), notes, provenance)
+
+
+def _pair_name(label_a: str, label_b: str) -> str:
+    return label_a if label_a == label_b else f"{label_a} -> {label_b}"
+
+
+def _same_ranks(ra: list[RunRecord], rb: list[RunRecord]) -> bool:
+    """Whether both sides' runs (seed by seed, in run-id order) rank every
+    test case's targets identically: the same run copied, or a folder
+    compared with itself."""
+    def ranks(records):
+        return [r.evaluation.ranks for r in sorted(records, key=lambda r: r.run_id)]
+
+    a, b = ranks(ra), ranks(rb)
+    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def _one_sided(runs_a, runs_b) -> list[str]:
+    """A note per side naming the (dataset, protocol, label) that only it has: not compared."""
+    notes = []
+    for side, mine, other in (("A", runs_a, runs_b), ("B", runs_b, runs_a)):
+        only = sorted(f"{k[2]} on {k[0]} ({k[1]})" for k in mine if k not in other)
+        if only:
+            notes.append(f"only in {side}, not compared: {', '.join(only)}")
+    return notes
+
+
+def _pair_runs(ka, kb, ra: list[RunRecord], rb: list[RunRecord]) -> dict:
+    """The runs behind one compared pair (see :attr:`Comparison.runs`)."""
+    row = {"dataset": ka[0], "protocol": ka[1], "label_a": ka[2], "label_b": kb[2]}
+    for side, records in (("a", ra), ("b", rb)):
+        first = records[0].manifest
+        row[f"run_ids_{side}"] = ";".join(sorted(r.run_id for r in records))
+        row[f"code_digest_{side}"] = ";".join(sorted({r.code_digest or "" for r in records}))
+        row[f"model_{side}"] = first.get("model")
+        row[f"params_{side}"] = json.dumps(first.get("params") or {}, sort_keys=True)
+    return row
 
 
 def _fingerprint(record: RunRecord) -> str:
@@ -190,7 +239,10 @@ def write_comparison(result: Comparison, out: str | Path, *, figure_width: str |
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     csv, md = out / "compare.csv", out / "compare.md"
-    result.table.to_csv(csv, index=False, float_format="%.10g")
+    table = result.table
+    if result.runs:  # each row names the runs behind it
+        table = table.merge(pd.DataFrame(result.runs), on=["dataset", "protocol", "label_a", "label_b"], how="left")
+    table.to_csv(csv, index=False, float_format="%.10g")
     md.write_text(_markdown(result))
     return [md, csv] + _figure(result, out / "compare", figure_width_inches(figure_width))
 
@@ -210,6 +262,16 @@ def _markdown(result: Comparison) -> str:
                      f"{_p_text(r.p_holm)} |")
     if result.notes:
         lines += [""] + [f"Note: {n}" for n in result.notes]
+    if result.runs:
+        lines += ["", "## Runs", "", "Each side's runs (by seed; `runs/<run>/manifest.json` in its folder holds the "
+                  "resolved configuration and the code fingerprint):", "",
+                  "| dataset | model (A → B) | A: runs, code, hyper-parameters | B: runs, code, hyper-parameters |",
+                  "|:---|:---|:---|:---|"]
+        for r in result.runs:
+            sides = [f"{' '.join(f'`{i}`' for i in r[f'run_ids_{s}'].split(';'))}<br>code "
+                     f"`{r[f'code_digest_{s}'][:12]}`<br>`{r[f'model_{s}']}` {r[f'params_{s}']}" for s in ("a", "b")]
+            lines.append(f"| {r['dataset']} ({r['protocol']}) | {_pair_name(r['label_a'], r['label_b'])} | "
+                         f"{sides[0]} | {sides[1]} |")
     return "\n".join(lines) + "\n"
 
 
@@ -241,7 +303,8 @@ def _figure(result: Comparison, stem: Path, width: float) -> list[Path]:
         paths = save_figure(fig, stem)
     caption = (f"Differences B - A (A: {result.a}, B: {result.b}) with 95% paired bootstrap CIs over the "
                f"shared test cases; filled: significant after Holm correction (paired t-test, alpha = {ALPHA}).")
-    return paths + write_captions(stem, caption, wide=wider_than_a_column(width))
+    return paths + write_captions(stem, caption, wide=wider_than_a_column(width), folder=f"{stem.parent.name}/",
+                                  command="compare")
 
 
 __all__ = ["COMPARE_KS", "COMPARE_METRICS", "Comparison", "compare", "write_comparison"]
