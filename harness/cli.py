@@ -876,11 +876,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         _report(ConfigError(_os_error_message(err)), args.traceback)
         return 2
     except Terminated:
-        print("sessionbench: terminated", file=sys.stderr)
+        print(f"sessionbench: terminated{_kept(args)}", file=sys.stderr)
         return 143
     except KeyboardInterrupt:
-        print("sessionbench: interrupted", file=sys.stderr)
+        print(f"sessionbench: interrupted{_kept(args)}", file=sys.stderr)
         return 130
+
+
+def _kept(args: argparse.Namespace) -> str:
+    """What an interrupted ``run`` kept, and how to go on."""
+    if getattr(args, "handler", None) is not _cmd_run:
+        return ""
+    return ("; the runs it completed and the epoch checkpoints of the one it was training are kept: "
+            "the same command goes on from there")
 
 
 class Terminated(KeyboardInterrupt):

@@ -698,8 +698,9 @@ def run_suite(
                 echo(f"took over the stale lock of {describe(lock.stale)}: that process is gone")
             return _run_locked(suite, out, jobs, force, only, executor, progress, report, timeout, echo,
                                save_models)
-    except SessionbenchError:
-        _remove_empty(created)  # bad input found before anything was written: leave no empty OUT behind
+    except (SessionbenchError, KeyboardInterrupt):
+        # bad input, or Ctrl-C / SIGTERM, before anything was written: leave no empty OUT behind
+        _remove_empty(created)
         raise
 
 

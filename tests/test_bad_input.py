@@ -384,6 +384,21 @@ def test_an_unknown_dataset_names_the_suite_key_and_leaves_no_output_folder(tmp_
     assert not (tmp_path / "new").exists()  # the folders the run created were empty: removed again
 
 
+def test_an_interruption_before_anything_was_stored_leaves_no_output_folder(tmp_path, monkeypatch):
+    """Ctrl-C while the data are read left an empty output folder behind."""
+    from harness import specs
+    from harness.runner import run_suite
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(specs, "load_dataset", interrupted)
+    out = tmp_path / "new" / "out"
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(suites.parse_suite({"datasets": ["synthetic"], "models": ["pop"]}, Path("t.yaml")), out_dir=out)
+    assert not (tmp_path / "new").exists()
+
+
 def test_a_refused_suite_keeps_an_output_folder_that_existed(tmp_path, capsys):
     suite = tmp_path / "s.yaml"
     suite.write_text(f"datasets: [{tmp_path / 'missing.yaml'}]\nmodels: [pop]\n")

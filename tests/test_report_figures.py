@@ -87,6 +87,13 @@ def test_text_width_and_inches(tmp_path):
             assert abs(w - want) < 0.01 and min(sizes) >= 6.95, (width, pdf.name, w)
     with pytest.raises(ConfigError, match="figure-width"):
         report.figure_width_inches("huge")
+    # a width out of range names the option that set it
+    with pytest.raises(ConfigError, match="^--column-width: expected a width between 2 and 20 inches, got 0$"):
+        report.figure_width_inches("column", column_width=0)
+    with pytest.raises(ConfigError, match="^--text-width: .* got 30$"):
+        report.figure_width_inches("text", text_width=30)
+    with pytest.raises(ConfigError, match="^--figure-width: .* got 1$"):
+        report.figure_width_inches("1")
 
 
 def test_figures_have_no_titles_and_drop_repeated_panels(tmp_path):

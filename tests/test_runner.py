@@ -299,7 +299,9 @@ def test_a_signalled_run_stops_cleanly_and_resumes(workdir, signum, status, said
     os.killpg(proc.pid, signum) if signum == signal.SIGINT else proc.send_signal(signum)
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == status, output
-    assert output.strip().splitlines()[-1] == said
+    assert output.strip().splitlines()[-1] == (
+        said + "; the runs it completed and the epoch checkpoints of the one it was training are kept: "
+        "the same command goes on from there")
     assert "leaked" not in output and "Traceback" not in output
     assert not (workdir / "out" / ".lock").exists()
 

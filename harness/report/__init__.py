@@ -99,16 +99,17 @@ def figure_width_inches(width: str | float, *, column_width: float = COLUMN_WIDT
                         text_width: float = TEXT_WIDTH) -> float:
     """``column`` -> ``column_width``, ``text`` -> ``text_width``, a number -> itself (inches, 2 to 20)."""
     if width == "column":
-        value = column_width
+        value, option = column_width, "--column-width"
     elif width == "text":
-        value = text_width
+        value, option = text_width, "--text-width"
     else:
+        option = "--figure-width"
         try:
             value = float(width)
         except (TypeError, ValueError):
             raise ConfigError(f"--figure-width: expected column, text or a width in inches, got {width!r}") from None
     if not 2.0 <= value <= 20.0:
-        raise ConfigError(f"--figure-width: expected a width between 2 and 20 inches, got {value:g}")
+        raise ConfigError(f"{option}: expected a width between 2 and 20 inches, got {value:g}")
     return value
 
 
@@ -404,7 +405,8 @@ def _left_out_text(sel: Selection) -> str:
     if sel.superseded:
         lines.append(f"{len(sel.superseded)} superseded run(s) not in the plan, not shown (listed in summary.md)")
     if sel.missing:
-        lines.append(f"{len(sel.missing)} run(s) of the plan missing (run the suite again)")
+        lines.append(f"{len(sel.missing)} run(s) of the plan not stored yet (left out by --only, failed to "
+                     "start or interrupted; `sessionbench run` of the suite runs them)")
     if sel.unverified:
         lines.append(f"{len(sel.unverified)} run(s) of older output without checksums: shown, unverified")
     return ("\n\n" + "\n".join(lines)) if lines else ""
@@ -470,7 +472,8 @@ def _summary_markdown(
         lines += ["None: every stored run is shown (tuning runs in the tuning sections).", ""]
     if sel.superseded:
         lines += ["### Superseded / not in the plan", "",
-                  "Complete runs in `../runs/` that the current plan does not list (an older version of the suite); "
+                  "Complete runs in `../runs/` that the current plan does not list (made by an earlier version of the suite, "
+                  "of a model's code or of the data); "
                   "never pooled with the shown runs.", "", "| run | label | stage |", "|:---|:---|:---|"]
         lines += [f"| `{rid}` | {_md_escape(label)} | {stage} |" for rid, label, stage in sel.superseded] + [""]
     if sel.broken:
