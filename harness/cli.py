@@ -556,6 +556,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from harness.store import iter_runs
 
     out = Path(args.out_dir) if args.out_dir else reports_dir("default")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: is a file; expected a suite's output folder (holding runs/)")
     if not any(True for _ in iter_runs(out, include_failed=True, include_broken=True)):
         raise ConfigError(f"{out}: no stored runs found (expected {out}/runs/<run_id>/manifest.json); "
                           "run `sessionbench run` first")

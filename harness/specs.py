@@ -444,9 +444,12 @@ def resolve_raw_files(spec: DatasetSpec, data_dir: str | Path | None = None) -> 
             tried += [spec.path.parent / name for name in names]
         hit = next((p for p in tried if p.is_file()), None)
         if hit is None:
+            odd = [f"{p} is {'a folder' if p.is_dir() else 'not a regular file'}" for p in tried
+                   if p.exists() and not p.is_file()]
             raise DataError(
                 f"raw {role} file of dataset {spec.name!r} not found; expected {' or '.join(names)} "
-                f"({spec.format} format); tried {', '.join(map(str, tried))}; the public data come from: "
+                f"({spec.format} format); tried {', '.join(map(str, tried))}"
+                f"{''.join(f' ({o})' for o in odd)}; the public data come from: "
                 f"{spec.source.rstrip('. ')}; put the file there or pass --data-dir / set ${DATA_ENV}"
             )
         found[role] = hit

@@ -399,6 +399,23 @@ def test_an_interruption_before_anything_was_stored_leaves_no_output_folder(tmp_
     assert not (tmp_path / "new").exists()
 
 
+def test_report_of_a_file_says_it_is_a_file(tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    line = _cli_error(capsys, "report", str(tmp_path / "afile"))
+    assert line.endswith("afile: is a file; expected a suite's output folder (holding runs/)"), line
+
+
+def test_a_folder_where_a_raw_file_should_be_is_named_as_a_folder(tmp_path, capsys):
+    (tmp_path / "log.csv").mkdir()
+    (tmp_path / "mine.yaml").write_text(
+        "name: mine\ndescription: d\nsource: s\nformat: table\nfiles: {events: log.csv}\n"
+        "read: {session: session, item: item, time: time}\n"
+        "preprocess: {method: standard, test_days: 1, valid_days: 1}\n")
+    line = _cli_error(capsys, "evaluate", "--dataset", str(tmp_path / "mine.yaml"), "--model", "pop",
+                      "--data-dir", str(tmp_path))
+    assert f"({tmp_path / 'log.csv'} is a folder)" in line, line
+
+
 def test_a_refused_suite_keeps_an_output_folder_that_existed(tmp_path, capsys):
     suite = tmp_path / "s.yaml"
     suite.write_text(f"datasets: [{tmp_path / 'missing.yaml'}]\nmodels: [pop]\n")
