@@ -208,7 +208,8 @@ def read_table(path: str | Path, layout: TableLayout = TableLayout()) -> pd.Data
             )
         frame = frame.loc[:, list(names)].astype(str)
     frame = frame.rename(columns=names)
-    _require_values(frame, path, header=header, columns=("session", "item", "time"))
+    _require_values(frame, path, header=header, columns=("session", "item", "time"),
+                    shown={role: column for column, role in names.items()})
     return pd.DataFrame(
         {
             "session": _session_ids(frame["session"]),
@@ -477,15 +478,18 @@ def _fail_at(
     )
 
 
-def _require_values(frame: pd.DataFrame, path: Path, *, header: bool | None, columns: tuple[str, ...]) -> None:
-    """Every required field must be non-empty (short rows read as '')."""
+def _require_values(frame: pd.DataFrame, path: Path, *, header: bool | None, columns: tuple[str, ...],
+                    shown: dict[str, str] | None = None) -> None:
+    """Every required field must be non-empty (short rows read as ''); an
+    error names a column as ``shown`` maps it (the file's own header name)."""
     for col in columns:
         values = frame[col]
         if pd.api.types.is_numeric_dtype(values.dtype):
             bad = values.isna().to_numpy()
         else:
             bad = (values.isna() | (values.astype(str).str.strip() == "")).to_numpy()
-        _fail_at(frame.index, bad, values, path, col, header, "a value (the field is empty or the row is short)")
+        _fail_at(frame.index, bad, values, path, (shown or {}).get(col, col), header,
+                 "a value (the field is empty or the row is short)")
 
 
 # --------------------------------------------------------------------------- #

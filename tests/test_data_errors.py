@@ -66,6 +66,17 @@ def test_missing_column_in_a_table(tmp_path):
     _one_line(err)
 
 
+@pytest.mark.parametrize(("row", "column"), [("1\t\t1400000000", "ItemId"), ("\t2\t1400000000", "SessionId"),
+                                           ("1\t2", "Time")])
+def test_an_empty_field_names_the_files_own_column(tmp_path, row, column):
+    """An empty field or a short row names the header the file has, as a bad value does."""
+    path = tmp_path / "t.tsv"
+    path.write_text("SessionId\tItemId\tTime\n1\t2\t1400000000\n" + row + "\n")
+    with pytest.raises(DataError, match=rf"line 3, column '{column}': expected a value \(the field is empty") as err:
+        readers.read_session_rec(path)
+    _one_line(err)
+
+
 def test_non_numeric_timeframe_names_line_and_column(tmp_path):
     rows = ["1;NA;5;10;2016-01-01", "1;NA;6;20;2016-01-01", "2;NA;7;0;2016-01-02", "2;NA;8;abc;2016-01-02"]
     path = _diginetica(tmp_path, "\n".join([HEADER, *rows]) + "\n")
