@@ -407,7 +407,7 @@ class NeuralRecommender(EpochTrainedRecommender):
         extend this; the base checks ``num_threads``, the form of ``device``
         and, where the model has it, ``softmax_precision``). It reads the
         hyper-parameters only, so a suite runs it where it is loaded
-        (:func:`harness.registry.coerce_params`), before any run starts."""
+        (:func:`harness.registry.check_params_together`), before any run starts."""
         self._check_int("num_threads", minimum=0)
         if hasattr(self, "device"):
             check_device_name(self.device, self.name or type(self).__name__)

@@ -330,7 +330,8 @@ def base_manifest(spec: RunSpec, code: CodeFingerprint | None = None) -> dict[st
     return {
         "run_id": spec.run_id, "status": None, "suite": spec.suite, "stage": spec.stage,
         "dataset": spec.dataset_name, "model": spec.model, "model_class": _class_path(spec.model),
-        "label": spec.label, "params": spec.params, "seed": spec.seed, "protocol": spec.protocol, "ks": list(spec.ks), "config": spec.config(),
+        "label": spec.label, "params": spec.params, "seed": spec.seed, "protocol": spec.protocol,
+        "ks": list(spec.ks), "config": spec.config(),
         "config_digest": spec.config_digest, "pool_digest": spec.pool_digest,
         "code": code.to_manifest() if code is not None else {"digest": spec.code_digest, "files": None},
         "timeout": dict(spec.timeout), "selection": spec.selection, "data_dir": spec.data_dir,

@@ -472,8 +472,8 @@ def _summary_markdown(
         lines += ["None: every stored run is shown (tuning runs in the tuning sections).", ""]
     if sel.superseded:
         lines += ["### Superseded / not in the plan", "",
-                  "Complete runs in `../runs/` that the current plan does not list (made by an earlier version of the suite, "
-                  "of a model's code or of the data); "
+                  "Complete runs in `../runs/` that the current plan does not list (made by an earlier version "
+                  "of the suite, of a model's code or of the data); "
                   "never pooled with the shown runs.", "", "| run | label | stage |", "|:---|:---|:---|"]
         lines += [f"| `{rid}` | {_md_escape(label)} | {stage} |" for rid, label, stage in sel.superseded] + [""]
     if sel.broken:

@@ -83,7 +83,8 @@ def run_provenance(record: RunRecord) -> dict[str, Any]:
     before it was recorded: None)."""
     man = record.manifest
     return {"run_id": record.run_id, "seed": man.get("seed"), "model": man.get("model"),
-            "model_class": man.get("model_class"), "params": man.get("params") or {}, "config_digest": record.config_digest or "",
+            "model_class": man.get("model_class"), "params": man.get("params") or {},
+            "config_digest": record.config_digest or "",
             "pool_digest": record.pool_digest or "", "code_digest": record.code_digest or "",
             "git_commit": man.get("git_commit") or "", "resumed": man.get("resumed")}
 
