@@ -158,20 +158,27 @@ def test_a_value_read_from_text_is_refused_with_what_was_expected(model, param, 
     assert expected in str(err.value)
 
 
-def test_a_broken_entry_point_is_named_when_used(tmp_path, monkeypatch, capsys):
+def _with_entry_point(monkeypatch, folder, module: str, source: str, name: str, value: str) -> None:
+    """``module`` (``source``) importable from ``folder``, and one more entry
+    point ``name = value`` of sessionbench's group, read afresh."""
     import importlib.metadata
 
     from harness import registry
-    from harness.cli import main
 
-    (tmp_path / "plug_ep_broken.py").write_text("def f(:\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    broken = importlib.metadata.EntryPoint(name="broken-ep", value="plug_ep_broken", group=registry.ENTRY_POINT_GROUP)
+    (folder / f"{module}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(folder))
+    extra = importlib.metadata.EntryPoint(name=name, value=value, group=registry.ENTRY_POINT_GROUP)
     real = importlib.metadata.entry_points
-    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [*real(group=group), broken])
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [*real(group=group), extra])
     monkeypatch.setattr(registry, "_entry_points_loaded", False)
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     monkeypatch.setattr(registry, "BROKEN_PLUGINS", {})
+
+
+def test_a_broken_entry_point_is_named_when_used(tmp_path, monkeypatch, capsys):
+    from harness.cli import main
+
+    _with_entry_point(monkeypatch, tmp_path, "plug_ep_broken", "def f(:\n", "broken-ep", "plug_ep_broken")
     with pytest.raises(ContractError, match=r"'broken-ep' = 'plug_ep_broken'.*syntax error in .*plug_ep_broken\.py, "
                                             r"line 1: .*python -c 'import plug_ep_broken'"):
         get_model_class("broken-ep")
@@ -184,19 +191,8 @@ def test_a_broken_entry_point_is_named_when_used(tmp_path, monkeypatch, capsys):
 def test_an_entry_point_naming_a_class_its_module_lacks_says_to_reinstall(tmp_path, monkeypatch):
     """The module imports; its entry point names a class it no longer has
     (renamed in the code, metadata not reinstalled)."""
-    import importlib.metadata
-
-    from harness import registry
-
-    (tmp_path / "plug_ep_renamed.py").write_text("from baselines.popularity import Popularity as NewName\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    stale = importlib.metadata.EntryPoint(name="renamed-ep", value="plug_ep_renamed:OldName",
-                                          group=registry.ENTRY_POINT_GROUP)
-    real = importlib.metadata.entry_points
-    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [*real(group=group), stale])
-    monkeypatch.setattr(registry, "_entry_points_loaded", False)
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
-    monkeypatch.setattr(registry, "BROKEN_PLUGINS", {})
+    _with_entry_point(monkeypatch, tmp_path, "plug_ep_renamed",
+                      "from baselines.popularity import Popularity as NewName\n", "renamed-ep", "plug_ep_renamed:OldName")
     with pytest.raises(ContractError, match=r"module 'plug_ep_renamed' imports but has no 'OldName'; .*"
                                             r"reinstall the plugin \(pip install -e DIR\)"):
         get_model_class("renamed-ep")
