@@ -366,10 +366,9 @@ def model_bytes_digest(model: str) -> str:
     """:attr:`CodeFingerprint.bytes_digest` of :func:`model_fingerprint`,
     from the files' bytes alone (fast; see :func:`bytes_digest`)."""
     try:
-        packages = model_packages(model)
-    except ModuleNotFoundError:
+        return bytes_digest(model_packages(model), _class_entry(model))
+    except ModuleNotFoundError:  # a class without a file
         return model_fingerprint(model).bytes_digest
-    return bytes_digest(packages, _class_entry(model))
 
 
 def clear_cache() -> None:

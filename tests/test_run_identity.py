@@ -156,6 +156,6 @@ def test_a_report_without_a_plan_takes_the_union_of_its_runs_ks(workdir):
     run_suite(tiny_suite(workdir, "wide", ["pop"], ks=[5, 20]), out_dir=out, executor=InlineExecutor(), report=False)
     run_suite(tiny_suite(workdir, "wide", ["markov"], ks=[7, 20]), out_dir=out, executor=InlineExecutor(),
               report=False)
-    assert collect(out, n_bootstrap=10).groups[0].table_ks == (7, 20)  # the plan: the last suite's
+    assert collect(out, n_bootstrap=10).report_ks == (7, 20)  # the plan: the last suite's
     (out / "plan.json").unlink()  # older output: no plan
-    assert collect(out, n_bootstrap=10).groups[0].table_ks == (5, 7, 20)
+    assert collect(out, n_bootstrap=10).report_ks == (5, 7, 20)

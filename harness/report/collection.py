@@ -426,6 +426,7 @@ class Collected:
     selection: Selection = field(default_factory=Selection)
     warnings: tuple[str, ...] = ()
     table_ks: tuple[int, ...] = ()  # the cut-offs the tables and the compact summary show
+    report_ks: tuple[int, ...] = ()  # every cut-off of the CSV and the tests: the suite's ks (see _default_ks)
 
 
 def unused_style_warnings(overrides: dict[str, Any], labels: Iterable[str]) -> list[str]:
@@ -479,4 +480,4 @@ def collect(
         g.tuned = {t.label: t.grid_params(t.params) for t in sel.tunings
                    if (t.dataset, t.protocol) == (g.dataset, g.protocol) and t.label in g.labels}
     failed = tuple(sel.failed)
-    return Collected(groups, styles, failed, len(complete), sel, tuple(warnings), shown_ks)
+    return Collected(groups, styles, failed, len(complete), sel, tuple(warnings), shown_ks, suite_ks)
