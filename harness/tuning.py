@@ -545,8 +545,9 @@ def study_path(out: str | Path, dataset_name: str, label: str) -> Path:
 
 
 def trial_label(label: str, number: int) -> str:
-    """The run label of trial ``number`` (grid-point style, so reports and
-    ``--only LABEL`` treat trials like grid points)."""
+    """The run label of trial ``number`` (grid-point style: reports show
+    trials like grid points, and ``--only LABEL`` of the tuned model takes
+    its trials)."""
     return f"{label}[trial={number:04d}]"
 
 
@@ -659,6 +660,37 @@ def run_study(
 
 def _ref(path: Path, study_name: str, config: TuneConfig) -> dict[str, Any]:
     return {"storage": str(path), "study": study_name, "metric": config.metric, "pruner": config.pruner}
+
+
+def _search_wanted(wanted: Callable[[RunSpec], bool], trial: RunSpec, model: ModelEntry) -> bool:
+    """Whether ``--only`` asks for ``model``'s search on this dataset: a
+    trial's keys match, or those of one of its finals (``dataset/label/seed``),
+    which the search must run before to be chosen."""
+    finals = (replace(trial, label=model.label, stage="test", seed=seed) for seed in model.seeds)
+    return wanted(trial) or any(wanted(final) for final in finals)
+
+
+def stored_trial_specs(suite: Suite, model: ModelEntry, dataset: tuple[str, str], out: Path,
+                       make_spec: Callable[[dict[str, Any], int], RunSpec]) -> list[RunSpec]:
+    """The specs of the trials that ``model``'s study on ``dataset`` has asked
+    so far, read from its journal without running anything (none when there
+    is no study yet): a search that ``--only`` leaves out keeps them in the
+    plan."""
+    import optuna
+
+    from harness.suites import trains_by_epoch
+
+    path = study_path(out, dataset[0], model.label)
+    if not path.is_file():
+        return []
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.load_study(study_name=study_identity(suite, model, dataset), storage=journal_storage(path))
+    except KeyError:  # the file holds studies of other settings only
+        return []
+    by_epoch = trains_by_epoch(model.name)
+    return [make_spec(trial_params(model, t.params, by_epoch), t.number) for t in study.get_trials(deepcopy=False)
+            if t.state != optuna.trial.TrialState.WAITING and "run_id" in t.user_attrs]
 
 
 def study_identity(suite: Suite, model: ModelEntry, dataset: tuple[str, str]) -> str:
@@ -791,7 +823,9 @@ def run_tuning(
                 (spec,) = expand(replace(one, models=(fixed,)), datasets, stage_of=lambda m: "tune", timeout=timeout)
                 return replace(spec, label=trial_label(model.label, number))
 
-            if not wanted(make_spec(dict(model.params), 0)):
+            if not _search_wanted(wanted, make_spec(dict(model.params), 0), model):
+                # left out by --only: its stored trials stay in the plan (their final too), none is run
+                trials.extend(stored_trial_specs(suite, model, datasets[entry.name], out, make_spec))
                 continue
             outcome = run_study(suite, model, entry, datasets[entry.name], out, jobs=jobs, execute=execute,
                                 make_spec=make_spec, echo=echo)  # fmt: skip

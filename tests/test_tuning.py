@@ -16,6 +16,7 @@ import pytest
 
 from harness.errors import ConfigError
 from harness.registry import get_model_class
+from harness.report.provenance import select_runs
 from harness.runner import InlineExecutor, run_suite
 from harness.specs import load_dataset
 from harness.store import iter_runs, read_plan
@@ -253,6 +254,30 @@ def test_tuning_never_reads_test_and_the_best_trial_becomes_the_final(workdir):
     assert best_so_far(values)[-1] == max(values) and best_so_far([None, 2.0, 1.0, 3.0]) == [None, 2.0, 2.0, 3.0]
     figures = write_tuning_figures(workdir / "out", workdir)
     assert sorted(p.name for p in figures) == ["tinytune_spy_tuning.pdf", "tinytune_spy_tuning.png"]
+
+
+def test_only_leaves_a_search_it_does_not_name_in_the_plan_and_runs_one_it_names(workdir):
+    """`--only markov` after a whole run kept the plain model's runs in the plan but dropped the
+    search's trials and final (the report called them superseded, `runs prune` would delete them);
+    `--only DATASET/LABEL/SEED` of a tuned model ran nothing."""
+    entry = {"name": "sr", "tune": {"space": {"steps": {"type": "int", "low": 1, "high": 3}}, "trials": 3,
+                                    "sampler": "random", "seed": 0}}
+    s = suite(workdir, ["markov", entry])
+    out = workdir / "out"
+    run_suite(s, out_dir=out, executor=InlineExecutor(), report=False)
+    whole = read_plan(out)
+    assert len(whole.run_ids) == 5 and len(whole.selections) == 1  # markov, 3 trials, the final
+
+    again = run_suite(s, out_dir=out, executor=InlineExecutor(), report=False, only=["markov"])
+    assert not again.executed
+    plan = read_plan(out)
+    assert set(plan.run_ids) == set(whole.run_ids) and plan.selections == whole.selections
+    assert select_runs(out).superseded == []
+
+    fresh = workdir / "fresh"
+    named = run_suite(s, out_dir=fresh, executor=InlineExecutor(), report=False, only=["tinytune/sr/0"])
+    assert len(named.executed) == 4  # the search's 3 trials, then its final; not markov
+    assert {r.label for r in iter_runs(fresh)} == {"sr", "sr[trial=0000]", "sr[trial=0001]", "sr[trial=0002]"}
 
 
 def test_pruning_stops_bad_trials_from_their_epoch_curve(workdir):
