@@ -472,6 +472,9 @@ def evaluate(
     top_k = max(ks) if top_k is None else int(top_k)
     if top_k < 1:
         raise ConfigError(f"top_k must be >= 1, got {top_k}")
+    if retrieval is not None and max(ks) > top_k:  # an item past the retrieved top_k has no rank to count
+        raise ConfigError(f"ks: K = {max(ks)} is beyond the retrieval depth top_k = {top_k}; expected K <= top_k "
+                          "(a search returns top_k items, so the metric at a larger K would count misses)")
     if popularity_split is None:
         popularity_split = POPULARITY_SPLIT[split] if split in POPULARITY_SPLIT else "train"
     n_items = int(dataset.n_items)

@@ -80,6 +80,14 @@ _MAY_BE_NEGATIVE = {"search_k"}
 _MAY_BE_ZERO = {"nlist", "m"}
 #: The largest value of any parameter: faiss and annoy take each as a C ``int``.
 _MAX_VALUE = 2**31 - 1
+#: Narrower bounds where faiss crashes or refuses outside them: an HNSW graph
+#: of M = 1 segfaults; IVF-PQ codes take at most 24 bits; an LSH code of
+#: millions of bits cannot be allocated.
+_BOUNDS: dict[tuple[str, str], tuple[int, int]] = {
+    ("faiss-hnsw", "M"): (2, _MAX_VALUE),
+    ("faiss-ivfpq", "nbits"): (1, 24),
+    ("faiss-lsh", "nbits"): (1, 16_384),
+}
 
 
 # --------------------------------------------------------------------------- #
@@ -118,8 +126,9 @@ def make_setting(method: Any, params: Mapping[str, Any] | None = None, *, where:
             raise ConfigError(f"{where}: retrieval method {method!r} has no parameter {quote(key)}; "
                               f"expected one of {known}")
         low = -1 if key in _MAY_BE_NEGATIVE else 0 if key in _MAY_BE_ZERO else 1
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= _MAX_VALUE:
-            raise ConfigError(f"{where}: key {key!r}: expected an integer >= {low} and <= {_MAX_VALUE}, "
+        low, high = _BOUNDS.get((method, key), (low, _MAX_VALUE))
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+            raise ConfigError(f"{where}: key {key!r}: expected an integer >= {low} and <= {high}, "
                               f"got {quote(value)}")
         out[key] = int(value)
     return RetrievalSetting(method, out)
@@ -282,6 +291,9 @@ class FaissIndex(ItemIndex):
         if self.method == "faiss-lsh":
             return faiss.IndexLSH(dim, p["nbits"], True)  # rotate_data: random hyperplanes
         nlist = self._nlist(n)
+        if nlist > n:  # faiss's k-means needs a training point per list
+            raise ConfigError(f"retrieval {self.method}: nlist = {nlist} lists for {n} items; expected at most "
+                              f"{n} (about n / 39 for well-trained lists, what nlist = 0 chooses)")
         quantizer = faiss.IndexFlatL2(dim)
         if self.method == "faiss-ivf":
             index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_L2)

@@ -218,6 +218,40 @@ def test_a_retrieval_parameter_beyond_a_c_int_is_refused_at_load(value, expected
     assert "key 'efSearch': expected an integer >= 1 and <= 2147483647" in message and expected in message
 
 
+@pytest.mark.parametrize("setting, expected", [
+    ({"method": "faiss-hnsw", "M": 1}, "key 'M': expected an integer >= 2"),  # faiss segfaulted in the run
+    ({"method": "faiss-ivfpq", "nbits": 30}, "key 'nbits': expected an integer >= 1 and <= 24"),
+    ({"method": "faiss-lsh", "nbits": 100_000_000}, "key 'nbits': expected an integer >= 1 and <= 16384"),
+])
+def test_retrieval_parameters_faiss_cannot_take_are_refused_at_load(setting, expected):
+    message = _suite_error({"models": [{"name": "srgnn", "retrieval": setting}]})
+    assert expected in message, message
+
+
+def test_a_k_beyond_the_retrieval_depth_is_refused():
+    """HitRate@50 of a 20-item search equalled HitRate@20, silently."""
+    from harness.evaluate import evaluate
+    from harness.retrieval import Retrieval
+    from harness.testing import tiny_dataset
+
+    from baselines.popularity import Popularity
+
+    data = tiny_dataset(n_test=20, seed=0)
+    model = Popularity().fit(data)
+    with pytest.raises(ConfigError, match=r"^ks: K = 50 is beyond the retrieval depth top_k = 20"):
+        evaluate(model, data, ks=(5, 20, 50), top_k=20, retrieval=Retrieval("exact"))
+
+
+def test_more_inverted_lists_than_items_is_a_one_line_error():
+    import numpy as np
+
+    from harness.retrieval import make_index, make_setting
+
+    items = np.random.default_rng(0).normal(size=(50, 8)).astype(np.float32)
+    with pytest.raises(ConfigError, match=r"^retrieval faiss-ivf: nlist = 100 lists for 50 items; expected at most 50"):
+        make_index(make_setting("faiss-ivf", {"nlist": 100})).build(items)
+
+
 SPEC = """\
 name: tiny
 description: d
