@@ -277,7 +277,9 @@ def expand(
                     params=_full_params(model.name, params), seed=seed, protocol=protocol, ks=suite.ks,
                     batch_size=suite.batch_size, exclude_seen=suite.exclude_seen, latency=dict(suite.latency),
                     stage=stage, code_digest=code.digest, code_files=code.files, code_bytes_digest=code.bytes_digest,
-                    runtime=runtime, timeout=limits, retrieval=model.retrieval,
+                    # retrieval is evaluated after test runs only: grid points and trials do not
+                    # depend on it, and keep their ids (and stored runs) when it changes
+                    runtime=runtime, timeout=limits, retrieval=model.retrieval if stage == "test" else (),
                 ))  # fmt: skip
     return runs
 
@@ -859,7 +861,8 @@ def _tuned_finals(suite: Suite, grid_models: list[ModelEntry], specs: list[RunSp
                     continue
                 best = points[-max(scored)[1]]
                 for protocol in suite.protocols:
-                    final = replace(best, label=model.label, stage="test", protocol=protocol, seed=seed)
+                    final = replace(best, label=model.label, stage="test", protocol=protocol, seed=seed,
+                                    retrieval=model.retrieval)
                     selection = {"dataset": best.dataset_name, "protocol": protocol, "label": model.label, "seed": seed,
                                  "metric": metric, "split": SELECTION_SPLIT, "candidates": candidates,
                                  "chosen": best.run_id, "params": best.params, "final": final.run_id}  # fmt: skip

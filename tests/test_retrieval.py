@@ -331,3 +331,32 @@ def test_a_suite_run_stores_every_setting_and_the_report_draws_them(tmp_path, mo
     assert "| faiss-hnsw[efSearch=4] | native |" in table and "| exact | native |" in table
     assert "1.00x" in table  # exact against itself
     assert "## Retrieval" in summary.summary_path.read_text()
+
+
+def test_grid_points_do_not_depend_on_the_retrieval_settings_and_the_final_has_them(tmp_path, monkeypatch):
+    """Retrieval is evaluated after test runs only: a changed setting used to give every grid point
+    (and trial) a new id and run it again, leaving the study's and the plan's run ids apart."""
+    from harness.runner import InlineExecutor, run_suite
+    from harness.store import iter_runs
+    from harness.suites import parse_suite
+
+    monkeypatch.setenv("SESSIONBENCH_CACHE", str(tmp_path / "cache"))
+
+    def suite(retrieval):
+        return parse_suite({"name": "gridret", "datasets": ["synthetic"], "ks": [5, 10],
+                            "latency": {"samples": 2, "warmup": 1},
+                            "models": [{"name": "bprmf", "params": {"epochs": 1, "factors": 8},
+                                        "grid": {"lr": [0.01, 0.02]}, "retrieval": retrieval}]})
+
+    out = tmp_path / "out"
+    first = run_suite(suite({"method": "faiss-hnsw", "efSearch": 8}), out_dir=out, executor=InlineExecutor(),
+                      report=False)
+    assert len(first.executed) == 3  # two grid points, the final
+    again = run_suite(suite({"method": "faiss-hnsw", "efSearch": [8, 16]}), out_dir=out, executor=InlineExecutor(),
+                      report=False)
+    assert len(again.executed) == 1 and len(again.skipped) == 2  # only the final runs again
+    final = next(r for r in iter_runs(out) if r.run_id == again.executed[0])
+    assert final.manifest["stage"] == "test"
+    assert {row["label"] for row in final.manifest["retrieval"]} >= {"faiss-hnsw[efSearch=8]",
+                                                                         "faiss-hnsw[efSearch=16]"}
+    assert all("retrieval" not in r.manifest["config"] for r in iter_runs(out) if r.manifest["stage"] == "tune")
