@@ -319,12 +319,12 @@ def _class_entry(model: str) -> tuple[str, str] | None:
     fingerprint. A built-in name is bound in sessionbench's own code, which
     the fingerprint covers already.
     """
-    from harness.registry import get_model_class
+    from harness.registry import class_path, get_model_class
 
     cls = get_model_class(model)
     if cls.__module__.split(".")[0] in BUILTIN_PACKAGES:
         return None
-    name = f"<class {cls.__module__}:{cls.__qualname__}>"
+    name = f"<class {class_path(cls)}>"
     return name, hashlib.sha256(name.encode()).hexdigest()
 
 

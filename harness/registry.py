@@ -189,6 +189,11 @@ def _import_failure(module_name: str, err: BaseException) -> str:
             f"(python -c 'import {module_name}' shows the full traceback)")
 
 
+def class_path(cls: type) -> str:
+    """``module:Qualname``: how a run records the class a model name resolved to."""
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
 def get_model_class(name: str) -> type[SessionRecommender]:
     """The model class for a registered name or a ``package.module:ClassName``."""
     if ":" in name:

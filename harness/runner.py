@@ -343,13 +343,12 @@ def base_manifest(spec: RunSpec, code: CodeFingerprint | None = None) -> dict[st
 def _class_path(model: str) -> str | None:
     """``module:Qualname`` of the class ``model`` resolves to (None when it
     cannot be imported: the run records why it failed)."""
-    from harness.registry import get_model_class
+    from harness.registry import class_path, get_model_class
 
     try:
-        cls = get_model_class(model)
+        return class_path(get_model_class(model))
     except SessionbenchError:
         return None
-    return f"{cls.__module__}:{cls.__qualname__}"
 
 
 def planned_code(spec: RunSpec) -> CodeFingerprint:

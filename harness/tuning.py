@@ -618,9 +618,7 @@ def run_study(
         echo(f"tune   {name}/{model.label}: {outcome.restarted} trial(s) cut off by an earlier stop marked "
              "failed; their parameters are tried again")  # fmt: skip
     by_epoch = trains_by_epoch(model.name)
-    specs = {t.number: make_spec(trial_params(model, t.params, by_epoch), t.number)
-             for t in study.get_trials(deepcopy=False) if t.state != optuna.trial.TrialState.WAITING
-             and "run_id" in t.user_attrs}  # fmt: skip
+    specs = _asked_trial_specs(study, model, make_spec)
     # complete trials' runs are checked (a broken or missing one is run again: a run is a pure
     # function of its spec); failed and pruned ones stay as they are
     complete = [specs[t.number] for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
@@ -678,8 +676,6 @@ def stored_trial_specs(suite: Suite, model: ModelEntry, dataset: tuple[str, str]
     plan."""
     import optuna
 
-    from harness.suites import trains_by_epoch
-
     path = study_path(out, dataset[0], model.label)
     if not path.is_file():
         return []
@@ -688,9 +684,21 @@ def stored_trial_specs(suite: Suite, model: ModelEntry, dataset: tuple[str, str]
         study = optuna.load_study(study_name=study_identity(suite, model, dataset), storage=journal_storage(path))
     except KeyError:  # the file holds studies of other settings only
         return []
+    return list(_asked_trial_specs(study, model, make_spec).values())
+
+
+def _asked_trial_specs(study: Any, model: ModelEntry,
+                       make_spec: Callable[[dict[str, Any], int], RunSpec]) -> dict[int, RunSpec]:
+    """Trial number -> run spec of every trial the study has asked and
+    given a run (not a waiting one)."""
+    import optuna
+
+    from harness.suites import trains_by_epoch
+
     by_epoch = trains_by_epoch(model.name)
-    return [make_spec(trial_params(model, t.params, by_epoch), t.number) for t in study.get_trials(deepcopy=False)
-            if t.state != optuna.trial.TrialState.WAITING and "run_id" in t.user_attrs]
+    return {t.number: make_spec(trial_params(model, t.params, by_epoch), t.number)
+            for t in study.get_trials(deepcopy=False) if t.state != optuna.trial.TrialState.WAITING
+            and "run_id" in t.user_attrs}  # fmt: skip
 
 
 def study_identity(suite: Suite, model: ModelEntry, dataset: tuple[str, str]) -> str:
