@@ -1,5 +1,5 @@
 """Non-SR-GNN models, one module per family (the neural ones build on
-harness.neural: gru4rec, narm, stamp, sasrec, factorization).
+harness.models.neural: gru4rec, narm, stamp, sasrec, factorization).
 
 Importing this package registers its models (``pop``, ``spop``, ...); the
 harness finds it through the ``sessionbench.models`` entry point.

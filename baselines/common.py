@@ -16,9 +16,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from harness.dataset import SessionDataset
+from harness.data.dataset import SessionDataset
 from harness.errors import ConfigError
-from harness.metrics import row_blocks
+from harness.evaluation.metrics import row_blocks
 
 FALLBACKS = ("pop", "none")
 

@@ -54,9 +54,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.dataset import PrefixBatch
-from harness.neural import PrefixTrainedRecommender
-from harness.registry import Range, register
+from harness.data.dataset import PrefixBatch
+from harness.models.neural import PrefixTrainedRecommender
+from harness.models.registry import Range, register
 
 
 def prefix_mean(table: nn.Embedding, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

@@ -55,7 +55,7 @@ Losses (one mini-batch of B rows; r_ij = score of column j for row i)
 
       L_i = -r_{i,y_i} + log sum_{k=1..N} exp(r_{i,k})
 
-  (:func:`harness.neural.item_softmax_cross_entropy`, with the bias ``b``).
+  (:func:`harness.models.neural.item_softmax_cross_entropy`, with the bias ``b``).
 
 - ``bpr-max`` and ``top1-max`` score the columns ``[y_1..y_B, s_1..s_S]``:
   the targets of the mini-batch (row i's target is column i, the other rows'
@@ -109,15 +109,15 @@ sample_alpha: the extra negatives are drawn proportional to count**alpha
     (1 = by popularity, 0 = uniform over the training items).
 bpreg: weight of BPR-max's score regularisation.
 elu_param: ELU parameter of BPR-max's final activation (0 = linear).
-epochs, patience, refit: the selection rule (harness.training)
-    (:class:`~harness.training.EpochTrainedRecommender`): with
+epochs, patience, refit: the selection rule (harness.models.training)
+    (:class:`~harness.models.training.EpochTrainedRecommender`): with
     ``patience > 0``, train on ``train_tr`` for at most ``epochs`` and keep
     the epoch with the best validation MRR@20 (stop after ``patience``
     epochs without a gain), then (``refit``) retrain on ``train`` for that
     many epochs; with ``patience = 0``, train on ``train`` for ``epochs``.
 softmax_precision: ``"fp32"`` (default) or ``"bf16"``: the precision of the
     cross-entropy loss's products (see
-    :func:`harness.neural.item_softmax_cross_entropy`; not used by bpr-max).
+    :func:`harness.models.neural.item_softmax_cross_entropy`; not used by bpr-max).
 device: ``"auto"`` (CUDA when available, chosen in ``fit``), ``"cpu"``,
     ``"cuda"`` or ``"cuda:K"``.
 num_threads: torch CPU threads while the model trains and scores (the
@@ -150,9 +150,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.dataset import PrefixBatch, SessionDataset
-from harness.neural import NeuralRecommender, adam, dropout
-from harness.registry import Choice, Range, register
+from harness.data.dataset import PrefixBatch, SessionDataset
+from harness.models.neural import NeuralRecommender, adam, dropout
+from harness.models.registry import Choice, Range, register
 
 LOSSES = ("cross-entropy", "bpr-max", "top1-max")
 OPTIMIZERS = ("adam", "adagrad")
@@ -162,7 +162,7 @@ SAMPLE_CACHE_SIZE = 1 << 21
 
 # --------------------------------------------------------------------------- #
 # Ranking losses: each returns the per-row loss [B] (cross-entropy is
-# harness.neural.item_softmax_cross_entropy, the mean over the rows)
+# harness.models.neural.item_softmax_cross_entropy, the mean over the rows)
 # --------------------------------------------------------------------------- #
 
 
@@ -502,7 +502,7 @@ class GRU4Rec(NeuralRecommender):
 
     See the module docstring for the formulas and every hyper-parameter.
     Device, threads, cleanup and the selection rule come from
-    :class:`harness.neural.NeuralRecommender`. Fitted attributes:
+    :class:`harness.models.neural.NeuralRecommender`. Fitted attributes:
     ``network_`` (:class:`GRU4RecNetwork`), ``device_``, ``best_epoch_``,
     ``training_curve_``.
     """

@@ -15,9 +15,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from baselines.rules import LastItemRecommender, check_int, check_real, prune_rows, to_csr
-from harness.dataset import SessionSplit
+from harness.data.dataset import SessionSplit
 from harness.errors import ConfigError
-from harness.registry import Choice, Range, register
+from harness.models.registry import Choice, Range, register
 
 COUNTS = ("events", "sessions")
 

@@ -54,10 +54,10 @@ import scipy.sparse as sp
 import torch
 
 from baselines.common import FALLBACKS, check_fallback, sparse_fallback, training_popularity
-from harness.dataset import PrefixBatch, SessionDataset
+from harness.data.dataset import PrefixBatch, SessionDataset
 from harness.errors import ConfigError
-from harness.plugin import SessionRecommender
-from harness.registry import Choice, Range, register
+from harness.models.plugin import SessionRecommender
+from harness.models.registry import Choice, Range, register
 
 __all__ = ["SessionKNN", "VSKNN", "STAN", "VSTAN", "POSITION_WEIGHTS", "SCORE_WEIGHTS"]
 

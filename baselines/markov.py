@@ -14,8 +14,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from baselines.rules import LastItemRecommender, check_int, position_pairs, prune_rows, to_csr
-from harness.dataset import SessionSplit
-from harness.registry import Range, register
+from harness.data.dataset import SessionSplit
+from harness.models.registry import Range, register
 
 
 @register("markov")

@@ -34,7 +34,7 @@ epochs, patience, refit: the selection rule (at most ``epochs`` on
     ``train_tr``, the epoch with the best validation MRR@20, then a refit on
     ``train``); the paper trains a fixed number of epochs chosen on a
     validation split.
-softmax_precision, device, num_threads: see :class:`harness.neural.NeuralRecommender`.
+softmax_precision, device, num_threads: see :class:`harness.models.neural.NeuralRecommender`.
 
 Initialisation (the paper does not state it): every weight, the embeddings
 included, uniform in +-1/sqrt(H) (PyTorch's GRU range), drawn from the fit's
@@ -49,9 +49,9 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from harness.dataset import PrefixBatch
-from harness.neural import Dropout, PrefixTrainedRecommender
-from harness.registry import Range, register
+from harness.data.dataset import PrefixBatch
+from harness.models.neural import Dropout, PrefixTrainedRecommender
+from harness.models.registry import Range, register
 
 
 class NARMNetwork(nn.Module):

@@ -13,10 +13,10 @@ import numpy as np
 import torch
 
 from baselines.common import training_popularity
-from harness.dataset import PrefixBatch, SessionDataset
+from harness.data.dataset import PrefixBatch, SessionDataset
 from harness.errors import ConfigError
-from harness.plugin import SessionRecommender
-from harness.registry import Range, register
+from harness.models.plugin import SessionRecommender
+from harness.models.registry import Range, register
 
 
 def _rows_of(row: torch.Tensor, n_rows: int) -> torch.Tensor:

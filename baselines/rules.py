@@ -37,10 +37,10 @@ import scipy.sparse as sp
 import torch
 
 from baselines.common import FALLBACKS, check_fallback, sparse_fallback, training_popularity
-from harness.dataset import PrefixBatch, SessionDataset, SessionSplit
+from harness.data.dataset import PrefixBatch, SessionDataset, SessionSplit
 from harness.errors import ConfigError
-from harness.plugin import SessionRecommender
-from harness.registry import Choice, Range, register
+from harness.models.plugin import SessionRecommender
+from harness.models.registry import Choice, Range, register
 
 #: gap weightings of sequential rules, as in session-rec's SequentialRules
 #: (``linear`` is clipped at 0; session-rec lets it go negative past gap 10)

@@ -47,7 +47,7 @@ max_len: n, the most recent clicks a sequence keeps.
 loss: ``"cross-entropy"`` or ``"bce"``.
 lr, l2 (Adam's weight decay), batch_size (sessions per step), epochs,
 patience, refit (the selection rule), softmax_precision (of the cross-entropy's
-products), device, num_threads: see :class:`harness.neural.NeuralRecommender`.
+products), device, num_threads: see :class:`harness.models.neural.NeuralRecommender`.
 
 Initialisation: every weight matrix Xavier-uniform (the authors' code),
 biases 0, layer norms at gain 1, drawn from the fit's seeded generator.
@@ -63,9 +63,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.dataset import PrefixBatch, SessionSplit
-from harness.neural import Dropout, PrefixTrainedRecommender
-from harness.registry import Choice, Range, register
+from harness.data.dataset import PrefixBatch, SessionSplit
+from harness.models.neural import Dropout, PrefixTrainedRecommender
+from harness.models.registry import Choice, Range, register
 
 LOSSES = ("cross-entropy", "bce")
 
@@ -113,7 +113,7 @@ class SASRecBlock(nn.Module):
     Multi-head attention written out (``h = n_heads`` heads of ``d / h``
     columns; ``in_proj`` holds W_Q, W_K, W_V stacked as torch's
     ``MultiheadAttention`` does), so that its dropout on the attention
-    weights is :func:`harness.neural.dropout` like every other dropout here.
+    weights is :func:`harness.models.neural.dropout` like every other dropout here.
     """
 
     def __init__(self, d: int, n_heads: int, dropout: float) -> None:

@@ -38,8 +38,8 @@ add_session_mean: feed ``m_a + m_s`` to MLP cell A instead of ``m_a``: the
     authors' TensorFlow code (``attout + pool_out``) and RecBole's STAMP do
     this, the paper's eq. 8 does not (default false, the paper).
 epochs, patience, refit: the selection rule (see
-    :class:`harness.training.EpochTrainedRecommender`).
-softmax_precision, device, num_threads: see :class:`harness.neural.NeuralRecommender`.
+    :class:`harness.models.training.EpochTrainedRecommender`).
+softmax_precision, device, num_threads: see :class:`harness.models.neural.NeuralRecommender`.
 """
 
 from __future__ import annotations
@@ -50,9 +50,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.dataset import PrefixBatch
-from harness.neural import PrefixTrainedRecommender, item_softmax_gradients, loss_with_gradients, tanh
-from harness.registry import Range, register
+from harness.data.dataset import PrefixBatch
+from harness.models.neural import PrefixTrainedRecommender, item_softmax_gradients, loss_with_gradients, tanh
+from harness.models.registry import Range, register
 
 
 class STAMPNetwork(nn.Module):
@@ -276,7 +276,7 @@ class STAMP(PrefixTrainedRecommender):
         """Softmax cross-entropy over items 1..N of z (or of sigmoid(z)).
 
         For z, the loss and every gradient are computed in one go, without
-        autograd: the softmax's (:func:`harness.neural.item_softmax_gradients`)
+        autograd: the softmax's (:func:`harness.models.neural.item_softmax_gradients`)
         and then the network's (:meth:`STAMPNetwork.backward`), the lookup's
         rows added into the softmax's table gradient.
         """

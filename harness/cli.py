@@ -29,7 +29,7 @@ from typing import Any
 from harness.errors import QUOTE_LIMIT, ConfigError, ModelFailure, SessionbenchError, quote
 from harness.limits import MAX_BOOTSTRAP, MAX_K, MAX_SEED, MIN_TIMEOUT_SECONDS
 from harness.logs import configure_cli
-from harness.plugin_template import DEFAULT_MODEL, DEFAULT_PACKAGE
+from harness.models.plugin_template import DEFAULT_MODEL, DEFAULT_PACKAGE
 
 log = logging.getLogger("sessionbench")
 
@@ -375,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_datasets(args: argparse.Namespace) -> int:
-    from harness import fetch, specs
+    from harness.data import fetch, specs
 
     if args.datasets_command == "stats":
         data = specs.load_dataset(args.name, data_dir=args.data_dir)
@@ -389,7 +389,7 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
         fetch.fetch(args.names, data_dir=args.data_dir, mirror=args.mirror)
         return 0
     if args.datasets_command == "generate":
-        from harness.fullsize import generate_all
+        from harness.data.fullsize import generate_all
 
         check_output_dir(args.out)
         generate_all(args.out, tuple(dict.fromkeys(args.names)), scale=args.scale, seed=args.seed, echo=print)
@@ -400,7 +400,8 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
 def _list_datasets(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from harness import fetch, paths, specs
+    from harness import paths
+    from harness.data import fetch, specs
 
     presets = specs.list_presets()
     data_dir = Path(args.data_dir) if args.data_dir else paths.data_dir()
@@ -454,7 +455,7 @@ def _format_stats(stats: dict[str, Any]) -> str:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from harness.registry import available_models
+    from harness.models.registry import available_models
 
     models = available_models()  # logs a warning for each broken plugin
     if args.json:
@@ -476,7 +477,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_suites(args: argparse.Namespace) -> int:
-    from harness.suites import load_suite, shipped_suites
+    from harness.run.suites import load_suite, shipped_suites
 
     suites = [load_suite(name) for name in shipped_suites()]
     if args.json:
@@ -504,7 +505,7 @@ def _summary_line(doc: str | None) -> str:
 
 
 def _cmd_plugin_new(args: argparse.Namespace) -> int:
-    from harness.plugin_template import write_plugin
+    from harness.models.plugin_template import write_plugin
 
     check_output_dir(args.dir, option="DIR")
     folder = Path(args.dir)
@@ -524,12 +525,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from harness.paths import reports_dir
-    from harness.runner import run_suite
-    from harness.suites import load_suite
+    from harness.run.runner import run_suite
+    from harness.run.suites import load_suite
 
     executor = None
     if args.executor != "local" or args.gpus is not None or args.address is not None:
-        from harness.executors import make_executor
+        from harness.run.executors import make_executor
 
         executor = make_executor(args.executor, jobs=args.jobs, address=args.address, gpus=args.gpus)
     suite = load_suite(args.suite)
@@ -553,7 +554,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     from harness.paths import reports_dir
     from harness.report import TableSpec, check_table_metrics, write_report
-    from harness.store import iter_runs
+    from harness.run.store import iter_runs
 
     out = Path(args.out_dir) if args.out_dir else reports_dir("default")
     if out.exists() and not out.is_dir():
@@ -590,7 +591,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         check_output_dir(args.out)
     if args.ks:
         from harness.report.collection import check_ks_against_items
-        from harness.store import iter_runs
+        from harness.run.store import iter_runs
 
         for folder in dict.fromkeys((a, b)):
             check_ks_against_items(args.ks, iter_runs(folder), "--ks")
@@ -607,7 +608,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def _stored_runs_folder(out_dir: str) -> Path:
     """``out_dir``, which must hold stored runs (checked before a lock would create it)."""
-    from harness.store import runs_dir
+    from harness.run.store import runs_dir
 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -623,7 +624,7 @@ def _runs_table(out_dir: str) -> tuple[list[dict[str, Any]], Any]:
     one). ``checkpoint_bytes``: the size of the run's checkpoint folder, or
     None when it has none. A checkpoint without a run folder is a run
     killed while training, or one training now (``unfinished``)."""
-    from harness.store import folder_bytes, iter_checkpoints, iter_runs, read_plan
+    from harness.run.store import folder_bytes, iter_checkpoints, iter_runs, read_plan
 
     out = _stored_runs_folder(out_dir)
     try:
@@ -669,7 +670,7 @@ def _cmd_runs_ls(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    from harness.lock import describe, holder
+    from harness.run.lock import describe, holder
 
     if plan is None:
         print(f"{args.out_dir}: no plan.json (written by `sessionbench run`); plan membership unknown")
@@ -697,8 +698,8 @@ def _cmd_runs_ls(args: argparse.Namespace) -> int:
 
 
 def _cmd_runs_prune(args: argparse.Namespace) -> int:
-    from harness.lock import OutputLock
-    from harness.store import remove_checkpoint, remove_run
+    from harness.run.lock import OutputLock
+    from harness.run.store import remove_checkpoint, remove_run
 
     _stored_runs_folder(args.out_dir)  # a mistyped folder is not created by the lock
     with OutputLock(args.out_dir, command="sessionbench runs prune"):
@@ -733,11 +734,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     """Fit and evaluate one model. Bad input or a broken plugin contract
     raises :class:`SessionbenchError` (exit 2); an exception raised by the
     model's own ``fit`` or ``score`` becomes :class:`ModelFailure` (exit 1)."""
-    from harness import specs
-    from harness.evaluate import check_ks, evaluate
-    from harness.metrics import DEFAULT_KS
-    from harness.plugin import calling_model
-    from harness.registry import make_model, parse_param
+    from harness.data import specs
+    from harness.evaluation.evaluate import check_ks, evaluate
+    from harness.evaluation.metrics import DEFAULT_KS
+    from harness.models.plugin import calling_model
+    from harness.models.registry import make_model, parse_param
 
     params: dict[str, Any] = {}
     for text in args.param:
@@ -790,13 +791,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _retrieval_option(args: argparse.Namespace, model: Any) -> Any:
-    """The :class:`harness.retrieval.Retrieval` of ``--retrieval`` (None without it)."""
+    """The :class:`harness.evaluation.retrieval.Retrieval` of ``--retrieval`` (None without it)."""
     if args.retrieval is None:
         if args.retrieval_param:
             raise ConfigError("--retrieval-param needs --retrieval METHOD")
         return None
-    from harness.registry import parse_param
-    from harness.retrieval import Retrieval, require_embeddings
+    from harness.models.registry import parse_param
+    from harness.evaluation.retrieval import Retrieval, require_embeddings
 
     params: dict[str, Any] = {}
     for text in args.retrieval_param:
@@ -825,7 +826,7 @@ def _phase_limits(timeout: float | None) -> Any:
 
     if timeout is None:
         return lambda phase, seconds: nullcontext()
-    from harness.watchdog import Watchdog, format_seconds
+    from harness.run.watchdog import Watchdog, format_seconds
 
     def stop(phase: str, seconds: float) -> None:
         print(f"sessionbench: error: timeout after {format_seconds(seconds)} s in {phase}", file=sys.stderr, flush=True)

@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 
 from harness.paths import data_dir as data_root
-from harness.registry import make_model
-from harness.specs import load_dataset
-from harness.testing import tiny_dataset
+from harness.models.registry import make_model
+from harness.data.specs import load_dataset
+from harness.models.testing import tiny_dataset
 
 SMALL = {"srgnn": {"hidden_size": 16, "epochs": 2, "patience": 0},
          "gru4rec": {"hidden_size": 16, "batch_size": 16, "epochs": 2, "patience": 0}}

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import yaml
 
-from harness.evaluate import evaluate
-from harness.registry import available_models
-from harness.specs import load_dataset
+from harness.evaluation.evaluate import evaluate
+from harness.models.registry import available_models
+from harness.data.specs import load_dataset
 
 
 def parse_params(pairs: list[str]) -> dict[str, dict]:

@@ -22,8 +22,8 @@ number of epochs is meant to be the one sessionbench's selection rule chose
 (``best_epoch`` from scripts/compare_neural.py), so both are trained alike.
 RecBole's validation is switched off. The trained network then scores every
 test prefix of sessionbench's split through a
-:class:`~harness.plugin.SessionRecommender` adapter, so HitRate@20 and
-MRR@20 come from ``harness.evaluate`` exactly as for sessionbench's models.
+:class:`~harness.models.plugin.SessionRecommender` adapter, so HitRate@20 and
+MRR@20 come from ``harness.evaluation.evaluate`` exactly as for sessionbench's models.
 
 Epoch times: wall-clock seconds and the CPU seconds of the process (which
 depend much less on what else runs on the machine), each epoch timed alone,
@@ -45,10 +45,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.dataset import PrefixBatch, SessionDataset
-from harness.evaluate import evaluate
-from harness.plugin import SessionRecommender
-from harness.specs import load_dataset
+from harness.data.dataset import PrefixBatch, SessionDataset
+from harness.evaluation.evaluate import evaluate
+from harness.models.plugin import SessionRecommender
+from harness.data.specs import load_dataset
 
 #: RecBole settings matched to sessionbench's defaults of the same model
 MATCHED: dict[str, dict] = {

@@ -74,7 +74,7 @@ def miniature(data, n_items: int = 64):
     the same batches, but its arithmetic is negligible, so what a step costs
     is the host's work (Python, dispatch, autograd, the optimiser's calls,
     batch building), the part a GPU does not speed up."""
-    from harness.dataset import SessionDataset, SessionSplit
+    from harness.data.dataset import SessionDataset, SessionSplit
 
     def small(split):
         events = split.events.copy()
@@ -97,8 +97,8 @@ def host_seconds(name: str, params: dict, small, epochs: int = 3) -> tuple[float
     ``name`` on the :func:`miniature` ``small``."""
     from torch.optim.optimizer import register_optimizer_step_post_hook
 
-    from harness.evaluate import evaluate
-    from harness.registry import make_model
+    from harness.evaluation.evaluate import evaluate
+    from harness.models.registry import make_model
 
     widths = {width: MINIATURE_WIDTH for width in WIDTHS if width in make_model(name, {}).get_params()}
     steps = [0]
@@ -155,10 +155,10 @@ def child(args: argparse.Namespace) -> dict:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from harness.dataset import SessionDataset
-    from harness.evaluate import evaluate
-    from harness.registry import make_model
-    from harness.specs import load_dataset
+    from harness.data.dataset import SessionDataset
+    from harness.evaluation.evaluate import evaluate
+    from harness.models.registry import make_model
+    from harness.data.specs import load_dataset
 
     torch.set_num_threads(1)
     data = load_dataset(args.dataset, data_dir=args.data_dir, cache_dir=args.cache_dir)

@@ -69,7 +69,7 @@ KS = (5, 10, 20)
 
 def child_prepare(args: argparse.Namespace) -> dict:
     """Prepare one dataset into a fresh cache folder, then load it back."""
-    from harness.specs import load_dataset
+    from harness.data.specs import load_dataset
 
     cache = Path(args.cache_dir)
     for old in cache.glob(f"{args.dataset}-*"):  # a fresh preparation, not a cache hit
@@ -94,9 +94,9 @@ def child_prepare(args: argparse.Namespace) -> dict:
 
 def child_model(args: argparse.Namespace) -> dict:
     """Load the prepared data, fit, evaluate, compute metrics, write ranks."""
-    from harness.evaluate import evaluate
-    from harness.registry import make_model
-    from harness.specs import load_dataset
+    from harness.evaluation.evaluate import evaluate
+    from harness.models.registry import make_model
+    from harness.data.specs import load_dataset
 
     import torch
 
@@ -157,9 +157,9 @@ def child_epoch(args: argparse.Namespace) -> dict:
     epoch over every training prefix."""
     import torch
 
-    from harness.dataset import SessionDataset
-    from harness.registry import make_model
-    from harness.specs import load_dataset
+    from harness.data.dataset import SessionDataset
+    from harness.models.registry import make_model
+    from harness.data.specs import load_dataset
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -372,7 +372,7 @@ def _run_cells(record) -> list[str]:
 
 
 def run_runs(args: argparse.Namespace) -> int:
-    from harness.store import iter_runs
+    from harness.run.store import iter_runs
 
     records = [r for out in args.outs for r in iter_runs(out) if r.stage == "test"]
     if not records:

@@ -137,7 +137,7 @@ def build_session_graphs(
 
     Args:
         items: LongTensor [B, L], item ids (>= 1) left-aligned, 0-padded
-            (the layout of :class:`harness.dataset.PrefixBatch`).
+            (the layout of :class:`harness.data.dataset.PrefixBatch`).
         lengths: LongTensor [B], real positions per row, 1..L.
         edge_weight: ``"binary"`` (each distinct edge counts once, as in the
             reference code) or ``"count"`` (edges weighted by occurrences, as

@@ -38,7 +38,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from harness.neural import item_softmax_cross_entropy
+from harness.models.neural import item_softmax_cross_entropy
 from srgnn.graph import SessionGraphs
 
 

@@ -11,7 +11,7 @@ drops after 2 epochs, then every 3.
 
 The prefix batching, device, threads, optimiser and model selection on the
 validation split (``epochs``, ``patience``, ``refit``) come from
-:class:`harness.neural.PrefixTrainedRecommender`; this module holds the
+:class:`harness.models.neural.PrefixTrainedRecommender`; this module holds the
 hyper-parameters, the graphs of each batch and the loss.
 """
 
@@ -21,9 +21,9 @@ from typing import ClassVar
 
 import torch
 
-from harness.dataset import PrefixBatch
-from harness.neural import PrefixTrainedRecommender
-from harness.registry import Choice, Range, register
+from harness.data.dataset import PrefixBatch
+from harness.models.neural import PrefixTrainedRecommender
+from harness.models.registry import Choice, Range, register
 from srgnn.graph import EDGE_WEIGHTS, SessionGraphs, build_session_graphs
 from srgnn.model import SRGNN
 
@@ -55,7 +55,7 @@ class SRGNNRecommender(PrefixTrainedRecommender):
         refit: after selection, retrain on ``train`` for the chosen epochs.
         softmax_precision: ``"fp32"`` (default) or ``"bf16"``: the
             precision of the training softmax's three products (see
-            :func:`harness.neural.item_softmax_cross_entropy` and
+            :func:`harness.models.neural.item_softmax_cross_entropy` and
             docs/srgnn.md); scoring is always float32.
         device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``,
             ``"cuda"`` or ``"cuda:N"``; resolved in ``fit``.
@@ -71,7 +71,7 @@ class SRGNNRecommender(PrefixTrainedRecommender):
     network, also reachable as ``model_``), ``device_``, ``epoch_lrs_`` (the
     learning rate of each epoch of the last training run),
     ``softmax_work_`` (``[FLOPs, seconds]`` of the softmax products of all
-    training epochs, see :attr:`harness.neural.NeuralRecommender.timings_`),
+    training epochs, see :attr:`harness.models.neural.NeuralRecommender.timings_`),
     and from the base classes ``best_epoch_``, ``training_curve_``,
     ``n_items_``.
     """

@@ -11,8 +11,8 @@ import os
 import pytest
 from data_paths import require_data
 
-from harness.dataset import SessionDataset
-from harness.executors import RAY_LOOPBACK_ENV
+from harness.data.dataset import SessionDataset
+from harness.run.executors import RAY_LOOPBACK_ENV
 from harness.paths import CACHE_ENV
 
 # Local Ray instances started by the tests bind to loopback only (Ray reads
@@ -47,6 +47,6 @@ def pytest_runtest_setup(item):
 def yoochoose_100k(tmp_path_factory) -> SessionDataset:
     """The prepared yoochoose-100k preset (prepared once per test session)."""
     folder = require_data("yoochoose-100k")
-    from harness.specs import load_dataset
+    from harness.data.specs import load_dataset
 
     return load_dataset("yoochoose-100k", data_dir=folder, cache_dir=tmp_path_factory.mktemp("y100k-cache"))

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from harness.plugin import SessionRecommender
+from harness.models.plugin import SessionRecommender
 
 #: what Scripted does: "fit" (callable(data) or None), "score"
 #: (callable(batch, n_items) -> output) and "curve" (training_curve_ or None)

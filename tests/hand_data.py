@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.dataset import PrefixBatch, SessionDataset, SessionSplit
-from harness.specs import load_dataset
+from harness.data.dataset import PrefixBatch, SessionDataset, SessionSplit
+from harness.data.specs import load_dataset
 
 BOUND_SPEC = """\
 name: bound-{n_items}

@@ -1,5 +1,5 @@
 """Hand-built result folders for the report tests: fake models scored on a tiny dataset, stored
-with harness.store like real runs (no runner, so they take a second)."""
+with harness.run.store like real runs (no runner, so they take a second)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.evaluate import evaluate
+from harness.evaluation.evaluate import evaluate
 from harness.report import KNOWN_MODELS
-from harness.store import write_run
-from harness.testing import tiny_dataset
+from harness.run.store import write_run
+from harness.models.testing import tiny_dataset
 
 KS = (5, 10, 20, 50)
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from harness.runner import InlineExecutor, SuiteOutcome, run_suite
-from harness.suites import Suite, parse_suite
+from harness.run.runner import InlineExecutor, SuiteOutcome, run_suite
+from harness.run.suites import Suite, parse_suite
 
 
 def prepare_workdir(tmp_path: Path, monkeypatch, *, spec: str, dataset: str, plugins: str, module: str) -> Path:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness import suites
+from harness.run import suites
 from harness.cli import main
 from harness.errors import ConfigError, SessionbenchError
 
@@ -135,7 +135,7 @@ def test_an_integer_beyond_the_float_range_on_the_command_line(capsys):
 
 
 def test_an_integer_beyond_the_float_range_in_a_generator(tmp_path, monkeypatch):
-    from harness import specs
+    from harness.data import specs
 
     spec = tmp_path / "s.yaml"
     spec.write_text(f"name: s\ndescription: d\nsource: s\nformat: synthetic\n"
@@ -153,7 +153,7 @@ def test_a_tune_seed_beyond_32_bits_is_refused_at_load():
 
 
 def test_a_resumed_search_with_the_largest_seed_gets_a_valid_sampler_seed():
-    from harness.tuning import make_sampler
+    from harness.run.tuning import make_sampler
 
     suite = suites.parse_suite({"datasets": ["synthetic"], "models": [{"name": "sknn", "tune": {"seed": 2**32 - 1}}]})
     sampler = make_sampler(suite.models[0].tune, start=5)  # raised ValueError from NumPy before
@@ -230,9 +230,9 @@ def test_retrieval_parameters_faiss_cannot_take_are_refused_at_load(setting, exp
 
 def test_a_k_beyond_the_retrieval_depth_is_refused():
     """HitRate@50 of a 20-item search equalled HitRate@20, silently."""
-    from harness.evaluate import evaluate
-    from harness.retrieval import Retrieval
-    from harness.testing import tiny_dataset
+    from harness.evaluation.evaluate import evaluate
+    from harness.evaluation.retrieval import Retrieval
+    from harness.models.testing import tiny_dataset
 
     from baselines.popularity import Popularity
 
@@ -245,7 +245,7 @@ def test_a_k_beyond_the_retrieval_depth_is_refused():
 def test_more_inverted_lists_than_items_is_a_one_line_error():
     import numpy as np
 
-    from harness.retrieval import make_index, make_setting
+    from harness.evaluation.retrieval import make_index, make_setting
 
     items = np.random.default_rng(0).normal(size=(50, 8)).astype(np.float32)
     with pytest.raises(ConfigError, match=r"^retrieval faiss-ivf: nlist = 100 lists for 50 items; expected at most 50"):
@@ -290,7 +290,7 @@ def stored(tmp_path_factory) -> Path:
     """A result folder of two fake models on a tiny dataset."""
     from report_fixtures import add_run
 
-    from harness.testing import tiny_dataset
+    from harness.models.testing import tiny_dataset
 
     out = tmp_path_factory.mktemp("stored")
     data = tiny_dataset(n_test=30, seed=0)
@@ -302,7 +302,7 @@ def stored(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("command", ["report", "compare"])
 def test_a_k_above_the_number_of_items_is_refused_by_report_and_compare(stored, capsys, command):
     # run and evaluate refuse it; the report printed HitRate@K = 1 for every model
-    from harness.store import iter_runs
+    from harness.run.store import iter_runs
 
     n_items = next(iter_runs(stored)).manifest["dataset_stats"]["n_items"]
     extra = ["--labels", "pop", "markov"] if command == "compare" else []
@@ -325,7 +325,7 @@ def test_too_many_bootstrap_replicates_are_refused(stored, capsys, command):
 
 PLUGINS = '''
 import torch
-from harness.plugin import SessionRecommender
+from harness.models.plugin import SessionRecommender
 
 
 class Scores(SessionRecommender):
@@ -420,8 +420,8 @@ def test_an_unknown_dataset_names_the_suite_key_and_leaves_no_output_folder(tmp_
 
 def test_an_interruption_before_anything_was_stored_leaves_no_output_folder(tmp_path, monkeypatch):
     """Ctrl-C while the data are read left an empty output folder behind."""
-    from harness import specs
-    from harness.runner import run_suite
+    from harness.data import specs
+    from harness.run.runner import run_suite
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -494,7 +494,7 @@ def _sessions_frame(sessions):
 @pytest.mark.parametrize("roles", [("train", "test"), ("train_tr", "valid")])
 def test_presplit_files_sharing_sessions_are_refused(roles):
     # one file given as train and test scored every model on its own training sessions, silently
-    from harness import preprocess as pp
+    from harness.data import preprocess as pp
     from harness.errors import DataError
 
     train = _sessions_frame([(s, 0.1 * s, ["a", "b", "c"]) for s in range(1, 9)])
@@ -511,9 +511,9 @@ def test_presplit_files_sharing_sessions_are_refused(roles):
 @pytest.mark.filterwarnings("ignore:.*split is empty")
 def test_presplit_data_sharing_sessions_are_refused_from_the_cache_too(tmp_path, monkeypatch):
     # data prepared before the check existed (simulated by switching it off) stay in the cache
-    from harness import preprocess as pp
+    from harness.data import preprocess as pp
     from harness.errors import DataError
-    from harness.specs import load_dataset
+    from harness.data.specs import load_dataset
 
     train = _sessions_frame([(s, 0.1 * s, ["a", "b", "c"]) for s in range(1, 9)])
     train.to_csv(tmp_path / "train.csv", index=False)
@@ -532,7 +532,7 @@ def test_presplit_data_sharing_sessions_are_refused_from_the_cache_too(tmp_path,
 
 
 def test_presplit_files_without_common_sessions_are_read():
-    from harness import preprocess as pp
+    from harness.data import preprocess as pp
 
     train = _sessions_frame([(s, 0.1 * s, ["a", "b", "c"]) for s in range(1, 9)])
     files = {"train": train, "test": _sessions_frame([(50, 3.0, ["a", "b"])]),

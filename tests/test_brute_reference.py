@@ -28,10 +28,10 @@ from brute_reference import (
 )
 from data_paths import DIGINETICA_SAMPLE, YOOCHOOSE_100K, require_data
 
-from harness import metrics as M
-from harness import preprocess as pp
-from harness.dataset import SessionDataset, SessionSplit
-from harness.evaluate import EvaluationResult, evaluate
+from harness.data import preprocess as pp
+from harness.evaluation import metrics as M
+from harness.data.dataset import SessionDataset, SessionSplit
+from harness.evaluation.evaluate import EvaluationResult, evaluate
 
 DAY = 86400
 
@@ -76,7 +76,7 @@ def _no_session_leaks(data: SessionDataset) -> None:
 
 def test_diginetica_sample_splits_equal_the_pandas_reference():
     folder = require_data("diginetica-sample")
-    from harness.specs import load_dataset
+    from harness.data.specs import load_dataset
 
     data = load_dataset("diginetica-sample", data_dir=folder)
     ref = srgnn_reference(DIGINETICA_SAMPLE, test_days=7, valid_days=7)
@@ -107,7 +107,7 @@ def test_yoochoose_100k_splits_equal_the_pandas_reference(yoochoose_100k):
 
 @pytest.mark.parametrize("iterations", [1, 4])
 def test_standard_splits_equal_the_pandas_reference_on_generated_logs(iterations):
-    from harness.synthetic import generate_events
+    from harness.data.synthetic import generate_events
 
     events, _ = generate_events(n_sessions=1_500, n_items=300, seed=11, days=12)
     events = pd.DataFrame({"session": events["session"], "item": events["item"].astype(str), "time": events["time"]})
@@ -307,8 +307,8 @@ def stored_runs(tmp_path_factory):
     DIGINETICA sample, both protocols, with and without ``exclude_seen``:
     ``{exclude_seen: results folder}``, models saved."""
     folder = require_data("diginetica-sample")
-    from harness.runner import InlineExecutor, run_suite
-    from harness.suites import parse_suite
+    from harness.run.runner import InlineExecutor, run_suite
+    from harness.run.suites import parse_suite
 
     outs = {}
     for exclude_seen in (False, True):
@@ -330,7 +330,7 @@ def stored_runs(tmp_path_factory):
 def _recompute_run(run_dir, data: SessionDataset) -> dict:
     """Ranks, top-50 lists and metrics of a stored run, from its saved
     model's raw scores and the reference rules."""
-    from harness.plugin import SessionRecommender
+    from harness.models.plugin import SessionRecommender
 
     manifest = json.loads((run_dir / "manifest.json").read_text())
     exclude_seen = manifest["config"]["evaluation"]["exclude_seen"]
@@ -358,7 +358,7 @@ def _recompute_run(run_dir, data: SessionDataset) -> dict:
 
 @pytest.fixture(scope="module")
 def recomputed(stored_runs):
-    from harness.specs import load_dataset
+    from harness.data.specs import load_dataset
 
     data = load_dataset("diginetica-sample", data_dir=require_data("diginetica-sample"))
     out = {}

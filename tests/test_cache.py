@@ -14,11 +14,11 @@ import pandas.testing as pdt
 import pytest
 from data_paths import DIGINETICA_SAMPLE, require_data
 
-from harness import cache, specs
+from harness.data import cache, specs
 from harness.cli import main
-from harness.dataset import SPLIT_NAMES
+from harness.data.dataset import SPLIT_NAMES
 from harness.errors import ConfigError
-from harness.testing import tiny_dataset
+from harness.models.testing import tiny_dataset
 
 DIGI_DIR = str(DIGINETICA_SAMPLE.parent)
 
@@ -125,7 +125,7 @@ def test_a_tampered_folder_is_refused_with_the_reason(folder, tamper, reason):
 
 def test_load_removes_a_tampered_folder_and_says_why(folder, caplog):
     _copy_train_over_test(folder)
-    with caplog.at_level("WARNING", logger="harness.cache"):
+    with caplog.at_level("WARNING", logger="harness.data.cache"):
         assert cache.load(folder) is None
     assert not folder.exists()
     [record] = caplog.records
@@ -171,7 +171,7 @@ def test_the_user_sees_one_line_on_stderr(tmp_path):
     second = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
     assert json.loads(second.stdout) == json.loads(first.stdout)
     [line] = second.stderr.splitlines()
-    assert line.startswith("WARNING harness.cache: prepared data in ") and "test.parquet has SHA-256" in line
+    assert line.startswith("WARNING harness.data.cache: prepared data in ") and "test.parquet has SHA-256" in line
 
 
 @pytest.mark.data("diginetica-sample")

@@ -10,8 +10,8 @@ import torch
 
 from baselines.gru4rec import GRU4Rec
 from baselines.narm import NARM
-from harness.dataset import PrefixBatch
-from harness.testing import tiny_dataset
+from harness.data.dataset import PrefixBatch
+from harness.models.testing import tiny_dataset
 from srgnn import SRGNNRecommender
 
 PREFIXES = PrefixBatch.from_sequences([[3, 1, 4], [2], [6, 2, 7, 1], [5, 5, 3]])
@@ -107,7 +107,7 @@ def test_a_damaged_checkpoint_is_ignored_with_a_warning(tmp_path, caplog, damage
 
 
 def test_a_model_without_training_state_trains_without_checkpoints(tmp_path):
-    from harness.training import EpochTrainedRecommender
+    from harness.models.training import EpochTrainedRecommender
 
     class Counter(EpochTrainedRecommender):
         def __init__(self, *, epochs=2, patience=0, refit=True):

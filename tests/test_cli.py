@@ -107,7 +107,7 @@ def test_models_lists_names_and_hyperparameters(capsys):
 
 
 def test_suites_lists_every_shipped_suite_with_its_datasets_and_models(capsys):
-    from harness.suites import SUITE_DIR
+    from harness.run.suites import SUITE_DIR
 
     code, out, _ = run(capsys, "suites")
     assert code == 0

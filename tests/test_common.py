@@ -2,7 +2,7 @@
 
 import torch
 
-import harness.metrics
+import harness.evaluation.metrics
 
 from baselines.common import apply_fallback
 
@@ -23,7 +23,7 @@ def test_fallback_in_blocks_of_rows_is_the_same(monkeypatch):
     scores = torch.rand(23, 9, generator=g) * (torch.rand(23, 9, generator=g) > 0.6)
     pop = torch.rand(9, generator=g)
     whole = apply_fallback(scores, pop, "pop")
-    monkeypatch.setattr(harness.metrics, "ROW_BLOCK_CELLS", 9 * 5)  # blocks of 5 rows, the last one short
+    monkeypatch.setattr(harness.evaluation.metrics, "ROW_BLOCK_CELLS", 9 * 5)  # blocks of 5 rows, the last one short
     blocks = apply_fallback(scores, pop, "pop")
     assert torch.equal(blocks, whole)
     assert blocks.dtype == scores.dtype

@@ -11,8 +11,8 @@ from harness import report
 from harness.cli import main
 from harness.report.compare import compare, write_comparison
 from harness.report.provenance import ReportError
-from harness.store import read_manifest
-from harness.testing import tiny_dataset
+from harness.run.store import read_manifest
+from harness.models.testing import tiny_dataset
 
 N_BOOT = 200
 

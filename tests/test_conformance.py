@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from harness.plugin import SessionRecommender
-from harness.registry import available_models
-from harness.testing import ConformanceError, check_recommender
+from harness.models.plugin import SessionRecommender
+from harness.models.registry import available_models
+from harness.models.testing import ConformanceError, check_recommender
 
 #: small hyper-parameters so that trained models fit the tiny data quickly
 FAST_PARAMS: dict[str, dict] = {

@@ -13,11 +13,11 @@ import torch
 from contract_plugins import DuckMutator, Mutator, Popular, Spy
 from data_paths import DIGINETICA_SAMPLE, require_data
 
-from harness.dataset import PrefixBatch, SessionDataset, SessionSplit, meta_without_paths
+from harness.data.dataset import PrefixBatch, SessionDataset, SessionSplit, meta_without_paths
 from harness.errors import ContractError
-from harness.evaluate import evaluate
-from harness.plugin import training_curve_problem
-from harness.specs import load_dataset
+from harness.evaluation.evaluate import evaluate
+from harness.models.plugin import training_curve_problem
+from harness.data.specs import load_dataset
 
 
 @pytest.fixture(scope="module")
@@ -263,7 +263,7 @@ class _CurveModel(Popular):
 @pytest.mark.parametrize(("curve", "problem"), BAD_CURVES[:3])
 def test_fit_drops_a_malformed_curve_with_one_warning(digi, curve, problem, caplog):
     model_class = type("Sloppy", (_CurveModel,), {"curve": curve})
-    with caplog.at_level(logging.WARNING, logger="harness.plugin"):
+    with caplog.at_level(logging.WARNING, logger="harness.models.plugin"):
         model = model_class().fit(digi)
     [record] = caplog.records
     assert "model 'Sloppy'" in record.getMessage() and problem in record.getMessage()
@@ -274,6 +274,6 @@ def test_fit_drops_a_malformed_curve_with_one_warning(digi, curve, problem, capl
 
 def test_fit_keeps_a_valid_curve(digi, caplog):
     model_class = type("Tidy", (_CurveModel,), {"curve": VALID_CURVES[2]})
-    with caplog.at_level(logging.WARNING, logger="harness.plugin"):
+    with caplog.at_level(logging.WARNING, logger="harness.models.plugin"):
         model = model_class().fit(digi)
     assert caplog.records == [] and model.training_curve_ == VALID_CURVES[2]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from data_paths import DIGINETICA_SAMPLE
 
-from harness import readers, specs
+from harness.data import readers, specs
 from harness.errors import ConfigError, DataError, UnknownNameError
 
 HEADER = "session_id;user_id;item_id;timeframe;eventdate"
@@ -241,17 +241,16 @@ import builtins  # noqa: E402
 import io  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
-import stat  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
-import textwrap  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
 
-from harness import preprocess, suites  # noqa: E402
 from harness.cli import main  # noqa: E402
+from harness.data import preprocess  # noqa: E402
+from harness.run import suites  # noqa: E402
 from harness.errors import ConfigError as _ConfigError  # noqa: E402
 from harness.limits import MAX_K, MAX_NAME_LENGTH, MAX_SEED  # noqa: E402
 
@@ -668,12 +667,12 @@ def test_bad_command_line_values_are_one_line(capsys, argv, expected):
 
 
 def test_out_that_is_a_file_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
-    import harness.runner
+    import harness.run.runner
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("the suite ran although --out cannot be written")
 
-    monkeypatch.setattr(harness.runner, "run_suite", must_not_run)
+    monkeypatch.setattr(harness.run.runner, "run_suite", must_not_run)
     afile = tmp_path / "afile"
     afile.write_text("")
     for out in (afile, afile / "below"):
@@ -683,9 +682,9 @@ def test_out_that_is_a_file_is_refused_before_any_work(tmp_path, capsys, monkeyp
 
 def test_out_that_cannot_be_written_is_refused(tmp_path, capsys, monkeypatch):
     """Root writes anywhere, so the folder's refusal is simulated at the one place the check writes."""
-    import harness.runner
+    import harness.run.runner
 
-    monkeypatch.setattr(harness.runner, "run_suite", lambda *a, **k: pytest.fail("the suite ran"))
+    monkeypatch.setattr(harness.run.runner, "run_suite", lambda *a, **k: pytest.fail("the suite ran"))
 
     def refuse(*args, dir=None, **kwargs):  # noqa: A002 - tempfile's own keyword
         raise PermissionError(13, "Permission denied", str(dir))
@@ -989,7 +988,7 @@ def test_a_typo_of_a_method_or_format_in_a_spec_suggests_it(tmp_path):
 
 
 def test_a_typo_of_a_generator_parameter_suggests_it():
-    from harness.synthetic import generate_events
+    from harness.data.synthetic import generate_events
 
     with pytest.raises(_ConfigError, match=r"unknown parameter\(s\) zipf_exponnt \(did you mean 'zipf_exponent'\?\)"):
         generate_events(n_sessions=10, n_items=5, seed=0, days=1, zipf_exponnt=1.0)
@@ -1032,8 +1031,8 @@ def test_a_header_in_another_case_or_space_separated_says_so(tmp_path):
 
 
 def test_a_file_of_the_wrong_kind_is_named_as_such(tmp_path, capsys):
-    from harness.specs import PRESET_DIR
-    from harness.suites import SUITE_DIR
+    from harness.data.specs import PRESET_DIR
+    from harness.run.suites import SUITE_DIR
 
     raw = tmp_path / "events.csv"
     raw.write_text("session,item,time\n1,a,1400000000\n")

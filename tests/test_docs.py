@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import build_parser
-from harness.plugin_template import render
+from harness.models.plugin_template import render
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 import torch
 
-import harness.metrics
+import harness.evaluation.metrics
 
-from harness.dataset import PrefixBatch, SessionDataset, SessionSplit
+from harness.data.dataset import PrefixBatch, SessionDataset, SessionSplit
 from harness.errors import ConfigError, ContractError, ModelFailure
-from harness.evaluate import METADATA_KEY, EvaluationResult, evaluate
-from harness.metrics import UNRANKED
+from harness.evaluation.evaluate import METADATA_KEY, EvaluationResult, evaluate
+from harness.evaluation.metrics import UNRANKED
 
 L2 = math.log2
 
@@ -300,7 +300,7 @@ def test_ranking_in_blocks_of_rows_gives_the_same_results(data, protocol, exclud
     scores = torch.randint(0, 3, (7,), generator=g).float()  # many ties
     whole = evaluate(FixedModel(scores), data, protocol=protocol, exclude_seen=exclude_seen, ks=(1, 3))
     # 7 columns, 8 cells per block: one row at a time
-    monkeypatch.setattr(harness.metrics, "ROW_BLOCK_CELLS", 8)
+    monkeypatch.setattr(harness.evaluation.metrics, "ROW_BLOCK_CELLS", 8)
     blocks = evaluate(FixedModel(scores), data, protocol=protocol, exclude_seen=exclude_seen, ks=(1, 3))
     assert np.array_equal(blocks.ranks, whole.ranks)
     assert np.array_equal(blocks.n_targets, whole.n_targets)
@@ -308,14 +308,14 @@ def test_ranking_in_blocks_of_rows_gives_the_same_results(data, protocol, exclud
 
 
 def test_rank_in_chunks_matches_rank_and_top_on_random_ties(monkeypatch):
-    import harness.evaluate as ev
-    from harness.metrics import rank_and_top
+    import harness.evaluation.evaluate as ev
+    from harness.evaluation.metrics import rank_and_top
 
     g = torch.Generator().manual_seed(0)
     scores = torch.randint(0, 4, (37, 51), generator=g).float()
     targets = torch.randint(0, 51, (37, 3), generator=g)
     exclude = torch.randint(0, 51, (37, 5), generator=g)
-    monkeypatch.setattr(harness.metrics, "ROW_BLOCK_CELLS", 51 * 4)  # blocks of 4 rows, the last one short
+    monkeypatch.setattr(harness.evaluation.metrics, "ROW_BLOCK_CELLS", 51 * 4)  # blocks of 4 rows, the last one short
     for ex in (None, exclude):
         ranks, top = ev._rank_in_chunks(scores, targets, 10, ex)
         want_ranks, want_top = rank_and_top(scores, targets, 10, exclude=ex)

@@ -21,10 +21,10 @@ import py7zr
 import pytest
 from data_paths import DATA_ROOT
 
-from harness import fetch
+from harness.data import fetch
 from harness.cli import main
 from harness.errors import ConfigError
-from harness.fetch import FetchError, parse_download
+from harness.data.fetch import FetchError, parse_download
 
 PAYLOAD = b"".join(b"%d\t%d\t%d.5\n" % (i // 7, 214536500 + i % 97, 1396860000 + i) for i in range(20_000))
 

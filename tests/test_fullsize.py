@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from harness.cli import main
-from harness.fullsize import LAST_HOUR_MS, SHAPES, generate, iso_timestamps, session_lengths, session_starts
-from harness.specs import load_dataset
+from harness.data.fullsize import LAST_HOUR_MS, SHAPES, generate, iso_timestamps, session_lengths, session_starts
+from harness.data.specs import load_dataset
 
 SCALES = {"yoochoose": 0.002, "diginetica": 0.02}
 

@@ -23,7 +23,7 @@ from fuzzing import REPO, WATCHED, assert_one_line_error, fuzz_settings, no_hang
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-import harness.runner
+import harness.run.runner
 from harness.cli import main
 
 EVENTS = "session,item,time\n" + "".join(
@@ -150,7 +150,7 @@ def test_fuzz_command_line(tokens, base, capsys, monkeypatch):
     def reached(*args, **kwargs):
         raise _Reached
 
-    monkeypatch.setattr(harness.runner, "run_suite", reached)
+    monkeypatch.setattr(harness.run.runner, "run_suite", reached)
     before, before_base = tree(*WATCHED), tree(base)
     code, err = _run(tokens, capsys)
     command = tokens[0] if tokens and tokens[0] in ("evaluate", "run", "datasets", "models", "report") else "other"

@@ -19,7 +19,7 @@ from fuzzing import WATCHED, assert_one_line_error, fuzz_settings, no_hang, tree
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness import readers, specs
+from harness.data import readers, specs
 from harness.errors import DataError, SessionbenchError
 
 SEPARATORS = [",", "\t", ";", "|", " "]

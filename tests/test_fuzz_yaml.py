@@ -18,7 +18,8 @@ from fuzzing import REPO, WATCHED, assert_one_line_error, fuzz_settings, no_hang
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from harness import specs, suites
+from harness.data import specs
+from harness.run import suites
 from harness.errors import SessionbenchError
 
 # -- value grammar ------------------------------------------------------------

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from baselines.gru4rec import GRU4Rec
-from harness.neural import softmax_flops
-from harness.registry import make_model
-from harness.testing import tiny_dataset
-from harness.timing import gemm_bound_figures, softmax_gemm_rates
+from harness.models.neural import softmax_flops
+from harness.models.registry import make_model
+from harness.models.testing import tiny_dataset
+from harness.evaluation.timing import gemm_bound_figures, softmax_gemm_rates
 from srgnn.recommender import SRGNNRecommender
 
 

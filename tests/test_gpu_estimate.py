@@ -85,7 +85,7 @@ def test_a_run_is_its_selection_epochs_with_validation_then_the_refit(script):
 
 
 def test_the_miniature_keeps_every_session_and_prefix_over_a_small_catalogue(script):
-    from harness.testing import tiny_dataset
+    from harness.models.testing import tiny_dataset
 
     data = tiny_dataset()
     small = script.miniature(data, n_items=4)

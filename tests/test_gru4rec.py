@@ -24,11 +24,11 @@ from baselines.gru4rec import (
     softmax_negatives,
     top1_max_loss,
 )
-from harness.dataset import PrefixBatch, SessionDataset, SessionSplit
+from harness.data.dataset import PrefixBatch, SessionDataset, SessionSplit
 from harness.errors import ConfigError
-from harness.evaluate import evaluate
-from harness.neural import item_softmax_cross_entropy
-from harness.testing import check_recommender, tiny_dataset
+from harness.evaluation.evaluate import evaluate
+from harness.models.neural import item_softmax_cross_entropy
+from harness.models.testing import check_recommender, tiny_dataset
 
 
 def sigmoid(x: float) -> float:

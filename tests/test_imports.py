@@ -6,13 +6,13 @@ import sys
 CHECK = """
 import logging, os, sys
 before = set(os.listdir('.'))
-import harness, harness.cli, harness.dataset, harness.evaluate, harness.metrics, harness.plugin
-import harness.preprocess, harness.readers, harness.registry, harness.specs, harness.synthetic
-import harness.testing, harness.training
+import harness, harness.cli, harness.data.dataset, harness.evaluation.evaluate, harness.evaluation.metrics, harness.models.plugin
+import harness.data.preprocess, harness.data.readers, harness.models.registry, harness.data.specs, harness.data.synthetic
+import harness.models.testing, harness.models.training
 import baselines, srgnn
 assert logging.getLogger().handlers == [], logging.getLogger().handlers
 assert logging.getLogger("sessionbench").handlers == []
-assert harness.registry._entry_points_loaded is False
+assert harness.models.registry._entry_points_loaded is False
 assert set(os.listdir('.')) == before
 print("ok")
 """

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.plugin_template import template_sources
+from harness.models.plugin_template import template_sources
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("harness", "baselines", "srgnn", "pyproject.toml", "README.md")
@@ -77,8 +77,8 @@ def test_the_wheel_ships_presets_suites_and_every_package(wheel):
                 for p in (ROOT / pkg).rglob("*.py") if "__pycache__" not in p.parts}  # fmt: skip
     assert expected <= names
     # the plugin template of `sessionbench plugin new`, file for file, and nothing else under its folder
-    template = {f"harness/templates/plugin/{name}" for name in template_sources()}
-    assert len(template) == 5 and {n for n in names if n.startswith("harness/templates/")} == template
+    template = {f"harness/models/templates/plugin/{name}" for name in template_sources()}
+    assert len(template) == 5 and {n for n in names if n.startswith("harness/models/templates/")} == template
 
 
 @pytest.mark.slow

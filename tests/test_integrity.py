@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from test_runner import TINY_SPEC
 
-from harness import fingerprint
+from harness.run import fingerprint
 from harness.cli import main
 from harness.errors import ConfigError, SessionbenchError
-from harness.lock import LockedError, OutputLock
-from harness.runner import InlineExecutor, LocalProcessExecutor, expand, planned_code, run_suite
-from harness.store import checkpoint_path, iter_runs, read_plan, run_path
-from harness.suites import parse_suite
+from harness.run.lock import LockedError, OutputLock
+from harness.run.runner import InlineExecutor, LocalProcessExecutor, expand, planned_code, run_suite
+from harness.run.store import checkpoint_path, iter_runs, read_plan, run_path
+from harness.run.suites import parse_suite
 from harness.yamlfile import load_yaml_text
 from suite_helpers import prepare_workdir, run_inline, tiny_suite
 
@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 PLUGINS = '''
 import os, signal, time
 import torch
-from harness.plugin import SessionRecommender
+from harness.models.plugin import SessionRecommender
 
 class Zero(SessionRecommender):
     """Scores zero; fails in fit while $FAIL_NOW is set; sleeps $SLEEP_FIT s in fit."""
@@ -122,7 +122,7 @@ def _edit(path: Path, text: str = "\n_EDITED = 1\n") -> None:
 
 
 @pytest.mark.parametrize(
-    "edited", ["harness/metrics.py", "harness/training.py", "srgnn/model.py", "srgnn/graph.py", "baselines/rules.py"]
+    "edited", ["harness/evaluation/metrics.py", "harness/models/training.py", "srgnn/model.py", "srgnn/graph.py", "baselines/rules.py"]
 )
 def test_editing_any_source_file_that_can_run_changes_the_run_ids(workdir, tree_copy, edited):
     s = suite(workdir, ["pop", "markov", "itemknn", "sr"])
@@ -141,7 +141,7 @@ def test_comments_docstrings_and_layout_are_not_code(workdir, tree_copy):
     rules = tree_copy / "baselines" / "rules.py"
     original = rules.read_text()
     _edit(rules, "\n\n# a comment\n")
-    _edit(tree_copy / "harness" / "metrics.py", "\n")
+    _edit(tree_copy / "harness" / "evaluation" / "metrics.py", "\n")
     text = rules.read_text()
     docstring = text.index('"""') + 3
     rules.write_text(text[:docstring] + "Reworded. " + text[docstring:])  # the module docstring
@@ -168,11 +168,11 @@ def test_code_hashes_agree_between_processes(tmp_path):
     `run`): the hash of a file's code must not depend on what a process has
     imported or on its string-hash seed (marshal's output does)."""
     (tmp_path / "consts.py").write_text("def f(self, x):\n    return x in {'a', 'b', 'c', 'self'}, (1.5, b'z')\n")
-    files = [*sorted(map(str, (REPO / "harness").glob("*.py"))), str(tmp_path / "consts.py")]
-    probe = ("import sys; {imports}from harness.fingerprint import code_hash; "
+    files = [*sorted(map(str, (REPO / "harness").glob("**/*.py"))), str(tmp_path / "consts.py")]
+    probe = ("import sys; {imports}from harness.run.fingerprint import code_hash; "
              "print([code_hash(open(f, 'rb').read()) for f in sys.argv[1:]])")
     outputs = set()
-    for seed, imports in (("1", ""), ("2", "import numpy, pandas, torch, harness.runner; ")):
+    for seed, imports in (("1", ""), ("2", "import numpy, pandas, torch, harness.run.runner; ")):
         done = subprocess.run([sys.executable, "-c", probe.format(imports=imports), *files], capture_output=True,
                               text=True, cwd=REPO, env={**os.environ, "PYTHONHASHSEED": seed}, check=True)
         outputs.add(done.stdout)
@@ -199,7 +199,7 @@ def test_a_code_edit_makes_the_next_run_redo_the_runs(workdir, tree_copy):
     assert sorted(plan.run_ids) == sorted(again.executed) and len(list(iter_runs(out))) == 4  # old ones superseded
     run = next(r for r in iter_runs(out) if r.run_id in plan.run_ids)
     files = {f["path"]: f["code_sha256"] for f in run.manifest["code"]["files"]}
-    assert "baselines/rules.py" in files and "harness/metrics.py" in files and "srgnn/graph.py" in files
+    assert "baselines/rules.py" in files and "harness/evaluation/metrics.py" in files and "srgnn/graph.py" in files
     assert run.code_digest == fingerprint.model_fingerprint("pop").digest
     assert len(run.config_digest) == 64 and run.manifest["config"]["params"] == run.params
 
@@ -222,7 +222,7 @@ def test_plugin_helper_modules_are_fingerprinted_and_kept_apart(workdir):
     assert after["pop"] == before["pop"]  # built-in runs do not see plugin code
     assert after["Zero"] != before["Zero"]  # the plugin's helper module is part of its code
     paths = [p for p, _ in fingerprint.model_fingerprint("myplug.model:Zero").files]
-    assert "myplug/helpers.py" in paths and "harness/metrics.py" in paths and "otherplug/util.py" not in paths
+    assert "myplug/helpers.py" in paths and "harness/evaluation/metrics.py" in paths and "otherplug/util.py" not in paths
 
 
 def test_a_single_module_plugins_imported_helpers_are_fingerprinted(workdir):
@@ -254,7 +254,7 @@ def test_a_plugin_name_pointed_at_another_class_of_the_same_files_gets_a_new_id(
     """An entry point is package metadata, not code: re-pointing a plugin's
     name at another class of the same, unedited module must not reuse the
     first class's runs; the manifest and the report name the class."""
-    from harness import registry
+    from harness.models import registry
 
     (workdir / "twoclass.py").write_text(PLUGINS)
     import twoclass
@@ -439,7 +439,7 @@ def test_only_matches_grid_labels_literally_and_refuses_no_match(workdir, capsys
 
 
 def test_runs_past_their_limit_or_whose_process_dies_are_stored_failed(workdir, monkeypatch):
-    monkeypatch.setattr("harness.runner.LIMIT_MARGIN_S", 2.0)
+    monkeypatch.setattr("harness.run.runner.LIMIT_MARGIN_S", 2.0)
     s = suite(workdir, [
         {"name": "integrity_plugins:HoldsTheInterpreter", "label": "holds", "timeout": 1},
         "pop",

@@ -7,12 +7,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
 from baselines.itemknn import ItemKNN
-from harness.dataset import PrefixBatch, SessionDataset, SessionSplit
+from harness.data.dataset import PrefixBatch
 from harness.errors import ConfigError
 from hand_data import dataset_from, rows, split_from  # noqa: F401
 

@@ -14,9 +14,9 @@ import torch
 
 import baselines.knn as knn
 from baselines.knn import STAN, VSKNN, VSTAN, SessionKNN
-from harness.dataset import PrefixBatch, SessionDataset, SessionSplit
+from harness.data.dataset import PrefixBatch, SessionDataset, SessionSplit
 from harness.errors import ConfigError
-from harness.registry import available_models
+from harness.models.registry import available_models
 
 DAY = 86400.0
 E = math.exp
@@ -525,7 +525,7 @@ def test_agrees_with_session_rec_on_yoochoose_100k(yoochoose, name):
     """The harness's own evaluation (pessimistic ties, default fallback="pop")
     is within 0.5 points of session-rec's HitRate@20 and MRR@20 (the
     requirement is 1.5; measured differences are at most 0.17, docs/knn.md)."""
-    from harness.evaluate import evaluate
+    from harness.evaluation.evaluate import evaluate
 
     params, hit_rate, mrr = SESSION_REC[name]
     model = available_models()[name](**params).fit(yoochoose, seed=0)

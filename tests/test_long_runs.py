@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from harness.dataset import PrefixBatch
-from harness.plugin import SessionRecommender
-from harness.runner import InlineExecutor, LocalProcessExecutor, checkpoint_path, run_suite
-from harness.store import iter_runs, load_run, run_path
+from harness.data.dataset import PrefixBatch
+from harness.models.plugin import SessionRecommender
+from harness.run.runner import InlineExecutor, LocalProcessExecutor, checkpoint_path, run_suite
+from harness.run.store import iter_runs, load_run, run_path
 from suite_helpers import prepare_workdir, tiny_suite
 
 TINY_SPEC = """

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from baselines.markov import MarkovChain
-from harness.dataset import PrefixBatch, SessionDataset, SessionSplit
+from harness.data.dataset import PrefixBatch, SessionDataset, SessionSplit
 from harness.errors import ConfigError
-from harness.synthetic import generate_events, optimal_next_item_hit_rate
+from harness.data.synthetic import generate_events, optimal_next_item_hit_rate
 from hand_data import dataset_from, rows, split_from  # noqa: F401
 
 # The hand dataset: five items, four training sessions (event index in brackets)

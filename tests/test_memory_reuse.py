@@ -1,4 +1,4 @@
-"""harness.timing.reuse_freed_memory: a training step's large temporaries
+"""harness.evaluation.timing.reuse_freed_memory: a training step's large temporaries
 reuse the previous step's pages instead of faulting fresh ones in.
 
 Each measurement runs in a fresh interpreter: in a process that has already
@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from harness import timing
+from harness.evaluation import timing
 
 pytestmark = pytest.mark.skipif(timing._glibc() is None, reason="glibc's allocator only (a no-op elsewhere)")
 
@@ -24,8 +24,8 @@ PAGES_PER_STEP = 2 * ROWS * COLUMNS * 4 // 4096
 _SCRIPT = f"""
 import json, resource, sys
 import torch
-from harness import timing
-from harness.timing import reuse_freed_memory
+from harness.evaluation import timing
+from harness.evaluation.timing import reuse_freed_memory
 
 # glibc as it starts (blocks of 128 KiB and more mapped on their own), the
 # threshold fixed so that the result does not depend on what torch's import freed

@@ -10,9 +10,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness import metrics as M
+from harness.evaluation import metrics as M
 from harness.errors import UnknownNameError
-from harness.metrics import (
+from harness.evaluation.metrics import (
     PAD_RANK,
     UNRANKED,
     case_metrics,
@@ -460,7 +460,7 @@ def test_metric_properties(ranks):
 def test_chunked_top_selection_and_tie_scan_equal_the_plain_ones(kind, dtype, monkeypatch):
     # rows wide enough for the chunk bound (N >= 16 * 32 * (k + 1)); with many
     # ties at the k-th score, -inf and NaN scores, and excluded items
-    import harness.metrics as metrics
+    import harness.evaluation.metrics as metrics
 
     gen = torch.Generator().manual_seed(5)
     B, N = 40, 11000

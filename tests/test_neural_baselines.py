@@ -16,12 +16,12 @@ from baselines.gru4rec import GRU4Rec
 from baselines.narm import NARM
 from baselines.sasrec import SASRec, SASRecBlock, SessionSequences
 from baselines.stamp import STAMP
-from harness.dataset import PrefixBatch, SessionDataset, SessionSplit
+from harness.data.dataset import PrefixBatch, SessionDataset, SessionSplit
 from harness.errors import ConfigError
-from harness.evaluate import evaluate
-from harness.plugin import NotFittedError
-from harness.registry import available_models
-from harness.testing import tiny_dataset
+from harness.evaluation.evaluate import evaluate
+from harness.models.plugin import NotFittedError
+from harness.models.registry import available_models
+from harness.models.testing import tiny_dataset
 from srgnn import SRGNNRecommender
 
 PREFIXES = [[3, 1, 4, 1, 5], [2], [6, 2], [5, 5, 3]]
@@ -468,8 +468,8 @@ def test_the_diginetica_sample_suite_trains_the_models_beyond_popularity(name, t
     give them enough steps to learn."""
     from data_paths import DIGINETICA_SAMPLE
 
-    from harness.specs import load_dataset
-    from harness.suites import load_suite
+    from harness.data.specs import load_dataset
+    from harness.run.suites import load_suite
 
     (entry,) = [m for m in load_suite("diginetica-sample").models if m.name == name]
     data = load_dataset("diginetica-sample", data_dir=DIGINETICA_SAMPLE.parent, cache_dir=tmp_path)

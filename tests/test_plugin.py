@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from harness.dataset import PrefixBatch
+from harness.data.dataset import PrefixBatch
 from harness.errors import ContractError
-from harness.plugin import NotFittedError, SessionRecommender
-from harness.testing import tiny_dataset
+from harness.models.plugin import NotFittedError, SessionRecommender
+from harness.models.testing import tiny_dataset
 
 
 class Uniform(SessionRecommender):
@@ -91,7 +91,7 @@ def test_last_items_of_a_batch():
 
 
 def test_check_scores_ignores_column_0_but_not_a_score():
-    from harness.plugin import check_scores
+    from harness.models.plugin import check_scores
 
     scores = torch.zeros(3, 5)
     scores[:, 0] = float("-inf")  # padding column: anything goes

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from harness.cli import main
 from harness.errors import ConfigError, ContractError, DataError, ModelFailure
-from harness.registry import coerce_params, get_model_class, make_model, parse_param
+from harness.models.registry import coerce_params, get_model_class, make_model, parse_param
 
 DIGI = ["--dataset", "diginetica", "--data-dir", str(DIGINETICA_SAMPLE.parent), "--k", "20"]
 
@@ -75,6 +75,13 @@ def test_a_module_that_fails_to_import_is_one_line(plugin_dir, capsys, source, p
     code, _, err = evaluate_cli(capsys, "plug_mod:Model")
     assert code == 2
     assert_one_line(err, "model 'plug_mod:Model': importing module 'plug_mod' failed with", *parts)
+
+
+def test_a_plugin_importing_a_module_of_the_old_flat_layout_is_told_where_it_went(plugin_dir):
+    (plugin_dir / "plug_old.py").write_text("from harness.plugin import SessionRecommender\n")
+    with pytest.raises(ContractError, match="it imports harness.plugin, which sessionbench 0.2 moved to "
+                                            r"harness\.models\.plugin; change the import"):
+        get_model_class("plug_old:Model")
 
 
 def test_a_missing_module_is_still_an_unknown_name(plugin_dir):

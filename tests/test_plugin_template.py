@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from harness.cli import main
 from harness.errors import ConfigError
-from harness.plugin_template import check_model_name, check_package_name, render, template_sources, write_plugin
-from harness.registry import model_name_problem
+from harness.models.plugin_template import check_model_name, check_package_name, render, template_sources, write_plugin
+from harness.models.registry import model_name_problem
 
 #: the names the installed copy is written under (not the defaults, so renaming is what is tested)
 PACKAGE, MODEL = "recentrec", "recent"
@@ -171,7 +171,7 @@ def test_the_template_is_package_data_without_python_modules():
     """Stored as *.tmpl files, so no template file is a sessionbench module or a test pytest collects."""
     sources = template_sources()
     assert sources and all(name.endswith(".tmpl") for name in sources)
-    root = Path(__file__).resolve().parents[1] / "harness" / "templates"
+    root = Path(__file__).resolve().parents[1] / "harness" / "models" / "templates"
     on_disk = sorted(p.relative_to(root / "plugin").as_posix() for p in root.rglob("*") if p.is_file())
     assert on_disk == list(sources)  # nothing else there: no .py, no __init__.py, no cache
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from baselines.popularity import Popularity, SessionPopularity
-from harness.dataset import PrefixBatch, SessionDataset, SessionSplit
+from harness.data.dataset import PrefixBatch, SessionDataset, SessionSplit
 from harness.errors import ConfigError
 
 

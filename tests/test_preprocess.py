@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 from data_paths import DIGINETICA_SAMPLE, YOOCHOOSE_100K, require_data
 
-from harness import preprocess as pp
-from harness import readers
-from harness.dataset import SessionDataset
+from harness.data import preprocess as pp
+from harness.data import readers
+from harness.data.dataset import SessionDataset
 from harness.errors import DataError
 
 DAY = 86400.0

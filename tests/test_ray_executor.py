@@ -9,10 +9,10 @@ import textwrap
 import pytest
 import ray  # the dev extra installs it
 
-from harness.executors import RayExecutor
-from harness.runner import LocalProcessExecutor, run_suite
-from harness.store import iter_runs, read_plan
-from harness.suites import parse_suite
+from harness.run.executors import RayExecutor
+from harness.run.runner import LocalProcessExecutor, run_suite
+from harness.run.store import iter_runs, read_plan
+from harness.run.suites import parse_suite
 
 TINY_SPEC = """
 name: tinyray
@@ -26,7 +26,7 @@ preprocess: {method: standard, test_days: 2, valid_days: 2}
 PLUGINS = '''
 import os, signal
 import torch
-from harness.plugin import SessionRecommender
+from harness.models.plugin import SessionRecommender
 
 class KillsWorker(SessionRecommender):
     """Kills the process that started it (the Ray worker) while no file

@@ -8,9 +8,9 @@ import pandas.testing as pdt
 import pytest
 from data_paths import DIGINETICA_RAW_SAMPLE, DIGINETICA_SAMPLE, YOOCHOOSE_100K, YOOCHOOSE_RAW_SAMPLE
 
-from harness import readers
+from harness.data import readers
 from harness.errors import DataError
-from harness.readers import TableLayout
+from harness.data.readers import TableLayout
 
 DIGI_ROWS = [
     ("1", "NA", "81766", "526309", "2016-05-09"),

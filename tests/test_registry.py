@@ -6,8 +6,8 @@ import textwrap
 import pytest
 
 from harness.errors import ConfigError, ContractError, UnknownNameError
-from harness.plugin import SessionRecommender
-from harness.registry import (
+from harness.models.plugin import SessionRecommender
+from harness.models.registry import (
     Choice,
     available_models,
     coerce_params,
@@ -69,7 +69,7 @@ def test_unknown_name_lists_the_known_ones():
 def test_module_colon_class_from_the_current_directory(tmp_path, monkeypatch):
     (tmp_path / "my_plugin_mod.py").write_text(textwrap.dedent("""
         import torch
-        from harness.plugin import SessionRecommender
+        from harness.models.plugin import SessionRecommender
 
         class Const(SessionRecommender):
             def __init__(self, *, level: float = 1.0):
@@ -89,9 +89,9 @@ def test_module_colon_class_errors():
     with pytest.raises(UnknownNameError, match="cannot import module 'no_such_mod_xyz'"):
         get_model_class("no_such_mod_xyz:Model")
     with pytest.raises(UnknownNameError, match="has no attribute 'Nope'"):
-        get_model_class("harness.plugin:Nope")
+        get_model_class("harness.models.plugin:Nope")
     with pytest.raises(ContractError, match="not a subclass"):
-        get_model_class("harness.dataset:PrefixBatch")
+        get_model_class("harness.data.dataset:PrefixBatch")
 
 
 def test_params_are_read_as_yaml_scalars():
@@ -163,7 +163,7 @@ def _with_entry_point(monkeypatch, folder, module: str, source: str, name: str, 
     point ``name = value`` of sessionbench's group, read afresh."""
     import importlib.metadata
 
-    from harness import registry
+    from harness.models import registry
 
     (folder / f"{module}.py").write_text(source)
     monkeypatch.syspath_prepend(str(folder))

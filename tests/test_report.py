@@ -12,10 +12,10 @@ import torch
 from harness import report
 from harness.report import figures
 from harness.report.collection import default_table_ks
-from harness.evaluate import evaluate
-from harness.metrics import RANK_METRICS
-from harness.store import iter_runs, write_run
-from harness.testing import tiny_dataset
+from harness.evaluation.evaluate import evaluate
+from harness.evaluation.metrics import RANK_METRICS
+from harness.run.store import iter_runs, write_run
+from harness.models.testing import tiny_dataset
 
 KS = (5, 10, 20, 50)
 N_BOOT = 200
@@ -284,8 +284,8 @@ def test_empty_store(tmp_path):
 def test_a_cut_off_reaching_the_catalogue_size_is_noted(tmp_path):
     """On a catalogue of 40 items, HitRate@50 (a column of runs made with ks [20, 50]) is 1 for every
     model: the report says it is so by construction instead of showing a tie of perfect scores unexplained."""
-    from harness.evaluate import EvaluationResult
-    from harness.store import read_manifest
+    from harness.evaluation.evaluate import EvaluationResult
+    from harness.run.store import read_manifest
 
     data = tiny_dataset(n_test=30, seed=0)
     for label in ("pop", "markov"):

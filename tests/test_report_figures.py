@@ -15,7 +15,7 @@ import pytest
 from harness import report
 from harness.errors import ConfigError
 from harness.report import figures
-from harness.testing import tiny_dataset
+from harness.models.testing import tiny_dataset
 from report_fixtures import add_run, default_like_store
 
 N_BOOT = 50
@@ -263,11 +263,11 @@ def test_malformed_curve_and_failing_figure_cost_only_themselves(tmp_path, monke
     add_run(tmp_path, data, "pop", 0)
     rid = add_run(tmp_path, data, "gru4rec", 0, with_curve=True)
     # a curve without a phase column, stored with valid checksums (as a plugin might write it)
-    from harness.store import read_manifest, write_run
+    from harness.run.store import read_manifest, write_run
 
     man = read_manifest(tmp_path / "runs" / rid)
     rows = [{"epoch": e, "loss": 1.0 / e} for e in range(1, 4)]
-    from harness.evaluate import EvaluationResult
+    from harness.evaluation.evaluate import EvaluationResult
 
     ev = EvaluationResult.load(tmp_path / "runs" / rid / "ranks.parquet")
     write_run(tmp_path, {k: v for k, v in man.items() if k != "files"}, evaluation=ev, curve=rows)

@@ -125,8 +125,8 @@ def test_labels_and_tuned_values_in_the_caption_are_escaped(tmp_path):
     (its seeds, its chosen configuration); unescaped, LaTeX stops on it with "Missing $ inserted"."""
     from report_fixtures import add_run
 
-    from harness.store import Plan, write_plan
-    from harness.testing import tiny_dataset
+    from harness.run.store import Plan, write_plan
+    from harness.models.testing import tiny_dataset
 
     data = tiny_dataset(n_test=30, seed=0)
     ids = [add_run(tmp_path, data, "pop", 0)] + [add_run(tmp_path, data, "my_model", s) for s in (0, 1)]
@@ -153,7 +153,7 @@ def test_values_that_print_the_same_are_bold_alike(tmp_path):
     0.002, so both are bold (one bold and one not would claim a difference the table cannot show)."""
     from report_fixtures import add_run, timings
 
-    from harness.testing import tiny_dataset
+    from harness.models.testing import tiny_dataset
 
     data = tiny_dataset(n_test=30, seed=0)
     for label, fit in (("pop", 0.0024), ("spop", 0.0021), ("markov", 0.5)):

@@ -11,8 +11,8 @@ from report_fixtures import add_run
 from harness import report
 from harness.cli import main
 from harness.report.provenance import ReportError, select_runs
-from harness.store import Plan, write_plan
-from harness.testing import tiny_dataset
+from harness.run.store import Plan, write_plan
+from harness.models.testing import tiny_dataset
 
 N_BOOT = 50
 
@@ -37,7 +37,7 @@ def planned(tmp_path_factory):
     ranks.write_bytes(ranks.read_bytes()[:100])  # truncated
     # an older configuration of pop, no longer in the plan
     add_run(out, data, "pop", 1, run_id="tiny-pop-old", params={"old": True})
-    from harness.store import read_manifest
+    from harness.run.store import read_manifest
 
     values = {rid: read_manifest(out / "runs" / rid)["metrics"]["MRR@20"] for rid, _ in grid}
     selection = {"dataset": "tiny", "protocol": "next", "label": "gru4rec", "seed": 0, "metric": "MRR@20",
@@ -178,21 +178,21 @@ def test_the_tables_and_the_summary_follow_the_suites_ks(tmp_path):
 
 def test_runs_made_with_other_metric_code_are_named(tmp_path):
     """The report recomputes every number from the stored ranks with this process's metric code; runs
-    whose manifests record other code of harness/metrics.py (a report after an upgrade) are named, so
+    whose manifests record other code of harness/evaluation/metrics.py (a report after an upgrade) are named, so
     no number silently comes from code that no manifest records."""
-    from harness.fingerprint import package_files
+    from harness.run.fingerprint import package_files
 
     data = tiny_dataset(n_test=30, seed=0)
     now = {path: code for path, _, code in package_files("harness") if path.startswith("harness/")}
     files = [{"path": p, "code_sha256": c} for p, c in sorted(now.items())]
     add_run(tmp_path, data, "pop", 0, extra={"code": {"digest": "a" * 64, "files": files}})
     assert not [w for w in report.collect(tmp_path, n_bootstrap=N_BOOT).warnings if "metrics.py" in w]
-    older = [{**f, "code_sha256": "0" * 64} if f["path"] == "harness/metrics.py" else f for f in files]
+    older = [{**f, "code_sha256": "0" * 64} if f["path"] == "harness/evaluation/metrics.py" else f for f in files]
     rid = add_run(tmp_path, data, "markov", 0, extra={"code": {"digest": "b" * 64, "files": older}})
     summary = report.write_report(tmp_path, n_bootstrap=N_BOOT)
     (line,) = [w for w in summary.warnings if "metrics.py" in w]
-    assert line.startswith(f"1 run(s) (e.g. {rid}) were made with other code of harness/metrics.py")
-    assert "harness/metrics.py" in summary.summary_path.read_text()
+    assert line.startswith(f"1 run(s) (e.g. {rid}) were made with other code of harness/evaluation/metrics.py")
+    assert "harness/evaluation/metrics.py" in summary.summary_path.read_text()
 
 
 def test_a_style_for_no_stored_label_is_named_with_the_likely_one(tmp_path):
@@ -221,7 +221,7 @@ def test_a_run_redraws_the_report_with_the_last_reports_options(tmp_path, monkey
     from suite_helpers import prepare_workdir, tiny_suite
     from test_runner import TINY_SPEC
 
-    from harness.runner import InlineExecutor, run_suite
+    from harness.run.runner import InlineExecutor, run_suite
 
     workdir = prepare_workdir(tmp_path, monkeypatch, spec=TINY_SPEC, dataset="tinysyn", plugins="",
                               module="no_plugins")

@@ -11,7 +11,7 @@ import pytest
 from harness.errors import ConfigError
 from harness.report import styles
 from harness.report.styles import KNOWN_MODELS, model_styles, style_of
-from harness.suites import parse_suite
+from harness.run.suites import parse_suite
 
 #: smallest CIEDE2000 difference allowed between two of the 12 built-in colours, in normal
 #: vision and under simulated deuteranopia and protanopia (docs/suites-and-reports.md says why)

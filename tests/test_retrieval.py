@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from harness.dataset import PrefixBatch, SessionDataset
+from harness.data.dataset import PrefixBatch, SessionDataset
 from harness.errors import ConfigError
-from harness.evaluate import evaluate
-from harness.plugin import SessionRecommender
-from harness.retrieval import (
+from harness.evaluation.evaluate import evaluate
+from harness.models.plugin import SessionRecommender
+from harness.evaluation.retrieval import (
     METHODS,
     Retrieval,
     augment_items,
@@ -24,7 +24,7 @@ from harness.retrieval import (
     not_retrieved_rank,
     parse_settings,
 )
-from harness.testing import tiny_dataset
+from harness.models.testing import tiny_dataset
 
 pytest.importorskip("faiss")
 pytest.importorskip("annoy")
@@ -174,7 +174,7 @@ def test_bad_settings_name_the_key(value, message):
 
 
 def test_a_model_without_embeddings_is_refused_by_name(data):
-    from harness.registry import make_model
+    from harness.models.registry import make_model
 
     pop = make_model("pop").fit(data)
     with pytest.raises(ConfigError, match="model 'pop' does not declare provides_embeddings"):
@@ -261,8 +261,8 @@ def test_every_setting_of_a_sweep_is_evaluated_and_json_ready(data, model):
 
 
 def test_a_suite_model_takes_a_retrieval_key_and_the_run_id_depends_on_it(tmp_path):
-    from harness.runner import RunSpec
-    from harness.suites import parse_suite
+    from harness.run.runner import RunSpec
+    from harness.run.suites import parse_suite
 
     suite = parse_suite({
         "datasets": ["synthetic"],
@@ -295,9 +295,9 @@ def test_cli_evaluate_with_retrieval(capsys):
 
 def test_a_suite_run_stores_every_setting_and_the_report_draws_them(tmp_path, monkeypatch):
     from harness.report import write_report
-    from harness.runner import InlineExecutor, run_suite
-    from harness.store import iter_runs
-    from harness.suites import parse_suite
+    from harness.run.runner import InlineExecutor, run_suite
+    from harness.run.store import iter_runs
+    from harness.run.suites import parse_suite
 
     (tmp_path / "tiny.yaml").write_text(
         "name: tiny\ndescription: tiny\nsource: generated\nformat: synthetic\n"
@@ -336,9 +336,9 @@ def test_a_suite_run_stores_every_setting_and_the_report_draws_them(tmp_path, mo
 def test_grid_points_do_not_depend_on_the_retrieval_settings_and_the_final_has_them(tmp_path, monkeypatch):
     """Retrieval is evaluated after test runs only: a changed setting used to give every grid point
     (and trial) a new id and run it again, leaving the study's and the plan's run ids apart."""
-    from harness.runner import InlineExecutor, run_suite
-    from harness.store import iter_runs
-    from harness.suites import parse_suite
+    from harness.run.runner import InlineExecutor, run_suite
+    from harness.run.store import iter_runs
+    from harness.run.suites import parse_suite
 
     monkeypatch.setenv("SESSIONBENCH_CACHE", str(tmp_path / "cache"))
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from baselines.rules import WEIGHTINGS, AssociationRules, SequentialRules
-from harness.dataset import PrefixBatch, SessionDataset, SessionSplit
+from harness.data.dataset import PrefixBatch, SessionDataset, SessionSplit
 from harness.errors import ConfigError
 from data_paths import YOOCHOOSE_100K
 from hand_data import dataset_from, rows, split_from  # noqa: F401
@@ -299,7 +299,7 @@ def test_reproduces_session_rec_when_ties_go_by_item_id(yoochoose, name):
     training reads the file in session-rec's order (which decides pruning
     ties), within 0.25 points in the pipeline's order. The harness itself
     ranks ties pessimistically; docs/rules.md has both."""
-    from harness.registry import make_model
+    from harness.models.registry import make_model
 
     params, hit_rate, mrr = SESSION_REC[name]
     for data, tolerance in ((in_file_order(yoochoose), 0.00051), (yoochoose, 0.0025)):

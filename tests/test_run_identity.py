@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 
 from harness.errors import ConfigError, SessionbenchError
-from harness.evaluate import stored_top_width
-from harness.metrics import DEFAULT_TOP_WIDTH
-from harness.runner import InlineExecutor, RunSpec, run_suite
-from harness.store import iter_runs, load_run, read_plan, run_path
-from harness.tuning import study_path, trial_history
+from harness.evaluation.evaluate import stored_top_width
+from harness.evaluation.metrics import DEFAULT_TOP_WIDTH
+from harness.run.runner import InlineExecutor, RunSpec, run_suite
+from harness.run.store import iter_runs, load_run, read_plan, run_path
+from harness.run.tuning import study_path, trial_history
 from suite_helpers import prepare_workdir, tiny_suite
 
 # more than 100 items, so that a suite may ask for K = 100

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ConfigError
-from harness.runner import InlineExecutor, run_suite
-from harness.store import iter_runs, read_manifest
-from harness.suites import load_suite, parse_suite
+from harness.run.runner import InlineExecutor, run_suite
+from harness.run.store import iter_runs, read_manifest
+from harness.run.suites import load_suite, parse_suite
 from suite_helpers import prepare_workdir, run_inline, tiny_suite
 
 TINY_SPEC = """
@@ -30,7 +30,7 @@ preprocess: {method: standard, test_days: 2, valid_days: 2}
 PLUGINS = '''
 import os, time
 import torch
-from harness.plugin import SessionRecommender
+from harness.models.plugin import SessionRecommender
 
 class Slow(SessionRecommender):
     """Sleeps in fit for $SLOW_SECONDS seconds."""
@@ -343,7 +343,7 @@ def test_end_to_end_suite_writes_a_report_that_matches_the_stored_ranks(workdir)
 
 
 def test_parallel_jobs_run_each_run_in_its_own_process(workdir):
-    from harness.runner import LocalProcessExecutor
+    from harness.run.runner import LocalProcessExecutor
 
     s = suite(workdir, ["pop", "spop", "markov"])
     outcome = run_suite(s, out_dir=workdir / "out", executor=LocalProcessExecutor(jobs=2), report=False)

@@ -8,11 +8,11 @@ import json
 import pytest
 import torch
 
-from harness.dataset import PrefixBatch
+from harness.data.dataset import PrefixBatch
 from harness.errors import DataError
-from harness.plugin import NotFittedError, SessionRecommender
-from harness.registry import available_models
-from harness.testing import tiny_dataset
+from harness.models.plugin import NotFittedError, SessionRecommender
+from harness.models.registry import available_models
+from harness.models.testing import tiny_dataset
 
 #: one epoch, small networks: the tiny data fit quickly
 FAST = {"epochs": 1, "patience": 0, "device": "cpu"}
@@ -59,7 +59,7 @@ def test_load_names_a_folder_without_a_model(tmp_path):
 def test_load_refuses_a_class_of_another_kind(data, tmp_path):
     folder = available_models()["pop"]().fit(data).save(tmp_path / "m")
     meta = json.loads((folder / "model.json").read_text())
-    (folder / "model.json").write_text(json.dumps({**meta, "class": "harness.dataset:PrefixBatch"}))
+    (folder / "model.json").write_text(json.dumps({**meta, "class": "harness.data.dataset:PrefixBatch"}))
     with pytest.raises(DataError, match="is not a SessionRecommender"):
         SessionRecommender.load(folder)
 

@@ -50,7 +50,7 @@ preprocess: {method: standard, test_days: 2, valid_days: 2}
 
 
 def test_runs_table_reads_epochs_and_timings_of_stored_runs(tmp_path, monkeypatch, capsys):
-    from harness.store import iter_runs
+    from harness.run.store import iter_runs
     from suite_helpers import prepare_workdir, run_inline, tiny_suite
 
     workdir = prepare_workdir(tmp_path, monkeypatch, spec=TINY_SPEC, dataset="tinyscale", plugins="",

@@ -13,8 +13,8 @@ import pandas.testing as pdt
 import pytest
 from data_paths import DATA_ROOT, DIGINETICA_SAMPLE, YOOCHOOSE_100K, require_data
 
-import harness.synthetic
-from harness import preprocess, readers, specs
+import harness.data.synthetic
+from harness.data import preprocess, readers, specs
 from harness.errors import ConfigError
 
 PRESETS = {"diginetica", "diginetica-sample", "yoochoose-1-64", "yoochoose-1-4", "yoochoose-100k", "synthetic",
@@ -262,7 +262,7 @@ preprocess:
 
 
 def fake_generate_events(*, n_sessions, n_items, seed, days, **structure):
-    """A stand-in for harness.synthetic.generate_events with its signature."""
+    """A stand-in for harness.data.synthetic.generate_events with its signature."""
     rng = np.random.default_rng(seed)
     lengths = rng.integers(1, 6, n_sessions)
     starts = 1_704_067_200 + np.sort(rng.random(n_sessions)) * days * 86400
@@ -278,7 +278,7 @@ def fake_generate_events(*, n_sessions, n_items, seed, days, **structure):
 
 
 def test_synthetic_spec_with_a_fake_generator(monkeypatch, tmp_path):
-    monkeypatch.setattr(harness.synthetic, "generate_events", fake_generate_events)
+    monkeypatch.setattr(harness.data.synthetic, "generate_events", fake_generate_events)
     spec = tmp_path / "synth.yaml"
     spec.write_text(SYNTHETIC_SPEC)
     data = specs.load_dataset(spec, cache_dir=tmp_path / "cache")
@@ -297,7 +297,7 @@ def test_synthetic_generator_errors_name_the_spec(monkeypatch, tmp_path):
     def strict(**kwargs):
         raise ConfigError("unknown structure parameter 'wobble'")
 
-    monkeypatch.setattr(harness.synthetic, "generate_events", strict)
+    monkeypatch.setattr(harness.data.synthetic, "generate_events", strict)
     spec = tmp_path / "synth.yaml"
     spec.write_text(SYNTHETIC_SPEC)
     with pytest.raises(ConfigError, match=r"synth\.yaml: key 'generator': unknown structure parameter 'wobble'"):

@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 import torch
 
-from harness.dataset import PrefixBatch, SessionDataset, SessionSplit
+from harness.data.dataset import PrefixBatch, SessionDataset, SessionSplit
 from harness.errors import ConfigError
-from harness.evaluate import evaluate
-from harness.registry import available_models
-from harness.testing import check_recommender, tiny_dataset
+from harness.evaluation.evaluate import evaluate
+from harness.models.registry import available_models
+from harness.models.testing import check_recommender, tiny_dataset
 from srgnn.graph import build_session_graphs
 from srgnn.model import SRGNN
 from srgnn.recommender import SRGNNRecommender
@@ -361,7 +361,7 @@ def test_variants_pass_the_conformance_suite(params):
 @pytest.mark.slow
 @pytest.mark.data("diginetica-sample")
 def test_learns_on_the_diginetica_sample(tmp_path):
-    from harness.specs import load_dataset
+    from harness.data.specs import load_dataset
 
     data = load_dataset("diginetica", data_dir=DIGINETICA_SAMPLE.parent, cache_dir=tmp_path)
     model = SRGNNRecommender(epochs=3, patience=0, lr_decay=1.0).fit(data, seed=0)

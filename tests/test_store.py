@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from harness.evaluate import evaluate
-from harness.store import (
+from harness.evaluation.evaluate import evaluate
+from harness.run.store import (
     BROKEN,
     COMPLETE,
     FAILED,
@@ -21,7 +21,7 @@ from harness.store import (
     write_run,
     write_run_files,
 )
-from harness.testing import tiny_dataset
+from harness.models.testing import tiny_dataset
 
 
 class _Pop:

@@ -1,4 +1,4 @@
-"""Tests of the synthetic session generator (harness/synthetic.py)."""
+"""Tests of the synthetic session generator (harness/data/synthetic.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from harness.errors import ConfigError
-from harness.synthetic import (
+from harness.data.synthetic import (
     EPOCH_START,
     STRUCTURE_DEFAULTS,
     expected_successor_rate,

@@ -1,11 +1,11 @@
-"""The shared epoch-selection rule (harness.training)."""
+"""The shared epoch-selection rule (harness.models.training)."""
 
 import pytest
 import torch
 
 from harness.errors import ConfigError
-from harness.testing import tiny_dataset
-from harness.training import EpochTrainedRecommender
+from harness.models.testing import tiny_dataset
+from harness.models.training import EpochTrainedRecommender
 
 
 class Scripted(EpochTrainedRecommender):
@@ -82,7 +82,7 @@ def test_a_nan_training_loss_stops_the_fit_naming_the_epoch(data):
 
 
 def test_dropout_keeps_each_element_with_probability_1_minus_p_scaled_to_keep_the_mean():
-    from harness.neural import Dropout, dropout
+    from harness.models.neural import Dropout, dropout
 
     x = torch.full((200, 500), 2.0)
     torch.manual_seed(0)
@@ -99,7 +99,7 @@ def test_dropout_keeps_each_element_with_probability_1_minus_p_scaled_to_keep_th
 
 
 def test_the_sigmoid_tanh_matches_torch_tanh_and_its_gradient():
-    from harness.neural import tanh
+    from harness.models.neural import tanh
 
     x = torch.cat([torch.linspace(-12, 12, 20_001), torch.tensor([0.0, 1e-30, -50.0, 50.0, 1e4, -1e4])])
     assert (tanh(x) - torch.tanh(x)).abs().max().item() <= 2e-7
@@ -119,7 +119,7 @@ def test_the_sigmoid_tanh_matches_torch_tanh_and_its_gradient():
 def test_the_softmax_loss_in_blocks_of_rows_equals_the_plain_formulation(monkeypatch, with_bias):
     import torch.nn.functional as F
 
-    import harness.neural as neural
+    import harness.models.neural as neural
 
     monkeypatch.setattr(neural, "SOFTMAX_CHUNK_ROWS", 4)  # 11 rows: blocks of 4, 4 and 3
     gen = torch.Generator().manual_seed(1)
@@ -152,7 +152,7 @@ def test_the_softmax_loss_in_blocks_of_rows_equals_the_plain_formulation(monkeyp
 
 
 def test_a_loss_with_its_gradients_hands_them_to_autograd_once_and_scaled():
-    from harness.neural import loss_with_gradients
+    from harness.models.neural import loss_with_gradients
 
     a, b = torch.ones(3, requires_grad=True), torch.ones(2, requires_grad=True)
     made = {}  # the address of a's gradient (holding the tensor would make autograd copy it)
@@ -187,7 +187,7 @@ def test_the_bf16_softmax_loss_rounds_only_its_products(monkeypatch, with_bias):
     against the float32 loss within bfloat16's rounding."""
     import torch.nn.functional as F
 
-    import harness.neural as neural
+    import harness.models.neural as neural
 
     gen = torch.Generator().manual_seed(2)
     session, table = torch.randn(11, 16, generator=gen), torch.randn(40, 16, generator=gen)

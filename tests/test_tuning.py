@@ -15,13 +15,13 @@ import optuna  # the dev extra installs it
 import pytest
 
 from harness.errors import ConfigError
-from harness.registry import get_model_class
+from harness.models.registry import get_model_class
 from harness.report.provenance import select_runs
-from harness.runner import InlineExecutor, run_suite
-from harness.specs import load_dataset
-from harness.store import iter_runs, read_plan
-from harness.suites import parse_suite
-from harness.tuning import DEFAULT_SPACES, parse_tune, study_path, suggest, trial_history
+from harness.run.runner import InlineExecutor, run_suite
+from harness.data.specs import load_dataset
+from harness.run.store import iter_runs, read_plan
+from harness.run.suites import parse_suite
+from harness.run.tuning import DEFAULT_SPACES, parse_tune, study_path, suggest, trial_history
 from harness.yamlfile import load_yaml_text
 from suite_helpers import prepare_workdir, tiny_suite
 
@@ -37,8 +37,8 @@ preprocess: {method: standard, test_days: 2, valid_days: 2}
 PLUGINS = '''
 import json, os, time
 import torch
-from harness.plugin import SessionRecommender
-from harness.training import EpochTrainedRecommender
+from harness.models.plugin import SessionRecommender
+from harness.models.training import EpochTrainedRecommender
 
 class SplitSpy(SessionRecommender):
     """Popularity to the power alpha; logs the sessions it trains on and scores."""
@@ -170,7 +170,7 @@ def test_grid_and_tune_together_are_refused():
 
 
 def test_every_built_in_model_with_hyper_parameters_has_a_default_space():
-    from harness.registry import available_models
+    from harness.models.registry import available_models
 
     builtin = {n: c for n, c in available_models().items() if c.__module__.split(".")[0] in ("baselines", "srgnn")}
     assert {n for n, c in builtin.items() if c.hyperparameters()} <= set(DEFAULT_SPACES)
@@ -408,7 +408,7 @@ def test_gpus_on_a_machine_without_them_is_a_one_line_error(workdir):
 
 
 def test_importing_the_command_line_and_runner_imports_neither_ray_nor_optuna():
-    code = ("import sys, harness.cli, harness.runner, harness.suites, harness.tuning, harness.executors; "
+    code = ("import sys, harness.cli, harness.run.runner, harness.run.suites, harness.run.tuning, harness.run.executors; "
             "print(sorted(m for m in ('ray', 'optuna') if m in sys.modules))")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -428,8 +428,8 @@ def record(path, name):
 
 
 def test_gpu_runs_get_one_device_each_and_never_share_one(workdir):
-    from harness.executors import GpuLocalExecutor
-    from harness.runner import Task
+    from harness.run.executors import GpuLocalExecutor
+    from harness.run.runner import Task
 
     (workdir / "gpu_task.py").write_text(GPU_TASK)
     import gpu_task

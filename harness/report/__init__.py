@@ -1,7 +1,7 @@
 """Reports: paper-ready figures and tables, computed from the stored runs only.
 
 :func:`write_report` reads the complete runs of a results store
-(:func:`harness.store.iter_runs`), recomputes every metric from the stored
+(:func:`harness.run.store.iter_runs`), recomputes every metric from the stored
 per-case ranks and top-K lists, and writes ``<out_dir>/report/``::
 
     report/
@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import ConfigError
-from harness.metrics import METRICS, RANK_METRICS
+from harness.evaluation.metrics import METRICS, RANK_METRICS
 from harness.report.collection import Collected, Group, collect
 from harness.report.constants import (
     BAR_KS, COLUMN_WIDTH, FIGURES_DIR, LIST_K, PREFIX_BINS, REPORT_DIR, TABLES_DIR, TEXT_WIDTH, TIMINGS, Timing,
@@ -55,7 +55,7 @@ from harness.report.tables import (
     TableSpec, _compact_text, _latex_table, _markdown_table, _md_escape, _params_text, _table_frame,
     check_table_metrics, latex_escape,
 )
-from harness.store import replace_folder
+from harness.run.store import replace_folder
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,7 @@ def write_report(
     """Write the figures, tables and summary of the runs stored under ``out_dir``.
 
     Args:
-        out_dir: a results folder (holding ``runs/``, see :mod:`harness.store`).
+        out_dir: a results folder (holding ``runs/``, see :mod:`harness.run.store`).
         ks: the cut-offs computed for the CSV and the significance tests
             (default: the ``ks`` of the suite last run into the folder, from
             its plan; for a folder without one, every K its runs' manifests
@@ -383,7 +383,7 @@ def _runs_markdown(group: Group) -> list[str]:
 def _model_text(run: dict) -> str:
     """The model name and, for a plugin registered under a name, the class
     it resolved to (a built-in name is bound in sessionbench's code)."""
-    from harness.fingerprint import BUILTIN_PACKAGES
+    from harness.run.fingerprint import BUILTIN_PACKAGES
 
     name, cls = f"`{run['model']}`", run.get("model_class")
     if cls and ":" not in run["model"] and cls.split(".")[0].split(":")[0] not in BUILTIN_PACKAGES:

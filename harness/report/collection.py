@@ -14,14 +14,14 @@ import pandas as pd
 
 from harness.errors import did_you_mean, quote
 from harness.limits import MAX_K
-from harness.metrics import DEFAULT_KS, RANK_METRICS, metric_key, normalise_ks, parse_metric_key
+from harness.evaluation.metrics import DEFAULT_KS, RANK_METRICS, metric_key, normalise_ks, parse_metric_key
 from harness.report.constants import _ALL_TIMINGS, BAR_KS, LIST_K, MAX_CURVE_K, PREFIX_BINS, TABLE_K_COUNT
 from harness.report.statistics import (
     ALPHA, _bootstrap_sums, _percentiles, _seed_weights, _stable_seed, holm, paired_ttest,
 )
 from harness.report.provenance import ReportError, Selection, label_of, select_runs
 from harness.report.styles import Style, _ordered, model_styles
-from harness.store import Plan, RunRecord
+from harness.run.store import Plan, RunRecord
 
 
 @dataclass
@@ -77,7 +77,7 @@ class Group:
 def run_provenance(record: RunRecord) -> dict[str, Any]:
     """What a reader needs to trace a run's numbers to its exact code and
     configuration: run id, seed, model, every hyper-parameter, the config,
-    pool and code digests (see :mod:`harness.store`), the git commit and,
+    pool and code digests (see :mod:`harness.run.store`), the git commit and,
     for a run resumed from a checkpoint, where it resumed (None otherwise);
     ``model_class``: the class the model name resolved to (runs stored
     before it was recorded: None)."""
@@ -93,7 +93,7 @@ def check_ks_against_items(ks: Iterable[int], records: Iterable[RunRecord], wher
     """Refuse a cut-off above the number of items of a dataset of ``records``
     (as each run's ``dataset_stats`` records it), as ``run`` and ``evaluate``
     do: every model would score HitRate@K = 1 there."""
-    from harness.evaluate import check_k_limit
+    from harness.evaluation.evaluate import check_k_limit
 
     ks = tuple(ks)
     sizes = dict.fromkeys((str(r.manifest.get("dataset")), stored_n_items(r.manifest)) for r in records)
@@ -128,7 +128,7 @@ def _bin_index(prefix_lengths: np.ndarray) -> np.ndarray:
 
 
 #: the modules that turn a run's stored ranks into the report's numbers
-METRIC_CODE = ("harness/evaluate.py", "harness/metrics.py")
+METRIC_CODE = ("harness/evaluation/evaluate.py", "harness/evaluation/metrics.py")
 
 
 def metric_code_warnings(records: Iterable[RunRecord]) -> list[str]:
@@ -137,7 +137,7 @@ def metric_code_warnings(records: Iterable[RunRecord]) -> list[str]:
     report recomputes their numbers with this code, not with the code their
     manifests record. Compares the per-file code hashes (``code_sha256``);
     runs without them are not judged."""
-    from harness.fingerprint import code_hash, package_location
+    from harness.run.fingerprint import code_hash, package_location
 
     base, _ = package_location("harness")
     current = {path: code_hash((base / path).read_bytes()) for path in METRIC_CODE if (base / path).is_file()}

@@ -25,13 +25,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.metrics import RANK_METRICS, metric_key
+from harness.evaluation.metrics import RANK_METRICS, metric_key
 from harness.report.collection import _case_fingerprint, _group_key
 from harness.report.provenance import ReportError, label_of, select_runs
 from harness.report.statistics import (
     ALPHA, _bootstrap_sums, _percentiles, _seed_weights, _stable_seed, holm, paired_ttest,
 )
-from harness.store import RunRecord
+from harness.run.store import RunRecord
 
 #: default metrics and cut-offs of a comparison
 COMPARE_METRICS: tuple[str, ...] = ("HitRate", "MRR", "NDCG")

@@ -51,7 +51,7 @@ class Timing:
         return int(np.nanargmax(arr) if self.direction == "higher" else np.nanargmin(arr))
 
 
-#: the timing columns of the tables (keys of ``manifest["timings"]``, see harness.timing)
+#: the timing columns of the tables (keys of ``manifest["timings"]``, see harness.evaluation.timing)
 TIMINGS: dict[str, Timing] = {
     t.key: t
     for t in (

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.metrics import METRICS, RANK_METRICS, metric_key
+from harness.evaluation.metrics import METRICS, RANK_METRICS, metric_key
 from harness.report.collection import Group
 from harness.report.constants import BAR_KS, COLUMN_WIDTH, LIST_K, MAX_CURVE_K
 from harness.report.statistics import pareto_front
@@ -530,7 +530,7 @@ def _plot_training_curves(group: Group, styles: dict[str, Style], width: float, 
     return Drawn(fig, caption)
 
 
-#: what each training phase is (see harness.plugin's training-curve format)
+#: what each training phase is (see harness.models.plugin's training-curve format)
 _PHASE_MEANING = {
     "train": "a fixed number of epochs on all of train",
     "select": "on the training part of train, scored on the validation split for early stopping",

@@ -11,7 +11,7 @@ their manifest. :func:`select_runs` sorts them:
   *tuning* runs: they never enter the test tables and figures; the report
   gives them a tuning section per model (the grid, each point's validation
   score, the chosen configuration);
-- runs failing verification (:func:`harness.store.verify_run`) and failed
+- runs failing verification (:func:`harness.run.store.verify_run`) and failed
   runs are listed one line each;
 - pooling: the seeds of one label are averaged only when they share the
   configuration (apart from the seed) and the code; two runs of one label
@@ -32,7 +32,7 @@ from typing import Any
 import yaml
 
 from harness.errors import SessionbenchError
-from harness.store import COMPLETE, RANKS, Plan, RunRecord, iter_runs, read_manifest, read_plan
+from harness.run.store import COMPLETE, RANKS, Plan, RunRecord, iter_runs, read_manifest, read_plan
 
 
 class ReportError(SessionbenchError):

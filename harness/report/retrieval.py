@@ -1,6 +1,6 @@
 """The retrieval part of the report: accuracy and ANN recall against search
 speed for every index setting (from ``manifest["retrieval"]``, written by
-runs whose suite model has a ``retrieval`` key; see :mod:`harness.retrieval`).
+runs whose suite model has a ``retrieval`` key; see :mod:`harness.evaluation.retrieval`).
 
 For each (dataset, protocol, model) with retrieval rows it writes
 ``figures/retrieval_<slug>.png|pdf`` (HitRate@20 and ANN recall@20 against
@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 
 from harness.report.constants import FIGURES_DIR, TABLES_DIR
-from harness.retrieval import ROW_K
+from harness.evaluation.retrieval import ROW_K
 from harness.report.statistics import pareto_front
-from harness.store import RunRecord
+from harness.run.store import RunRecord
 
 #: the cut-off of the figure and of the headline columns: the one every retrieval row holds
 RETRIEVAL_K = ROW_K

@@ -25,7 +25,7 @@ matrix product, so nothing loops over cases in Python. Means by prefix-length
 bin use the ratio ``sum_c w_bc x_sc 1[c in bin] / sum_c w_bc 1[c in bin]``.
 
 *Significance against the best model.* For each directed per-case metric of
-a table, the best label (direction from :data:`harness.metrics.METRICS`) is
+a table, the best label (direction from :data:`harness.evaluation.metrics.METRICS`) is
 compared with every other label over the same evaluation cases, paired by
 (session, prefix_length), with the per-case metric averaged over each label's
 seeds first (``xbar_c = (1/S) sum_s x_sc``):

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from harness.errors import ConfigError
-from harness.metrics import METRICS, RANK_METRICS, MetricSpec, metric_key
+from harness.evaluation.metrics import METRICS, RANK_METRICS, MetricSpec, metric_key
 from harness.report.collection import Group
 from harness.report.constants import (
     LIST_K, TABLE_METRICS, TABLE_TIMINGS, TIMINGS, Timing,

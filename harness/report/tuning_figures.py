@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.report.figures import save_figure
-from harness.store import iter_runs, read_plan
+from harness.run.store import iter_runs, read_plan
 
 _TRIAL = re.compile(r"^(?P<label>.+)\[trial=(?P<number>\d+)\]$")
 

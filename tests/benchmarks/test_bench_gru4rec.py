@@ -25,7 +25,7 @@ from hand_data import first_sessions, prefix_batches
 import torch
 
 from baselines.gru4rec import GRU4Rec
-from harness.timing import reuse_freed_memory, torch_threads
+from harness.evaluation.timing import reuse_freed_memory, torch_threads
 
 SUBSET_SESSIONS = 1700
 

@@ -9,11 +9,11 @@ session-parallel mini-batches of 32 rows, tied embedding, Adam) for
 ``STEPS`` session-parallel steps, the first steps of an epoch, through the
 model's own ``_train_step``. In the same process, right before, the
 benchmark measures the fp32 GEMM rate at the same thread count twice
-(:func:`harness.timing.softmax_gemm_rates`): a square 2048 product and the
+(:func:`harness.evaluation.timing.softmax_gemm_rates`): a square 2048 product and the
 step's own three softmax products (``[B, d] x [d, N + 1]`` scores, the
 ``[B, N + 1] x [N + 1, d]`` gradient of the hidden state and the
 ``[N + 1, B] x [B, d]`` gradient of the output table). Each step's softmax
-products are ``6 B N d`` FLOPs (:func:`harness.neural.softmax_flops`; the
+products are ``6 B N d`` FLOPs (:func:`harness.models.neural.softmax_flops`; the
 bias and the padding column add under 0.1%), so
 
     bound_ms_square  = 6 B N d / square rate
@@ -21,7 +21,7 @@ bias and the padding column add under 0.1%), so
     ratio_square     = measured ms per step (ms_per_step) / bound_ms_square
     ratio_shapes     = measured ms per step / bound_ms_shapes
 
-all in ``extra_info`` (:func:`harness.timing.gemm_bound_figures`), beside
+all in ``extra_info`` (:func:`harness.evaluation.timing.gemm_bound_figures`), beside
 ``softmax_gflops`` (6 B N d per measured step time). To measure (one
 thread, then two)::
 
@@ -44,8 +44,8 @@ import torch
 from hand_data import bound_dataset
 
 from baselines.gru4rec import GRU4Rec
-from harness.neural import softmax_flops
-from harness.timing import benchmark_clock, gemm_bound_figures, reuse_freed_memory, softmax_gemm_rates, torch_threads
+from harness.models.neural import softmax_flops
+from harness.evaluation.timing import benchmark_clock, gemm_bound_figures, reuse_freed_memory, softmax_gemm_rates, torch_threads
 
 STEPS = 300  # measured steps per round (of about 2,900 in an epoch)
 

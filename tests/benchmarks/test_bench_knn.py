@@ -26,7 +26,7 @@ import pytest
 from hand_data import prefix_batches
 import torch
 
-from harness.registry import make_model
+from harness.models.registry import make_model
 
 
 #: the hyper-parameters of the session-rec agreement table (docs/knn.md)

@@ -24,7 +24,7 @@ import time
 import pytest
 from hand_data import first_sessions
 
-from harness.registry import make_model
+from harness.models.registry import make_model
 
 SUBSET_SESSIONS = 1700
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.retrieval import make_index, make_setting
+from harness.evaluation.retrieval import make_index, make_setting
 
 pytest.importorskip("faiss")
 pytest.importorskip("annoy")

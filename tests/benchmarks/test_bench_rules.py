@@ -18,7 +18,7 @@ from __future__ import annotations
 import pytest
 from hand_data import prefix_batches
 
-from harness.registry import make_model
+from harness.models.registry import make_model
 
 
 #: the hyper-parameters of the session-rec agreement table (docs/rules.md)

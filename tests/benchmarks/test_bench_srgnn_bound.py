@@ -16,7 +16,7 @@ Each batch's softmax products are ``6 B N d`` FLOPs, so
     ratio_shapes     = measured ms per batch / bound_ms_shapes
 
 all in ``extra_info``, beside ``softmax_gflops`` (6 B N d per measured
-batch time); ``harness.timing.gemm_bound_figures`` computes them, the same
+batch time); ``harness.evaluation.timing.gemm_bound_figures`` computes them, the same
 for GRU4Rec (test_bench_gru4rec_bound.py). To measure (one thread, then two)::
 
     .venv/bin/pytest tests/benchmarks/test_bench_srgnn_bound.py --benchmark-enable
@@ -37,8 +37,8 @@ import pytest
 import torch
 from hand_data import bound_dataset
 
-from harness.neural import softmax_flops
-from harness.timing import benchmark_clock, gemm_bound_figures, reuse_freed_memory, softmax_gemm_rates, torch_threads
+from harness.models.neural import softmax_flops
+from harness.evaluation.timing import benchmark_clock, gemm_bound_figures, reuse_freed_memory, softmax_gemm_rates, torch_threads
 from srgnn.recommender import SRGNNRecommender
 
 BATCHES = 200  # measured batches per round (of about 880 in an epoch)

@@ -3,7 +3,7 @@
 Measure with ``.venv/bin/pytest tests/benchmarks/test_bench_synthetic.py --benchmark-enable``.
 """
 
-from harness.synthetic import generate_events
+from harness.data.synthetic import generate_events
 
 
 def test_generate_100k_sessions(benchmark):
