@@ -94,7 +94,7 @@ def _add_report_options(parser: argparse.ArgumentParser) -> None:
                              "timings (fit_seconds, prefixes_per_second, latency_ms_p50, latency_ms_p95); "
                              "default HitRate,MRR,NDCG,fit_seconds")
     parser.add_argument("--ks", type=_parse_ks, default=None, metavar="K,K,...",
-                        help="cut-offs of the table's metric columns (default 20,50)")
+                        help="cut-offs of the tables' metric columns (default: the two largest of the suite's ks)")
     parser.add_argument("--models", type=_parse_names, default=None, metavar="LABEL,...",
                         help="only these model labels (default: all)")
     parser.add_argument("--layout", choices=("narrow", "wide"), default="narrow",
