@@ -250,3 +250,32 @@ def test_a_run_redraws_the_report_with_the_last_reports_options(tmp_path, monkey
     run_suite(suite, out_dir=out, executor=InlineExecutor())
     assert abs(figure_inches() - 3.3) < 0.01 and "HitRate@10 | HitRate@20" in header()
     capsys.readouterr()
+
+
+def test_a_report_names_the_code_that_drew_it_in_every_file_a_paper_takes(tmp_path, monkeypatch):
+    """Run ids leave the report code out (editing a figure must not rerun
+    anything), so the report itself records which report code computed its
+    CIs, marks and figures: in summary.md, options.json and every .tex file;
+    and a commit with uncommitted edits is never shown as the bare commit."""
+    from harness import __version__
+    from harness.report import provenance
+    from harness.run import fingerprint
+
+    data = tiny_dataset(n_test=30, seed=0)
+    add_run(tmp_path, data, "pop", 0, extra={"git_commit": "0123456789abcdef" * 2 + "-dirty"})
+    real = provenance.drawing_code
+    monkeypatch.setattr(report, "drawing_code", lambda: {**real(), "git_commit": "fedcba9876543210" * 2})
+    summary = report.write_report(tmp_path, n_bootstrap=N_BOOT)
+    text = summary.summary_path.read_text()
+    stamp = json.loads((summary.path / "options.json").read_text())["drawn_by"]
+    assert stamp["git_commit"] == "fedcba9876543210" * 2 and stamp["sessionbench"] == __version__
+    line = f"sessionbench {__version__}, report code {stamp['report_code'][:12]}, git fedcba987654"
+    assert f"Drawn by {line}." in text
+    assert "(git 0123456789ab (with uncommitted edits))" in text  # the run's own commit, in the Runs section
+    texes = sorted(summary.path.rglob("*.tex"))
+    assert texes and all(t.read_text().startswith(f"% drawn by {line}\n") for t in texes)
+    assert report.last_report_options(tmp_path)[1] is None  # the stamp does not spoil the options
+
+    before = real()["report_code"]
+    monkeypatch.setattr(fingerprint, "package_files", lambda top: (("harness/report/figures.py", "x", "y"),))
+    assert real()["report_code"] != before

@@ -47,7 +47,7 @@ from harness.report.constants import (
 )
 from harness.report.figures import _PLOTTERS, _RC, FIGURE_KINDS, save_figure, wider_than_a_column, write_captions
 from harness.report.retrieval import write_retrieval
-from harness.report.provenance import ReportError, Selection, Tuning
+from harness.report.provenance import ReportError, Selection, Tuning, drawing_code, drawing_code_text, git_text
 from harness.report.statistics import ALPHA, bootstrap_ci, holm, paired_ttest, pareto_front
 from harness.report.styles import KNOWN_MODELS, Style, model_styles, style_collisions
 from harness.report.tuning_figures import write_tuning_figures
@@ -214,13 +214,16 @@ def write_report(
         notes += tuple(f"{a} and {b} are drawn alike (same colour, and the same marker or hatch); set `style:` in "
                        "the suite to tell them apart" for a, b in style_collisions(styles))
         text = _compact_text(groups, table.ks) + _left_out_text(results.selection)
-        summary_md = _summary_markdown(results, figures, text, n_bootstrap, seed, notes, warnings, table)
+        stamp = drawing_code()
+        summary_md = _summary_markdown(results, figures, text, n_bootstrap, seed, notes, warnings, table,
+                                       drawn_by=drawing_code_text(stamp))
         # ANN retrieval (runs whose suite asked for it): figures, tables and a summary section
         retrieval_figures, tables["retrieval"], retrieval_md = write_retrieval(results.selection.test, tmp, width,
                                                                                wide=wide)
         figures[("retrieval", "")] = (retrieval_figures, None)
         (tmp / "summary.md").write_text(summary_md + "".join(f"\n{line}" for line in retrieval_md))
-        (tmp / OPTIONS_FILE).write_text(json.dumps(options, indent=1) + "\n")
+        _stamp_latex(tmp, drawing_code_text(stamp))
+        (tmp / OPTIONS_FILE).write_text(json.dumps({**options, "drawn_by": stamp}, indent=1) + "\n")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -242,6 +245,13 @@ def write_report(
 
 #: the presentation options a report was drawn with (in the report folder)
 OPTIONS_FILE = "options.json"
+
+
+def _stamp_latex(folder: Path, line: str) -> None:
+    """Start every LaTeX file of a report with a comment naming the code
+    that drew it, so a table pasted into a paper can still be traced."""
+    for tex in sorted(folder.rglob("*.tex")):
+        tex.write_text(f"% drawn by {line}\n" + tex.read_text())
 
 
 def last_report_options(out_dir: str | Path) -> tuple[dict, str | None]:
@@ -374,7 +384,7 @@ def _runs_markdown(group: Group) -> list[str]:
         ids = "<br>".join(f"`{r['run_id']}`" + _resumed_text(r.get("resumed")) for r in runs)
         code = f"`{first['code_digest'][:12]}`" if first["code_digest"] else "unknown"
         if first.get("git_commit"):
-            code += f" (git `{first['git_commit'][:12]}`)"
+            code += f" ({git_text(first['git_commit'])})"
         params = f"{_model_text(first)}: " + _md_escape(_params_text(first["params"]))
         lines.append(f"| {_md_escape(label)} | {ids} | {code} | {params} |")
     return lines + [""]
@@ -414,7 +424,7 @@ def _left_out_text(sel: Selection) -> str:
 
 def _summary_markdown(
     results: Collected, figures: dict, text: str, n_boot: int, seed: int, notes: tuple[str, ...],
-    warnings: list[str], spec: TableSpec,
+    warnings: list[str], spec: TableSpec, *, drawn_by: str,
 ) -> str:
     groups, sel = results.groups, results.selection
     n_runs = sum(sum(g.n_seeds.values()) for g in groups)
@@ -425,7 +435,7 @@ def _summary_markdown(
         source = (f"the {n_runs} complete test run(s) stored in `../runs/` (no plan file: older output; "
                   "seeds are averaged only within one configuration)")
     lines = [
-        "# sessionbench report", "",
+        "# sessionbench report", "", f"Drawn by {drawn_by}.", "",
         f"Computed from {source}; each dataset's *Runs* section names the runs behind every model. Every "
         "accuracy number is recomputed from the runs' stored per-case ranks, every timing is the runs' own "
         f"measurement; the report is deterministic given its bootstrap seed ({seed}, {n_boot} replicates).", "",

@@ -253,3 +253,31 @@ def check_pooling(records: Iterable[RunRecord]) -> None:
             f"runs {other.run_id} and {record.run_id} share the label {key[2]!r} on {key[0]} ({key[1]}) but differ "
             f"in {what}; they cannot be averaged: delete one (sessionbench runs prune) or give it another label"
         )
+
+
+def drawing_code() -> dict[str, str | None]:
+    """What drew a report: the sessionbench version, a digest of the report
+    code (``harness/report/``, the statistics and marks included, which run
+    ids do not cover: see ``harness.run.fingerprint.OUTSIDE_RUNS``) and the
+    git commit of a source checkout (``-dirty`` with uncommitted edits)."""
+    from harness import __version__
+    from harness.run.fingerprint import OUTSIDE_RUNS, git_commit, package_files
+
+    h = hashlib.sha256()
+    for path, _, code in package_files("harness"):
+        if path.startswith(OUTSIDE_RUNS):
+            h.update(f"{path}\0{code}\n".encode())
+    return {"sessionbench": __version__, "report_code": h.hexdigest(), "git_commit": git_commit()}
+
+
+def drawing_code_text(stamp: dict[str, str | None]) -> str:
+    """One line for a report's files: ``sessionbench 0.2.0, report code
+    1a2b3c4d5e6f, git 0123456789ab (with uncommitted edits)``."""
+    text = f"sessionbench {stamp['sessionbench']}, report code {str(stamp['report_code'])[:12]}"
+    return text + (f", {git_text(stamp['git_commit'])}" if stamp.get("git_commit") else "")
+
+
+def git_text(commit: str) -> str:
+    """``git 0123456789ab``, and ``(with uncommitted edits)`` for a dirty checkout's commit."""
+    sha, dirty = commit.removesuffix("-dirty"), commit.endswith("-dirty")
+    return f"git {sha[:12]}" + (" (with uncommitted edits)" if dirty else "")

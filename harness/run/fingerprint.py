@@ -33,6 +33,7 @@ import hashlib
 import importlib.util
 import inspect
 import site
+import subprocess
 import sys
 import sysconfig
 import textwrap
@@ -48,6 +49,9 @@ BUILTIN_PACKAGES = ("harness", "baselines", "srgnn")
 #: folders of those packages whose code never runs inside a run: the report
 #: only reads stored runs, so editing it must not make every run stale
 OUTSIDE_RUNS = ("harness/report/",)
+
+#: the source checkout these packages run from, when they run from one
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 _CACHE: dict[str, tuple[tuple[str, str, str], ...]] = {}  # top -> (path, bytes sha256, code hash)
 _DOCSTRING_OWNERS = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
@@ -369,6 +373,24 @@ def model_bytes_digest(model: str) -> str:
         return bytes_digest(model_packages(model), _class_entry(model))
     except ModuleNotFoundError:  # a class without a file
         return model_fingerprint(model).bytes_digest
+
+
+def git_commit() -> str | None:
+    """The commit of the source checkout the packages run from (``-dirty``
+    with uncommitted edits), or None for an installed package: a wheel's
+    site-packages may sit inside some other repository (a checkout's
+    ``.venv``), whose commit says nothing about the code that ran."""
+    if not (REPO_ROOT / "pyproject.toml").is_file() or not (REPO_ROOT / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
 def clear_cache() -> None:

@@ -43,7 +43,6 @@ import platform
 import shutil
 import signal
 import socket
-import subprocess
 import time
 import traceback
 import uuid
@@ -56,7 +55,7 @@ from typing import Any, Protocol
 from harness import __version__, paths
 from harness.errors import ConfigError, SessionbenchError, UnknownNameError, quote
 from harness.evaluation.evaluate import stored_top_width
-from harness.run.fingerprint import CodeFingerprint, model_bytes_digest, model_fingerprint
+from harness.run.fingerprint import CodeFingerprint, git_commit, model_bytes_digest, model_fingerprint
 from harness.run.lock import OutputLock, describe
 from harness.run.store import (
     COMPLETE,
@@ -84,7 +83,6 @@ from harness.run.watchdog import EXIT_ORPHANED, EXIT_TIMEOUT, Watchdog, die_with
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SELECTION_METRIC = "MRR@20"
 SELECTION_SPLIT = "valid"
 #: how the error line of a tuning trial stopped by its pruner starts (see harness.run.tuning.TrialPruned)
@@ -293,24 +291,6 @@ def _grid_label(model: ModelEntry, params: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- #
 
 
-def _git_commit() -> str | None:
-    """The commit of the source checkout the packages run from (``-dirty``
-    with uncommitted edits), or None for an installed package: a wheel's
-    site-packages may sit inside some other repository (a checkout's
-    ``.venv``), whose commit says nothing about the code that ran."""
-    if not (REPO_ROOT / "pyproject.toml").is_file() or not (REPO_ROOT / ".git").exists():
-        return None
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
-                               capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if out.returncode != 0:
-        return None
-    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-
-
 def _machine() -> dict[str, Any]:
     import torch
 
@@ -391,7 +371,7 @@ def execute_run(spec: RunSpec, stage_dir: str | Path, progress: bool = False, wa
     from harness.data.specs import load_dataset
     from harness.evaluation.timing import model_size, peak_rss_mb, single_session_latency
 
-    manifest = {**base_manifest(spec), "started": _now(), "versions": _versions(), "git_commit": _git_commit(),
+    manifest = {**base_manifest(spec), "started": _now(), "versions": _versions(), "git_commit": git_commit(),
                 "machine": _machine(), "pid": os.getpid()}  # fmt: skip
     if watchdog is not None:
         def on_timeout(phase: str, limit: float) -> None:
