@@ -415,11 +415,26 @@ def _label_values(runs: dict) -> tuple[list[str], dict, dict]:
     return labels, per_case, means
 
 
-def _check_significance(sig: pd.DataFrame, order: list[str], per_case: dict, means: dict) -> dict:
-    """Each label against the column's best (higher is better; first in
-    table order on a tie): scipy's paired t-test and Holm by hand. Returns
-    {(label, metric): significant}."""
+def _cluster_ttest(a: np.ndarray, b: np.ndarray, sessions: np.ndarray) -> tuple[float, float]:
+    """The cluster-robust paired t-test written out from per-session data:
+    D_g the per-session sums of a - b, n_g the cases per session, dbar their
+    ratio; SE^2 = G/(G-1) sum_g (D_g - n_g dbar)^2 / C^2, p from scipy's t on G - 1."""
     from scipy import stats
+
+    frame = pd.DataFrame({"s": sessions, "d": a - b}).groupby("s")["d"].agg(["sum", "size"])
+    big_d, n = frame["sum"].to_numpy(), frame["size"].to_numpy()
+    g, c = len(big_d), n.sum()
+    dbar = big_d.sum() / c
+    t = dbar / math.sqrt(g / (g - 1) * np.sum((big_d - n * dbar) ** 2) / c**2)
+    return float(t), float(2 * stats.t.sf(abs(t), g - 1))
+
+
+def _check_significance(sig: pd.DataFrame, order: list[str], per_case: dict, means: dict,
+                        sessions: np.ndarray) -> dict:
+    """Each label against the column's best (higher is better; first in
+    table order on a tie): the cluster-robust paired t-test over test
+    sessions, from per-session sums, and Holm by hand. Returns
+    {(label, metric): significant}."""
 
     significant = {}
     for name in RANK_NAMES:
@@ -433,8 +448,7 @@ def _check_significance(sig: pd.DataFrame, order: list[str], per_case: dict, mea
                 if np.array_equal(a, b):
                     tests.append((0.0, 1.0))
                 else:
-                    result = stats.ttest_rel(a, b)
-                    tests.append((float(result.statistic), float(result.pvalue)))
+                    tests.append(_cluster_ttest(a, b, sessions))
             rows = sig[sig["metric"] == key].set_index("label")
             for lab, (t, p), p_holm in zip(others, tests, _holm([p for _, p in tests])):
                 row = rows.loc[lab]
@@ -486,12 +500,17 @@ def test_report_numbers_bold_daggers_and_tests_equal_scipy(stored_runs, recomput
         for (label, key), value in means.items():
             assert csv.loc[label, key] == pytest.approx(value, rel=1e-8, abs=1e-12), (protocol, label, key)
         sig = pd.read_csv(tables / f"diginetica-sample_{protocol}_significance.csv")
-        significant = _check_significance(sig, list(csv.index), per_case, means)
+        sessions = np.array([c[0] for c in next(iter(runs.values()))["cases"]])
+        significant = _check_significance(sig, list(csv.index), per_case, means, sessions)
         _check_markdown((tables / f"diginetica-sample_{protocol}.md").read_text(), labels, means, significant)
 
-        # one CI: the report's percentile bootstrap against scipy's, in standard errors
+        # one CI: the report's session bootstrap against scipy's percentile bootstrap of
+        # the ratio estimator over test sessions (per-session sums and case counts, paired), in standard errors
         x = per_case["markov", "MRR@20"]
-        ci = stats.bootstrap((x,), np.mean, method="percentile", n_resamples=20_000, random_state=0).confidence_interval
-        se = x.std(ddof=1) / math.sqrt(len(x))
+        per_session = pd.DataFrame({"s": sessions, "x": x}).groupby("s")["x"].agg(["sum", "size"])
+        ci = stats.bootstrap((per_session["sum"].to_numpy(), per_session["size"].to_numpy(np.float64)),
+                             lambda xs, ns, axis=-1: xs.sum(axis) / ns.sum(axis), paired=True,
+                             method="percentile", n_resamples=20_000, random_state=0).confidence_interval
+        se = (ci.high - ci.low) / (2 * 1.96)  # the session-level standard error, roughly
         low, high = csv.loc["markov", "MRR@20_ci_low"], csv.loc["markov", "MRR@20_ci_high"]
         assert abs(low - ci.low) < 0.3 * se and abs(high - ci.high) < 0.3 * se, (low, high, ci, se)

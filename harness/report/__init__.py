@@ -447,7 +447,7 @@ def _summary_markdown(
         lines += [f"Models (seeds): {seeds}.", "", "### Tables", ""]
         lines += [
             f"- [`tables/{g.slug}.md`](tables/{g.slug}.md): the results table in Markdown (means over seeds, "
-            "best in bold, † significantly different from the best), then its 95% CIs.",
+            "best in bold, † significantly worse than the column's best), then its 95% CIs.",
             f"- [`tables/{g.slug}.tex`](tables/{g.slug}.tex): the same in LaTeX (booktabs, "
             f"{'one column' if spec.layout == 'narrow' else 'both columns'} wide), with a second table of the "
             "95% CIs.",
@@ -455,8 +455,8 @@ def _summary_markdown(
             "all timings (p99 latency, peak memory, model size)"
             + (", and the tuned hyper-parameters." if g.tuned else "."),
             f"- [`tables/{g.slug}_significance.csv`](tables/{g.slug}_significance.csv): each model against "
-            "the best per metric: difference, its paired bootstrap 95% CI, paired t statistic, p and "
-            "Holm-adjusted p.", "",
+            "the best per metric: difference, its paired session-bootstrap 95% CI, the cluster-robust paired "
+            "t statistic over test sessions, p and Holm-adjusted p.", "",
         ]
         lines += ["### Figures", ""]
         for kind in FIGURE_KINDS:
@@ -508,15 +508,21 @@ def _summary_markdown(
         "## Methods", "",
         "- **Metrics**: full ranking over all items, ties broken pessimistically; per-case values "
         "from the stored target ranks (" + "; ".join(METRICS[n].formula for n in RANK_METRICS) + ").",
+        "- **Unit of resampling and testing**: the test session. Every prefix of a test session is an "
+        "evaluation case, so a session of n events gives n - 1 correlated cases; treating them as "
+        "independent would make the intervals too narrow and the tests too confident.",
         f"- **Confidence intervals**: 95% percentile bootstrap with {n_boot} replicates. Each replicate "
-        "resamples the evaluation cases with replacement (the same draws for every model of a dataset) "
-        "and, independently per model, its seeds with replacement (two-level bootstrap); the statistic is "
-        "the mean over resampled seeds of the mean over resampled cases.",
+        "resamples the test sessions with replacement, each with all its prefixes (the same draws for every "
+        "model of a dataset), and, independently per model, its seeds with replacement (two-level bootstrap); "
+        "the statistic is the mean over resampled seeds of the ratio of the resampled sums of per-case values "
+        "to the resampled number of cases (still a mean over cases).",
         "- **Significance**: for every accuracy column, each model against the best one (direction from the "
-        "metric registry): paired t-test (scipy.stats.ttest_rel) over the same evaluation cases, paired by "
-        "(session, prefix length), per-case values averaged over seeds; Holm step-down correction across "
-        f"models; significant when the adjusted p < {ALPHA}. A paired bootstrap 95% CI of the difference is "
-        "in the significance CSV.",
+        "metric registry): a two-sided cluster-robust paired t-test over the test sessions on the per-case "
+        "differences (paired by session and prefix length, per-case values averaged over seeds): "
+        "t = mean difference over cases / its cluster-robust (CR1) standard error, on G - 1 degrees of "
+        "freedom for G sessions; Holm step-down correction across models; a model is significantly worse "
+        f"than the best when the adjusted p < {ALPHA}. A paired session-bootstrap 95% CI of the difference "
+        "is in the significance CSV.",
         "- **Timings**: means over seeds of the stored measurements (fit seconds; batch throughput in "
         "prefixes/s; single-session latency percentiles in ms, one prefix at a time after warm-up).",
         "- **Pooling**: seeds are averaged only when they share the configuration (apart from the seed) and "

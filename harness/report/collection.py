@@ -17,7 +17,7 @@ from harness.limits import MAX_K
 from harness.evaluation.metrics import DEFAULT_KS, RANK_METRICS, metric_key, normalise_ks, parse_metric_key
 from harness.report.constants import _ALL_TIMINGS, BAR_KS, LIST_K, MAX_CURVE_K, PREFIX_BINS, TABLE_K_COUNT
 from harness.report.statistics import (
-    ALPHA, _bootstrap_sums, _percentiles, _seed_weights, _stable_seed, holm, paired_ttest,
+    ALPHA, Sessions, _percentiles, _seed_weights, _stable_seed, clustered_replicates, holm, paired_ttest,
 )
 from harness.report.provenance import ReportError, Selection, label_of, select_runs
 from harness.report.styles import Style, _ordered, model_styles
@@ -33,6 +33,7 @@ class _Run:
     seed: Any
     fingerprint: str
     n_cases: int
+    session_ids: np.ndarray  # [C] test session of each case: the resampling unit
     cases: np.ndarray  # [C, m] per-case values of the bootstrapped columns
     means: dict[str, float]  # metric means (evaluation.metrics) and Coverage
     k_curve: dict[str, np.ndarray]  # metric name -> [MAX_CURVE_K] means at K = 1..50
@@ -53,6 +54,7 @@ class Group:
     columns: list[str]  # bootstrapped per-case metric columns
     table_ks: tuple[int, ...]
     n_cases: dict[str, int]
+    n_sessions: dict[str, int]  # test sessions behind the cases (the bootstrap's and the tests' unit)
     n_seeds: dict[str, int]
     means: pd.DataFrame  # label x (metric keys, Coverage@LIST_K, timings)
     ci_low: pd.DataFrame  # label x bootstrapped columns
@@ -188,6 +190,7 @@ def _load_run(record: RunRecord, metric_ks: tuple[int, ...], warnings: list[str]
         seed=man.get("seed"),
         fingerprint=_case_fingerprint(ev.session_ids, ev.prefix_lengths),
         n_cases=ev.n_cases,
+        session_ids=np.asarray(ev.session_ids),
         cases=np.column_stack(cols) if cols else np.zeros((ev.n_cases, 0)),
         means=means,
         k_curve=k_curve,
@@ -261,14 +264,18 @@ def _build_group(
     by_label = {label: [r for r in runs if r.label == label] for label in labels}
     notes: list[str] = _whole_catalogue_note(runs, table_ks)
 
-    # bootstrap sums per run, case weights shared within one case list
+    # Bootstrap replicates per run: test sessions resampled (the prefixes of
+    # one session are correlated cases), the same session weights for every
+    # run of one case list so that differences between models are paired.
     n_bins = len(PREFIX_BINS)
     hit_col = columns.index(metric_key("HitRate", LIST_K))
     per_run_t: dict[int, np.ndarray] = {}  # id(run) -> [B, m] resampled means
     per_run_bins: dict[int, np.ndarray] = {}  # id(run) -> [B, n_bins] resampled bin means
+    sessions: dict[str, Sessions] = {}  # case fingerprint -> its grouping into test sessions
     for fp in sorted({r.fingerprint for r in runs}):
         members = [r for r in runs if r.fingerprint == fp]
         n_cases = members[0].n_cases
+        sessions[fp] = groups = Sessions(members[0].session_ids, n_cases)
         if n_cases == 0:
             for r in members:
                 per_run_t[id(r)] = np.full((n_boot, len(columns)), np.nan)
@@ -278,12 +285,14 @@ def _build_group(
         onehot[np.arange(n_cases), members[0].bin_index] = 1.0
         mats = [onehot] + [np.column_stack([r.cases, onehot * r.cases[:, [hit_col]]]) for r in members]
         rng = np.random.default_rng([seed, _stable_seed(dataset, protocol, fp)])
-        sums = _bootstrap_sums(mats, n_boot, rng)
-        counts = sums[0]
-        for r, s in zip(members, sums[1:]):
-            per_run_t[id(r)] = s[:, : len(columns)] / n_cases
+        # ratio = resampled sums over resampled case counts: the bin columns of
+        # the one-hot matrix count the drawn cases per bin, so a bin mean is a
+        # ratio like the overall one (a bin no drawn session reaches is NaN)
+        bin_counts, *reps = clustered_replicates(mats, groups, n_boot, rng)
+        for r, t in zip(members, reps):
+            per_run_t[id(r)] = t[:, : len(columns)]
             with np.errstate(invalid="ignore", divide="ignore"):
-                per_run_bins[id(r)] = s[:, len(columns):] / counts
+                per_run_bins[id(r)] = (t[:, len(columns):] / bin_counts)
 
     mean_cols = columns + [metric_key("Coverage", LIST_K)] + list(_ALL_TIMINGS)
     means = pd.DataFrame(index=labels, columns=mean_cols, dtype=np.float64)
@@ -327,11 +336,12 @@ def _build_group(
     first = by_label[labels[0]][0]
     bin_counts = pd.Series(np.bincount(first.bin_index, minlength=n_bins), index=bin_names)
     test_cols = [metric_key(n, k) for n in RANK_METRICS for k in metric_ks]
-    significance = _significance(labels, by_label, means, label_t, columns, test_cols)
+    significance = _significance(labels, by_label, means, label_t, columns, test_cols, sessions)
     return Group(
         dataset=dataset, protocol=protocol, slug=_slug(dataset, protocol), labels=labels, columns=columns,
         table_ks=table_ks,
         n_cases={label: by_label[label][0].n_cases for label in labels},
+        n_sessions={label: sessions[by_label[label][0].fingerprint].n_sessions for label in labels},
         n_seeds={label: len(by_label[label]) for label in labels},
         means=means, ci_low=ci_low, ci_high=ci_high, k_curves=k_curves,
         bin_means=bin_means, bin_low=bin_low, bin_high=bin_high, bin_counts=bin_counts,
@@ -366,10 +376,11 @@ def _nanmean(values: Sequence[float]) -> float:
 
 def _significance(
     labels: list[str], by_label: dict[str, list[_Run]], means: pd.DataFrame,
-    label_t: dict[str, np.ndarray], columns: list[str], test_cols: list[str],
+    label_t: dict[str, np.ndarray], columns: list[str], test_cols: list[str], sessions: dict[str, Sessions],
 ) -> pd.DataFrame:
-    """One row per (metric column, label other than the best): the paired
-    t-test, its Holm-adjusted p-value and the paired bootstrap CI of the
+    """One row per (metric column, label other than the best): the
+    cluster-robust paired t-test over test sessions (:func:`paired_ttest`),
+    its Holm-adjusted p-value and the paired session-bootstrap CI of the
     difference (label minus best)."""
     rows = []
     for col in test_cols:
@@ -390,12 +401,12 @@ def _significance(
             a, b = by_label[label], by_label[best_label]
             if len({r.fingerprint for r in a + b}) != 1:
                 row["note"] = "skipped: evaluation cases differ"
-            elif a[0].n_cases < 2:
-                row["note"] = "skipped: fewer than 2 cases"
+            elif sessions[a[0].fingerprint].n_sessions < 2:
+                row["note"] = "skipped: fewer than 2 test sessions"
             else:
                 xa = np.mean([r.cases[:, j] for r in a], axis=0)
                 xb = np.mean([r.cases[:, j] for r in b], axis=0)
-                row["t"], row["p"] = paired_ttest(xa, xb)
+                row["t"], row["p"] = paired_ttest(xa, xb, sessions[a[0].fingerprint])
                 lo, hi = _percentiles(label_t[label][:, j] - label_t[best_label][:, j])
                 row["diff_ci_low"], row["diff_ci_high"] = float(lo), float(hi)
             block.append(row)

@@ -5,15 +5,20 @@ labels X and Y (of one folder or of two): for every (dataset, protocol,
 label) both sides have (or for X in A against Y in B), and every metric
 column, the difference ``mean_B - mean_A`` with
 
-- a paired bootstrap 95% CI: each replicate draws the test cases with
-  replacement, the same draws for both sides (the runs must share their
-  case list: same dataset, split and protocol, checked by a fingerprint of
-  the (session, prefix length) list), and each side's seeds independently;
-- a paired t-test (``scipy.stats.ttest_rel``) on the per-case values
-  averaged over each side's seeds, Holm-corrected across all rows.
+- a paired session-bootstrap 95% CI: each replicate draws the test
+  sessions with replacement (each with all its prefixes, which are
+  correlated cases, not independent ones), the same draws for both sides
+  (the runs must share their case list: same dataset, split and protocol,
+  checked by a fingerprint of the (session, prefix length) list), and each
+  side's seeds independently; a side's replicate is the ratio of the
+  resampled sums of its per-case values over the resampled case count;
+- a cluster-robust paired t-test over the test sessions
+  (:func:`~harness.report.statistics.paired_ttest`, G - 1 degrees of
+  freedom for G sessions) on the per-case values averaged over each side's
+  seeds, Holm-corrected across all rows.
 
-These are the statistics of :mod:`harness.report.statistics`, applied to a
-pair of runs instead of a model and the best one.
+These are the statistics of :mod:`harness.report.statistics` (the same
+functions), applied to a pair of runs instead of a model and the best one.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from harness.evaluation.metrics import RANK_METRICS, metric_key
 from harness.report.collection import _case_fingerprint, _group_key
 from harness.report.provenance import ReportError, label_of, select_runs
 from harness.report.statistics import (
-    ALPHA, _bootstrap_sums, _percentiles, _seed_weights, _stable_seed, holm, paired_ttest,
+    ALPHA, Sessions, _percentiles, _seed_weights, _stable_seed, clustered_replicates, holm, paired_ttest,
 )
 from harness.run.store import RunRecord
 
@@ -37,7 +42,7 @@ from harness.run.store import RunRecord
 COMPARE_METRICS: tuple[str, ...] = ("HitRate", "MRR", "NDCG")
 COMPARE_KS: tuple[int, ...] = (20, 50)
 _COLUMNS = ["dataset", "protocol", "label_a", "label_b", "metric", "mean_a", "mean_b", "diff", "diff_ci_low",
-            "diff_ci_high", "t", "p", "p_holm", "significant", "n_cases", "seeds_a", "seeds_b"]
+            "diff_ci_high", "t", "p", "p_holm", "significant", "n_cases", "n_sessions", "seeds_a", "seeds_b"]
 
 
 @dataclass
@@ -46,7 +51,8 @@ class Comparison:
 
     ``table`` columns: dataset, protocol, label_a, label_b, metric, mean_a,
     mean_b, diff (B - A), diff_ci_low, diff_ci_high, t, p, p_holm,
-    significant, n_cases, seeds_a, seeds_b.
+    significant, n_cases, n_sessions (the test sessions behind the cases: the
+    resampling and testing unit), seeds_a, seeds_b.
     """
 
     a: Path
@@ -68,8 +74,8 @@ class Comparison:
                          _p_text(r.p_holm) + (" *" if r.significant else "")])
         from harness.report.tables import _text_table
 
-        head = (f"A = {self.a}\nB = {self.b}\ndiff = B - A; 95% paired bootstrap CI ({self.n_bootstrap} replicates); "
-                f"p: paired t-test, Holm-corrected; * p < {ALPHA}")
+        head = (f"A = {self.a}\nB = {self.b}\ndiff = B - A; 95% paired bootstrap CI ({self.n_bootstrap} replicates, "
+                f"test sessions resampled); p: paired t-test over test sessions, Holm-corrected; * p < {ALPHA}")
         body = _text_table(["dataset", "model", "metric", "A", "B", "diff", "95% CI", "p (Holm)"], rows)
         return "\n".join([head, "", body] + [f"note: {n}" for n in self.notes])
 
@@ -209,25 +215,27 @@ def _fingerprint(record: RunRecord) -> str:
 
 
 def _compare_pair(ka, kb, ra, rb, cols, ks, names, n_boot, seed) -> list[dict]:
-    """Rows of one pair: per-case values ``x [S, C, m]`` of each side, shared case weights."""
+    """Rows of one pair: per-case values ``x [S, C, m]`` of each side, shared session weights."""
     xa = np.stack([r.evaluation.per_case(ks, names=names)[cols].to_numpy(np.float64) for r in ra])
     xb = np.stack([r.evaluation.per_case(ks, names=names)[cols].to_numpy(np.float64) for r in rb])
     n_cases = xa.shape[1]
+    # both sides share the case list (checked by the fingerprint), hence its sessions
+    groups = Sessions(ra[0].evaluation.session_ids, n_cases)
     rng = np.random.default_rng([seed, _stable_seed("compare", *ka, kb[2])])
-    # one matrix per seed, all with the same case weights
-    sums = _bootstrap_sums([x for x in xa] + [x for x in xb], n_boot, rng)
+    # one matrix per seed, all with the same session weights (paired)
+    reps = clustered_replicates([x for x in xa] + [x for x in xb], groups, n_boot, rng)
     ua, ub = _seed_weights(len(ra), n_boot, rng), _seed_weights(len(rb), n_boot, rng)
-    ta = sum(ua[:, [i]] * (sums[i] / n_cases) for i in range(len(ra)))  # [B, m]
-    tb = sum(ub[:, [i]] * (sums[len(ra) + i] / n_cases) for i in range(len(rb)))
+    ta = sum(ua[:, [i]] * reps[i] for i in range(len(ra)))  # [B, m]
+    tb = sum(ub[:, [i]] * reps[len(ra) + i] for i in range(len(rb)))
     lo, hi = _percentiles(tb - ta)
     mean_a, mean_b = xa.mean(axis=(0, 1)), xb.mean(axis=(0, 1))
     rows = []
     for j, col in enumerate(cols):
-        t, p = paired_ttest(xb[:, :, j].mean(0), xa[:, :, j].mean(0))
+        t, p = paired_ttest(xb[:, :, j].mean(0), xa[:, :, j].mean(0), groups)
         rows.append({"dataset": ka[0], "protocol": ka[1], "label_a": ka[2], "label_b": kb[2], "metric": col,
                      "mean_a": mean_a[j], "mean_b": mean_b[j], "diff": mean_b[j] - mean_a[j],
                      "diff_ci_low": float(lo[j]), "diff_ci_high": float(hi[j]), "t": t, "p": p,
-                     "n_cases": n_cases, "seeds_a": len(ra), "seeds_b": len(rb)})
+                     "n_cases": n_cases, "n_sessions": groups.n_sessions, "seeds_a": len(ra), "seeds_b": len(rb)})
     return rows
 
 
@@ -249,9 +257,11 @@ def write_comparison(result: Comparison, out: str | Path, *, figure_width: str |
 
 def _markdown(result: Comparison) -> str:
     lines = ["# sessionbench compare", "", f"- A: `{result.a}`", f"- B: `{result.b}`", "",
-             f"diff = B - A, with its 95% paired bootstrap CI ({result.n_bootstrap} replicates: the same test cases "
-             f"drawn for both sides, seeds drawn per side); p: paired t-test on the per-case values (averaged over "
-             f"seeds), Holm-corrected across the rows; **bold**: p < {ALPHA}.", "",
+             f"diff = B - A, with its 95% paired bootstrap CI ({result.n_bootstrap} replicates: the same test "
+             f"sessions drawn for both sides, each with all its prefixes, seeds drawn per side); p: cluster-robust "
+             f"paired t-test over the test sessions on the per-case values (averaged over seeds), Holm-corrected "
+             f"across the rows; **bold**: p < {ALPHA}. The unit is the test session because the prefixes of one "
+             f"session are correlated cases, not independent ones.", "",
              "| dataset | model (A → B) | metric | A | B | diff | 95% CI | p (Holm) |",
              "|:---|:---|:---|---:|---:|---:|:---:|---:|"]
     for r in result.table.itertuples(index=False):
@@ -301,8 +311,9 @@ def _figure(result: Comparison, stem: Path, width: float) -> list[Path]:
         ax.grid(axis="y", visible=False)
         fig.legend(loc="outside lower center", ncol=2, frameon=False)
         paths = save_figure(fig, stem)
-    caption = (f"Differences B - A (A: {result.a}, B: {result.b}) with 95% paired bootstrap CIs over the "
-               f"shared test cases; filled: significant after Holm correction (paired t-test, alpha = {ALPHA}).")
+    caption = (f"Differences B - A (A: {result.a}, B: {result.b}) with 95% paired bootstrap CIs resampling the "
+               f"shared test sessions (the prefixes of one session are correlated, not independent cases); filled: "
+               f"significant after Holm correction (paired t-test over test sessions, alpha = {ALPHA}).")
     return paths + write_captions(stem, caption, wide=wider_than_a_column(width), folder=f"{stem.parent.name}/",
                                   command="compare")
 

@@ -240,7 +240,8 @@ def _plot_bars(group: Group, styles: dict[str, Style], width: float, warn: Warn)
     _legend(fig, group.labels, styles, width, kind="patch")
     ks = " and ".join(map(str, BAR_KS))
     caption = (f"{group.title}: {', '.join(names)} at K = {ks} per model (mean over evaluation cases and seeds; "
-               f"error bars: 95% bootstrap CI over cases, and seeds where several).{_dropped_note(dropped)}")
+               f"error bars: 95% bootstrap CI resampling test sessions, whose prefixes are correlated cases, "
+               f"and seeds where several).{_dropped_note(dropped)}")
     return Drawn(fig, caption)
 
 
@@ -400,7 +401,7 @@ def _plot_accuracy_latency(group: Group, styles: dict[str, Style], width: float,
         segments = [tuple(ax.transData.transform([(x0, y0), (x1, y1)]).ravel()) for x0, y0, x1, y1 in lines]
         place_labels(ax, pts, list(group.labels), segments_px=segments)
     caption = (f"{group.title}: {' and '.join(keys)} against single-session latency p50 (ms, log scale; one "
-               f"prefix at a time); error bars: 95% bootstrap CI. The dashed line joins the Pareto-optimal "
+               f"prefix at a time); error bars: 95% bootstrap CI over test sessions. The dashed line joins the Pareto-optimal "
                f"models (no other model is both faster and more accurate); their markers have black edges.")
     return Drawn(fig, caption)
 
@@ -454,7 +455,8 @@ def _plot_prefix_length(group: Group, styles: dict[str, Style], width: float, wa
     empty = [str(b) for b, c in zip(group.bin_counts.index, counts) if c == 0]
     note = f" Empty bins ({', '.join(empty)}) are left out." if empty else ""
     caption = (f"{group.title}: {key} by prefix length (the number of items the model has seen), means over "
-               f"seeds with 95% bootstrap CIs; under each bin, its number of evaluation cases.{note}")
+               f"seeds with 95% bootstrap CIs over test sessions; under each bin, its number of evaluation "
+               f"cases.{note}")
     return Drawn(fig, caption)
 
 

@@ -1,4 +1,14 @@
-"""Bootstrap confidence intervals, paired tests, Holm correction and Pareto fronts.
+"""Session-clustered bootstrap CIs, cluster-robust paired tests, Holm correction and Pareto fronts.
+
+Why sessions, not cases
+-----------------------
+Every prefix of a test session is an evaluation case: a session of n events
+gives n - 1 cases, which share the session's items, its user and usually its
+outcome. They are not independent draws, so statistics that treat the C cases
+as independent (a case bootstrap, ``ttest_rel`` over cases) understate the
+uncertainty, the more so the longer the sessions. The independent unit is
+the test session: every interval and test here resamples or compares
+sessions, while a metric stays a mean over cases.
 
 Statistics
 ----------
@@ -8,21 +18,27 @@ per-case metric over the C evaluation cases (exactly
 ``RunRecord.evaluation.metrics(ks)``). Coverage@K is an aggregate (one number
 per run), timings are one measurement per run: both are plain means over seeds.
 
-*Confidence intervals: a two-level percentile bootstrap.* Replicate b draws
-C cases with replacement (case weights ``w_bc`` ~ Multinomial(C, 1/C)) and,
-independently per label, S seeds with replacement (seed weights ``u_bs`` ~
-Multinomial(S, 1/S)); its statistic is::
+*Confidence intervals: a two-level, session-clustered percentile bootstrap.*
+The C cases fall into G test sessions; session g has ``n_g`` cases and the
+per-session sum ``X_sg = sum_{c in g} x_sc`` of the per-case metric ``x_sc``
+of seed s. Replicate b draws G sessions with replacement (session weights
+``v_bg`` ~ Multinomial(G, 1/G)) and, independently per label, S seeds with
+replacement (seed weights ``u_bs`` ~ Multinomial(S, 1/S)); its statistic is
+the ratio estimator::
 
-    T_b = (1/S) sum_s u_bs * (1/C) sum_c w_bc * x_sc
+    T_b = (1/S) sum_s u_bs * (sum_g v_bg X_sg) / (sum_g v_bg n_g)
 
-with ``x_sc`` the per-case metric of seed s on case c. The 95% CI is the
-2.5th and 97.5th percentiles of ``T_1..T_B``. With one seed it is the plain
-case bootstrap; with several it also carries the seed-to-seed variation.
-The case weights of a (dataset, protocol) are shared by all its models and
-seeds (same draws), which makes differences between models paired. The
-weights are drawn as index matrices ``[B, C]`` in chunks and applied as one
-matrix product, so nothing loops over cases in Python. Means by prefix-length
-bin use the ratio ``sum_c w_bc x_sc 1[c in bin] / sum_c w_bc 1[c in bin]``.
+so a replicate is still a mean over (resampled) cases, each drawn session
+bringing all its prefixes along. The 95% CI is the 2.5th and 97.5th
+percentiles of ``T_1..T_B``. With one seed it is the plain session
+bootstrap; with several it also carries the seed-to-seed variation; with one
+case per session it is exactly the case bootstrap. The session weights of a
+(dataset, protocol) are shared by all its models and seeds (same draws),
+which makes differences between models paired. The weights are drawn as
+index matrices ``[B, G]`` in chunks and applied to the per-session sums as
+one matrix product, so nothing loops over sessions or cases in Python. Means
+by prefix-length bin use the same ratio restricted to the bin:
+``sum_g v_bg X_sg,bin / sum_g v_bg n_g,bin``.
 
 *Significance against the best model.* For each directed per-case metric of
 a table, the best label (direction from :data:`harness.evaluation.metrics.METRICS`) is
@@ -30,10 +46,13 @@ compared with every other label over the same evaluation cases, paired by
 (session, prefix_length), with the per-case metric averaged over each label's
 seeds first (``xbar_c = (1/S) sum_s x_sc``):
 
-- a paired t-test (``scipy.stats.ttest_rel``) on ``xbar_label,c`` vs
-  ``xbar_best,c``: ``t = mean(d) / (sd(d) / sqrt(C))``, ``d_c`` the differences;
+- a cluster-robust paired t-test (:func:`paired_ttest` with the sessions):
+  with ``d_c`` the per-case differences, ``D_g`` their per-session sums and
+  ``dbar = sum_g D_g / C`` the mean difference over cases,
+  ``t = dbar / sqrt(G/(G-1) * sum_g (D_g - n_g dbar)^2 / C^2)`` on G - 1
+  degrees of freedom (the CR1 cluster-robust standard error of a mean);
 - a paired bootstrap 95% CI of the difference ``T_b(label) - T_b(best)``
-  (same case weights for both);
+  (same session weights for both);
 - Holm's step-down correction across the L - 1 comparisons of the column
   (:func:`holm`); a difference is *significant* when the Holm-adjusted
   t-test p-value is below :data:`ALPHA`. Tables mark it with a dagger.
@@ -56,7 +75,7 @@ import numpy as np
 ALPHA = 0.05
 #: confidence level of every interval
 LEVEL = 0.95
-#: elements of one bootstrap weight chunk (replicates x cases): bounds the
+#: elements of one bootstrap weight chunk (replicates x sessions): bounds the
 #: memory (about 3 x 8 bytes per element at the peak) while keeping the matrix
 #: products wide enough to be efficient
 _CHUNK_ELEMENTS = 1 << 24
@@ -68,36 +87,85 @@ def _stable_seed(*parts: Any) -> int:
     return int.from_bytes(digest[:8], "little")
 
 
-def _weight_chunks(n_cases: int, n_boot: int, rng: np.random.Generator) -> Iterator[tuple[slice, np.ndarray]]:
-    """Case weights of the bootstrap replicates, ``[b, C]`` float64 per chunk.
+class Sessions:
+    """The grouping of C evaluation cases into G test sessions.
 
-    Row b counts how often each case was drawn among C draws with
-    replacement (an index matrix ``rng.integers(0, C, [b, C])`` turned into
-    counts), i.e. ``w_b ~ Multinomial(C, 1/C)``; ``sum_c w_bc = C``.
+    ``codes[c]`` is the session (0..G-1, in order of first appearance) of
+    case c and ``sizes[g] = n_g`` its number of cases. :meth:`sums` turns
+    per-case values ``X [C, m]`` into per-session sums ``[G, m]``, the input
+    of the clustered bootstrap. ``session_ids=None`` makes every case its
+    own session (the case-level statistics).
     """
-    rows = max(1, _CHUNK_ELEMENTS // max(n_cases, 1))
+
+    def __init__(self, session_ids: np.ndarray | None, n_cases: int | None = None):
+        if session_ids is None:
+            if n_cases is None:
+                raise ValueError("Sessions: give session_ids or n_cases")
+            self.codes = np.arange(int(n_cases))
+            self.sizes = np.ones(int(n_cases), dtype=np.float64)
+            self._order = None
+            self._starts = None
+            return
+        ids = np.asarray(session_ids)
+        if n_cases is not None and len(ids) != n_cases:
+            raise ValueError(f"Sessions: {len(ids)} session ids for {n_cases} cases")
+        _, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+        # renumber by first appearance so the codes follow the stored case order
+        rank = np.empty(len(first), dtype=np.int64)
+        rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+        self.codes = rank[inverse.reshape(-1)]
+        self.sizes = np.bincount(self.codes, minlength=len(first)).astype(np.float64)
+        self._order = np.argsort(self.codes, kind="stable")
+        self._starts = np.concatenate([[0], np.cumsum(self.sizes[:-1]).astype(np.int64)])
+
+    @property
+    def n_sessions(self) -> int:
+        return len(self.sizes)
+
+    @property
+    def n_cases(self) -> int:
+        return len(self.codes)
+
+    def sums(self, values: np.ndarray) -> np.ndarray:
+        """Per-session sums ``X_g = sum_{c in g} x_c`` of ``values`` ([C] or [C, m]), ``[G]`` or ``[G, m]``."""
+        x = np.asarray(values, dtype=np.float64)
+        if self._order is None or x.shape[0] == 0:
+            return x.copy()
+        # reduceat over the cases sorted by session: one vectorised pass, no loop over sessions
+        return np.add.reduceat(x[self._order], self._starts, axis=0)
+
+
+def _weight_chunks(n_units: int, n_boot: int, rng: np.random.Generator) -> Iterator[tuple[slice, np.ndarray]]:
+    """Unit (session) weights of the bootstrap replicates, ``[b, G]`` float64 per chunk.
+
+    Row b counts how often each of the G units was drawn among G draws with
+    replacement (an index matrix ``rng.integers(0, G, [b, G])`` turned into
+    counts), i.e. ``v_b ~ Multinomial(G, 1/G)``; ``sum_g v_bg = G``.
+    """
+    rows = max(1, _CHUNK_ELEMENTS // max(n_units, 1))
     for lo in range(0, n_boot, rows):
         b = min(rows, n_boot - lo)
-        idx = rng.integers(0, n_cases, size=(b, n_cases))
-        idx += np.arange(b)[:, None] * n_cases
-        counts = np.bincount(idx.ravel(), minlength=b * n_cases)
+        idx = rng.integers(0, n_units, size=(b, n_units))
+        idx += np.arange(b)[:, None] * n_units
+        counts = np.bincount(idx.ravel(), minlength=b * n_units)
         del idx
-        yield slice(lo, lo + b), counts.reshape(b, n_cases).astype(np.float64)
+        yield slice(lo, lo + b), counts.reshape(b, n_units).astype(np.float64)
 
 
 def _bootstrap_sums(
     matrices: Sequence[np.ndarray], n_boot: int, rng: np.random.Generator
 ) -> list[np.ndarray]:
-    """For each matrix X [C, m] (all with the same C cases, in the same order):
-    ``out[b] = sum_c w_bc X_c`` ([n_boot, m]), with the same case weights for all.
+    """For each matrix X [G, m] (all with the same G units, e.g. per-session
+    sums, in the same order): ``out[b] = sum_g v_bg X_g`` ([n_boot, m]), with
+    the same unit weights for all.
 
     The matrices are stacked side by side so that each chunk of weights costs
-    one matrix product; the cost is O(n_boot * C * total columns) (about 10 s
-    for 1000 replicates of 50,000 cases x 20 runs x 29 columns on 2 cores)."""
-    n_cases = matrices[0].shape[0]
+    one matrix product; the cost is O(n_boot * G * total columns), at most
+    that of resampling the cases (G <= C)."""
+    n_units = matrices[0].shape[0]
     stacked = np.ascontiguousarray(np.column_stack(matrices), dtype=np.float64)
     out = np.empty((n_boot, stacked.shape[1]))
-    for rows, w in _weight_chunks(n_cases, n_boot, rng):
+    for rows, w in _weight_chunks(n_units, n_boot, rng):
         out[rows] = w @ stacked
     bounds = np.cumsum([0] + [x.shape[1] for x in matrices])
     return [out[:, lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])]
@@ -119,15 +187,41 @@ def _percentiles(replicates: np.ndarray, level: float = LEVEL) -> tuple[np.ndarr
     return lo, hi
 
 
+def clustered_replicates(
+    per_seed: Sequence[np.ndarray], sessions: Sessions, n_boot: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Session-bootstrap replicates of per-case means, one ``[n_boot, m]`` array per input.
+
+    Each input is ``x [C, m]`` (one run's per-case values over the same C
+    cases, grouped by ``sessions``); replicate b of input s is the ratio
+    ``sum_g v_bg X_sg / sum_g v_bg n_g`` with ``X_sg`` the per-session sums
+    and ``v_b ~ Multinomial(G, 1/G)``, the same session weights for every
+    input (paired). NaN values give NaN replicates where a drawn session
+    holds one."""
+    counts, *sums = _bootstrap_sums([sessions.sizes[:, None]] + [sessions.sums(x) for x in per_seed], n_boot, rng)
+    # every replicate draws G >= 1 sessions of >= 1 case each: the count is never 0
+    return [s / counts for s in sums]
+
+
 def bootstrap_ci(
-    values: np.ndarray, *, n_bootstrap: int = 1000, seed: int = 0, level: float = LEVEL
+    values: np.ndarray, *, sessions: np.ndarray | None = None, n_bootstrap: int = 1000, seed: int = 0,
+    level: float = LEVEL,
 ) -> tuple[float, float, float]:
-    """Mean and percentile bootstrap CI of per-case values.
+    """Mean and session-clustered percentile bootstrap CI of per-case values.
 
     ``values`` is ``[C]`` (one run) or ``[S, C]`` (S seeds over the same C
-    cases); the replicates are ``T_b = sum_s u_bs (1/C) sum_c w_bc x_sc`` with
-    ``w_b ~ Multinomial(C, 1/C)`` and ``u_b ~ Multinomial(S, 1/S) / S`` (the
-    two-level bootstrap the report uses). Returns ``(mean, low, high)``.
+    cases) and ``sessions`` the ``[C]`` test session of each case. The
+    replicates are::
+
+        T_b = sum_s u_bs * (sum_g v_bg X_sg) / (sum_g v_bg n_g)
+
+    with ``X_sg`` the sum of seed s's values over the ``n_g`` cases of
+    session g, ``v_b ~ Multinomial(G, 1/G)`` over the G sessions and
+    ``u_b ~ Multinomial(S, 1/S) / S`` (the two-level bootstrap the report
+    uses). Resampling sessions, not cases, because the prefixes of one
+    session are correlated. ``sessions=None`` treats every case as its own
+    session (the case bootstrap, too narrow for prefixes of one session).
+    Returns ``(mean, low, high)``.
     """
     x = np.atleast_2d(np.asarray(values, dtype=np.float64))
     n_seeds, n_cases = x.shape
@@ -135,8 +229,8 @@ def bootstrap_ci(
     if n_cases == 0:
         return mean, float("nan"), float("nan")
     rng = np.random.default_rng(seed)
-    (sums,) = _bootstrap_sums([x.T], n_bootstrap, rng)  # [B, S]
-    t = (sums / n_cases * _seed_weights(n_seeds, n_bootstrap, rng)).sum(1)
+    (t,) = clustered_replicates([x.T], Sessions(sessions, n_cases), n_bootstrap, rng)  # [B, S]
+    t = (t * _seed_weights(n_seeds, n_bootstrap, rng)).sum(1)
     lo, hi = _percentiles(t, level)
     return mean, float(lo), float(hi)
 
@@ -162,21 +256,45 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
     return out
 
 
-def paired_ttest(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """``scipy.stats.ttest_rel(a, b)`` as ``(t, p)``; identical samples give
-    ``(0, 1)`` (no evidence of a difference) instead of NaN."""
+def paired_ttest(a: np.ndarray, b: np.ndarray, sessions: np.ndarray | Sessions | None = None) -> tuple[float, float]:
+    """Cluster-robust paired t-test of ``mean(a - b) = 0`` over cases grouped in sessions, as ``(t, p)``.
+
+    With ``d_c = a_c - b_c`` over the C cases, ``D_g`` the sum of ``d`` over
+    the ``n_g`` cases of session g (G sessions) and ``dbar = sum_g D_g / C``
+    the mean difference over cases::
+
+        SE^2 = G / (G - 1) * sum_g (D_g - n_g * dbar)^2 / C^2
+        t    = dbar / SE,   p = 2 * (1 - F_{t, G-1}(|t|))
+
+    the cluster-robust (CR1) standard error of a mean, with a Student t on
+    G - 1 degrees of freedom. Equivalently, a one-sample t-test
+    (``scipy.stats.ttest_1samp``) of the linearised session values
+    ``z_g = dbar + (D_g - n_g dbar) / (C / G)`` against 0. The sessions are
+    the independent units: the prefixes of one session are correlated, and
+    a test over cases would overstate the evidence. With
+    ``sessions=None`` (one case per session) it is exactly
+    ``scipy.stats.ttest_rel(a, b)``.
+
+    Identical samples give ``(0, 1)`` (no evidence of a difference); a
+    non-zero difference with SE = 0 (every session's mean difference equal)
+    gives ``(±inf, 0)``; fewer than 2 sessions give ``(nan, nan)`` (no test).
+    """
     from scipy import stats
 
     d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
-    if d.size < 2 or np.all(d == 0):
+    if d.size == 0 or np.all(d == 0):
         return 0.0, 1.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        res = stats.ttest_rel(a, b)
-    t, p = float(res.statistic), float(res.pvalue)
-    if np.isnan(p):  # constant non-zero difference: no variance, a certain difference
-        return (math.copysign(math.inf, float(d.mean())), 0.0)
-    return t, p
+    groups = sessions if isinstance(sessions, Sessions) else Sessions(sessions, d.size)
+    n_groups = groups.n_sessions
+    if n_groups < 2:
+        return float("nan"), float("nan")
+    dbar = float(d.mean())
+    resid = groups.sums(d) - groups.sizes * dbar
+    se2 = n_groups / (n_groups - 1) * float(resid @ resid) / d.size**2
+    if se2 == 0.0:  # a constant difference per session: no variance, a certain difference
+        return math.copysign(math.inf, dbar), 0.0
+    t = dbar / math.sqrt(se2)
+    return t, float(2.0 * stats.t.sf(abs(t), n_groups - 1))
 
 
 def pareto_front(x: Sequence[float], y: Sequence[float]) -> np.ndarray:

@@ -147,17 +147,19 @@ def _and(items: list[str]) -> str:
 def _caption(group: Group, spec: TableSpec, n_boot: int, *, latex: bool) -> str:
     """The table caption after the title: what the numbers are and how they were tested."""
     cases = "/".join(f"{n:,}" for n in sorted(set(group.n_cases.values())))
+    sessions = "/".join(f"{n:,}" for n in sorted(set(group.n_sessions.values())))
     dag = r"$^{\dagger}$" if latex else "†"
-    ci = (r"95\% bootstrap CIs are in Table~\ref{tab:sessionbench-" + group.slug + "-ci}." if latex
-          else "95% bootstrap CIs are in the second table.")
+    ci = (r"95\% session-bootstrap CIs are in Table~\ref{tab:sessionbench-" + group.slug + "-ci}." if latex
+          else "95% session-bootstrap CIs are in the second table.")
     timings = [TIMINGS[t].header for t in spec.metrics if t in TIMINGS]
     # labels and tuned values may hold "_" (my_model, weighting=log_decay): LaTeX would stop on them
     esc = latex_escape if latex else str
     n_seeds = {esc(label): n for label, n in group.n_seeds.items()}
     text = (
-        f"Means over {seeds_phrase(n_seeds)}; {cases} test cases, full ranking. {ci} "
-        f"Bold: best per column. {dag}: significantly worse than the column's best (paired t-test over "
-        f"the same test cases, Holm-corrected across models, alpha = {ALPHA})."
+        f"Means over {seeds_phrase(n_seeds)}; {cases} test cases (all prefixes of {sessions} test sessions), "
+        f"full ranking. {ci} Bold: best per column. {dag}: significantly worse than the column's best "
+        f"(two-sided paired t-test over the test sessions, cluster-robust since the prefixes of one session "
+        f"are correlated; Holm-corrected across models, alpha = {ALPHA})."
     )
     if timings:
         text += f" {', '.join(timings)}: mean over seeds."
@@ -179,6 +181,7 @@ def _table_frame(group: Group) -> pd.DataFrame:
     out = pd.DataFrame(index=pd.Index(group.labels, name="label"))
     out["n_seeds"] = [group.n_seeds[label] for label in group.labels]
     out["n_cases"] = [group.n_cases[label] for label in group.labels]
+    out["n_sessions"] = [group.n_sessions[label] for label in group.labels]
     tuned = getattr(group, "tuned", None) or {}
     if tuned:
         out["tuned_params"] = [_params_text(tuned[label]) if label in tuned else "" for label in group.labels]
@@ -211,7 +214,8 @@ def _markdown_table(group: Group, spec: TableSpec, n_boot: int) -> str:
         lines.append("| " + " | ".join([_md_escape(label)] + [cells[c.key][i] for c in cols]) + " |")
     ci_cols = [c for c in cols if c.key in group.ci_low.columns and c.metric is not None]
     if ci_cols:
-        lines += ["", f"95% percentile bootstrap CIs ({n_boot} replicates; test cases, and seeds where several):", ""]
+        lines += ["", f"95% percentile bootstrap CIs ({n_boot} replicates; test sessions resampled with all their "
+                  "prefixes, which are correlated cases, and seeds where several):", ""]
         lines.append("| " + " | ".join(["model"] + [c.key for c in ci_cols]) + " |")
         lines.append("|" + "|".join([":---"] + ["---:"] * len(ci_cols)) + "|")
         ci_cells = _ci_cells(group, ci_cols)
@@ -320,8 +324,9 @@ def _latex_table(group: Group, spec: TableSpec, n_boot: int) -> str:
                     for k, vals in _ci_cells(group, ci_cols, short=True).items()}
         ci_caption = (
             rf"{latex_escape(group.title)}: 95\% percentile bootstrap confidence intervals of the means in "
-            rf"Table~\ref{{{label_base}}} ({n_boot} replicates; test cases resampled with replacement, "
-            r"and seeds where several: two-level bootstrap)."
+            rf"Table~\ref{{{label_base}}} ({n_boot} replicates; test sessions resampled with replacement, "
+            r"each with all its prefixes since these are correlated cases, and seeds where several: "
+            r"two-level bootstrap)."
         )
         lines += [r"\begin{table*}[t]", r"\centering", r"\footnotesize", r"\setlength{\tabcolsep}{3pt}",
                   rf"\caption{{{ci_caption}}}", rf"\label{{{label_base}-ci}}"]
