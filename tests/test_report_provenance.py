@@ -3,7 +3,10 @@ pooled; seeds pooled only within one configuration; tuning runs only in the tuni
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
+
 import pandas as pd
 import pytest
 from report_fixtures import add_run
@@ -276,6 +279,18 @@ def test_a_report_names_the_code_that_drew_it_in_every_file_a_paper_takes(tmp_pa
     assert texes and all(t.read_text().startswith(f"% drawn by {line}\n") for t in texes)
     assert report.last_report_options(tmp_path)[1] is None  # the stamp does not spoil the options
 
+    # the digest covers the report's own files, and a change of their code
     before = real()["report_code"]
-    monkeypatch.setattr(fingerprint, "package_files", lambda top: (("harness/report/figures.py", "x", "y"),))
+    assert before != hashlib.sha256(b"").hexdigest()
+    copy = tmp_path / "tree"
+    shutil.copytree(fingerprint.REPO_ROOT / "harness" / "report", copy / "harness" / "report",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    files = sorted((copy / "harness").rglob("*.py"))
+    monkeypatch.setattr(fingerprint, "package_location", lambda top: (copy, files))
+    assert real()["report_code"] == before
+    (copy / "harness" / "report" / "statistics.py").write_text(
+        (copy / "harness" / "report" / "statistics.py").read_text() + "\n# a comment is not code\n")
+    assert real()["report_code"] == before
+    (copy / "harness" / "report" / "statistics.py").write_text(
+        (copy / "harness" / "report" / "statistics.py").read_text() + "\nALPHA = 0.01\n")
     assert real()["report_code"] != before

@@ -261,13 +261,9 @@ def drawing_code() -> dict[str, str | None]:
     ids do not cover: see ``harness.run.fingerprint.OUTSIDE_RUNS``) and the
     git commit of a source checkout (``-dirty`` with uncommitted edits)."""
     from harness import __version__
-    from harness.run.fingerprint import OUTSIDE_RUNS, git_commit, package_files
+    from harness.run.fingerprint import git_commit, outside_runs_digest
 
-    h = hashlib.sha256()
-    for path, _, code in package_files("harness"):
-        if path.startswith(OUTSIDE_RUNS):
-            h.update(f"{path}\0{code}\n".encode())
-    return {"sessionbench": __version__, "report_code": h.hexdigest(), "git_commit": git_commit()}
+    return {"sessionbench": __version__, "report_code": outside_runs_digest(), "git_commit": git_commit()}
 
 
 def drawing_code_text(stamp: dict[str, str | None]) -> str:

@@ -180,6 +180,18 @@ def _source_files(top: str) -> list[tuple[str, Path]]:
     return sorted(found)
 
 
+def outside_runs_digest() -> str:
+    """SHA-256 over the code hashes of sessionbench's files that no run
+    executes (:data:`OUTSIDE_RUNS`, the report code), which run ids leave
+    out: what a report records of the code that drew it."""
+    base, files = package_location("harness")
+    h = hashlib.sha256()
+    for rel, file in sorted((f.relative_to(base).as_posix(), f) for f in files):
+        if rel.startswith(OUTSIDE_RUNS):
+            h.update(f"{rel}\0{code_hash(file.read_bytes())}\n".encode())
+    return h.hexdigest()
+
+
 def package_files(top: str) -> tuple[tuple[str, str, str], ...]:
     """Sorted ``(relative path, bytes sha256, code hash)`` of the sources of
     ``top`` (cached per process)."""
