@@ -64,6 +64,26 @@ def test_written_outputs_and_text(two_settings, tmp_path):
     text = result.text()
     assert "gru4rec" in text and "MRR@20" in text and "B - A" in text
     assert "| gru4rec | MRR@20 |" in (tmp_path / "cmp" / "compare.md").read_text()
+    # the caption names what a paper's reader knows (the folders: no plan here), never a local path
+    caption = (tmp_path / "cmp" / "compare.txt").read_text()
+    assert f"(A: folder {a.name}, B: folder {b.name})" in caption and str(a) not in caption
+    cases = result.table["n_cases"].iloc[0]
+    assert f"({cases:,} test cases of {result.table['n_sessions'].iloc[0]:,} sessions)" in caption
+
+
+def test_a_caption_of_one_pair_names_the_models_and_suites(two_settings, tmp_path):
+    from harness.run.store import Plan, write_plan
+
+    _, b = two_settings
+    folder = tmp_path / "one"
+    import shutil
+
+    shutil.copytree(b, folder)
+    write_plan(folder, Plan("variant", "name: variant\n", {}, tuple(sorted(p.name for p in (folder / "runs").iterdir()))))
+    result = compare(folder, folder, labels=("pop", "gru4rec"), n_bootstrap=50, metrics=["mrr"], ks=[20])
+    write_comparison(result, tmp_path / "cmp")
+    caption = (tmp_path / "cmp" / "compare.txt").read_text()
+    assert "(A: pop of suite variant, B: gru4rec of suite variant)" in caption
 
 
 def test_two_labels_of_one_folder(two_settings, capsys):
@@ -105,8 +125,8 @@ def test_a_comparison_names_its_runs_what_it_left_out_and_runs_shared(two_settin
     add_run(extra, tiny_dataset(n_test=60, seed=0), "sr", 0)
     result = compare(a, extra, n_bootstrap=50, metrics=["mrr"], ks=[20])
     assert "only in B, not compared: sr on tiny (next)" in result.notes
-    assert "pop on tiny (next): A's and B's runs rank every test case alike (the same runs, or a folder " \
-        "compared with itself): no difference to test" in result.notes
+    assert "pop on tiny (next): A's and B's runs rank every test case alike (the same runs, or runs that " \
+        "predict alike): every difference is zero" in result.notes
     assert not any(n.startswith("gru4rec") for n in result.notes)
     write_comparison(result, tmp_path / "cmp")
     csv = pd.read_csv(tmp_path / "cmp" / "compare.csv").set_index("label_a")

@@ -294,3 +294,19 @@ def test_a_report_names_the_code_that_drew_it_in_every_file_a_paper_takes(tmp_pa
     (copy / "harness" / "report" / "statistics.py").write_text(
         (copy / "harness" / "report" / "statistics.py").read_text() + "\nALPHA = 0.01\n")
     assert real()["report_code"] != before
+
+
+def test_table_captions_say_which_days_the_test_split_covers(tmp_path):
+    from harness.report.collection import test_period
+
+    data = tiny_dataset(n_test=30, seed=0)
+    stats = {"dataset_stats": {"n_items": data.n_items,
+                               "test": {"first_event": "2016-05-26 00:00", "last_event": "2016-06-01 00:11"}}}
+    add_run(tmp_path, data, "pop", 0, extra=stats)
+    add_run(tmp_path, data, "markov", 0, extra=stats)
+    summary = report.write_report(tmp_path, n_bootstrap=N_BOOT)
+    for name in ("tiny_next.md", "tiny_next.tex"):
+        assert "test sessions, 2016-05-26 to 2016-06-01)" in (summary.path / "tables" / name).read_text()
+    assert test_period({"dataset_stats": {"test": {"first_event": "2016-05-26 00:00",
+                                                   "last_event": "2016-05-26 23:00"}}}) == "2016-05-26"
+    assert test_period({}) is None and test_period({"dataset_stats": {"test": {"first_event": None}}}) is None

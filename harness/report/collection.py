@@ -70,6 +70,8 @@ class Group:
     tuned: dict[str, dict[str, Any]] = field(default_factory=dict)  # label -> chosen hyper-parameters
     #: label -> one :func:`run_provenance` per run averaged into the label (by seed)
     provenance: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: the test split's first and last day, "2016-05-26 to 2016-06-01" (None: not recorded)
+    test_period: str | None = None
 
     @property
     def title(self) -> str:
@@ -111,6 +113,18 @@ def stored_n_items(manifest: dict[str, Any]) -> int | None:
     stats = manifest.get("dataset_stats")
     n_items = stats.get("n_items") if isinstance(stats, dict) else None
     return n_items if type(n_items) is int and n_items > 0 else None
+
+
+def test_period(manifest: dict[str, Any]) -> str | None:
+    """The first and last day of a run's test split as its manifest records
+    them (``dataset_stats.test.first_event/last_event``), ``"D1 to D2"``;
+    None when they are not recorded."""
+    stats = manifest.get("dataset_stats")
+    test = stats.get("test") if isinstance(stats, dict) else None
+    days = [str(test.get(key) or "")[:10] for key in ("first_event", "last_event")] if isinstance(test, dict) else []
+    if len(days) != 2 or not all(days):
+        return None
+    return days[0] if days[0] == days[1] else f"{days[0]} to {days[1]}"
 
 
 def _slug(*parts: str) -> str:
@@ -348,6 +362,7 @@ def _build_group(
         curves=curves, significance=significance, notes=notes,
         provenance={label: [run_provenance(r.record) for r in sorted(by_label[label], key=_seed_order)]
                     for label in labels},
+        test_period=test_period(first.record.manifest),
     )
 
 

@@ -36,7 +36,7 @@ from harness.report.provenance import ReportError, label_of, select_runs
 from harness.report.statistics import (
     ALPHA, Sessions, _percentiles, _seed_weights, _stable_seed, clustered_replicates, holm, paired_ttest,
 )
-from harness.run.store import RunRecord
+from harness.run.store import RunRecord, read_plan
 
 #: default metrics and cut-offs of a comparison
 COMPARE_METRICS: tuple[str, ...] = ("HitRate", "MRR", "NDCG")
@@ -161,7 +161,7 @@ def compare(
             continue
         if _same_ranks(ra, rb):
             notes.append(f"{_pair_name(ka[2], kb[2])} on {where}: A's and B's runs rank every test case "
-                         "alike (the same runs, or a folder compared with itself): no difference to test")
+                         "alike (the same runs, or runs that predict alike): every difference is zero")
         rows += _compare_pair(ka, kb, ra, rb, cols, ks, names, n_bootstrap, seed)
         provenance.append(_pair_runs(ka, kb, ra, rb))
     if not rows:
@@ -285,6 +285,32 @@ def _markdown(result: Comparison) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _side_name(folder: Path) -> str:
+    """A result folder as a paper names it: its plan's suite name, else the folder's name (never a local path)."""
+    try:
+        plan = read_plan(folder)
+    except (OSError, ValueError):  # an unreadable plan only costs the nicer name
+        plan = None
+    return f"suite {plan.suite_name}" if plan is not None and plan.suite_name else f"folder {folder.name}"
+
+
+def _sides_text(result: Comparison) -> str:
+    """``A: gru4rec of suite default, B: ...``: the suites, and the models when one pair is compared."""
+    pairs = result.table[["label_a", "label_b"]].drop_duplicates()
+    names = [_side_name(Path(result.a)), _side_name(Path(result.b))]
+    if len(pairs) == 1:
+        la, lb = pairs.iloc[0]
+        names = [f"{la} of {names[0]}", f"{lb} of {names[1]}"]
+    return f"A: {names[0]}, B: {names[1]}"
+
+
+def _cases_text(table: pd.DataFrame) -> str:
+    """`` (C test cases of G sessions)`` when every row shares its case list's size."""
+    if "n_sessions" not in table or table["n_cases"].nunique() != 1 or table["n_sessions"].nunique() != 1:
+        return ""
+    return f" ({int(table['n_cases'].iloc[0]):,} test cases of {int(table['n_sessions'].iloc[0]):,} sessions)"
+
+
 def _figure(result: Comparison, stem: Path, width: float) -> list[Path]:
     """Differences with their CIs, one row per (pair, metric), a line at zero."""
     import matplotlib
@@ -311,9 +337,10 @@ def _figure(result: Comparison, stem: Path, width: float) -> list[Path]:
         ax.grid(axis="y", visible=False)
         fig.legend(loc="outside lower center", ncol=2, frameon=False)
         paths = save_figure(fig, stem)
-    caption = (f"Differences B - A (A: {result.a}, B: {result.b}) with 95% paired bootstrap CIs resampling the "
-               f"shared test sessions (the prefixes of one session are correlated, not independent cases); filled: "
-               f"significant after Holm correction (paired t-test over test sessions, alpha = {ALPHA}).")
+    caption = (f"Differences B - A ({_sides_text(result)}) with 95% paired bootstrap CIs resampling the "
+               f"shared test sessions{_cases_text(t)} (the prefixes of one session are correlated, not independent "
+               f"cases); filled: significant after Holm correction (paired t-test over test sessions, "
+               f"alpha = {ALPHA}).")
     return paths + write_captions(stem, caption, wide=wider_than_a_column(width), folder=f"{stem.parent.name}/",
                                   command="compare")
 

@@ -155,8 +155,10 @@ def _caption(group: Group, spec: TableSpec, n_boot: int, *, latex: bool) -> str:
     # labels and tuned values may hold "_" (my_model, weighting=log_decay): LaTeX would stop on them
     esc = latex_escape if latex else str
     n_seeds = {esc(label): n for label, n in group.n_seeds.items()}
+    period = f", {group.test_period}" if getattr(group, "test_period", None) else ""
     text = (
-        f"Means over {seeds_phrase(n_seeds)}; {cases} test cases (all prefixes of {sessions} test sessions), "
+        f"Means over {seeds_phrase(n_seeds)}; {cases} test cases (all prefixes of {sessions} test sessions"
+        f"{period}), "
         f"full ranking. {ci} Bold: best per column. {dag}: significantly worse than the column's best "
         f"(two-sided paired t-test over the test sessions, cluster-robust since the prefixes of one session "
         f"are correlated; Holm-corrected across models, alpha = {ALPHA})."
