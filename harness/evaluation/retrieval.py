@@ -406,6 +406,17 @@ def check_embedding_methods(cls: type, where: str = "") -> None:
                             "and item_embeddings() -> [n_items + 1, d], or drop provides_embeddings")
 
 
+def distinct_items(items: torch.Tensor) -> torch.Tensor:
+    """LongTensor [B]: the number of distinct item ids (padding 0 left out)
+    in each row of the LongTensor [B, L] ``items``."""
+    if items.shape[1] == 0:
+        return torch.zeros(items.shape[0], dtype=torch.long, device=items.device)
+    ordered = torch.sort(items.long(), dim=1).values
+    starts = torch.ones_like(ordered, dtype=torch.bool)
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    return (starts & (ordered != 0)).sum(1)
+
+
 def not_retrieved_rank(n_items: int) -> int:
     """The rank stored for a target the index did not retrieve: ``n_items + 1``,
     one past the last position of a full ranking (a miss at every K <= n_items)."""
@@ -464,7 +475,7 @@ class Retrieval:
             self.index_.build(self.items_)
         self.build_seconds_ = time.perf_counter() - start
         self.queries_: list[np.ndarray] = []
-        self.recall_sums_: dict[int, float] = {}
+        self.case_recalls_: dict[int, list[np.ndarray]] = {}
         self.n_cases_ = 0
 
     def retrieve(self, queries: np.ndarray, k: int) -> np.ndarray:
@@ -481,6 +492,21 @@ class Retrieval:
             ids = np.take_along_axis(ids, order, axis=1)
         return ids[:, :k]
 
+    def retrieve_each(self, queries: np.ndarray, ks: np.ndarray) -> np.ndarray:
+        """int64 [B, max(ks)]: row ``i`` holds :meth:`retrieve` of query ``i``
+        for ``ks[i]`` items, padded with 0.
+
+        Rows asking for the same number of items are searched together. An
+        approximate index searched for more items can return other ones
+        (annoy's and HNSW's search budgets grow with k), so a row searched
+        with its batch's largest k would depend on its batch-mates."""
+        out = np.zeros((len(queries), int(ks.max(initial=0))), dtype=np.int64)
+        for k in np.unique(ks):
+            rows = np.flatnonzero(ks == k)
+            ids = self.retrieve(np.ascontiguousarray(queries[rows]), int(k))
+            out[rows, : ids.shape[1]] = ids
+        return out
+
     # -- one batch -----------------------------------------------------------
 
     def rank_batch(self, batch, scores: torch.Tensor, targets: torch.Tensor, width: int,
@@ -488,8 +514,10 @@ class Retrieval:
         """Target ranks and top lists when only the retrieved items are ranked.
 
         The index returns ``depth`` items per case (``depth`` plus the number
-        of distinct prefix items when ``exclude`` removes them, so that at
-        least ``depth`` rankable items remain, as in exact ranking). The
+        of distinct items of the case's own prefix when ``exclude`` removes
+        them, so that at least ``depth`` rankable items remain, as in exact
+        ranking; a case's search never depends on the other cases of its
+        batch). The
         retrieved items are ranked by the model's exact ``scores`` with
         :func:`harness.evaluation.metrics.rank_and_top` (pessimistic ties among them);
         every other item is treated as absent. A target not retrieved (or
@@ -500,10 +528,10 @@ class Retrieval:
         queries = self.embed_(batch).detach().float().cpu().numpy()
         self.queries_.append(queries)
         _set_faiss_threads(self.threads)
-        extra = 0
+        asked = np.full(len(queries), self.depth_, dtype=np.int64)
         if exclude is not None:
-            extra = int((torch.sort(exclude, dim=1).values.diff(dim=1) != 0).sum(1).max()) + 1
-        candidates = torch.from_numpy(self.retrieve(queries, self.depth_ + extra)).to(scores.device)
+            asked += distinct_items(exclude).cpu().numpy()
+        candidates = torch.from_numpy(self.retrieve_each(queries, asked)).to(scores.device)
         retrieved = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
         retrieved.scatter_(1, candidates, True)
         retrieved[:, 0] = False  # id 0 marks "nothing found"
@@ -520,9 +548,9 @@ class Retrieval:
     def _add_recall(self, top: torch.Tensor, exact_top: torch.Tensor) -> None:
         for k in range(1, top.shape[1] + 1):
             ann, ref = top[:, :k], exact_top[:, :k]
-            found = ((ann[:, :, None] == ref[:, None, :]) & (ref[:, None, :] > 0)).any(2).sum(1)
-            denominator = (ref > 0).sum(1).clamp(min=1)
-            self.recall_sums_[k] = self.recall_sums_.get(k, 0.0) + float((found / denominator).sum())
+            found = ((ann[:, :, None] == ref[:, None, :]) & (ref[:, None, :] > 0)).any(2).sum(1).double()
+            denominator = (ref > 0).sum(1).clamp(min=1).double()
+            self.case_recalls_.setdefault(k, []).append((found / denominator).numpy())
         self.n_cases_ += len(top)
 
     # -- the summary ---------------------------------------------------------
@@ -531,7 +559,9 @@ class Retrieval:
         """Measure the search speed on the evaluation's queries and return the
         summary stored in ``result.meta["retrieval"]``."""
         queries = np.concatenate(self.queries_) if self.queries_ else np.zeros((0, self.items_.shape[1]), np.float32)
-        recall = {str(k): (self.recall_sums_.get(k, float("nan")) / self.n_cases_ if self.n_cases_ else float("nan"))
+        # math.fsum: the exactly rounded sum, so the mean does not depend on how the cases were batched
+        recall = {str(k): (math.fsum(np.concatenate(self.case_recalls_[k])) / self.n_cases_
+                           if self.n_cases_ and k in self.case_recalls_ else float("nan"))
                   for k in ks}
         speed = self.measure_speed(queries)  # before nbytes(): saving an annoy index remaps it
         return {
@@ -611,6 +641,7 @@ def evaluate_settings(model: Any, data: Any, settings: Iterable[Mapping[str, Any
 
 __all__ = [
     "COMMON_PARAMETERS", "METHODS", "PARAMETERS", "AnnoyIndex", "ExactIndex", "FaissIndex", "ItemIndex",
-    "Retrieval", "RetrievalSetting", "augment_items", "augment_queries", "make_index", "make_setting",
-    "evaluate_settings", "not_retrieved_rank", "parse_settings", "require_embeddings", "retrieval_depth", "ROW_K",
+    "Retrieval", "RetrievalSetting", "augment_items", "augment_queries", "distinct_items", "make_index",
+    "make_setting", "evaluate_settings", "not_retrieved_rank", "parse_settings", "require_embeddings",
+    "retrieval_depth", "ROW_K",
 ]
