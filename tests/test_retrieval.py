@@ -225,6 +225,55 @@ def test_a_case_retrieves_the_same_items_whatever_its_batch_mates(data, model, s
     assert one.metrics() == many.metrics()
 
 
+class QuantisedEmbeddings(PlantedEmbeddings):
+    """Item vectors in {0, 1, 2}^4 and integer session vectors: scores are small integers, so many items
+    tie, also with the retrieval depth's score."""
+
+    def _fit(self, data: SessionDataset, *, seed: int) -> None:
+        super()._fit(data, seed=seed)
+        rng = np.random.default_rng(seed)
+        self.items_ = torch.from_numpy(rng.integers(0, 3, size=(data.n_items + 1, self.dim))).float()
+        self.offsets_ = torch.zeros_like(self.items_)
+
+
+@pytest.mark.parametrize("exclude_seen", [False, True])
+@pytest.mark.parametrize("method", ["exact", "faiss-flat"])
+def test_items_tied_with_the_depth_score_count_as_retrieved(data, method, exclude_seen):
+    """An exact search returns depth items and splits a group of tied scores at the depth: the tied
+    items it left out must still rank above a tied target (pessimistic ties), as in full ranking."""
+    tied = QuantisedEmbeddings(dim=4).fit(data, seed=0)
+    ks = (1, 5, 10, 20)
+    full = evaluate(tied, data, ks=ks, exclude_seen=exclude_seen, batch_size=64)
+    # the test is about ties at the depth: there must be some the search could split
+    scores = tied.score(data.prefixes("test").batch(slice(0, 64)))[:, 1:]
+    twentieth = scores.sort(dim=1, descending=True).values[:, 19:20]
+    assert ((scores == twentieth).sum(1) > 1).all()
+    ann = evaluate(tied, data, ks=ks, exclude_seen=exclude_seen, batch_size=64,
+                   retrieval=Retrieval(method, latency_queries=5))
+    assert ann.metrics() == full.metrics()
+    assert np.array_equal(ann.top, full.top)
+    assert ann.meta["retrieval"]["recall"] == {str(k): 1.0 for k in ks}
+    within = full.ranks <= 20
+    assert np.array_equal(ann.ranks[within], full.ranks[within])
+
+
+def test_a_returned_target_ranks_below_every_item_tied_with_it():
+    """An approximate index returns some of a tie group: the target ranks below the tied items it
+    did not return too (pessimistic over the whole group), never above them."""
+    retrieval = Retrieval("exact")
+    retrieval.n_items_, retrieval.depth_ = 6, 2
+    retrieval.embed_ = lambda batch: torch.zeros(1, 2)
+    retrieval.queries_, retrieval.case_recalls_, retrieval.n_cases_ = [], {}, 0
+    retrieval.retrieve = lambda queries, k: np.array([[5, 1]])  # item 5 and item 1 of the tie group {1, 2, 3}
+    scores = torch.tensor([[0.0, 1.0, 1.0, 1.0, 0.0, 3.0, 0.0]])
+    ranks, top = retrieval.rank_batch(None, scores, torch.tensor([[1]]), 2, None)
+    assert ranks.tolist() == [[not_retrieved_rank(6)]]  # full rank 4: beyond the depth
+    assert top.tolist() == [[5, 1]]
+    retrieval.depth_ = 4
+    ranks, top = retrieval.rank_batch(None, scores, torch.tensor([[2]]), 4, None)
+    assert ranks.tolist() == [[4]] and top.tolist() == [[5, 1, 2, 3]]
+
+
 def test_padding_is_never_retrieved_even_with_the_largest_vector(data, model):
     result = evaluate(model, data, ks=(20,), retrieval=Retrieval("faiss-hnsw", latency_queries=5))
     assert model.items_[0].norm() > model.items_[1:].norm(dim=1).max()

@@ -406,6 +406,43 @@ def check_embedding_methods(cls: type, where: str = "") -> None:
                             "and item_embeddings() -> [n_items + 1, d], or drop provides_embeddings")
 
 
+#: at most this many scores are compared with the retrieved ones at a time
+#: (the positions searchsorted returns take 8 bytes each)
+_TIE_CHUNK = 2**22
+
+
+def with_tied_items(scores: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """Bool [B, n_items + 1]: the items ``candidates`` (LongTensor [B, k],
+    0 for "nothing found") holds in each row, and every item whose score in
+    ``scores`` (float [B, n_items + 1]) equals the score of one of them.
+
+    A search returns k items and splits a group of tied scores wherever its
+    own order puts them: counting only the returned ones would rank a
+    returned target above items tied with it that were left out, where the
+    full ranking's pessimistic ties rank it below them. With the tie groups
+    completed, the retrieved set of an exact search is every item scoring at
+    least its lowest score, so its ranks and top lists up to the depth are
+    those of full ranking; an approximate search keeps every item it
+    returned, and a returned target ranks below every item tied with it."""
+    valid = candidates != 0
+    values = scores.float().gather(1, candidates.clamp(min=0))
+    # slots of "nothing found" repeat a found score of the row, so they match nothing new
+    first = values.gather(1, valid.long().argmax(1, keepdim=True))
+    ordered = torch.sort(torch.where(valid, values, first), dim=1).values.contiguous()
+    retrieved = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
+    retrieved.scatter_(1, candidates, True)
+    if ordered.shape[1]:
+        rows = max(1, _TIE_CHUNK // max(1, scores.shape[1]))
+        for lo in range(0, len(scores), rows):
+            part = scores[lo : lo + rows].float().contiguous()
+            seq = ordered[lo : lo + rows]
+            at = torch.searchsorted(seq, part).clamp(max=seq.shape[1] - 1)
+            retrieved[lo : lo + rows] |= seq.gather(1, at) == part
+    retrieved &= valid.any(1, keepdim=True)  # a row with nothing found retrieved nothing
+    retrieved[:, 0] = False  # id 0 marks "nothing found" and is never an item
+    return retrieved
+
+
 def distinct_items(items: torch.Tensor) -> torch.Tensor:
     """LongTensor [B]: the number of distinct item ids (padding 0 left out)
     in each row of the LongTensor [B, L] ``items``."""
@@ -518,9 +555,10 @@ class Retrieval:
         them, so that at least ``depth`` rankable items remain, as in exact
         ranking; a case's search never depends on the other cases of its
         batch). The
-        retrieved items are ranked by the model's exact ``scores`` with
-        :func:`harness.evaluation.metrics.rank_and_top` (pessimistic ties among them);
-        every other item is treated as absent. A target not retrieved (or
+        retrieved items, and every item whose score equals one of theirs
+        (:func:`with_tied_items`), are ranked by the model's exact ``scores``
+        with :func:`harness.evaluation.metrics.rank_and_top` (pessimistic ties
+        among them); every other item is treated as absent. A target not retrieved (or
         ranked below ``depth``) gets :func:`not_retrieved_rank`; an excluded
         target keeps :data:`~harness.evaluation.metrics.UNRANKED`. Also accumulates the
         ANN recall against the exact top lists of ``scores``.
@@ -532,9 +570,7 @@ class Retrieval:
         if exclude is not None:
             asked += distinct_items(exclude).cpu().numpy()
         candidates = torch.from_numpy(self.retrieve_each(queries, asked)).to(scores.device)
-        retrieved = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
-        retrieved.scatter_(1, candidates, True)
-        retrieved[:, 0] = False  # id 0 marks "nothing found"
+        retrieved = with_tied_items(scores, candidates)
         masked = scores.masked_fill(~retrieved, -math.inf)
         ranks, top = rank_and_top(masked, targets, width, exclude=exclude)
         found = retrieved.gather(1, targets.long().to(scores.device))
@@ -643,5 +679,5 @@ __all__ = [
     "COMMON_PARAMETERS", "METHODS", "PARAMETERS", "AnnoyIndex", "ExactIndex", "FaissIndex", "ItemIndex",
     "Retrieval", "RetrievalSetting", "augment_items", "augment_queries", "distinct_items", "make_index",
     "make_setting", "evaluate_settings", "not_retrieved_rank", "parse_settings", "require_embeddings",
-    "retrieval_depth", "ROW_K",
+    "retrieval_depth", "with_tied_items", "ROW_K",
 ]
