@@ -88,11 +88,35 @@ def add_run(out: Path, data, label: str, seed: int, *, kind: str | None = None, 
     return run_id
 
 
-def default_like_store(out: Path, *, seeds: dict[str, int] | None = None, n_test: int = 60) -> Path:
+def retrieval_rows(single_qps: dict[str, float], *, n_items: int = 300) -> list[dict[str, Any]]:
+    """A run's ``manifest["retrieval"]``: one row per setting label (``method`` or ``method[k=v,...]``,
+    parameters not named take their defaults) searched at ``single_qps[label]`` queries/s, with
+    made-up accuracy that grows as the search slows down."""
+    from harness.evaluation.retrieval import make_setting
+
+    rows = []
+    for i, (label, qps) in enumerate(single_qps.items()):
+        method, _, rest = label.partition("[")
+        params = {k: int(v) for k, v in (p.split("=") for p in rest.rstrip("]").split(",") if p)}
+        setting = make_setting(method, params)
+        quality = 1.0 if method == "exact" else min(1.0, 0.5 + 1.0e3 / qps + 0.01 * i)
+        rows.append({
+            "method": method, "label": setting.label, "params": dict(setting.params), "mips": "native",
+            "depth": 20, "n_items": n_items, "dim": 16, "build_seconds": 0.01 * i, "index_bytes": 2**20 + i,
+            "recall": {"20": quality}, "latency_ms_p50": 1.0e3 / qps, "latency_ms_p95": 1.5e3 / qps,
+            "single_qps": qps, "batch_qps": 2 * qps, "threads": 1,
+            "metrics": {"HitRate@20": 0.4 * quality, "MRR@20": 0.2 * quality},
+        })  # fmt: skip
+    return rows
+
+
+def default_like_store(out: Path, *, seeds: dict[str, int] | None = None, n_test: int = 60,
+                       extra: dict[str, dict] | None = None) -> Path:
     """The 12 built-in labels (like the default suite), one seed each unless ``seeds`` says otherwise;
-    gru4rec and srgnn with training curves."""
+    gru4rec and srgnn with training curves; ``extra[label]`` is added to that label's manifests."""
     data = tiny_dataset(n_test=n_test, seed=0)
     for label in KNOWN_MODELS:
         for seed in range((seeds or {}).get(label, 1)):
-            add_run(out, data, label, seed, with_curve=label in ("gru4rec", "srgnn"))
+            add_run(out, data, label, seed, with_curve=label in ("gru4rec", "srgnn"),
+                    extra=(extra or {}).get(label))
     return out

@@ -16,14 +16,21 @@ from harness import report
 from harness.errors import ConfigError
 from harness.report import figures
 from harness.models.testing import tiny_dataset
-from report_fixtures import add_run, default_like_store
+from report_fixtures import add_run, default_like_store, retrieval_rows
 
 N_BOOT = 50
 
 
+#: retrieval settings whose queries/s span less than a decade: a bare log axis labels them
+#: 1.4x10^4, 1.6x10^4, ... with overlapping labels and 4.9 pt exponents
+NARROW_QPS = {"exact": 1.40e4, "faiss-hnsw[efSearch=16]": 1.62e4, "faiss-hnsw[efSearch=32]": 1.55e4,
+              "faiss-hnsw": 1.47e4, "annoy": 1.51e4}
+
+
 @pytest.fixture(scope="module")
 def column_report(tmp_path_factory):
-    out = default_like_store(tmp_path_factory.mktemp("default-like"), seeds={"gru4rec": 2})
+    out = default_like_store(tmp_path_factory.mktemp("default-like"), seeds={"gru4rec": 2},
+                             extra={"srgnn": {"retrieval": retrieval_rows(NARROW_QPS)}})
     return report.write_report(out, n_bootstrap=N_BOOT, figure_width="column")
 
 
@@ -58,8 +65,9 @@ def png_size(path: Path) -> tuple[int, int]:
 
 def test_column_figures_fit_one_column_with_readable_fonts(column_report):
     pdfs = [p for p in column_report.figures if p.suffix == ".pdf"]
-    kinds = {p.stem.split("_", 2)[-1] for p in pdfs}
+    kinds = {p.stem.split("_", 2)[-1] for p in pdfs if not p.stem.startswith("retrieval_")}
     assert kinds == set(report.FIGURE_KINDS)
+    assert [p.stem for p in pdfs if p.stem.startswith("retrieval_")] == ["retrieval_tiny_next_srgnn"]
     for pdf in pdfs:
         width, height, sizes = pdf_facts(pdf)
         assert width <= 3.35, (pdf.name, width)
@@ -322,3 +330,29 @@ def test_a_model_without_latency_is_named_not_dropped_silently(tmp_path):
     assert [w for w in summary.warnings if "accuracy_latency" in w] == [
         "tiny (next): accuracy_latency: not drawn (no model has a single-session latency p50)"]
     assert "accuracy_latency: not drawn" in summary.summary_path.read_text()
+
+
+@pytest.mark.parametrize("qps", [NARROW_QPS, {"exact": 90.0, "faiss-ivf[nprobe=1]": 3.0e4, "annoy": 2.0e6}])
+def test_retrieval_speed_axis_labels_are_plain_and_apart(qps):
+    """The retrieval figure's log x axis uses the report's log-axis helper: tick labels without
+    exponents that do not overlap, whether the speeds span less than a decade or several."""
+    from types import SimpleNamespace
+
+    import matplotlib
+
+    from harness.report.retrieval import plot_retrieval, retrieval_frame
+
+    run = SimpleNamespace(dataset="tiny", protocol="next", label="srgnn", seed=0,
+                          manifest={"retrieval": retrieval_rows(qps)})
+    frame = retrieval_frame([run])
+    with matplotlib.rc_context(figures._RC):
+        fig = plot_retrieval(frame, 3.3)
+        fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        lo, hi = ax.get_xlim()
+        labels = [t for t, v in zip(ax.get_xticklabels(), ax.get_xticks()) if lo <= v <= hi and t.get_text()]
+        assert len(labels) >= 2, [t.get_text() for t in labels]
+        assert all("$" not in t.get_text() and "e+" not in t.get_text() for t in labels)
+        boxes = sorted((t.get_window_extent(renderer) for t in labels), key=lambda b: b.x0)
+        assert all(a.x1 <= b.x0 for a, b in zip(boxes, boxes[1:])), [t.get_text() for t in labels]

@@ -380,7 +380,7 @@ def _plot_accuracy_latency(group: Group, styles: dict[str, Style], width: float,
                         markeredgecolor="black" if front[i] else st.color,
                         markeredgewidth=0.8 if front[i] else 0.6, linestyle="", elinewidth=0.6, capsize=1.2,
                         zorder=3, alpha=0.9)
-        _log_axis(ax)
+        log_axis(ax)
         ax.set_xlabel("latency p50 (ms, log scale)")
         ax.set_ylabel(key)
     handle = Line2D([], [], linestyle="--", color="0.35", linewidth=0.8, label="Pareto front")
@@ -416,14 +416,56 @@ def _front_steps(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return step_x, step_y
 
 
-def _log_axis(ax) -> None:
-    """Log-scale x axis labelled with plain numbers (1, 2, 5 per decade), some room at both ends."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+def plain_number(value: float) -> str:
+    """A tick label without exponent: ``0.5``, ``20``, ``5000``, and from
+    10,000 on in thousands (``14k``, ``200k``) or millions (``1.5M``), so that
+    labels stay short at the figures' 7 pt."""
+    if abs(value) >= 1e6:
+        return f"{value / 1e6:g}M"
+    if abs(value) >= 1e4:
+        return f"{value / 1e3:g}k"
+    return f"{value:g}"
+
+
+def _log_ticks(vmin: float, vmax: float, room: int) -> np.ndarray:
+    """Tick positions of a log axis over [vmin, vmax] with room for ``room``
+    labels: 1, 2 and 5 per decade, or 1 and 3, or 1, whichever is the
+    densest that fits; linear ticks when fewer than two of those are in view
+    (data spanning less than about a decade), and every few decades when
+    even one per decade does not fit."""
+    from matplotlib.ticker import LogLocator, MaxNLocator
+
+    lo, hi = min(vmin, vmax), max(vmin, vmax)
+    for subs in ((1.0, 2.0, 5.0), (1.0, 3.0), (1.0,)):
+        ticks = LogLocator(base=10, subs=subs, numticks=1000).tick_values(lo, hi)
+        shown = int(((ticks >= lo) & (ticks <= hi)).sum())
+        if shown < 2:
+            return MaxNLocator(nbins=max(room - 1, 1), steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
+        if shown <= room:
+            return ticks
+    return LogLocator(base=10, subs=(1.0,), numticks=max(room, 2)).tick_values(lo, hi)
+
+
+def log_axis(ax) -> None:
+    """Log-scale x axis labelled with plain numbers (:func:`plain_number`),
+    some room at both ends, with as many ticks as the axis has room for
+    (:func:`_log_ticks`). A bare ``set_xscale("log")`` labels an axis
+    spanning less than a decade 1.4x10^4, 1.6x10^4, ...: overlapping labels
+    whose exponents are below the figures' 7 pt."""
+    from matplotlib.ticker import FuncFormatter, Locator, NullFormatter
+
+    class PlainLogLocator(Locator):
+        def __call__(self):
+            return self.tick_values(*self.axis.get_view_interval())
+
+        def tick_values(self, vmin, vmax):
+            # get_tick_space: labels that fit the axis, each taken as three font sizes wide
+            return _log_ticks(vmin, vmax, max(2, self.axis.get_tick_space()))
 
     ax.set_xscale("log")
     ax.margins(x=0.15, y=0.12)
-    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_major_locator(PlainLogLocator())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: plain_number(v)))
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 

@@ -88,7 +88,7 @@ def plot_retrieval(frame: pd.DataFrame, width: float):
     by side from 5 in, stacked below); the dashed line joins the settings no
     other setting beats in both speed and the panel's quantity, and each
     method's line its own such settings."""
-    from harness.report.figures import _new_figure
+    from harness.report.figures import _new_figure, log_axis
 
     side_by_side = width >= 5.0
     fig = _new_figure(width, 2.4 if side_by_side else 4.4)
@@ -114,7 +114,7 @@ def plot_retrieval(frame: pd.DataFrame, width: float):
         front = pareto_front(-frame["single_qps"].to_numpy(np.float64), frame[column].to_numpy(np.float64))
         best = frame[front].sort_values("single_qps")
         ax.plot(best["single_qps"], best[column], linestyle="--", color="0.4", linewidth=0.8, zorder=0)
-        ax.set_xscale("log")
+        log_axis(ax)
         ax.set_xlabel("queries/s, one at a time (log)")
         ax.set_ylabel(label)
     axes[1].legend(loc="lower left")
