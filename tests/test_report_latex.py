@@ -169,3 +169,28 @@ def test_values_that_print_the_same_are_bold_alike(tmp_path):
             for line in md.split("95% percentile", 1)[0].splitlines()
             if line.startswith(("| pop ", "| spop ", "| markov "))}
     assert rows["pop"] == rows["spop"] == "**0.002**" and rows["markov"] == "0.500"
+
+
+def test_retrieval_table_has_a_booktabs_version_that_fits_the_article(tmp_path):
+    """The retrieval table is written as .tex too (booktabs, labels escaped as in the results tables),
+    and a sweep's rows show every swept parameter, its default value included."""
+    from report_fixtures import retrieval_rows
+    from types import SimpleNamespace
+
+    from harness.report.retrieval import write_retrieval
+
+    qps = {"exact": 500.0, "faiss-hnsw[M=16,efSearch=16]": 9000.0, "faiss-hnsw[M=16]": 4000.0,
+           "faiss-ivf[nprobe=1]": 30000.0, "annoy[n_trees=10,search_k=10000]": 800.0}
+    runs = [SimpleNamespace(dataset="tiny", protocol="next", label="my_model", seed=seed, run_id=f"run-{seed}",
+                            code_digest="c0de", manifest={"retrieval": retrieval_rows(qps)}) for seed in (0, 1)]
+    folder = tmp_path / "report"
+    (folder / "figures").mkdir(parents=True)
+    (folder / "tables").mkdir()
+    _, tables, _ = write_retrieval(runs, folder, 6.9)
+    assert sorted(p.name for p in tables) == [f"retrieval_tiny_next_my_model.{e}" for e in ("csv", "md", "tex")]
+    tex = (folder / "tables" / "retrieval_tiny_next_my_model.tex").read_text()
+    assert r"\toprule" in tex and r"\bottomrule" in tex and r"my\_model" in tex
+    assert r"faiss-hnsw\\{}[M=16,efSearch=16]\end{tabular} &" in tex
+    assert r"faiss-hnsw\\{}[M=16,efSearch=64]\end{tabular} &" in tex
+    log = _compile(tmp_path, rf"\input{{{folder / 'tables' / 'retrieval_tiny_next_my_model.tex'}}}")
+    assert not _overfull(log), _overfull(log)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -23,6 +24,7 @@ from harness.evaluation.retrieval import (
     make_setting,
     not_retrieved_rank,
     parse_settings,
+    sweep_labels,
 )
 from harness.models.testing import tiny_dataset
 
@@ -155,6 +157,13 @@ def test_settings_fill_defaults_sweep_lists_and_put_exact_first():
         "exact", "faiss-hnsw[efSearch=16]", "faiss-hnsw", "annoy[n_trees=10]",
     ]  # fmt: skip
     assert settings[1].params == {"M": 32, "efConstruction": 40, "efSearch": 16, "rerank": 1}
+
+
+def test_sweep_labels_show_every_swept_parameter_defaults_included():
+    settings = parse_settings([{"method": "faiss-hnsw", "M": 16, "efSearch": [16, 64]}, {"method": "annoy"}])
+    assert [s.label for s in settings] == ["exact", "faiss-hnsw[M=16,efSearch=16]", "faiss-hnsw[M=16]", "annoy"]
+    assert sweep_labels(settings) == ["exact", "faiss-hnsw[M=16,efSearch=16]", "faiss-hnsw[M=16,efSearch=64]",
+                                      "annoy"]
 
 
 @pytest.mark.parametrize(
@@ -391,11 +400,16 @@ def test_a_suite_run_stores_every_setting_and_the_report_draws_them(tmp_path, mo
     summary = write_report(tmp_path / "out", n_bootstrap=10)
     names = sorted(p.name for p in summary.figures + summary.tables if "retrieval" in p.name)
     stem = "retrieval_tiny_next_bprmf"
-    assert names == sorted(f"{stem}.{ext}" for ext in ("png", "pdf", "txt", "tex", "md", "csv"))
+    assert names == sorted(f"{stem}.{ext}" for ext in ("png", "pdf", "txt", "tex", "tex", "md", "csv"))
     caption = (summary.path / "figures" / f"{stem}.txt").read_text()
     assert caption.startswith("bprmf on tiny") and "Pareto front" in caption
     table = (summary.path / "tables" / f"{stem}.md").read_text()
     assert "| faiss-hnsw[efSearch=4] | native |" in table and "| exact | native |" in table
+    assert "| faiss-hnsw[efSearch=64] | native |" in table  # the swept default is shown too
+    csv = pd.read_csv(summary.path / "tables" / f"{stem}.csv")
+    assert set(csv["run_ids"]) == {next(r.run_id for r in iter_runs(tmp_path / "out") if r.label == "bprmf")}
+    assert csv["code_digest"].str.fullmatch("[0-9a-f]{64}").all()
+    assert (summary.path / "tables" / f"{stem}.tex").read_text().count(r"\toprule") == 1
     assert "1.00x" in table  # exact against itself
     assert "## Retrieval" in summary.summary_path.read_text()
 

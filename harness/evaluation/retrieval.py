@@ -51,7 +51,7 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -104,9 +104,18 @@ class RetrievalSetting:
 
     @property
     def label(self) -> str:
-        """``faiss-hnsw[efSearch=64]``: the method and its non-default parameters."""
+        """``faiss-hnsw[efSearch=16]``: the method and its non-default
+        parameters (``faiss-hnsw`` at the defaults, efSearch 64 included)."""
+        return self.label_showing(())
+
+    def label_showing(self, names: Iterable[str]) -> str:
+        """The method with its non-default parameters and the parameters
+        ``names`` whatever their value, sorted by name:
+        ``label_showing(["efSearch"])`` of HNSW at its defaults is
+        ``faiss-hnsw[efSearch=64]``."""
         defaults = {**PARAMETERS[self.method], **COMMON_PARAMETERS}
-        changed = [f"{k}={v}" for k, v in sorted(self.params.items()) if defaults.get(k) != v]
+        shown = set(names)
+        changed = [f"{k}={v}" for k, v in sorted(self.params.items()) if defaults.get(k) != v or k in shown]
         return self.method + (f"[{','.join(changed)}]" if changed else "")
 
     def as_dict(self) -> dict[str, Any]:
@@ -163,6 +172,20 @@ def parse_settings(value: Any, *, where: str = "retrieval") -> tuple[RetrievalSe
     if dupes:
         raise ConfigError(f"{where}: settings {dupes} are listed twice")
     return tuple(settings)
+
+
+def sweep_labels(settings: Sequence[RetrievalSetting]) -> list[str]:
+    """A label per setting that shows, besides its non-default parameters,
+    every parameter taking several values among the settings of its method:
+    a sweep ``{method: faiss-hnsw, M: 16, efSearch: [16, 64]}`` gives
+    ``faiss-hnsw[M=16,efSearch=16]`` and ``faiss-hnsw[M=16,efSearch=64]``,
+    where :attr:`RetrievalSetting.label` drops the default 64."""
+    varying: dict[str, set[str]] = {}
+    for method in {s.method for s in settings}:
+        params = [s.params for s in settings if s.method == method]
+        names = {k for p in params for k in p}
+        varying[method] = {k for k in names if len({p.get(k) for p in params}) > 1}
+    return [s.label_showing(varying[s.method]) for s in settings]
 
 
 def _product(lists: list[list[Any]]) -> list[tuple[Any, ...]]:
@@ -679,5 +702,5 @@ __all__ = [
     "COMMON_PARAMETERS", "METHODS", "PARAMETERS", "AnnoyIndex", "ExactIndex", "FaissIndex", "ItemIndex",
     "Retrieval", "RetrievalSetting", "augment_items", "augment_queries", "distinct_items", "make_index",
     "make_setting", "evaluate_settings", "not_retrieved_rank", "parse_settings", "require_embeddings",
-    "retrieval_depth", "with_tied_items", "ROW_K",
+    "retrieval_depth", "sweep_labels", "with_tied_items", "ROW_K",
 ]

@@ -7,7 +7,10 @@ For each (dataset, protocol, model) with retrieval rows it writes
 single-query queries per second, log x, a marker per setting and a line
 per method through its own Pareto-optimal settings, as ann-benchmarks draws
 them; the dashed line is the front over all methods) and
-``tables/retrieval_<slug>.md|csv`` (one row per setting, means over seeds).
+``tables/retrieval_<slug>.md|tex|csv`` (one row per setting, means over
+seeds; the setting labelled with every parameter its method's sweep varies;
+the CSV also names the runs behind each row, ``run_ids``, and their
+``code_digest``; the ``.tex`` is a booktabs ``table*``).
 Like every figure of the report, it is drawn at the report's print width,
 without a title, with its caption beside it (``.txt``); only the runs the
 report shows (those of the folder's plan) contribute.
@@ -15,6 +18,7 @@ report shows (those of the folder's plan) contribute.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -23,8 +27,9 @@ import numpy as np
 import pandas as pd
 
 from harness.report.constants import FIGURES_DIR, TABLES_DIR
-from harness.evaluation.retrieval import ROW_K
+from harness.evaluation.retrieval import ROW_K, RetrievalSetting, sweep_labels
 from harness.report.statistics import pareto_front
+from harness.report.tables import latex_escape, seeds_phrase
 from harness.run.store import RunRecord
 
 #: the cut-off of the figure and of the headline columns: the one every retrieval row holds
@@ -48,7 +53,10 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
 def retrieval_frame(runs: Iterable[RunRecord]) -> pd.DataFrame:
     """One row per (dataset, protocol, model label, setting): means over seeds
     of the retrieval rows of ``runs`` (the runs the report shows); empty when
-    none has any."""
+    none has any. ``setting`` labels a row with its non-default parameters
+    and every parameter its method's settings vary (:func:`sweep_labels`);
+    ``run_ids`` and ``code_digest`` name the runs a row averages and the code
+    they ran (space-separated), as in the main results CSV."""
     rows = []
     for run in runs:
         for row in run.manifest.get("retrieval") or []:
@@ -56,6 +64,8 @@ def retrieval_frame(runs: Iterable[RunRecord]) -> pd.DataFrame:
             rows.append({
                 "dataset": run.dataset, "protocol": run.protocol, "model": run.label, "seed": run.seed,
                 "setting": row["label"], "method": row["method"], "mips": row["mips"],
+                "params": json.dumps(row.get("params") or {}, sort_keys=True),
+                "run_id": getattr(run, "run_id", ""), "code_digest": getattr(run, "code_digest", None) or "",
                 "hitrate": metrics.get(f"HitRate@{RETRIEVAL_K}", np.nan),
                 "mrr": metrics.get(f"MRR@{RETRIEVAL_K}", np.nan),
                 "recall": row["recall"].get(str(RETRIEVAL_K), np.nan),
@@ -67,15 +77,33 @@ def retrieval_frame(runs: Iterable[RunRecord]) -> pd.DataFrame:
     if not rows:
         return pd.DataFrame()
     frame = pd.DataFrame(rows)
+    frame["setting"] = _setting_labels(frame)
     keys = ["dataset", "protocol", "model", "setting", "method", "mips"]
     order = frame.drop_duplicates(keys)[keys]  # settings in suite order
-    means = frame.groupby(keys, sort=False).mean(numeric_only=True).drop(columns="seed").reset_index()
-    means["seeds"] = frame.groupby(keys, sort=False)["seed"].nunique().to_numpy()
+    groups = frame.groupby(keys, sort=False)
+    means = groups.mean(numeric_only=True).drop(columns="seed").reset_index()
+    means["seeds"] = groups["seed"].nunique().to_numpy()
+    means["params"] = groups["params"].first().to_numpy()  # every parameter, defaults included (JSON)
+    means["run_ids"] = groups["run_id"].agg(lambda ids: " ".join(dict.fromkeys(ids))).to_numpy()
+    means["code_digest"] = groups["code_digest"].agg(lambda d: " ".join(dict.fromkeys(x for x in d if x))).to_numpy()
     means = order.merge(means, on=keys, how="left")
     exact = means[means["method"] == "exact"].set_index(["dataset", "protocol", "model"])["batch_qps"]
     base = [exact.get((d, p, m), np.nan) for d, p, m in zip(means["dataset"], means["protocol"], means["model"])]
     means["speedup"] = means["batch_qps"] / np.asarray(base, dtype=np.float64)
     return means
+
+
+def _setting_labels(frame: pd.DataFrame) -> list[str]:
+    """The table label of each retrieval row: its setting labelled with every
+    parameter that varies among the settings of its method for the same
+    (dataset, protocol, model), default values included."""
+    labels = pd.Series("", index=frame.index, dtype=object)
+    for _, part in frame.groupby(["dataset", "protocol", "model"], sort=False):
+        distinct = list(dict.fromkeys(zip(part["method"], part["params"])))
+        settings = [RetrievalSetting(method, json.loads(params)) for method, params in distinct]
+        named = dict(zip(distinct, sweep_labels(settings)))
+        labels[part.index] = [named[key] for key in zip(part["method"], part["params"])]
+    return labels.tolist()
 
 
 def _slug(*parts: str) -> str:
@@ -121,15 +149,65 @@ def plot_retrieval(frame: pd.DataFrame, width: float):
     return fig
 
 
+def _cells(row: pd.Series) -> list[str]:
+    """The table cells of a row after its setting, formatted ("–" for a missing value)."""
+    return ["–" if isinstance(row[c], float) and np.isnan(row[c]) else fmt.format(row[c]) for c, _, fmt in COLUMNS]
+
+
 def _markdown(frame: pd.DataFrame, title: str) -> str:
     headers = ["index setting"] + [h for _, h, _ in COLUMNS]
     lines = [f"### {title}", "", "| " + " | ".join(headers) + " |", "|:---|:---|" + "---:|" * (len(COLUMNS) - 1)]
     for _, row in frame.iterrows():
-        cells = [row["setting"]] + [
-            "–" if isinstance(row[c], float) and np.isnan(row[c]) else fmt.format(row[c]) for c, _, fmt in COLUMNS
-        ]
+        cells = [row["setting"]] + _cells(row)
         lines.append("| " + " | ".join(str(c).replace("|", r"\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _stacked(header: str) -> str:
+    r"""A LaTeX header cell on two lines, split at the space nearest its
+    middle (a nested ``tabular``: no package needed), so that twelve columns
+    fit the text width; ``batched speed-up vs exact`` becomes
+    ``batched speed-up`` over ``vs exact``."""
+    words = header.split(" ")
+    if len(words) < 2:
+        return header
+    cut = min(range(1, len(words)), key=lambda i: abs(len(" ".join(words[:i])) - len(" ".join(words[i:]))))
+    return rf"\begin{{tabular}}[b]{{@{{}}c@{{}}}}{' '.join(words[:cut])}\\{' '.join(words[cut:])}\end{{tabular}}"
+
+
+def _setting_cell(label: str) -> str:
+    r"""A setting's LaTeX cell: the method over its parameters
+    (``faiss-hnsw`` over ``[M=16,efSearch=16]``), the widest cell otherwise."""
+    method, bracket, params = label.partition("[")
+    if not bracket:
+        return latex_escape(label)
+    # "{}" after the line break: a "[" right after "\\" would be read as its optional argument
+    return (rf"\begin{{tabular}}[t]{{@{{}}l@{{}}}}{latex_escape(method)}\\{{}}"
+            rf"[{latex_escape(params)}\end{{tabular}}")
+
+
+def _latex(frame: pd.DataFrame, title: str, slug: str) -> str:
+    r"""The table as a booktabs ``table*`` at \scriptsize (twelve columns
+    need both columns of a two-column article, and the headers take two
+    lines), text escaped as in the results tables;
+    ``\label{tab:sessionbench-<slug>}``."""
+    seeds = seeds_phrase({latex_escape(s): int(n) for s, n in zip(frame["setting"], frame["seeds"])})
+    caption = (f"{latex_escape(title)}: each index setting's top-{RETRIEVAL_K} against exact ranking. "
+               f"Means over {seeds}. ANN recall: overlap of the retrieved and the exact top-{RETRIEVAL_K}; "
+               "speeds of the search alone, on the machine that ran the suite.")
+    lines = [
+        "% generated by sessionbench report from the stored runs; needs \\usepackage{booktabs}",
+        r"\begin{table*}[t]", r"\centering", r"\scriptsize", r"\setlength{\tabcolsep}{1pt}",
+        rf"\caption{{{caption}}}", rf"\label{{tab:sessionbench-{slug}}}",
+        r"\begin{tabular}{@{}ll" + "r" * (len(COLUMNS) - 1) + "@{}}", r"\toprule",
+        " & ".join(_stacked(latex_escape(h)) for h in ["Index setting"] + [h for _, h, _ in COLUMNS]) + r" \\",
+        r"\midrule",
+    ]
+    for _, row in frame.iterrows():
+        cells = [_setting_cell(row["setting"])] + [latex_escape(c).replace("–", "--") for c in _cells(row)]
+        lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table*}", ""]
+    return "\n".join(lines)
 
 
 def write_retrieval(runs: Iterable[RunRecord], folder: Path, width: float, *,
@@ -166,8 +244,9 @@ def write_retrieval(runs: Iterable[RunRecord], folder: Path, width: float, *,
         figures += write_captions(folder / FIGURES_DIR / slug, caption, wide=wide)
         table = _markdown(part, title)
         (folder / TABLES_DIR / f"{slug}.md").write_text(table)
+        (folder / TABLES_DIR / f"{slug}.tex").write_text(_latex(part, title, slug))
         part.to_csv(folder / TABLES_DIR / f"{slug}.csv", index=False, float_format="%.10g")
-        tables += [folder / TABLES_DIR / f"{slug}.md", folder / TABLES_DIR / f"{slug}.csv"]
+        tables += [folder / TABLES_DIR / f"{slug}{ext}" for ext in (".md", ".tex", ".csv")]
         lines += [f"![{slug}](figures/{slug}.png)", "", table]
     return figures, tables, lines
 
