@@ -245,7 +245,10 @@ def test_figures_use_each_labels_style(store):
         st = results.styles[label]
         bar_styles = {(to_hex(p.get_facecolor()), p.get_hatch() or "") for ax in bars.axes for p in ax.patches}
         line_colors = {to_hex(ln.get_color()) for ax in lines.axes for ln in ax.get_lines()}
-        assert (to_hex(st.bar_look()["facecolor"]), st.hatch) in bar_styles and st.color.lower() in line_colors
+        # the hatch may be repeated (denser) on narrow bars, but it is the label's own
+        hatches = {st.hatch * k for k in range(1, 4)}
+        assert any((to_hex(st.bar_look()["facecolor"]), h) in bar_styles for h in hatches)
+        assert st.color.lower() in line_colors
 
 
 def test_collect_is_deterministic(store):

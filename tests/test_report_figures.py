@@ -356,3 +356,18 @@ def test_retrieval_speed_axis_labels_are_plain_and_apart(qps):
         assert all("$" not in t.get_text() and "e+" not in t.get_text() for t in labels)
         boxes = sorted((t.get_window_extent(renderer) for t in labels), key=lambda b: b.x0)
         assert all(a.x1 <= b.x0 for a, b in zip(boxes, boxes[1:])), [t.get_text() for t in labels]
+
+
+def test_bars_follow_the_tables_cut_offs(tmp_path):
+    import matplotlib
+
+    out = default_like_store(tmp_path)
+    with matplotlib.rc_context(figures._RC):
+        for table_ks, expected in ((None, (10, 20)), ([5, 20], (5, 20))):  # the two largest, or --ks
+            results = report.collect(out, n_bootstrap=N_BOOT, ks=[1, 5, 10, 20], table_ks=table_ks)
+            group = results.groups[0]
+            assert group.table_ks == results.table_ks == expected
+            bars = figures._plot_bars(group, results.styles, 3.3, print)
+            ticks = [t.get_text() for t in bars.figure.axes[0].get_xticklabels()]
+            assert ticks == [f"@{k}" for k in expected]
+            assert f"K = {expected[0]} and {expected[1]} per model" in bars.caption

@@ -128,3 +128,38 @@ def test_suite_style_map_overrides_and_is_validated():
         with pytest.raises(ConfigError, match=re.escape(message)):
             parse_suite({**base, "style": style})
 
+
+
+def test_hatches_contrast_with_dark_fills_and_stay_dense_on_narrow_bars():
+    # the dark built-in fills (pop, markov, ar, vsknn, vstan, gru4rec) get white hatching: black
+    # lines on them vanish, above all in grey scale
+    for name in KNOWN_MODELS:
+        st = style_of(name)
+        fill = styles.lightness(st.color)
+        assert st.hatch_color == ("white" if fill < styles.DARK_FILL_LIGHTNESS else "black"), name
+        hatch = 100.0 if st.hatch_color == "white" else 0.0
+        assert abs(hatch - fill) >= 40, name  # whichever of black and white differs more from the fill
+    assert {n for n in KNOWN_MODELS if style_of(n).hatch_color == "white"} == {
+        "pop", "markov", "ar", "vsknn", "vstan", "gru4rec"}
+    look = style_of("vstan").bar_look(2)
+    assert look["hatch"] == style_of("vstan").hatch * 2 and look["edgecolor"] in ("black", "white")
+    if "hatchcolor" in look:  # matplotlib 3.10+: the outline stays black
+        assert look["hatchcolor"] == "white" and look["edgecolor"] == "black"
+    assert style_of("my-plugin").hatch_color == style_of("my-plugin").color  # open bars: their colour
+    # 12 models at one column's width: bars about 0.04 in wide need the densest hatches; wide bars need none
+    assert styles.hatch_repeat_for(0.04) == styles.MAX_HATCH_REPEAT
+    assert styles.hatch_repeat_for(0.2) == 1 and styles.hatch_repeat_for(0.0) == 1
+
+
+def test_same_hatch_on_the_same_grey_is_reported():
+    def st(color, hatch, marker="o"):
+        return styles.Style(color, marker, hatch, True, 0)
+
+    # different colours, same hatch, fills within 10 L* of each other: alike once printed in grey
+    red, green = "#D55E00", "#009E73"  # L* 54 and 58
+    assert abs(styles.lightness(red) - styles.lightness(green)) <= styles.GREY_LIGHTNESS_TOLERANCE
+    assert styles.style_collisions({"a": st(red, "//"), "b": st(green, "//", "s")}) == [("a", "b")]
+    assert styles.style_collisions({"a": st(red, "//"), "b": st(green, "xx", "s")}) == []  # hatches differ
+    assert styles.style_collisions({"a": st(red, "//"), "b": st("#1E0FD2", "//", "s")}) == []  # greys apart
+    # the built-in styles are all told apart
+    assert styles.style_collisions(model_styles([*KNOWN_MODELS, *styles.SECOND_TIER])) == []

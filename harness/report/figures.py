@@ -21,9 +21,9 @@ import pandas as pd
 
 from harness.evaluation.metrics import METRICS, RANK_METRICS, metric_key
 from harness.report.collection import Group
-from harness.report.constants import BAR_KS, COLUMN_WIDTH, LIST_K, MAX_CURVE_K
+from harness.report.constants import COLUMN_WIDTH, LIST_K, MAX_CURVE_K
 from harness.report.statistics import pareto_front
-from harness.report.styles import Style
+from harness.report.styles import Style, hatch_repeat_for
 from harness.report.tables import latex_escape
 
 #: figure kinds, in the order summary.md lists them
@@ -163,7 +163,7 @@ def _row_major(items: list, ncol: int) -> list:
 
 
 def _legend(fig, labels: list[str], styles: dict[str, Style], width: float, *, kind: str = "marker",
-            extra=()) -> None:
+            extra=(), hatch_repeat: int = 1) -> None:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -171,7 +171,7 @@ def _legend(fig, labels: list[str], styles: dict[str, Style], width: float, *, k
     for label in labels:
         st = styles[label]
         if kind == "patch":
-            handles.append(Patch(**st.bar_look(), label=label))
+            handles.append(Patch(**st.bar_look(hatch_repeat), label=label))
         else:
             handles.append(Line2D([], [], **st.line_look(1.0), linestyle="-" if kind == "line" else "",
                                   markersize=4, label=label))
@@ -216,29 +216,48 @@ def _dropped_note(dropped: list[str]) -> str:
     return (" " + "; ".join(dropped) + ".") if dropped else ""
 
 
+def _bar_ks(group: Group) -> tuple[int, ...]:
+    """The cut-offs of the bar chart: the report's table cut-offs (the
+    suite's two largest ``ks`` unless ``--ks`` names others), so that one
+    option sets both and the bars show the numbers the tables print."""
+    return tuple(k for k in group.table_ks if any(metric_key(n, k) in group.means.columns for n in RANK_METRICS))
+
+
+def _bar_width_inches(width: float, n_panels: int, n_groups: int, n_bars: int) -> float:
+    """About how wide one bar is printed: a panel's share of the figure, less
+    its y-axis labels (about 0.45 in), spread over the groups of bars (each
+    0.84 of a unit, with room at the axis ends)."""
+    _, cols = _grid(n_panels, width)
+    panel = max(width / cols - 0.45, 0.1)
+    return panel / (n_groups + 0.3) * 0.84 / max(n_bars, 1)
+
+
 def _plot_bars(group: Group, styles: dict[str, Style], width: float, warn: Warn) -> Drawn | None:
-    names, dropped = _shown_metrics(group, lambda n: [metric_key(n, k) for k in BAR_KS])
+    bar_ks = _bar_ks(group)
+    names, dropped = _shown_metrics(group, lambda n: [metric_key(n, k) for k in bar_ks])
     if not names:
         return None
     n = len(group.labels)
     fig, axes = _panels(len(names), width, 1.5, _legend_rows(group.labels, width))
     bar_w = 0.84 / max(n, 1)
+    # the same density in every panel and in the legend, so a bar's hatch matches its legend entry
+    repeat = hatch_repeat_for(_bar_width_inches(width, len(names), len(bar_ks), n))
     for ax, name in zip(axes, names):
-        keys = [metric_key(name, k) for k in BAR_KS]
+        keys = [metric_key(name, k) for k in bar_ks]
         for i, label in enumerate(group.labels):
             st = styles[label]
             mean = group.means.loc[label, keys].to_numpy(np.float64)
             err = _yerr(mean, group.ci_low.loc[label, keys].to_numpy(np.float64),
                         group.ci_high.loc[label, keys].to_numpy(np.float64))
             x = np.arange(len(keys)) - 0.42 + bar_w * (i + 0.5)
-            ax.bar(x, mean, bar_w, **st.bar_look(), yerr=err,
+            ax.bar(x, mean, bar_w, **st.bar_look(repeat), yerr=err,
                    error_kw={"elinewidth": 0.5, "capsize": 0.8, "ecolor": "black"})
-        ax.set_xticks(np.arange(len(keys)), [f"@{k}" for k in BAR_KS])
+        ax.set_xticks(np.arange(len(keys)), [f"@{k}" for k in bar_ks])
         ax.set_ylabel(METRICS[name].label)
         ax.set_ylim(bottom=0)
         ax.grid(axis="x", visible=False)
-    _legend(fig, group.labels, styles, width, kind="patch")
-    ks = " and ".join(map(str, BAR_KS))
+    _legend(fig, group.labels, styles, width, kind="patch", hatch_repeat=repeat)
+    ks = " and ".join(map(str, bar_ks)) if len(bar_ks) <= 2 else ", ".join(map(str, bar_ks))
     caption = (f"{group.title}: {', '.join(names)} at K = {ks} per model (mean over evaluation cases and seeds; "
                f"error bars: 95% bootstrap CI resampling test sessions, whose prefixes are correlated cases, "
                f"and seeds where several).{_dropped_note(dropped)}")

@@ -13,9 +13,10 @@ A label's style depends only on the label itself (and on an optional
   (SHA-256, not Python's per-process ``hash``), and it is drawn *open*
   (white marker faces; bars as in :meth:`Style.bar_look`), so it never looks
   like a built-in model even when it shares a built-in's colour. Two such
-  labels look alike (same colour, and same hatch or same marker,
-  :func:`style_collisions`) with probability 23/1728, about 1/75; the report
-  then says so in a note, and the suite's ``style:`` map settles it.
+  labels look alike (same colour, and same hatch or same marker; or the
+  same hatch on bars of about the same grey, :func:`style_collisions`) with
+  probability 97/1728, about 1/18 (23/1728 of it the same colour); the
+  report then says so in a note, and the suite's ``style:`` map settles it.
 
 Collision handling that looks at the other labels (e.g. "take the next free
 slot") would make a plugin's colour change with the set of models in a
@@ -101,7 +102,7 @@ class Style:
     def light(self) -> bool:
         """Whether the colour is too light to show on white as a thin line
         (CIELAB lightness above :data:`LIGHT_LINE_LIGHTNESS`: Okabe-Ito's yellow)."""
-        return float(simulate_cvd([self.color], None)[0, 0]) > LIGHT_LINE_LIGHTNESS
+        return lightness(self.color) > LIGHT_LINE_LIGHTNESS
 
     def line_look(self, linewidth: float) -> dict[str, Any]:
         """Keyword arguments of a line or marker plot (``plot``, ``errorbar``,
@@ -115,21 +116,84 @@ class Style:
             look["path_effects"] = [patheffects.withStroke(linewidth=linewidth + 1.0, foreground=LIGHT_LINE_OUTLINE)]
         return look
 
-    def bar_look(self) -> dict[str, Any]:
+    @property
+    def hatch_color(self) -> str:
+        """The colour of the bar's hatch lines. A filled bar is hatched in
+        black, or in white when its fill is dark (CIELAB lightness below
+        :data:`DARK_FILL_LIGHTNESS`: black hatching on pop's black or vstan's
+        deep blue does not show, least of all in grey scale); an open bar is
+        hatched in its colour (see :meth:`bar_look`)."""
+        if not self.filled:
+            return self.color
+        return "white" if lightness(self.color) < DARK_FILL_LIGHTNESS else "black"
+
+    def bar_look(self, hatch_repeat: int = 1) -> dict[str, Any]:
         """Keyword arguments of a bar (and its legend patch) in this style.
 
-        A filled style is a solid bar of its colour, outlined and hatched in
-        black. An open style (labels outside the 12 built-ins) is the bar
-        counterpart of an open marker: a light tint of its colour
-        (:data:`OPEN_BAR_TINT` of it, the rest white), outlined and hatched
-        in the colour itself, so it never looks like a built-in's bar even
-        when the two share colour and hatch (black hatching on a black bar
-        would not show at all).
+        A filled style is a solid bar of its colour, outlined in black and
+        hatched in :attr:`hatch_color` (black, or white on a dark fill). An
+        open style (labels outside the 12 built-ins) is the bar counterpart
+        of an open marker: a light tint of its colour (:data:`OPEN_BAR_TINT`
+        of it, the rest white), outlined and hatched in the colour itself, so
+        it never looks like a built-in's bar even when the two share colour
+        and hatch.
+
+        ``hatch_repeat`` repeats the hatch pattern to make it that many times
+        denser: matplotlib draws a hatch at a fixed density per inch, and a
+        bar narrower than the spacing of its lines shows none of them
+        (:func:`hatch_repeat_for`).
         """
+        hatch = self.hatch * max(1, int(hatch_repeat))
         if self.filled:
-            return {"facecolor": self.color, "edgecolor": "black", "hatch": self.hatch, "linewidth": 0.3}
-        return {"facecolor": tint(self.color, OPEN_BAR_TINT), "edgecolor": self.color, "hatch": self.hatch,
-                "linewidth": 0.6}
+            look = {"facecolor": self.color, "edgecolor": "black", "hatch": hatch, "linewidth": 0.3}
+        else:
+            look = {"facecolor": tint(self.color, OPEN_BAR_TINT), "edgecolor": self.color, "hatch": hatch,
+                    "linewidth": 0.6}
+        if _HATCH_COLOR_KEYWORD:
+            look["hatchcolor"] = self.hatch_color
+        elif self.filled:  # before matplotlib 3.10 a hatch takes the outline's colour
+            look["edgecolor"] = self.hatch_color
+        return look
+
+
+def _supports_hatch_color() -> bool:
+    from matplotlib.patches import Patch
+
+    return hasattr(Patch, "set_hatchcolor")
+
+
+_HATCH_COLOR_KEYWORD = _supports_hatch_color()
+
+#: CIELAB lightness below which a filled bar is hatched in white, not black:
+#: the midpoint, so that the hatch is whichever of the two differs more from
+#: the fill (pop, markov, ar, gru4rec, vsknn and vstan get white hatches)
+DARK_FILL_LIGHTNESS = 50.0
+#: how many matplotlib hatch lines a pattern character draws per inch
+HATCH_LINES_PER_INCH = 6
+#: the densest a hatch is made for narrow bars (denser patterns fill the bar
+#: and read as a flat grey)
+MAX_HATCH_REPEAT = 3
+#: two bars with the same hatch whose fills differ by at most this much
+#: CIELAB lightness are the same grey when printed in grey scale
+GREY_LIGHTNESS_TOLERANCE = 10.0
+
+
+def hatch_repeat_for(bar_width_in: float) -> int:
+    """How many times to repeat the built-in hatches (whose patterns have two
+    characters: ``"//"``, ``"xx"``) so that their lines lie at most two
+    thirds of a bar's width (``bar_width_in`` inches) apart, up to
+    :data:`MAX_HATCH_REPEAT`: with fewer, a 0.04 in wide bar (12 models at
+    one column's width) is crossed by a hatch line only every other bar
+    width, and vertical lines (``"||"``) may miss it altogether."""
+    if not bar_width_in > 0:
+        return 1
+    lines_needed = 1.5 / bar_width_in  # lines per inch: 1.5 per bar width
+    return int(min(MAX_HATCH_REPEAT, max(1, np.ceil(lines_needed / (2 * HATCH_LINES_PER_INCH)))))
+
+
+def lightness(color: str) -> float:
+    """CIELAB lightness L* (0 black .. 100 white) of ``#RRGGBB``: its grey value in grey scale."""
+    return float(simulate_cvd([color], None)[0, 0])
 
 
 #: CIELAB lightness above which a line colour gets an outline (yellow #F0E442
@@ -185,13 +249,18 @@ def model_styles(labels: Iterable[str], overrides: Mapping[str, Mapping[str, Any
 def style_collisions(styles: Mapping[str, Style]) -> list[tuple[str, str]]:
     """Pairs of labels drawn alike in some figure: same colour and fill, and
     the same hatch (their bars look alike) or the same marker (their lines
-    and points look alike)."""
+    and points look alike); or the same hatch on bars of about the same grey
+    (fill lightness within :data:`GREY_LIGHTNESS_TOLERANCE`), which look
+    alike once printed in grey scale whatever their colours."""
     items = sorted(styles.items())
+    grey = {label: lightness(st.bar_look()["facecolor"]) for label, st in items}
     out = []
     for i, (a, sa) in enumerate(items):
         for b, sb in items[i + 1:]:
-            if (sa.color.lower(), sa.filled) == (sb.color.lower(), sb.filled) and (
-                    sa.hatch == sb.hatch or sa.marker == sb.marker):
+            same_colour = (sa.color.lower(), sa.filled) == (sb.color.lower(), sb.filled)
+            if same_colour and (sa.hatch == sb.hatch or sa.marker == sb.marker):
+                out.append((a, b))
+            elif sa.hatch == sb.hatch and abs(grey[a] - grey[b]) <= GREY_LIGHTNESS_TOLERANCE:
                 out.append((a, b))
     return out
 
