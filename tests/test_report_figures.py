@@ -371,3 +371,19 @@ def test_bars_follow_the_tables_cut_offs(tmp_path):
             ticks = [t.get_text() for t in bars.figure.axes[0].get_xticklabels()]
             assert ticks == [f"@{k}" for k in expected]
             assert f"K = {expected[0]} and {expected[1]} per model" in bars.caption
+
+
+def test_k_curves_are_on_a_log_axis_marked_at_the_reports_cut_offs(tmp_path):
+    import matplotlib
+
+    out = default_like_store(tmp_path)
+    results = report.collect(out, n_bootstrap=N_BOOT, ks=[1, 5, 10, 20])
+    with matplotlib.rc_context(figures._RC):
+        curves = figures._plot_metric_vs_k(results.groups[0], results.styles, 3.3, print)
+    panels = [ax for ax in curves.figure.axes if ax.get_lines()]
+    assert panels
+    for ax in panels:
+        assert ax.get_xscale() == "log"
+        assert list(ax.get_xticks()) == [1, 5, 10, 20, 50]
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "5", "10", "20", "50"]
+    assert "markers at K = 1, 5, 10, 20, 50" in curves.caption

@@ -270,20 +270,49 @@ def _plot_metric_vs_k(group: Group, styles: dict[str, Style], width: float, warn
     if not names:
         return None
     fig, axes = _panels(len(names), width, 1.45, _legend_rows(group.labels, width))
+    ticks = _curve_ticks(group)
     for ax, name in zip(axes, names):
         for label in group.labels:
             st = styles[label]
             curve = group.k_curves[label][name]
             ax.plot(curve.index, curve.to_numpy(), **st.line_look(0.9), markersize=3,
-                    markevery=[k - 1 for k in (1, 10, 20, 30, 40, 50) if k <= len(curve)], linewidth=0.9)
-        ax.set_xlabel("K")
+                    markevery=[k - 1 for k in ticks if k <= len(curve)], linewidth=0.9)
+        _k_axis(ax, ticks)
         ax.set_ylabel(METRICS[name].label)
-        ax.set_xlim(0, MAX_CURVE_K + 1)
         ax.set_ylim(bottom=0)
     _legend(fig, group.labels, styles, width, kind="line")
     caption = (f"{group.title}: {', '.join(names)} as the recommendation list length K grows from 1 to "
-               f"{MAX_CURVE_K} (means over seeds, from the stored ranks).{_dropped_note(dropped)}")
+               f"{MAX_CURVE_K} (log scale; means over seeds, from the stored ranks; markers at K = "
+               f"{', '.join(map(str, ticks))}).{_dropped_note(dropped)}")
     return Drawn(fig, caption)
+
+
+def _curve_ticks(group: Group) -> tuple[int, ...]:
+    """The K marked on the metric-vs-K curves: where they start and end (1
+    and :data:`MAX_CURVE_K`) and the report's cut-offs between (those of the
+    group's metric columns: the suite's ``ks``, and any the tables or figures
+    add), so that the values a reader looks up in the tables are marked."""
+    ks = {1, MAX_CURVE_K}
+    for column in group.means.columns:
+        name, _, k = str(column).partition("@")
+        if name in RANK_METRICS and k.isdigit() and 1 <= int(k) <= MAX_CURVE_K:
+            ks.add(int(k))
+    return tuple(sorted(ks))
+
+
+def _k_axis(ax, ticks: tuple[int, ...]) -> None:
+    """A log-scale K axis ticked and labelled at ``ticks`` only: on a linear
+    axis K = 1..10, where the curves change most, took a fifth of the width
+    and the suite's small K were unreadable."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator, ScalarFormatter
+
+    ax.set_xscale("log")
+    ax.set_xlim(0.85, MAX_CURVE_K * 1.15)
+    ax.xaxis.set_major_locator(FixedLocator(list(ticks)))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("K (log scale)")
 
 
 def place_labels(ax, points_px: np.ndarray, texts: list[str], *, fontsize: float = 7.0,
