@@ -387,3 +387,18 @@ def test_k_curves_are_on_a_log_axis_marked_at_the_reports_cut_offs(tmp_path):
         assert list(ax.get_xticks()) == [1, 5, 10, 20, 50]
         assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "5", "10", "20", "50"]
     assert "markers at K = 1, 5, 10, 20, 50" in curves.caption
+
+
+def test_prefix_length_axis_is_not_forced_to_zero(tmp_path):
+    import matplotlib
+
+    out = default_like_store(tmp_path)
+    results = report.collect(out, n_bootstrap=N_BOOT)
+    group = results.groups[0]
+    group.bin_means = group.bin_means * 0 + 0.85  # every model between 0.8 and 0.9, as on the synthetic data
+    group.bin_low, group.bin_high = group.bin_means - 0.03, group.bin_means + 0.03
+    with matplotlib.rc_context(figures._RC):
+        drawn = figures._plot_prefix_length(group, results.styles, 3.3, print)
+    low, high = drawn.figure.axes[0].get_ylim()
+    assert 0.7 < low < 0.82 and 0.88 < high < 1.0
+    assert "does not start at zero" in drawn.caption

@@ -540,10 +540,14 @@ def _plot_prefix_length(group: Group, styles: dict[str, Style], width: float, wa
     ax.set_xlabel("prefix length (items seen); evaluation cases per bin")
     key = metric_key("HitRate", LIST_K)
     ax.set_ylabel(key)
-    ax.set_ylim(bottom=0)
+    # the axis spans the data and its CIs (with a margin), not 0..1: from zero, models
+    # within a few points of each other would share one band of the plot
+    ax.margins(y=0.08)
     _legend(fig, group.labels, styles, width, kind="line")
     empty = [str(b) for b, c in zip(group.bin_counts.index, counts) if c == 0]
     note = f" Empty bins ({', '.join(empty)}) are left out." if empty else ""
+    if ax.get_ylim()[0] > 0:
+        note += " The vertical axis does not start at zero."
     caption = (f"{group.title}: {key} by prefix length (the number of items the model has seen), means over "
                f"seeds with 95% bootstrap CIs over test sessions; under each bin, its number of evaluation "
                f"cases.{note}")
