@@ -358,6 +358,89 @@ def test_retrieval_speed_axis_labels_are_plain_and_apart(qps):
         assert all(a.x1 <= b.x0 for a, b in zip(boxes, boxes[1:])), [t.get_text() for t in labels]
 
 
+#: the accuracy-latency layout of the default suite's report (an audit's numbers): markov, ar, sr
+#: and itemknn at one latency, sknn, vsknn, stan and vstan in a cluster, each CI about +-0.015
+_DEFAULT_LAYOUT = {
+    #          p50 ms  HitRate@20 MRR@20
+    "pop": (0.0273, 0.5256, 0.1951), "spop": (0.0407, 0.5983, 0.3608), "markov": (0.1515, 0.8634, 0.6775),
+    "ar": (0.1539, 0.8832, 0.5412), "sr": (0.1527, 0.8813, 0.6699), "itemknn": (0.1530, 0.7701, 0.5205),
+    "sknn": (0.4821, 0.8498, 0.4099), "vsknn": (0.5127, 0.8747, 0.3932), "stan": (0.5644, 0.8705, 0.4594),
+    "vstan": (0.5521, 0.8677, 0.4082), "gru4rec": (0.3015, 0.8874, 0.6746), "srgnn": (0.5979, 0.8827, 0.6464),
+}
+
+
+def _default_like_group():
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    labels = list(_DEFAULT_LAYOUT)
+    values = np.array([_DEFAULT_LAYOUT[label] for label in labels])
+    means = pd.DataFrame({"latency_ms_p50": values[:, 0], "HitRate@20": values[:, 1], "MRR@20": values[:, 2]},
+                         index=labels)
+    ci = means[["HitRate@20", "MRR@20"]]
+    return SimpleNamespace(labels=labels, title="synthetic (next)", means=means, ci_low=ci - 0.015,
+                           ci_high=ci + 0.015)
+
+
+@pytest.mark.parametrize("width", [3.3, 7.0])
+def test_accuracy_latency_labels_and_markers_are_unambiguous(width):
+    import matplotlib
+    from matplotlib.text import Text
+
+    from harness.report.styles import model_styles
+
+    group = _default_like_group()
+    with matplotlib.rc_context(figures._RC):
+        drawn = figures._plot_accuracy_latency(group, model_styles(group.labels), width, print)
+        fig = drawn.figure
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        px_per_pt = fig.dpi / 72.0
+        for ax in fig.axes:
+            markers = {}  # drawing order -> (display position, zorder, black edge)
+            for line in ax.get_lines():
+                x, y = np.asarray(line.get_xdata(), float), np.asarray(line.get_ydata(), float)
+                if len(x) != 1 or line.get_marker() in (None, "None", "none", "", "_"):
+                    continue  # the front, the invisible limits line, error-bar caps
+                markers[len(markers)] = (ax.transData.transform([(x[0], y[0])])[0], line.get_zorder(),
+                                         line.get_markeredgecolor() == "black")
+            anns = [t for t in ax.texts if t.get_text() in _DEFAULT_LAYOUT]
+            assert [a.get_text() for a in anns] and len(markers) == len(group.labels)
+            # the markers were drawn in label order: map them to their labels
+            points = {label: markers[i][0] for i, label in enumerate(group.labels)}
+            # Pareto-front markers (black edge) are drawn above the others
+            front_z = {z for _, z, black in markers.values() if black}
+            other_z = {z for _, z, black in markers.values() if not black}
+            assert min(front_z) > max(other_z)
+            # no marker hides another: centres at least a marker size apart in x or in y
+            gap = figures._MARKER_PT * px_per_pt - 0.5
+            pts = np.array(list(points.values()))
+            for i in range(len(pts)):
+                for j in range(i + 1, len(pts)):
+                    assert max(abs(pts[i] - pts[j])) >= gap, (group.labels[i], group.labels[j])
+            for ann in anns:
+                box = Text.get_window_extent(ann, renderer)
+                box = np.array([box.x0, box.y0, box.x1, box.y1])
+                distance = {label: figures._box_distance(p, box) for label, p in points.items()}
+                nearest = min(distance, key=distance.get)
+                own = ann.get_text()
+                if nearest != own:
+                    # a leader line, long enough to see past the marker (its radius, then 2 pt of line)
+                    assert ann.arrow_patch is not None, (width, own, nearest)
+                    assert distance[own] > (figures._MARKER_PT / 2 + 2.0) * px_per_pt, (width, own, nearest)
+
+
+def test_coinciding_markers_are_spread_by_the_least_that_separates_them():
+    pts = np.array([[100.0, 100.0], [100.5, 101.0], [100.0, 200.0], [np.nan, np.nan], [130.0, 100.0]])
+    front = np.array([False, True, False, False, False])
+    shift = figures._spread_markers(pts, front, 10.0)
+    # the front point keeps its place; the other one just clears it (to the left: the right side is
+    # as near); points that are apart, and NaN, stay
+    assert shift[1] == 0 and shift[0] == pytest.approx(-9.5) and shift[2] == 0 and shift[3] == 0
+    assert shift[4] == 0
+
+
 def test_bars_follow_the_tables_cut_offs(tmp_path):
     import matplotlib
 

@@ -325,8 +325,12 @@ def place_labels(ax, points_px: np.ndarray, texts: list[str], *, fontsize: float
     growing distances in points) are tried in a fixed order; the first whose
     text box stays inside the axes and overlaps neither an earlier label, nor
     any point's marker box, nor any of ``segments_px`` (drawn lines: the
-    Pareto front, error bars) is used (with a thin leader line past the first
-    ring). When none fits, the candidate with the least overlap is used.
+    Pareto front, error bars), and is nearer its own point than any other
+    point, is used (with a thin leader line past the first ring). When none
+    fits, the candidate with the least overlap is used (a label nearer
+    another point than its own counts as half a label's overlap), and a
+    label left nearer another point than its own always gets a leader line:
+    without one it would be read as that point's.
 
     Args:
         ax: the axes (already laid out: the figure has been drawn once).
@@ -349,6 +353,7 @@ def place_labels(ax, points_px: np.ndarray, texts: list[str], *, fontsize: float
                             max(y0, y1) + half_line]) for x0, y0, x1, y1 in segments_px
                   if np.isfinite([x0, y0, x1, y1]).all()]
     directions = [(1, 0), (0, 1), (0, -1), (-1, 0), (1, 1), (-1, 1), (1, -1), (-1, -1)]
+    finite = np.isfinite(points_px).all(axis=1)
     out: list = [None] * len(texts)
     order = sorted(range(len(texts)), key=lambda i: (-points_px[i][1], points_px[i][0], texts[i]))
     for i in order:
@@ -370,6 +375,8 @@ def place_labels(ax, points_px: np.ndarray, texts: list[str], *, fontsize: float
                 outside = max(0, frame.x0 - box[0]) + max(0, box[2] - frame.x1) + max(0, frame.y0 - box[1]) \
                     + max(0, box[3] - frame.y1)
                 cost += outside * h * 4
+                if _nearer_another(points_px, finite, i, box):
+                    cost += 0.5 * w * h
                 if cost < best_cost:
                     best, best_cost = (dx, dy, r, box), cost
                 if cost == 0:
@@ -379,15 +386,30 @@ def place_labels(ax, points_px: np.ndarray, texts: list[str], *, fontsize: float
         dx, dy, r, box = best
         ha = "left" if dx > 0 else ("right" if dx < 0 else "center")
         va = "bottom" if dy > 0 else ("top" if dy < 0 else "center")
-        arrow = {"arrowstyle": "-", "linewidth": 0.4, "color": "0.3", "shrinkA": 0.5, "shrinkB": 2.5} \
-            if r > radii[0] else None
+        # the leader stops at the marker's edge, and is drawn above the markers so that none hides it
+        arrow = {"arrowstyle": "-", "linewidth": 0.5, "color": "0.25", "shrinkA": 0.5, "shrinkB": 2.5} \
+            if r > radii[0] or _nearer_another(points_px, finite, i, box) else None
         xy = tuple(ax.transData.inverted().transform((x, y)))
         ann = ax.annotate(texts[i], xy, xycoords="data", xytext=(dx * r, dy * r), textcoords="offset points",
-                          ha=ha, va=va, fontsize=fontsize, arrowprops=arrow, annotation_clip=False)
+                          ha=ha, va=va, fontsize=fontsize, arrowprops=arrow, annotation_clip=False, zorder=5)
         ann.set_in_layout(False)
         obstacles.append(box)
         out[i] = ann
     return out
+
+
+def _box_distance(point: np.ndarray, box: np.ndarray) -> float:
+    """Distance from a point to the nearest point of a box ``[x0, y0, x1, y1]`` (0 inside it)."""
+    dx = max(box[0] - point[0], 0.0, point[0] - box[2])
+    dy = max(box[1] - point[1], 0.0, point[1] - box[3])
+    return float(np.hypot(dx, dy))
+
+
+def _nearer_another(points: np.ndarray, finite: np.ndarray, own: int, box: np.ndarray) -> bool:
+    """Whether a label's box is nearer some other point than point ``own``:
+    a reader would take the label for that point's."""
+    mine = _box_distance(points[own], box)
+    return any(_box_distance(points[j], box) < mine for j in np.flatnonzero(finite) if j != own)
 
 
 def _overlap(a: np.ndarray, b: np.ndarray) -> float:
@@ -416,42 +438,91 @@ def _plot_accuracy_latency(group: Group, styles: dict[str, Style], width: float,
     axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
     for ax, key in zip(axes, keys):
         y = group.means[key].to_numpy(np.float64)
-        err = _yerr(y, group.ci_low[key].to_numpy(np.float64), group.ci_high[key].to_numpy(np.float64))
         front = pareto_front(x, y)
         if front.any():
             ax.plot(*_front_steps(x[front], y[front]), linestyle="--", color="0.35", linewidth=0.8, zorder=1)
-        for i, label in enumerate(group.labels):
-            if not (np.isfinite(x[i]) and np.isfinite(y[i]) and x[i] > 0):
-                continue
-            st = styles[label]
-            ax.errorbar(x[i], y[i], yerr=err[:, [i]], **st.line_look(0.6), markersize=4.5,
-                        markeredgecolor="black" if front[i] else st.color,
-                        markeredgewidth=0.8 if front[i] else 0.6, linestyle="", elinewidth=0.6, capsize=1.2,
-                        zorder=3, alpha=0.9)
+        # invisible: the points and their CIs set the axis limits now, as the markers are drawn
+        # once the layout is fixed (they are spread apart in display space, see _spread_markers)
+        ok = np.isfinite(x) & np.isfinite(y) & (x > 0)
+        ax.plot(np.tile(x[ok], 3), np.concatenate([y[ok], group.ci_low[key].to_numpy(np.float64)[ok],
+                                                   group.ci_high[key].to_numpy(np.float64)[ok]]),
+                linestyle="none", marker="none")
         log_axis(ax)
         ax.set_xlabel("latency p50 (ms, log scale)")
         ax.set_ylabel(key)
     handle = Line2D([], [], linestyle="--", color="0.35", linewidth=0.8, label="Pareto front")
     fig.legend(handles=[handle], loc="outside lower center", frameon=False)
-    fig.canvas.draw()  # fix the layout (legend included) before placing labels in display space
+    fig.canvas.draw()  # fix the layout (legend included) before placing markers and labels in display space
     fig.set_layout_engine("none")  # and keep it: the labels are placed for exactly this layout
+    px_per_pt = fig.dpi / 72.0
+    spread_any = False
     for ax, key in zip(axes, keys):
+        ax.set_xlim(ax.get_xlim())  # and the limits: the markers drawn now must not rescale the axes
+        ax.set_ylim(ax.get_ylim())
         y = group.means[key].to_numpy(np.float64)
+        err = _yerr(y, group.ci_low[key].to_numpy(np.float64), group.ci_high[key].to_numpy(np.float64))
         ok = np.isfinite(x) & np.isfinite(y) & (x > 0)
+        front = pareto_front(x, y)
         pts = ax.transData.transform(np.column_stack([np.where(ok, x, 1.0), np.where(ok, y, 0.0)]))
         pts[~ok] = np.nan
-        lines = [(x[i], lo, x[i], hi) for i, (lo, hi) in enumerate(zip(group.ci_low[key], group.ci_high[key]))
-                 if ok[i]]  # the error bars
-        front = pareto_front(x, y)
+        shift = _spread_markers(pts, front, _MARKER_PT * px_per_pt)
+        spread_any |= bool(np.any(shift != 0))
+        drawn = pts + np.column_stack([shift, np.zeros(len(shift))])
+        x_drawn = np.where(ok, ax.transData.inverted().transform(np.where(ok[:, None], drawn, 1.0))[:, 0], np.nan)
+        for i, label in enumerate(group.labels):
+            if not ok[i]:
+                continue
+            st = styles[label]
+            # Pareto-optimal markers on top: where markers still touch, the best models stay whole
+            ax.errorbar(x_drawn[i], y[i], yerr=err[:, [i]], **st.line_look(0.6), markersize=_MARKER_PT,
+                        markeredgecolor="black" if front[i] else st.color,
+                        markeredgewidth=0.8 if front[i] else 0.6, linestyle="", elinewidth=0.6, capsize=1.2,
+                        zorder=4 if front[i] else 3, alpha=0.9)
+        lines = [(x_drawn[i], lo, x_drawn[i], hi)
+                 for i, (lo, hi) in enumerate(zip(group.ci_low[key], group.ci_high[key])) if ok[i]]  # error bars
         if front.any():
             xs, ys = _front_steps(x[front], y[front])
             lines += [(xs[j], ys[j], xs[j + 1], ys[j + 1]) for j in range(len(xs) - 1)]
         segments = [tuple(ax.transData.transform([(x0, y0), (x1, y1)]).ravel()) for x0, y0, x1, y1 in lines]
-        place_labels(ax, pts, list(group.labels), segments_px=segments)
+        place_labels(ax, drawn, list(group.labels), segments_px=segments)
     caption = (f"{group.title}: {' and '.join(keys)} against single-session latency p50 (ms, log scale; one "
                f"prefix at a time); error bars: 95% bootstrap CI over test sessions. The dashed line joins the Pareto-optimal "
-               f"models (no other model is both faster and more accurate); their markers have black edges.")
+               f"models (no other model is both faster and more accurate); their markers have black edges."
+               + (" Markers that would cover each other are moved slightly apart sideways." if spread_any else ""))
     return Drawn(fig, caption)
+
+
+#: marker size (pt) of the accuracy-latency points
+_MARKER_PT = 4.5
+
+
+def _spread_markers(points_px: np.ndarray, first: np.ndarray, min_gap_px: float) -> np.ndarray:
+    """Sideways shifts (display pixels, one per point) that keep markers from
+    covering each other: models of about the same latency and accuracy
+    (markov, ar, sr and itemknn on the synthetic data) would otherwise hide
+    all but one of their markers.
+
+    Points are taken in order: those of ``first`` (the Pareto front, which
+    keep their place), then by decreasing y. A point whose marker would
+    overlap one already placed (centres less than ``min_gap_px`` apart in both
+    x and y) is moved sideways by the least that clears them all (right
+    before left on a tie), so markers end up just touching; NaN points are
+    left alone. Deterministic.
+    """
+    shift = np.zeros(len(points_px))
+    finite = np.isfinite(points_px).all(axis=1)
+    order = sorted(np.flatnonzero(finite), key=lambda i: (not first[i], -points_px[i][1], points_px[i][0], i))
+    placed: list[tuple[float, float]] = []
+    for i in order:
+        x, y = points_px[i]
+        near = [px for px, py in placed if abs(y - py) < min_gap_px]
+        # the marker clears a placed one when it sits at least a gap to its left or right
+        candidates = sorted([0.0] + [px + side * min_gap_px - x for px in near for side in (1, -1)],
+                            key=lambda d: (abs(d), d < 0))
+        best = next(d for d in candidates if all(abs(x + d - px) >= min_gap_px - 1e-6 for px in near))
+        shift[i] = best
+        placed.append((x + best, y))
+    return shift
 
 
 def _front_steps(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
