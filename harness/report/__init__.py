@@ -43,7 +43,7 @@ from harness.errors import ConfigError
 from harness.evaluation.metrics import METRICS, RANK_METRICS
 from harness.report.collection import Collected, Group, collect
 from harness.report.constants import (
-    BAR_KS, COLUMN_WIDTH, FIGURES_DIR, LIST_K, PREFIX_BINS, REPORT_DIR, TABLES_DIR, TEXT_WIDTH, TIMINGS, Timing,
+    COLUMN_WIDTH, FIGURES_DIR, LIST_K, PREFIX_BINS, REPORT_DIR, TABLES_DIR, TEXT_WIDTH, TIMINGS, Timing,
 )
 from harness.report.figures import _PLOTTERS, _RC, FIGURE_KINDS, save_figure, wider_than_a_column, write_captions
 from harness.report.retrieval import write_retrieval
@@ -211,7 +211,8 @@ def write_report(
             tables[g.slug] = _write_tables(g, tmp / TABLES_DIR, n_bootstrap, table)
             tables[g.slug] += _write_tuning(g, results.selection.tunings, tmp / TABLES_DIR)
         notes = tuple(f"{g.title}: {n}" for g in groups for n in g.notes)
-        notes += tuple(f"{a} and {b} are drawn alike (same colour, and the same marker or hatch); set `style:` in "
+        notes += tuple(f"{a} and {b} are drawn alike (same colour and the same marker or hatch, or the same hatch "
+                       "on bars of about the same grey); set `style:` in "
                        "the suite to tell them apart" for a, b in style_collisions(styles))
         text = _compact_text(groups, table.ks) + _left_out_text(results.selection)
         stamp = drawing_code()
@@ -535,7 +536,6 @@ def _summary_markdown(
 
 __all__ = [
     "ALPHA",
-    "BAR_KS",
     "COLUMN_WIDTH",
     "FIGURE_KINDS",
     "KNOWN_MODELS",

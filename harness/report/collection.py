@@ -15,7 +15,7 @@ import pandas as pd
 from harness.errors import did_you_mean, quote
 from harness.limits import MAX_K
 from harness.evaluation.metrics import DEFAULT_KS, RANK_METRICS, metric_key, normalise_ks, parse_metric_key
-from harness.report.constants import _ALL_TIMINGS, BAR_KS, LIST_K, MAX_CURVE_K, PREFIX_BINS, TABLE_K_COUNT
+from harness.report.constants import _ALL_TIMINGS, LIST_K, MAX_CURVE_K, PREFIX_BINS, TABLE_K_COUNT
 from harness.report.statistics import (
     ALPHA, Sessions, _percentiles, _seed_weights, _stable_seed, clustered_replicates, holm, paired_ttest,
 )
@@ -373,7 +373,7 @@ def _whole_catalogue_note(runs: list[_Run], table_ks: tuple[int, ...]) -> list[s
     sizes = [n for n in (stored_n_items(r.record.manifest) for r in runs) if n is not None]
     if not sizes:
         return []
-    shown = sorted(k for k in {*table_ks, *BAR_KS} if k >= min(sizes))
+    shown = sorted(k for k in table_ks if k >= min(sizes))
     if not shown:
         return []
     return [f"K = {', '.join(map(str, shown))} reaches the {min(sizes):,} items of the catalogue: every model's "
@@ -489,7 +489,7 @@ def collect(
         complete = [r for r in complete if label_of(r) in wanted]
     suite_ks = normalise_ks(ks) if ks is not None else _default_ks(complete, sel.plan)
     shown_ks = normalise_ks(table_ks) if table_ks else default_table_ks(suite_ks)
-    metric_ks = normalise_ks(set(suite_ks) | set(shown_ks) | set(BAR_KS) | {LIST_K})
+    metric_ks = normalise_ks(set(suite_ks) | set(shown_ks) | {LIST_K})
     by_group: dict[tuple[str, str], list[RunRecord]] = {}
     for record in complete:
         by_group.setdefault(_group_key(record), []).append(record)

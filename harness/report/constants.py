@@ -8,12 +8,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: cut-offs whose metrics are always computed, whatever the suite's ``ks``
-#: (collection adds them to every group's columns and its whole-catalogue
-#: note). They no longer set the bar chart, which shows the tables' cut-offs
-#: (``Collected.table_ks``) so that ``--ks`` moves both; the constant stays
-#: while harness.report.collection and the package's exports use it.
-BAR_KS: tuple[int, ...] = (10, 20)
 #: K of the beyond-accuracy columns (Coverage, Popularity) and of the
 #: accuracy-vs-latency and prefix-length figures
 LIST_K = 20
