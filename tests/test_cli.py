@@ -267,7 +267,7 @@ def test_report_command_rewrites_the_report_from_stored_runs(tmp_path, capsys):
     assert code == 0 and "2 executed, 0 failed" in out
     code, out, _ = run(capsys, "report", str(tmp_path / "out"))
     assert code == 0 and "spop" in out
-    assert (tmp_path / "out" / "report" / "tables" / "diginetica_next.md").is_file()
+    assert (tmp_path / "out" / "report" / "tables" / "s_diginetica_next.md").is_file()
 
 
 def test_a_closed_pipe_ends_the_output_quietly():

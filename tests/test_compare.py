@@ -57,15 +57,16 @@ def test_written_outputs_and_text(two_settings, tmp_path):
     a, b = two_settings
     result = compare(a, b, n_bootstrap=N_BOOT, metrics=["mrr"], ks=[20])
     paths = write_comparison(result, tmp_path / "cmp")
-    assert {p.name for p in paths} == {"compare.md", "compare.csv", "compare.png", "compare.pdf", "compare.txt",
-                                      "compare.tex"}
+    stem = f"compare_{a.name}_vs_{b.name}"  # two comparisons' figures can go into one paper
+    assert {p.name for p in paths} == {"compare.md", "compare.csv", *(f"{stem}.{e}" for e in ("png", "pdf", "txt",
+                                                                                             "tex"))}
     csv = pd.read_csv(tmp_path / "cmp" / "compare.csv")
     assert list(csv["metric"]) == ["MRR@20", "MRR@20"]
     text = result.text()
     assert "gru4rec" in text and "MRR@20" in text and "B - A" in text
     assert "| gru4rec | MRR@20 |" in (tmp_path / "cmp" / "compare.md").read_text()
     # the caption names what a paper's reader knows (the folders: no plan here), never a local path
-    caption = (tmp_path / "cmp" / "compare.txt").read_text()
+    caption = (tmp_path / "cmp" / f"{stem}.txt").read_text()
     assert f"(A: folder {a.name}, B: folder {b.name})" in caption and str(a) not in caption
     cases = result.table["n_cases"].iloc[0]
     assert f"({cases:,} test cases of {result.table['n_sessions'].iloc[0]:,} sessions)" in caption
@@ -82,7 +83,7 @@ def test_a_caption_of_one_pair_names_the_models_and_suites(two_settings, tmp_pat
     write_plan(folder, Plan("variant", "name: variant\n", {}, tuple(sorted(p.name for p in (folder / "runs").iterdir()))))
     result = compare(folder, folder, labels=("pop", "gru4rec"), n_bootstrap=50, metrics=["mrr"], ks=[20])
     write_comparison(result, tmp_path / "cmp")
-    caption = (tmp_path / "cmp" / "compare.txt").read_text()
+    caption = (tmp_path / "cmp" / "compare_variant_pop_vs_variant_gru4rec.txt").read_text()
     assert "(A: pop of suite variant, B: gru4rec of suite variant)" in caption
 
 
@@ -136,5 +137,5 @@ def test_a_comparison_names_its_runs_what_it_left_out_and_runs_shared(two_settin
     runs = md.split("## Runs", 1)[1]
     assert "`tiny-gru4rec-s1-next`" in runs and '{"hidden": 32}' in runs and '{"hidden": 64}' in runs
     assert "Note: only in B, not compared: sr on tiny (next)" in md
-    tex = (tmp_path / "cmp" / "compare.tex").read_text()
+    (tex,) = [p.read_text() for p in (tmp_path / "cmp").glob("compare_*.tex")]
     assert "sessionbench compare" in tex and "\\graphicspath{{cmp/}}" in tex

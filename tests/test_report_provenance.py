@@ -54,7 +54,7 @@ def planned(tmp_path_factory):
 def test_every_row_names_its_runs_code_and_hyper_parameters(planned):
     out, info = planned
     summary = report.write_report(out, n_bootstrap=N_BOOT)
-    table = pd.read_csv(summary.path / "tables" / "tiny_next.csv", index_col="label")
+    table = pd.read_csv(summary.path / "tables" / "test_tiny_next.csv", index_col="label")
     assert table.loc["gru4rec", "run_ids"] == info["final"]
     assert table.loc["pop", "run_ids"] == "tiny-pop-s0-next"  # not the superseded tiny-pop-old
     assert json.loads(table.loc["gru4rec", "params"]) == {"hidden": 64}
@@ -70,7 +70,7 @@ def test_every_row_names_its_runs_code_and_hyper_parameters(planned):
 def test_the_report_shows_exactly_the_plan(planned):
     out, info = planned
     summary = report.write_report(out, n_bootstrap=N_BOOT)
-    table = pd.read_csv(summary.path / "tables" / "tiny_next.csv", index_col="label")
+    table = pd.read_csv(summary.path / "tables" / "test_tiny_next.csv", index_col="label")
     assert list(table.index) == ["pop", "markov", "gru4rec"]
     assert table.loc["pop", "n_seeds"] == 1  # the superseded pop run is not pooled in
     assert summary.n_runs == 3
@@ -92,20 +92,20 @@ def test_tuning_is_reported_as_tuning(planned):
     summary = report.write_report(out, n_bootstrap=N_BOOT)
     tables = summary.path / "tables"
     # grid points never reach the test tables or figures
-    for path in (tables / "tiny_next.csv", tables / "tiny_next.md", tables / "tiny_next.tex"):
+    for path in (tables / "test_tiny_next.csv", tables / "test_tiny_next.md", tables / "test_tiny_next.tex"):
         assert "hidden=32]" not in path.read_text() and "gru4rec[" not in path.read_text()
     results = report.collect(out, n_bootstrap=N_BOOT)
     (group,) = results.groups
     assert group.labels == ["pop", "markov", "gru4rec"]
     assert int(group.bin_counts.sum()) == group.n_cases["pop"]  # test cases only
-    tuning = pd.read_csv(tables / "tiny_next_tuning.csv")
+    tuning = pd.read_csv(tables / "test_tiny_next_tuning.csv")
     assert list(tuning["params"]) == ["hidden=32", "hidden=64"]
     assert list(tuning["chosen"]) == [False, True]
     assert tuning["validation"].tolist() == pytest.approx([info["values"][rid] for rid, _ in info["grid"]])
     assert set(tuning["final_run_id"]) == {info["final"]}
-    csv = pd.read_csv(tables / "tiny_next.csv", index_col="label")
+    csv = pd.read_csv(tables / "test_tiny_next.csv", index_col="label")
     assert csv.loc["gru4rec", "tuned_params"] == "hidden=64"
-    assert "Tuned on the validation split: gru4rec: hidden=64" in (tables / "tiny_next.tex").read_text()
+    assert "Tuned on the validation split: gru4rec: hidden=64" in (tables / "test_tiny_next.tex").read_text()
     md = summary.summary_path.read_text()
     assert "### Tuning" in md and "| hidden=32 |" in md
 
@@ -170,11 +170,11 @@ def test_the_tables_and_the_summary_follow_the_suites_ks(tmp_path):
     ids = [add_run(tmp_path, data, label, 0) for label in ("pop", "markov")]
     write_plan(tmp_path, Plan("mine", "name: mine\nks: [5, 10, 20]\n", {"ks": [5, 10, 20]}, tuple(ids), ()))
     summary = report.write_report(tmp_path, n_bootstrap=20)
-    md = (summary.path / "tables" / "tiny_next.md").read_text()
+    md = (summary.path / "tables" / "mine_tiny_next.md").read_text()
     header = next(line for line in md.splitlines() if line.startswith("| model"))
     assert header.startswith("| model | HitRate@10 | HitRate@20 | MRR@10 |") and "@50" not in header
     assert "HitRate@10" in str(summary) and "@50" not in str(summary) and "@5 " not in str(summary)
-    csv = pd.read_csv(summary.path / "tables" / "tiny_next.csv")
+    csv = pd.read_csv(summary.path / "tables" / "mine_tiny_next.csv")
     assert {"HitRate@5", "HitRate@10", "HitRate@20"} <= set(csv.columns)  # every K of the suite
     assert "20 and 50" not in md
 
@@ -232,11 +232,11 @@ def test_a_run_redraws_the_report_with_the_last_reports_options(tmp_path, monkey
     out = workdir / "out"
 
     def figure_inches() -> float:
-        with Image.open(out / "report" / "figures" / "tinysyn_next_bars.png") as image:
+        with Image.open(out / "report" / "figures" / "t_tinysyn_next_bars.png") as image:
             return image.size[0] / image.info["dpi"][0]
 
     def header() -> str:
-        md = (out / "report" / "tables" / "tinysyn_next.md").read_text()
+        md = (out / "report" / "tables" / "t_tinysyn_next.md").read_text()
         return next(line for line in md.splitlines() if line.startswith("| model"))
 
     run_suite(suite, out_dir=out, executor=InlineExecutor())
@@ -248,7 +248,7 @@ def test_a_run_redraws_the_report_with_the_last_reports_options(tmp_path, monkey
     assert not outcome.executed
     assert abs(figure_inches() - 3.16) < 0.01
     assert header().startswith("| model | HitRate@5 | MRR@5 |") and "@10" not in header()
-    assert "markov" in (out / "report" / "tables" / "tinysyn_next.md").read_text()  # every label again
+    assert "markov" in (out / "report" / "tables" / "t_tinysyn_next.md").read_text()  # every label again
     (out / "report" / "options.json").write_text("{not json")
     run_suite(suite, out_dir=out, executor=InlineExecutor())
     assert abs(figure_inches() - 3.3) < 0.01 and "HitRate@10 | HitRate@20" in header()
@@ -310,3 +310,23 @@ def test_table_captions_say_which_days_the_test_split_covers(tmp_path):
     assert test_period({"dataset_stats": {"test": {"first_event": "2016-05-26 00:00",
                                                    "last_event": "2016-05-26 23:00"}}}) == "2016-05-26"
     assert test_period({}) is None and test_period({"dataset_stats": {"test": {"first_event": None}}}) is None
+
+
+def test_two_suites_reports_on_one_dataset_can_share_a_papers_folder(tmp_path):
+    """Figures and tables start with the suite's name: copied into one
+    folder, two reports on the same dataset keep every file, and their
+    LaTeX labels stay distinct in one document."""
+    data = tiny_dataset(n_test=30, seed=0)
+    names, labels = [], []
+    for suite in ("default", "tuned"):
+        out = tmp_path / suite
+        ids = [add_run(out, data, label, 0) for label in ("pop", "markov")]
+        write_plan(out, Plan(suite, f"name: {suite}\n", {}, tuple(ids), ()))
+        summary = report.write_report(out, n_bootstrap=20)
+        files = {p.relative_to(summary.path).as_posix() for p in summary.figures + summary.tables}
+        assert f"figures/{suite}_tiny_next_bars.pdf" in files and f"tables/{suite}_tiny_next.tex" in files
+        names.append(files)
+        labels.append({line for p in summary.figures + summary.tables if p.suffix == ".tex"
+                       for line in p.read_text().splitlines() if r"\label{" in line})
+    assert not names[0] & names[1]
+    assert labels[0] and labels[1] and not labels[0] & labels[1]

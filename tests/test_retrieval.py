@@ -399,7 +399,7 @@ def test_a_suite_run_stores_every_setting_and_the_report_draws_them(tmp_path, mo
     assert config["evaluation"]["top_width"] == 50 and "retrieval_depth" not in runs["pop"]["config"]
     summary = write_report(tmp_path / "out", n_bootstrap=10)
     names = sorted(p.name for p in summary.figures + summary.tables if "retrieval" in p.name)
-    stem = "retrieval_tiny_next_bprmf"
+    stem = "t_retrieval_tiny_next_bprmf"  # the suite's name first
     assert names == sorted(f"{stem}.{ext}" for ext in ("png", "pdf", "txt", "tex", "tex", "md", "csv"))
     caption = (summary.path / "figures" / f"{stem}.txt").read_text()
     assert caption.startswith("bprmf on tiny") and "Pareto front" in caption

@@ -79,7 +79,7 @@ def test_a_change_of_ks_within_the_width_reruns_nothing_and_the_report_computes_
     assert second.executed == [] and sorted(second.skipped) == sorted(stored)
     assert "2 run(s) already complete, skipped (use --force to redo)" in lines
     assert read_plan(out).suite["ks"] == [7, 10, 20, 50]
-    table = pd.read_csv(out / "report" / "tables" / "wide_next.csv").set_index("label")
+    table = pd.read_csv(out / "report" / "tables" / "t_wide_next.csv").set_index("label")
     for record in stored.values():
         # K = 7 is in neither the earlier ks nor the report's fixed cut-offs: computed from the stored ranks
         expected = record.evaluation.metrics([7, 10, 50], names=["HitRate", "MRR", "NDCG"])

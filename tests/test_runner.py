@@ -327,13 +327,13 @@ def test_end_to_end_suite_writes_a_report_that_matches_the_stored_ranks(workdir)
     for dataset in ("tinysyn", "tinysyn2"):
         for kind in ("bars", "metric_vs_k", "accuracy_latency", "prefix_length"):
             for ext in ("png", "pdf"):
-                assert (report / "figures" / f"{dataset}_next_{kind}.{ext}").is_file()
+                assert (report / "figures" / f"e2e_{dataset}_next_{kind}.{ext}").is_file()
         for ext in ("md", "tex", "csv"):
-            assert (report / "tables" / f"{dataset}_next.{ext}").is_file()
+            assert (report / "tables" / f"e2e_{dataset}_next.{ext}").is_file()
     assert (report / "summary.md").is_file()
     import pandas as pd
 
-    table = pd.read_csv(report / "tables" / "tinysyn_next.csv").set_index("label")
+    table = pd.read_csv(report / "tables" / "e2e_tinysyn_next.csv").set_index("label")
     for label in ("pop", "markov", "sr"):
         runs = [r for r in iter_runs(out) if r.dataset == "tinysyn" and r.label == label]
         assert len(runs) == 2

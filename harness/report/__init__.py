@@ -8,7 +8,8 @@ per-case ranks and top-K lists, and writes ``<out_dir>/report/``::
       summary.md                     every figure and table with its caption; the
                                      tuning of tuned models; runs left out and why
                                      (superseded, failed, failing verification); methods
-      figures/<group>_<kind>.png     for each (dataset, protocol) "group": bars,
+      figures/<group>_<kind>.png     for each (dataset, protocol) "group" (named
+                                       <suite>_<dataset>_<protocol>): bars,
       figures/<group>_<kind>.pdf       metric_vs_k, accuracy_latency, prefix_length,
       figures/<group>_<kind>.txt|.tex  training_curves (PNG 300 dpi, PDF, caption as text
                                        and as a LaTeX figure)
@@ -41,7 +42,7 @@ from pathlib import Path
 
 from harness.errors import ConfigError
 from harness.evaluation.metrics import METRICS, RANK_METRICS
-from harness.report.collection import Collected, Group, collect
+from harness.report.collection import Collected, Group, collect, file_prefix
 from harness.report.constants import (
     COLUMN_WIDTH, FIGURES_DIR, LIST_K, PREFIX_BINS, REPORT_DIR, TABLES_DIR, TEXT_WIDTH, TIMINGS, Timing,
 )
@@ -204,7 +205,8 @@ def write_report(
                 drawn = _draw(g, kind, styles, width, tmp / FIGURES_DIR, warnings.append, wide=wide)
                 if drawn is not None:
                     figures[(g.slug, kind)] = drawn
-        searches = _draw_searches(out_dir, tmp / FIGURES_DIR, warnings.append)
+        prefix = file_prefix(results.selection)
+        searches = _draw_searches(out_dir, tmp / FIGURES_DIR, warnings.append, prefix)
         if searches:
             figures[("tuning", "search")] = (searches, "hyper-parameter searches: best so far and values tried")
         for g in groups:
@@ -220,7 +222,7 @@ def write_report(
                                        drawn_by=drawing_code_text(stamp))
         # ANN retrieval (runs whose suite asked for it): figures, tables and a summary section
         retrieval_figures, tables["retrieval"], retrieval_md = write_retrieval(results.selection.test, tmp, width,
-                                                                               wide=wide)
+                                                                               wide=wide, prefix=prefix)
         figures[("retrieval", "")] = (retrieval_figures, None)
         (tmp / "summary.md").write_text(summary_md + "".join(f"\n{line}" for line in retrieval_md))
         _stamp_latex(tmp, drawing_code_text(stamp))
@@ -283,14 +285,14 @@ def last_report_options(out_dir: str | Path) -> tuple[dict, str | None]:
     return options, None
 
 
-def _draw_searches(out_dir: Path, folder: Path, warn: Callable[[str], None]) -> list[Path]:
+def _draw_searches(out_dir: Path, folder: Path, warn: Callable[[str], None], prefix: str | None) -> list[Path]:
     """The figures of the folder's hyper-parameter searches (see
     :mod:`harness.report.tuning_figures`); a failure costs these figures only."""
     import matplotlib
 
     try:
         with matplotlib.rc_context(_RC):
-            return write_tuning_figures(out_dir, folder)
+            return write_tuning_figures(out_dir, folder, prefix)
     except Exception as err:  # noqa: BLE001 - as for every figure: the rest of the report stands
         warn(f"tuning figures not drawn ({type(err).__name__}: {str(err).strip()[:200]})")
         return []

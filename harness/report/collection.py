@@ -115,6 +115,15 @@ def stored_n_items(manifest: dict[str, Any]) -> int | None:
     return n_items if type(n_items) is int and n_items > 0 else None
 
 
+def file_prefix(selection: Selection) -> str | None:
+    """What every report file's name starts with: the suite's name (from the
+    folder's plan), so that the figures and tables of two suites' reports
+    can sit in one paper's folder, and their LaTeX labels in one document,
+    without one silently replacing the other; None for a folder without a
+    plan (older output)."""
+    return selection.plan.suite_name if selection.plan is not None else None
+
+
 def test_period(manifest: dict[str, Any]) -> str | None:
     """The first and last day of a run's test split as its manifest records
     them (``dataset_stats.test.first_event/last_event``), ``"D1 to D2"``;
@@ -127,8 +136,13 @@ def test_period(manifest: dict[str, Any]) -> str | None:
     return days[0] if days[0] == days[1] else f"{days[0]} to {days[1]}"
 
 
-def _slug(*parts: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", "_".join(parts)).strip("-") or "group"
+def file_slug(*parts: str | None) -> str:
+    """The stem of a report file (and of its LaTeX label) from its parts,
+    ``None`` ones left out: ``file_slug("default", "synthetic", "next")`` is
+    ``default_synthetic_next``; characters a file name or a LaTeX label
+    could trip on become ``-``."""
+    text = "_".join(p for p in parts if p)
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "group"
 
 
 def _case_fingerprint(session_ids: np.ndarray, prefix_lengths: np.ndarray) -> str:
@@ -271,7 +285,7 @@ def _default_ks(records: Sequence[RunRecord], plan: Plan | None = None) -> tuple
 
 def _build_group(
     dataset: str, protocol: str, runs: list[_Run], table_ks: tuple[int, ...], metric_ks: tuple[int, ...],
-    styles: dict[str, Style], n_boot: int, seed: int,
+    styles: dict[str, Style], n_boot: int, seed: int, *, prefix: str | None = None,
 ) -> Group:
     columns = [metric_key(n, k) for n in RANK_METRICS for k in metric_ks] + [metric_key("Popularity", LIST_K)]
     labels = _ordered((r.label for r in runs), styles)
@@ -352,7 +366,7 @@ def _build_group(
     test_cols = [metric_key(n, k) for n in RANK_METRICS for k in metric_ks]
     significance = _significance(labels, by_label, means, label_t, columns, test_cols, sessions)
     return Group(
-        dataset=dataset, protocol=protocol, slug=_slug(dataset, protocol), labels=labels, columns=columns,
+        dataset=dataset, protocol=protocol, slug=file_slug(prefix, dataset, protocol), labels=labels, columns=columns,
         table_ks=table_ks,
         n_cases={label: by_label[label][0].n_cases for label in labels},
         n_sessions={label: sessions[by_label[label][0].fingerprint].n_sessions for label in labels},
@@ -499,7 +513,7 @@ def collect(
     loaded = {key: [_load_run(r, metric_ks, warnings) for r in recs] for key, recs in sorted(by_group.items())}
     styles = model_styles((r.label for runs in loaded.values() for r in runs), overrides)
     groups = [
-        _build_group(ds, proto, runs, shown_ks, metric_ks, styles, n_bootstrap, seed)
+        _build_group(ds, proto, runs, shown_ks, metric_ks, styles, n_bootstrap, seed, prefix=file_prefix(sel))
         for (ds, proto), runs in loaded.items()
     ]
     for g in groups:

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from harness.evaluation.metrics import RANK_METRICS, metric_key
-from harness.report.collection import _case_fingerprint, _group_key
+from harness.report.collection import _case_fingerprint, _group_key, file_slug
 from harness.report.provenance import ReportError, label_of, select_runs
 from harness.report.statistics import (
     ALPHA, Sessions, _percentiles, _seed_weights, _stable_seed, clustered_replicates, holm, paired_ttest,
@@ -240,8 +240,9 @@ def _compare_pair(ka, kb, ra, rb, cols, ks, names, n_boot, seed) -> list[dict]:
 
 
 def write_comparison(result: Comparison, out: str | Path, *, figure_width: str | float = "column") -> list[Path]:
-    """Write ``compare.md``, ``compare.csv`` and ``compare.png/.pdf/.txt/.tex`` (figure, caption, LaTeX
-    figure) into ``out``."""
+    """Write ``compare.md``, ``compare.csv`` and the figure
+    ``compare_<A>_vs_<B>.png/.pdf/.txt/.tex`` (figure, caption, LaTeX figure;
+    see :func:`_figure_stem`) into ``out``."""
     from harness.report import figure_width_inches
 
     out = Path(out)
@@ -252,7 +253,7 @@ def write_comparison(result: Comparison, out: str | Path, *, figure_width: str |
         table = table.merge(pd.DataFrame(result.runs), on=["dataset", "protocol", "label_a", "label_b"], how="left")
     table.to_csv(csv, index=False, float_format="%.10g")
     md.write_text(_markdown(result))
-    return [md, csv] + _figure(result, out / "compare", figure_width_inches(figure_width))
+    return [md, csv] + _figure(result, out / _figure_stem(result), figure_width_inches(figure_width))
 
 
 def _markdown(result: Comparison) -> str:
@@ -285,22 +286,43 @@ def _markdown(result: Comparison) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _side_name(folder: Path) -> str:
-    """A result folder as a paper names it: its plan's suite name, else the folder's name (never a local path)."""
+def _suite_name(folder: Path) -> str | None:
+    """The suite name of a result folder's plan (None: no readable plan)."""
     try:
         plan = read_plan(folder)
     except (OSError, ValueError):  # an unreadable plan only costs the nicer name
         plan = None
-    return f"suite {plan.suite_name}" if plan is not None and plan.suite_name else f"folder {folder.name}"
+    return plan.suite_name if plan is not None and plan.suite_name else None
+
+
+def _side_name(folder: Path) -> str:
+    """A result folder as a paper names it: its plan's suite name, else the folder's name (never a local path)."""
+    suite = _suite_name(folder)
+    return f"suite {suite}" if suite else f"folder {folder.name}"
+
+
+def _single_pair(result: Comparison) -> tuple[str, str] | None:
+    pairs = result.table[["label_a", "label_b"]].drop_duplicates()
+    return tuple(pairs.iloc[0]) if len(pairs) == 1 else None
+
+
+def _figure_stem(result: Comparison) -> str:
+    """``compare_<A>_vs_<B>``, each side its suite (or folder) name and, for
+    one compared pair of labels, the label: two comparisons' figures can go
+    into one paper without one file or LaTeX label replacing the other."""
+    pair = _single_pair(result)
+    sides = []
+    for i, folder in enumerate((Path(result.a), Path(result.b))):
+        sides.append(file_slug(_suite_name(folder) or folder.name, pair[i] if pair else None))
+    return file_slug("compare", sides[0], "vs", sides[1])
 
 
 def _sides_text(result: Comparison) -> str:
     """``A: gru4rec of suite default, B: ...``: the suites, and the models when one pair is compared."""
-    pairs = result.table[["label_a", "label_b"]].drop_duplicates()
+    pair = _single_pair(result)
     names = [_side_name(Path(result.a)), _side_name(Path(result.b))]
-    if len(pairs) == 1:
-        la, lb = pairs.iloc[0]
-        names = [f"{la} of {names[0]}", f"{lb} of {names[1]}"]
+    if pair is not None:
+        names = [f"{pair[0]} of {names[0]}", f"{pair[1]} of {names[1]}"]
     return f"A: {names[0]}, B: {names[1]}"
 
 

@@ -3,11 +3,11 @@ speed for every index setting (from ``manifest["retrieval"]``, written by
 runs whose suite model has a ``retrieval`` key; see :mod:`harness.evaluation.retrieval`).
 
 For each (dataset, protocol, model) with retrieval rows it writes
-``figures/retrieval_<slug>.png|pdf`` (HitRate@20 and ANN recall@20 against
+``figures/<suite>_retrieval_<slug>.png|pdf`` (HitRate@20 and ANN recall@20 against
 single-query queries per second, log x, a marker per setting and a line
 per method through its own Pareto-optimal settings, as ann-benchmarks draws
 them; the dashed line is the front over all methods) and
-``tables/retrieval_<slug>.md|tex|csv`` (one row per setting, means over
+``tables/<suite>_retrieval_<slug>.md|tex|csv`` (one row per setting, means over
 seeds; the setting labelled with every parameter its method's sweep varies;
 the CSV also names the runs behind each row, ``run_ids``, and their
 ``code_digest``; the ``.tex`` is a booktabs ``table*``).
@@ -19,13 +19,13 @@ report shows (those of the folder's plan) contribute.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from harness.report.collection import file_slug
 from harness.report.constants import FIGURES_DIR, TABLES_DIR
 from harness.evaluation.retrieval import ROW_K, RetrievalSetting, sweep_labels
 from harness.report.statistics import pareto_front
@@ -104,10 +104,6 @@ def _setting_labels(frame: pd.DataFrame) -> list[str]:
         named = dict(zip(distinct, sweep_labels(settings)))
         labels[part.index] = [named[key] for key in zip(part["method"], part["params"])]
     return labels.tolist()
-
-
-def _slug(*parts: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", "_".join(parts))
 
 
 def plot_retrieval(frame: pd.DataFrame, width: float):
@@ -211,10 +207,12 @@ def _latex(frame: pd.DataFrame, title: str, slug: str) -> str:
 
 
 def write_retrieval(runs: Iterable[RunRecord], folder: Path, width: float, *,
-                    wide: bool = False) -> tuple[list[Path], list[Path], list[str]]:
+                    wide: bool = False, prefix: str | None = None) -> tuple[list[Path], list[Path], list[str]]:
     """Write the retrieval figures (``width`` inches wide, caption beside
     each as text and as a LaTeX ``figure``, ``figure*`` when ``wide``) and tables of ``runs`` into the report folder being built
-    (``folder``); returns (figures, tables, summary.md lines)."""
+    (``folder``), their names starting with ``prefix`` (the suite's name, see
+    :func:`harness.report.collection.file_prefix`); returns (figures, tables,
+    summary.md lines)."""
     frame = retrieval_frame(runs)
     if frame.empty:
         return [], [], []
@@ -230,7 +228,7 @@ def write_retrieval(runs: Iterable[RunRecord], folder: Path, width: float, *,
              "exact top lists; speeds are of the search alone (one query on one thread, and batches on the "
              "run's threads) on the machine that ran the suite.", ""]  # fmt: skip
     for (dataset, protocol, model), part in frame.groupby(["dataset", "protocol", "model"], sort=False):
-        slug = _slug("retrieval", dataset, protocol, model)
+        slug = file_slug(prefix, "retrieval", dataset, protocol, model)
         title = f"{model} on {dataset} ({protocol}, {int(part['n_items'].iloc[0]):,} items)"
         with matplotlib.rc_context(_RC):
             fig = plot_retrieval(part, width)

@@ -20,6 +20,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from harness.report.collection import file_slug
 from harness.report.figures import save_figure
 from harness.run.store import iter_runs, read_plan
 
@@ -108,16 +109,18 @@ def plot_search(dataset: str, label: str, entry: dict[str, Any]):
     return fig
 
 
-def write_tuning_figures(out_dir: str | Path, folder: Path) -> list[Path]:
-    """Write ``<dataset>_<label>_tuning.{png,pdf}`` into ``folder`` for every
-    search stored under ``out_dir``; returns the paths written."""
+def write_tuning_figures(out_dir: str | Path, folder: Path, prefix: str | None = None) -> list[Path]:
+    """Write ``<prefix>_<dataset>_<label>_tuning.{png,pdf}`` into ``folder``
+    for every search stored under ``out_dir`` (``prefix``: the suite's name,
+    see :func:`harness.report.collection.file_prefix`); returns the paths
+    written."""
     import matplotlib.pyplot as plt
 
     paths: list[Path] = []
     for (dataset, label), entry in sorted(collect_trials(out_dir).items()):
         fig = plot_search(dataset, label, entry)
         try:
-            slug = re.sub(r"[^A-Za-z0-9_.+=,-]", "_", f"{dataset}_{label}_tuning")
+            slug = file_slug(prefix, dataset, label, "tuning")
             paths.extend(save_figure(fig, folder / slug))
         finally:
             plt.close(fig)
