@@ -454,6 +454,8 @@ def test_bars_follow_the_tables_cut_offs(tmp_path):
             ticks = [t.get_text() for t in bars.figure.axes[0].get_xticklabels()]
             assert ticks == [f"@{k}" for k in expected]
             assert f"K = {expected[0]} and {expected[1]} per model" in bars.caption
+            assert f"mean over the {group.cases_phrase} and over seeds" in bars.caption
+            assert group.cases_phrase.endswith(f" test cases of {group.n_sessions['pop']:,} sessions")
 
 
 def test_k_curves_are_on_a_log_axis_marked_at_the_reports_cut_offs(tmp_path):

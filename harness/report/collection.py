@@ -77,6 +77,14 @@ class Group:
     def title(self) -> str:
         return f"{self.dataset} ({self.protocol})"
 
+    @property
+    def cases_phrase(self) -> str:
+        """``2,131 test cases of 411 sessions`` (``/``-joined where labels
+        were evaluated on lists of other sizes)."""
+        cases = "/".join(f"{n:,}" for n in sorted(set(self.n_cases.values())))
+        sessions = "/".join(f"{n:,}" for n in sorted(set(self.n_sessions.values())))
+        return f"{cases} test cases of {sessions} sessions"
+
 
 def run_provenance(record: RunRecord) -> dict[str, Any]:
     """What a reader needs to trace a run's numbers to its exact code and

@@ -258,7 +258,8 @@ def _plot_bars(group: Group, styles: dict[str, Style], width: float, warn: Warn)
         ax.grid(axis="x", visible=False)
     _legend(fig, group.labels, styles, width, kind="patch", hatch_repeat=repeat)
     ks = " and ".join(map(str, bar_ks)) if len(bar_ks) <= 2 else ", ".join(map(str, bar_ks))
-    caption = (f"{group.title}: {', '.join(names)} at K = {ks} per model (mean over evaluation cases and seeds; "
+    caption = (f"{group.title}: {', '.join(names)} at K = {ks} per model (mean over the "
+               f"{group.cases_phrase} and over seeds; "
                f"error bars: 95% bootstrap CI resampling test sessions, whose prefixes are correlated cases, "
                f"and seeds where several).{_dropped_note(dropped)}")
     return Drawn(fig, caption)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.report.collection import file_slug
-from harness.report.figures import save_figure
+from harness.report.figures import log_axis, save_figure
 from harness.run.store import iter_runs, read_plan
 
 _TRIAL = re.compile(r"^(?P<label>.+)\[trial=(?P<number>\d+)\]$")
@@ -99,7 +99,7 @@ def plot_search(dataset: str, label: str, entry: dict[str, Any]):
         if xs and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs):
             sub.scatter(xs, [y for _, y in pairs], s=10, color="0.35")
             if min(xs) > 0 and max(xs) / min(xs) > 100:
-                sub.set_xscale("log")
+                log_axis(sub)  # plain-number ticks, as the report's other log axes
         elif xs:
             cats = sorted({str(x) for x in xs})
             sub.scatter([cats.index(str(x)) for x in xs], [y for _, y in pairs], s=10, color="0.35")
