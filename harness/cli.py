@@ -334,8 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="compare label X of A with label Y of B (default: every label both folders have)")
     cmp_.add_argument("--metrics", type=_parse_names, default=None, metavar="NAME,...",
                       help="metrics to compare (default HitRate,MRR,NDCG)")
-    cmp_.add_argument("--ks", type=_parse_ks, default=None, metavar="K,K,...", help="cut-offs (default 20,50)")
-    cmp_.add_argument("--out", metavar="DIR", help="where to write compare.md, compare.csv and the figure "
+    cmp_.add_argument("--ks", type=_parse_ks, default=None, metavar="K,K,...",
+                      help="cut-offs (default: the two largest K both suites ask for, as their reports' tables; "
+                           "20,50 for folders without a plan)")
+    cmp_.add_argument("--out", metavar="DIR", help="where to write compare_<A>_vs_<B>.md, .csv and the figure "
                                                    "(default: B/compare/ or A/compare/)")
     cmp_.add_argument("--figure-width", default="column", metavar="W",
                       help="column, text or inches (default column)")

@@ -58,13 +58,12 @@ def test_written_outputs_and_text(two_settings, tmp_path):
     result = compare(a, b, n_bootstrap=N_BOOT, metrics=["mrr"], ks=[20])
     paths = write_comparison(result, tmp_path / "cmp")
     stem = f"compare_{a.name}_vs_{b.name}"  # two comparisons' figures can go into one paper
-    assert {p.name for p in paths} == {"compare.md", "compare.csv", *(f"{stem}.{e}" for e in ("png", "pdf", "txt",
-                                                                                             "tex"))}
-    csv = pd.read_csv(tmp_path / "cmp" / "compare.csv")
+    assert {p.name for p in paths} == {f"{stem}.{e}" for e in ("md", "csv", "png", "pdf", "txt", "tex")}
+    csv = pd.read_csv(tmp_path / "cmp" / f"{stem}.csv")
     assert list(csv["metric"]) == ["MRR@20", "MRR@20"]
     text = result.text()
     assert "gru4rec" in text and "MRR@20" in text and "B - A" in text
-    assert "| gru4rec | MRR@20 |" in (tmp_path / "cmp" / "compare.md").read_text()
+    assert "| gru4rec | MRR@20 |" in (tmp_path / "cmp" / f"{stem}.md").read_text()
     # the caption names what a paper's reader knows (the folders: no plan here), never a local path
     caption = (tmp_path / "cmp" / f"{stem}.txt").read_text()
     assert f"(A: folder {a.name}, B: folder {b.name})" in caption and str(a) not in caption
@@ -91,7 +90,7 @@ def test_two_labels_of_one_folder(two_settings, capsys):
     _, b = two_settings
     assert main(["compare", str(b), "--labels", "pop", "gru4rec", "--n-bootstrap", "50", "--ks", "20"]) == 0
     out = capsys.readouterr().out
-    assert "pop -> gru4rec" in out and (b / "compare" / "compare.csv").is_file()
+    assert "pop -> gru4rec" in out and (b / "compare" / f"compare_{b.name}_pop_vs_{b.name}_gru4rec.csv").is_file()
 
 
 def test_nothing_to_compare_is_one_line(two_settings, tmp_path, capsys):
@@ -130,12 +129,38 @@ def test_a_comparison_names_its_runs_what_it_left_out_and_runs_shared(two_settin
         "predict alike): every difference is zero" in result.notes
     assert not any(n.startswith("gru4rec") for n in result.notes)
     write_comparison(result, tmp_path / "cmp")
-    csv = pd.read_csv(tmp_path / "cmp" / "compare.csv").set_index("label_a")
+    csv = pd.read_csv(next((tmp_path / "cmp").glob("compare_*.csv"))).set_index("label_a")
     assert csv.loc["gru4rec", "run_ids_a"] == "tiny-gru4rec-s0-next;tiny-gru4rec-s1-next"
     assert csv.loc["gru4rec", "params_a"] == '{"hidden": 32}' and csv.loc["gru4rec", "params_b"] == '{"hidden": 64}'
-    md = (tmp_path / "cmp" / "compare.md").read_text()
+    md = next((tmp_path / "cmp").glob("compare_*.md")).read_text()
     runs = md.split("## Runs", 1)[1]
     assert "`tiny-gru4rec-s1-next`" in runs and '{"hidden": 32}' in runs and '{"hidden": 64}' in runs
     assert "Note: only in B, not compared: sr on tiny (next)" in md
     (tex,) = [p.read_text() for p in (tmp_path / "cmp").glob("compare_*.tex")]
     assert "sessionbench compare" in tex and "\\graphicspath{{cmp/}}" in tex
+
+
+def test_two_comparisons_into_one_folder_keep_their_own_tables(two_settings, tmp_path):
+    a, b = two_settings
+    first = write_comparison(compare(a, b, n_bootstrap=50, ks=[20]), tmp_path / "cmp")
+    second = write_comparison(compare(b, b, labels=("pop", "gru4rec"), n_bootstrap=50, ks=[20]), tmp_path / "cmp")
+    assert not {p.name for p in first} & {p.name for p in second}
+    assert all(p.is_file() for p in first + second)
+
+
+def test_the_default_cut_offs_are_the_two_largest_both_suites_ask_for(two_settings, tmp_path):
+    from harness.run.store import Plan, write_plan
+
+    a, b = two_settings
+    assert compare(a, b, n_bootstrap=20, metrics=["mrr"]).table["metric"].tolist()[:2] == ["MRR@20", "MRR@50"]
+    folders = []
+    for name, ks in (("x", [5, 10, 20]), ("y", [1, 5, 10, 20, 50])):
+        import shutil
+
+        folder = tmp_path / name
+        shutil.copytree(a, folder)
+        runs = tuple(sorted(p.name for p in (folder / "runs").iterdir()))
+        write_plan(folder, Plan(name, f"name: {name}\n", {"ks": ks}, runs))
+        folders.append(folder)
+    table = compare(*folders, n_bootstrap=20, metrics=["mrr"]).table
+    assert sorted(set(table["metric"])) == ["MRR@10", "MRR@20"]  # the suites share 5, 10, 20: not 50

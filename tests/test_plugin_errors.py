@@ -77,10 +77,13 @@ def test_a_module_that_fails_to_import_is_one_line(plugin_dir, capsys, source, p
     assert_one_line(err, "model 'plug_mod:Model': importing module 'plug_mod' failed with", *parts)
 
 
-def test_a_plugin_importing_a_module_of_the_old_flat_layout_is_told_where_it_went(plugin_dir):
-    (plugin_dir / "plug_old.py").write_text("from harness.plugin import SessionRecommender\n")
-    with pytest.raises(ContractError, match="it imports harness.plugin, which sessionbench 0.2 moved to "
-                                            r"harness\.models\.plugin; change the import"):
+def test_a_plugin_importing_a_module_of_the_old_flat_layout_is_told_where_they_went(plugin_dir):
+    (plugin_dir / "plug_old.py").write_text("from harness.plugin import SessionRecommender\n"
+                                            "from harness.data.specs import load_dataset\n"
+                                            "import harness.dataset\n")
+    with pytest.raises(ContractError, match="it imports modules that sessionbench 0.2 moved into sub-packages "
+                                            r"\(.*plug_old\.py\); change these imports: harness\.dataset -> "
+                                            r"harness\.data\.dataset, harness\.plugin -> harness\.models\.plugin$"):
         get_model_class("plug_old:Model")
 
 

@@ -487,3 +487,29 @@ def test_prefix_length_axis_is_not_forced_to_zero(tmp_path):
     low, high = drawn.figure.axes[0].get_ylim()
     assert 0.7 < low < 0.82 and 0.88 < high < 1.0
     assert "does not start at zero" in drawn.caption
+
+
+@pytest.mark.parametrize("width", [3.16, 3.3, 7.0])
+def test_no_text_of_any_figure_falls_outside_it(tmp_path, width):
+    """A label cut at the figure's edge is invisible to LaTeX (the PDF has
+    the right width): every text of every figure lies inside the figure, at
+    the plain article's column (3.16 in), the default column and text width."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    out = default_like_store(tmp_path)
+    results = report.collect(out, n_bootstrap=N_BOOT)
+    (group,) = results.groups
+    with matplotlib.rc_context(figures._RC):
+        for kind, plot in figures._PLOTTERS.items():
+            drawn = plot(group, results.styles, width, print)
+            if drawn is None:
+                continue
+            fig = drawn.figure
+            fig.canvas.draw()
+            # the extent of everything drawn (ticks outside the view are not), in inches
+            ink = fig.get_tightbbox(fig.canvas.get_renderer())
+            size = fig.get_size_inches()
+            assert ink.x0 >= -0.01 and ink.x1 <= size[0] + 0.01, (kind, width, ink)
+            assert ink.y0 >= -0.01 and ink.y1 <= size[1] + 0.01, (kind, width, ink)
+            plt.close(fig)

@@ -140,7 +140,8 @@ def test_labels_and_tuned_values_in_the_caption_are_escaped(tmp_path):
     write_plan(tmp_path, Plan("test", "name: test\n", {}, tuple(ids + grid + [final]), (selection,)))
     summary = report.write_report(tmp_path, n_bootstrap=20)
     table = summary.path / "tables" / "test_tiny_next.tex"
-    caption = next(line for line in table.read_text().splitlines() if line.startswith(r"\caption{tiny (next). "))
+    caption = next(line for line in table.read_text().splitlines()
+                   if line.startswith(r"\caption{tiny (next), suite test. "))
     assert r"2 seeds for my\_model" in caption and r"vs\_knn: weighting=log\_decay" in caption
     prose = re.sub(r"\\(ref|label)\{[^}]*\}", "", caption)  # a \ref's key may hold "_"
     assert "_" not in prose.replace(r"\_", "")

@@ -330,3 +330,6 @@ def test_two_suites_reports_on_one_dataset_can_share_a_papers_folder(tmp_path):
                        for line in p.read_text().splitlines() if r"\label{" in line})
     assert not names[0] & names[1]
     assert labels[0] and labels[1] and not labels[0] & labels[1]
+    captions = [(tmp_path / s / "report" / "figures" / f"{s}_tiny_next_bars.txt").read_text()
+                for s in ("default", "tuned")]
+    assert [c.split(": ")[0] for c in captions] == ["tiny (next), suite default", "tiny (next), suite tuned"]

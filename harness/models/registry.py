@@ -190,11 +190,31 @@ MOVED_MODULES: dict[str, str] = {
 }
 
 
+def _moved_imports(err: ModuleNotFoundError) -> tuple[str | None, dict[str, str]]:
+    """The file whose import of a moved module failed (the innermost frame
+    outside the import machinery) and every moved module it names, old ->
+    new, so that one error lists them all instead of one per attempt."""
+    frames = [f for f in traceback.extract_tb(err.__traceback__) if not f.filename.startswith("<")]
+    file = frames[-1].filename if frames else None
+    try:
+        source = Path(file).read_text(encoding="utf-8", errors="replace") if file else ""
+    except OSError:
+        source = ""
+    named = {f"harness.{m}" for m in re.findall(r"\bharness\.(\w+)", source)}
+    for names in re.findall(r"^\s*from\s+harness\s+import\s+([\w\s,()]+)", source, flags=re.M):
+        named |= {f"harness.{n}" for n in re.findall(r"\w+", names)}
+    moved = {old: MOVED_MODULES[old] for old in sorted(named | {err.name}) if old in MOVED_MODULES}
+    return file, moved
+
+
 def _import_failure(module_name: str, err: BaseException) -> str:
     """One line: where importing ``module_name`` failed, and how to find out more."""
     if isinstance(err, ModuleNotFoundError) and err.name in MOVED_MODULES:
-        return (f"importing module {module_name!r} failed: it imports {err.name}, which sessionbench 0.2 moved to "
-                f"{MOVED_MODULES[err.name]}; change the import (docs/adding-a-model.md has the current ones)")
+        file, moved = _moved_imports(err)
+        where = f" ({file})" if file else ""
+        changes = ", ".join(f"{old} -> {new}" for old, new in moved.items())
+        return (f"importing module {module_name!r} failed: it imports modules that sessionbench 0.2 moved into "
+                f"sub-packages{where}; change {'these imports' if len(moved) > 1 else 'the import'}: {changes}")
     if isinstance(err, SyntaxError):
         where = f"{err.filename}, line {err.lineno}" if err.filename else "its source"
         what = f"syntax error in {where}: {err.msg}"

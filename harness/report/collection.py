@@ -72,10 +72,14 @@ class Group:
     provenance: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     #: the test split's first and last day, "2016-05-26 to 2016-06-01" (None: not recorded)
     test_period: str | None = None
+    #: the suite whose plan the runs belong to (None: a folder without a plan)
+    suite: str | None = None
 
     @property
     def title(self) -> str:
-        return f"{self.dataset} ({self.protocol})"
+        """``synthetic (next), suite default``: what every caption starts with,
+        so two suites' figures on one dataset are told apart in one paper."""
+        return f"{self.dataset} ({self.protocol})" + (f", suite {self.suite}" if self.suite else "")
 
     @property
     def cases_phrase(self) -> str:
@@ -384,7 +388,7 @@ def _build_group(
         curves=curves, significance=significance, notes=notes,
         provenance={label: [run_provenance(r.record) for r in sorted(by_label[label], key=_seed_order)]
                     for label in labels},
-        test_period=test_period(first.record.manifest),
+        test_period=test_period(first.record.manifest), suite=prefix,
     )
 
 

@@ -31,7 +31,8 @@ import numpy as np
 import pandas as pd
 
 from harness.evaluation.metrics import RANK_METRICS, metric_key
-from harness.report.collection import _case_fingerprint, _group_key, file_slug
+from harness.limits import MAX_K
+from harness.report.collection import _case_fingerprint, _group_key, default_table_ks, file_slug
 from harness.report.provenance import ReportError, label_of, select_runs
 from harness.report.statistics import (
     ALPHA, Sessions, _percentiles, _seed_weights, _stable_seed, clustered_replicates, holm, paired_ttest,
@@ -142,7 +143,7 @@ def compare(
     """
     a, b = Path(a), Path(b)
     names = _check_metrics(metrics)
-    ks = tuple(sorted(set(ks or COMPARE_KS)))
+    ks = tuple(sorted(set(ks or _default_ks(a, b))))
     runs_a, runs_b = _runs_by_key(a), _runs_by_key(b)
     notes: list[str] = []
     rows: list[dict] = []
@@ -240,20 +241,22 @@ def _compare_pair(ka, kb, ra, rb, cols, ks, names, n_boot, seed) -> list[dict]:
 
 
 def write_comparison(result: Comparison, out: str | Path, *, figure_width: str | float = "column") -> list[Path]:
-    """Write ``compare.md``, ``compare.csv`` and the figure
-    ``compare_<A>_vs_<B>.png/.pdf/.txt/.tex`` (figure, caption, LaTeX figure;
-    see :func:`_figure_stem`) into ``out``."""
+    """Write ``compare_<A>_vs_<B>.md``, ``.csv`` and the figure's ``.png``,
+    ``.pdf``, ``.txt`` (caption) and ``.tex`` (LaTeX figure) into ``out``,
+    all named by :func:`_figure_stem`: a second comparison into the same
+    folder adds its own files instead of replacing the first's tables."""
     from harness.report import figure_width_inches
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    csv, md = out / "compare.csv", out / "compare.md"
+    stem = out / _figure_stem(result)
+    csv, md = stem.with_suffix(".csv"), stem.with_suffix(".md")
     table = result.table
     if result.runs:  # each row names the runs behind it
         table = table.merge(pd.DataFrame(result.runs), on=["dataset", "protocol", "label_a", "label_b"], how="left")
     table.to_csv(csv, index=False, float_format="%.10g")
     md.write_text(_markdown(result))
-    return [md, csv] + _figure(result, out / _figure_stem(result), figure_width_inches(figure_width))
+    return [md, csv] + _figure(result, stem, figure_width_inches(figure_width))
 
 
 def _markdown(result: Comparison) -> str:
@@ -284,6 +287,25 @@ def _markdown(result: Comparison) -> str:
             lines.append(f"| {r['dataset']} ({r['protocol']}) | {_pair_name(r['label_a'], r['label_b'])} | "
                          f"{sides[0]} | {sides[1]} |")
     return "\n".join(lines) + "\n"
+
+
+def _default_ks(a: Path, b: Path) -> tuple[int, ...]:
+    """The cut-offs a comparison shows unless told: the two largest K that
+    both folders' suites ask for (their plans' ``ks``), as their reports'
+    tables show; :data:`COMPARE_KS` where a folder has no plan or the
+    suites share no K."""
+    asked = []
+    for folder in (a, b):
+        try:
+            plan = read_plan(folder)
+        except (OSError, ValueError):
+            plan = None
+        ks = plan.suite.get("ks") if plan is not None else None
+        if not (isinstance(ks, list) and ks and all(type(k) is int and 1 <= k <= MAX_K for k in ks)):
+            return COMPARE_KS
+        asked.append(set(ks))
+    shared = asked[0] & asked[1]
+    return default_table_ks(shared) if shared else COMPARE_KS
 
 
 def _suite_name(folder: Path) -> str | None:
