@@ -223,3 +223,29 @@ def test_compare_uses_the_session_statistics(folder):
     assert (row.t, row.p) == pytest.approx((t, p), rel=1e-12)
     assert row.n_sessions == len(np.unique(sessions)) < row.n_cases
     assert "test sessions" in result.text()
+
+
+def test_one_test_session_gives_no_intervals_or_tests_and_says_so(tmp_path):
+    """Resampling one session returns it: a zero-width '95% CI' and a p-value
+    from one unit would be nonsense; the report says why they are missing
+    and compare draws its figure (it crashed on a CI a rounding away from
+    its estimate)."""
+    from report_fixtures import add_run
+
+    from harness import report
+    from harness.models.testing import tiny_dataset
+    from harness.report.compare import compare, write_comparison
+    from harness.report.statistics import paired_ttest
+
+    data = tiny_dataset(n_test=1, seed=0)
+    for label in ("pop", "markov"):
+        add_run(tmp_path, data, label, 0)
+    results = report.collect(tmp_path, n_bootstrap=50)
+    (group,) = results.groups
+    assert group.n_sessions["pop"] == 1
+    assert group.ci_low.isna().all().all() and group.ci_high.isna().all().all()
+    assert any("in 1 test session: no confidence intervals or tests" in n for n in group.notes)
+    result = compare(tmp_path, tmp_path, labels=("pop", "markov"), n_bootstrap=50)
+    assert result.table["p"].isna().all() and result.table["diff_ci_low"].isna().all()
+    assert write_comparison(result, tmp_path / "cmp")  # the figure is drawn
+    assert all(np.isnan(v) for v in paired_ttest(np.zeros(3), np.zeros(3), np.ones(3)))

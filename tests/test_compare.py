@@ -164,3 +164,17 @@ def test_the_default_cut_offs_are_the_two_largest_both_suites_ask_for(two_settin
         folders.append(folder)
     table = compare(*folders, n_bootstrap=20, metrics=["mrr"]).table
     assert sorted(set(table["metric"])) == ["MRR@10", "MRR@20"]  # the suites share 5, 10, 20: not 50
+
+
+def test_compare_names_other_evaluation_settings_and_keeps_default_k_within_the_catalogue(tmp_path):
+    data = tiny_dataset(n_test=60, seed=0)
+    a, b = tmp_path / "A", tmp_path / "B"
+    for out, exclude in ((a, False), (b, True)):
+        add_run(out, data, "pop", 0, extra={"config": {"evaluation": {"exclude_seen": exclude, "top_width": 50}},
+                                           "dataset_stats": {"n_items": 30}})
+    result = compare(a, b, n_bootstrap=20, metrics=["mrr"])
+    assert list(result.table["metric"]) == ["MRR@20"]  # 50 > the 30 items: left out, and said
+    assert "K = 50 left out: above the 30 items of the catalogue" in " ".join(result.notes)
+    assert ("pop on tiny (next): A and B were evaluated under other settings (exclude_seen False -> True)"
+            in " ".join(result.notes))
+    assert list(compare(a, b, n_bootstrap=20, metrics=["mrr"], ks=[5]).table["metric"]) == ["MRR@5"]

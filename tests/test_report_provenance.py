@@ -310,6 +310,8 @@ def test_table_captions_say_which_days_the_test_split_covers(tmp_path):
     assert test_period({"dataset_stats": {"test": {"first_event": "2016-05-26 00:00",
                                                    "last_event": "2016-05-26 23:00"}}}) == "2016-05-26"
     assert test_period({}) is None and test_period({"dataset_stats": {"test": {"first_event": None}}}) is None
+    for first, last in (("x\n# y", "100%_&#\\{"), ("2025-01-01", "2020-01-01"), (12345, [1, 2])):
+        assert test_period({"dataset_stats": {"test": {"first_event": first, "last_event": last}}}) is None
 
 
 def test_two_suites_reports_on_one_dataset_can_share_a_papers_folder(tmp_path):
@@ -333,3 +335,54 @@ def test_two_suites_reports_on_one_dataset_can_share_a_papers_folder(tmp_path):
     captions = [(tmp_path / s / "report" / "figures" / f"{s}_tiny_next_bars.txt").read_text()
                 for s in ("default", "tuned")]
     assert [c.split(": ")[0] for c in captions] == ["tiny (next), suite default", "tiny (next), suite tuned"]
+
+
+def test_a_suite_name_with_a_dot_keeps_every_report_file_apart(tmp_path):
+    """`paper.v2` is a valid suite name; Path.with_suffix made every figure
+    `paper.png` (each overwriting the last) while summary.md and the .tex
+    files named files that did not exist."""
+    import re as regex
+
+    from harness.report.collection import MAX_SLUG_LENGTH, file_slug
+
+    data = tiny_dataset(n_test=30, seed=0)
+    ids = [add_run(tmp_path, data, label, 0) for label in ("pop", "markov")]
+    write_plan(tmp_path, Plan("paper.v2", "name: paper.v2\n", {}, tuple(ids), ()))
+    summary = report.write_report(tmp_path, n_bootstrap=20)
+    written = summary.figures + summary.tables
+    assert len({p.name for p in written}) == len(written) and all(p.is_file() for p in written)
+    assert all(p.name.startswith("paper.v2_tiny_next") for p in written)
+    for link in regex.findall(r"\]\(((?:figures|tables)/[^)]+)\)", summary.summary_path.read_text()):
+        assert (summary.path / link).is_file(), link
+    for tex in (p for p in written if p.suffix == ".tex" and "figures" in p.parts):
+        (graphic,) = regex.findall(r"\\includegraphics\{([^}]+)\}", tex.read_text())
+        assert (tex.parent / graphic).is_file()
+    assert not file_slug("..", "x").startswith(".") and not file_slug(".hidden").startswith(".")
+    long = file_slug("a" * 300, "tiny")
+    assert len(long) == MAX_SLUG_LENGTH and long != file_slug("a" * 299 + "b", "tiny")
+
+
+@pytest.mark.parametrize("change", [
+    {"n_bootstrap": 10_000_000}, {"n_bootstrap": 0}, {"n_bootstrap": True}, {"table": {"ks": [0]}},
+    {"table": {"ks": [True]}}, {"table": {"ks": [5.7]}}, {"table": {"metrics": [["HitRate"]]}},
+    {"table": {"metrics": "HitRate"}}, {"table": {"metrics": ["Bogus"]}}, {"table": {"metrics": []}},
+    {"table": {"layout": ["wide"]}}, {"column_width": float("nan")}, {"column_width": -1},
+])
+def test_a_hand_edited_options_file_is_held_to_the_command_lines_rules(tmp_path, change):
+    """`sessionbench run` redraws with report/options.json: a value the
+    command line refuses (10**7 replicates hung the run; a metrics string
+    became one column per letter) is a warning and the defaults."""
+    data = tiny_dataset(n_test=30, seed=0)
+    add_run(tmp_path, data, "pop", 0)
+    report.write_report(tmp_path, n_bootstrap=20)
+    path = tmp_path / "report" / "options.json"
+    options = json.loads(path.read_text())
+    assert report.last_report_options(tmp_path)[1] is None
+    for key, value in change.items():
+        if isinstance(value, dict):
+            options[key] = {**options[key], **value}
+        else:
+            options[key] = value
+    path.write_text(json.dumps(options))
+    kept, problem = report.last_report_options(tmp_path)
+    assert kept == {} and "not a report's options" in problem and "drawing with the default options" in problem

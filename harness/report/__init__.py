@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import re
 import shutil
@@ -40,9 +41,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, quote
 from harness.evaluation.metrics import METRICS, RANK_METRICS
-from harness.report.collection import Collected, Group, collect, file_prefix
+from harness.limits import MAX_BOOTSTRAP, MAX_K
+from harness.report.collection import Collected, Group, beside, collect, file_prefix
 from harness.report.constants import (
     COLUMN_WIDTH, FIGURES_DIR, LIST_K, PREFIX_BINS, REPORT_DIR, TABLES_DIR, TEXT_WIDTH, TIMINGS, Timing,
 )
@@ -273,16 +275,37 @@ def last_report_options(out_dir: str | Path) -> tuple[dict, str | None]:
     except (OSError, ValueError) as err:
         return {}, f"{path}: unreadable ({err}); drawing with the default options"
     try:
-        table = data["table"]
-        options = {"figure_width": data["figure_width"], "column_width": float(data["column_width"]),
-                   "text_width": float(data["text_width"]), "n_bootstrap": int(data["n_bootstrap"]),
-                   "table": TableSpec(metrics=tuple(table["metrics"]), layout=str(table["layout"]),
-                                      ks=None if table["ks"] is None else tuple(int(k) for k in table["ks"]))}
-        figure_width_inches(options["figure_width"], column_width=options["column_width"],
-                            text_width=options["text_width"])
+        options = _checked_options(data)
     except (KeyError, TypeError, ValueError, ConfigError) as err:
         return {}, f"{path}: not a report's options ({err}); drawing with the default options"
     return options, None
+
+
+def _checked_options(data: dict) -> dict:
+    """The keywords of :func:`write_report` that a stored ``options.json``
+    holds, held to the command line's rules (a hand-edited file must not
+    hang a run with 10**7 replicates or draw a table of no columns)."""
+    table = data["table"]
+    metrics, ks = table["metrics"], table["ks"]
+    if not isinstance(metrics, list) or not metrics or not all(isinstance(m, str) for m in metrics):
+        raise ValueError(f"table.metrics: expected a non-empty list of names, got {quote(metrics)}")
+    if ks is not None and not (isinstance(ks, list) and ks and all(type(k) is int and 1 <= k <= MAX_K for k in ks)):
+        raise ValueError(f"table.ks: expected null or a list of integers in 1..{MAX_K}, got {quote(ks)}")
+    if table["layout"] not in ("narrow", "wide"):
+        raise ValueError(f"table.layout: expected narrow or wide, got {quote(table['layout'])}")
+    n_bootstrap = data["n_bootstrap"]
+    if type(n_bootstrap) is not int or not 1 <= n_bootstrap <= MAX_BOOTSTRAP:
+        raise ValueError(f"n_bootstrap: expected an integer in 1..{MAX_BOOTSTRAP}, got {quote(n_bootstrap)}")
+    options = {"figure_width": data["figure_width"], "column_width": float(data["column_width"]),
+               "text_width": float(data["text_width"]), "n_bootstrap": n_bootstrap,
+               "table": TableSpec(metrics=check_table_metrics(metrics), layout=table["layout"],
+                                  ks=None if ks is None else tuple(ks))}
+    for name in ("column_width", "text_width"):
+        if not math.isfinite(options[name]) or options[name] <= 0:
+            raise ValueError(f"{name}: expected a positive width in inches, got {quote(data[name])}")
+    figure_width_inches(options["figure_width"], column_width=options["column_width"],
+                        text_width=options["text_width"])
+    return options
 
 
 def _draw_searches(out_dir: Path, folder: Path, warn: Callable[[str], None], prefix: str | None) -> list[Path]:
@@ -325,8 +348,7 @@ def _draw(group: Group, kind: str, styles: dict[str, Style], width: float, folde
 
 def _write_tables(group: Group, folder: Path, n_boot: int, spec: TableSpec) -> list[Path]:
     stem = folder / group.slug
-    paths = [stem.with_suffix(".md"), stem.with_suffix(".tex"), stem.with_suffix(".csv"),
-             folder / f"{group.slug}_significance.csv"]
+    paths = [beside(stem, ".md"), beside(stem, ".tex"), beside(stem, ".csv"), beside(stem, "_significance.csv")]
     paths[0].write_text(_markdown_table(group, spec, n_boot))
     paths[1].write_text(_latex_table(group, spec, n_boot))
     _table_frame(group).to_csv(paths[2], float_format="%.10g")

@@ -85,9 +85,10 @@ class Group:
     def cases_phrase(self) -> str:
         """``2,131 test cases of 411 sessions`` (``/``-joined where labels
         were evaluated on lists of other sizes)."""
-        cases = "/".join(f"{n:,}" for n in sorted(set(self.n_cases.values())))
-        sessions = "/".join(f"{n:,}" for n in sorted(set(self.n_sessions.values())))
-        return f"{cases} test cases of {sessions} sessions"
+        cases = sorted(set(self.n_cases.values()))
+        sessions = sorted(set(self.n_sessions.values()))
+        return (f"{'/'.join(f'{n:,}' for n in cases)} test case{'' if cases == [1] else 's'} of "
+                f"{'/'.join(f'{n:,}' for n in sessions)} session{'' if sessions == [1] else 's'}")
 
 
 def run_provenance(record: RunRecord) -> dict[str, Any]:
@@ -127,6 +128,11 @@ def stored_n_items(manifest: dict[str, Any]) -> int | None:
     return n_items if type(n_items) is int and n_items > 0 else None
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 test session``, ``2,131 test cases``."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
 def file_prefix(selection: Selection) -> str | None:
     """What every report file's name starts with: the suite's name (from the
     folder's plan), so that the figures and tables of two suites' reports
@@ -142,10 +148,15 @@ def test_period(manifest: dict[str, Any]) -> str | None:
     None when they are not recorded."""
     stats = manifest.get("dataset_stats")
     test = stats.get("test") if isinstance(stats, dict) else None
-    days = [str(test.get(key) or "")[:10] for key in ("first_event", "last_event")] if isinstance(test, dict) else []
-    if len(days) != 2 or not all(days):
+    days = [test.get(key) for key in ("first_event", "last_event")] if isinstance(test, dict) else []
+    # a caption prints these: only ISO days in order, never a hand-edited string LaTeX would choke on
+    days = [d[:10] for d in days if isinstance(d, str) and _ISO_DAY.match(d)]
+    if len(days) != 2 or days[0] > days[1]:
         return None
     return days[0] if days[0] == days[1] else f"{days[0]} to {days[1]}"
+
+
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}(?:[ T]|$)")
 
 
 def file_slug(*parts: str | None) -> str:
@@ -154,7 +165,23 @@ def file_slug(*parts: str | None) -> str:
     ``default_synthetic_next``; characters a file name or a LaTeX label
     could trip on become ``-``."""
     text = "_".join(p for p in parts if p)
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "group"
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "group"  # no hidden file
+    if len(slug) > MAX_SLUG_LENGTH:  # file systems refuse names over 255 bytes; keep a cut name unique
+        digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+        slug = f"{slug[:MAX_SLUG_LENGTH - 9]}-{digest}"
+    return slug
+
+
+#: longest file stem :func:`file_slug` returns (room for a suffix such as
+#: ``_training_curves.pdf`` within the 255 bytes of a file name)
+MAX_SLUG_LENGTH = 120
+
+
+def beside(stem: Path, suffix: str) -> Path:
+    """``stem`` with ``suffix`` appended: ``Path.with_suffix`` would replace
+    whatever follows a dot of the stem (suite ``paper.v2`` gave ``paper.png``
+    for every figure, each overwriting the last)."""
+    return stem.parent / (stem.name + suffix)
 
 
 def _case_fingerprint(session_ids: np.ndarray, prefix_lengths: np.ndarray) -> str:
@@ -316,6 +343,13 @@ def _build_group(
         members = [r for r in runs if r.fingerprint == fp]
         n_cases = members[0].n_cases
         sessions[fp] = groups = Sessions(members[0].session_ids, n_cases)
+        if groups.n_sessions < 2:  # resampling one session gives a zero-width interval, not a CI
+            notes.append(f"{_count(n_cases, 'test case')} in {_count(groups.n_sessions, 'test session')}: no "
+                         "confidence intervals or tests (sessions are the resampling unit; at least 2 needed)")
+            for r in members:
+                per_run_t[id(r)] = np.full((n_boot, len(columns)), np.nan)
+                per_run_bins[id(r)] = np.full((n_boot, n_bins), np.nan)
+            continue
         if n_cases == 0:
             for r in members:
                 per_run_t[id(r)] = np.full((n_boot, len(columns)), np.nan)

@@ -32,7 +32,9 @@ import pandas as pd
 
 from harness.evaluation.metrics import RANK_METRICS, metric_key
 from harness.limits import MAX_K
-from harness.report.collection import _case_fingerprint, _group_key, default_table_ks, file_slug
+from harness.report.collection import (
+    _case_fingerprint, _group_key, beside, default_table_ks, file_slug, stored_n_items,
+)
 from harness.report.provenance import ReportError, label_of, select_runs
 from harness.report.statistics import (
     ALPHA, Sessions, _percentiles, _seed_weights, _stable_seed, clustered_replicates, holm, paired_ttest,
@@ -143,9 +145,13 @@ def compare(
     """
     a, b = Path(a), Path(b)
     names = _check_metrics(metrics)
-    ks = tuple(sorted(set(ks or _default_ks(a, b))))
     runs_a, runs_b = _runs_by_key(a), _runs_by_key(b)
     notes: list[str] = []
+    if ks:
+        ks = tuple(sorted(set(ks)))
+    else:
+        ks, left_out = _within_catalogue(_default_ks(a, b), [r for rs in (runs_a, runs_b) for r in rs.values()])
+        notes += left_out
     rows: list[dict] = []
     cols = [metric_key(n, k) for n in names for k in ks]
     pairs = _pairs(runs_a, runs_b, labels)
@@ -160,6 +166,7 @@ def compare(
             notes.append(f"{ka[2]} on {where}: A's and B's test cases differ (other data, split or protocol); "
                          "not compared")
             continue
+        notes += _evaluation_differences(ka, kb, ra, rb, where)
         if _same_ranks(ra, rb):
             notes.append(f"{_pair_name(ka[2], kb[2])} on {where}: A's and B's runs rank every test case "
                          "alike (the same runs, or runs that predict alike): every difference is zero")
@@ -171,6 +178,40 @@ def compare(
     table["p_holm"] = holm(table["p"].to_numpy())
     table["significant"] = table["p_holm"] < ALPHA
     return Comparison(a, b, table[_COLUMNS], int(n_bootstrap), notes, provenance)
+
+
+def _within_catalogue(ks: tuple[int, ...], records: list[list[RunRecord]]) -> tuple[tuple[int, ...], list[str]]:
+    """The default cut-offs that do not exceed the smallest catalogue of the
+    runs (at K >= the number of items every model scores HitRate 1), and a
+    note naming any left out."""
+    sizes = [n for rs in records for r in rs if (n := stored_n_items(r.manifest)) is not None]
+    if not sizes:
+        return ks, []
+    kept = tuple(k for k in ks if k <= min(sizes)) or (min(sizes),)
+    dropped = [k for k in ks if k not in kept]
+    note = (f"K = {', '.join(map(str, dropped))} left out: above the {min(sizes):,} items of the catalogue "
+            "(every model would score HitRate 1 there)")
+    return kept, [note] if dropped else []
+
+
+#: evaluation settings that change what a metric measures: a pair whose sides differ in one is named
+_EVALUATION_KEYS = ("exclude_seen", "top_width")
+
+
+def _evaluation_differences(ka, kb, ra: list[RunRecord], rb: list[RunRecord], where: str) -> list[str]:
+    """A note when the two sides were evaluated under other settings (e.g.
+    ``exclude_seen``): their difference then mixes the models with the
+    protocol."""
+    def settings(records):
+        evaluation = (records[0].manifest.get("config") or {}).get("evaluation") or {}
+        return {k: evaluation.get(k) for k in _EVALUATION_KEYS}
+
+    sa, sb = settings(ra), settings(rb)
+    differ = [f"{k} {sa[k]} -> {sb[k]}" for k in _EVALUATION_KEYS if sa[k] != sb[k]]
+    if not differ:
+        return []
+    return [f"{_pair_name(ka[2], kb[2])} on {where}: A and B were evaluated under other settings "
+            f"({', '.join(differ)}): the differences mix the models with the evaluation"]
 
 
 def _pair_name(label_a: str, label_b: str) -> str:
@@ -250,7 +291,7 @@ def write_comparison(result: Comparison, out: str | Path, *, figure_width: str |
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     stem = out / _figure_stem(result)
-    csv, md = stem.with_suffix(".csv"), stem.with_suffix(".md")
+    csv, md = beside(stem, ".csv"), beside(stem, ".md")
     table = result.table
     if result.runs:  # each row names the runs behind it
         table = table.merge(pd.DataFrame(result.runs), on=["dataset", "protocol", "label_a", "label_b"], how="left")
@@ -359,7 +400,7 @@ def _figure(result: Comparison, stem: Path, width: float) -> list[Path]:
     """Differences with their CIs, one row per (pair, metric), a line at zero."""
     import matplotlib
 
-    from harness.report.figures import _RC, _new_figure, save_figure, wider_than_a_column, write_captions
+    from harness.report.figures import _RC, _new_figure, _yerr, save_figure, wider_than_a_column, write_captions
 
     t = result.table
     names = [f"{r.label_a if r.label_a == r.label_b else r.label_a + '→' + r.label_b} {r.metric}"
@@ -369,7 +410,8 @@ def _figure(result: Comparison, stem: Path, width: float) -> list[Path]:
         ax = fig.subplots()
         y = np.arange(len(t))[::-1]
         diff = t["diff"].to_numpy(np.float64)
-        err = np.vstack([diff - t["diff_ci_low"].to_numpy(), t["diff_ci_high"].to_numpy() - diff])
+        # clipped at 0: a percentile interval may miss its own estimate by a rounding (or, skewed, more)
+        err = _yerr(diff, t["diff_ci_low"].to_numpy(np.float64), t["diff_ci_high"].to_numpy(np.float64))
         sig = t["significant"].to_numpy(bool)
         ax.axvline(0.0, color="0.4", linewidth=0.6)
         ax.errorbar(diff[sig], y[sig], xerr=err[:, sig], fmt="o", color="#0072B2", markersize=3.5, elinewidth=0.8,

@@ -198,6 +198,8 @@ def clustered_replicates(
     and ``v_b ~ Multinomial(G, 1/G)``, the same session weights for every
     input (paired). NaN values give NaN replicates where a drawn session
     holds one."""
+    if sessions.n_sessions < 2:  # one session resampled is itself: no interval to speak of
+        return [np.full((n_boot, np.atleast_2d(x.T).shape[0]), np.nan) for x in per_seed]
     counts, *sums = _bootstrap_sums([sessions.sizes[:, None]] + [sessions.sums(x) for x in per_seed], n_boot, rng)
     # every replicate draws G >= 1 sessions of >= 1 case each: the count is never 0
     return [s / counts for s in sums]
@@ -275,19 +277,19 @@ def paired_ttest(a: np.ndarray, b: np.ndarray, sessions: np.ndarray | Sessions |
     ``sessions=None`` (one case per session) it is exactly
     ``scipy.stats.ttest_rel(a, b)``.
 
-    Identical samples give ``(0, 1)`` (no evidence of a difference); a
-    non-zero difference with SE = 0 (every session's mean difference equal)
-    gives ``(±inf, 0)``; fewer than 2 sessions give ``(nan, nan)`` (no test).
+    Fewer than 2 sessions give ``(nan, nan)`` (no test); identical samples
+    give ``(0, 1)`` (no evidence of a difference); a non-zero difference
+    with SE = 0 (every session's mean difference equal) gives ``(±inf, 0)``.
     """
     from scipy import stats
 
     d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
-    if d.size == 0 or np.all(d == 0):
-        return 0.0, 1.0
     groups = sessions if isinstance(sessions, Sessions) else Sessions(sessions, d.size)
     n_groups = groups.n_sessions
-    if n_groups < 2:
+    if n_groups < 2:  # whatever the differences: one session is no sample to test on
         return float("nan"), float("nan")
+    if np.all(d == 0):
+        return 0.0, 1.0
     dbar = float(d.mean())
     resid = groups.sums(d) - groups.sizes * dbar
     se2 = n_groups / (n_groups - 1) * float(resid @ resid) / d.size**2

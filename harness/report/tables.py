@@ -144,6 +144,11 @@ def _and(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
+def _plural(counts: dict[str, int], noun: str) -> str:
+    """``noun`` or ``nouns``: plural unless every count is 1."""
+    return noun if set(counts.values()) == {1} else noun + "s"
+
+
 def _caption(group: Group, spec: TableSpec, n_boot: int, *, latex: bool) -> str:
     """The table caption after the title: what the numbers are and how they were tested."""
     cases = "/".join(f"{n:,}" for n in sorted(set(group.n_cases.values())))
@@ -157,7 +162,8 @@ def _caption(group: Group, spec: TableSpec, n_boot: int, *, latex: bool) -> str:
     n_seeds = {esc(label): n for label, n in group.n_seeds.items()}
     period = f", {group.test_period}" if getattr(group, "test_period", None) else ""
     text = (
-        f"Means over {seeds_phrase(n_seeds)}; {cases} test cases (all prefixes of {sessions} test sessions"
+        f"Means over {seeds_phrase(n_seeds)}; {cases} test {_plural(group.n_cases, 'case')} (all prefixes of "
+        f"{sessions} test {_plural(group.n_sessions, 'session')}"
         f"{period}), "
         f"full ranking. {ci} Bold: best per column. {dag}: significantly worse than the column's best "
         f"(two-sided paired t-test over the test sessions, cluster-robust since the prefixes of one session "
