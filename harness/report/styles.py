@@ -32,6 +32,7 @@ apart (see docs/suites-and-reports.md for the threshold).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
@@ -149,20 +150,20 @@ class Style:
         else:
             look = {"facecolor": tint(self.color, OPEN_BAR_TINT), "edgecolor": self.color, "hatch": hatch,
                     "linewidth": 0.6}
-        if _HATCH_COLOR_KEYWORD:
+        if _supports_hatch_color():
             look["hatchcolor"] = self.hatch_color
         elif self.filled:  # before matplotlib 3.10 a hatch takes the outline's colour
             look["edgecolor"] = self.hatch_color
         return look
 
 
+@functools.cache
 def _supports_hatch_color() -> bool:
+    """Whether this matplotlib takes ``hatchcolor`` (3.10 and later); asked
+    when a bar is drawn, so that importing the report imports no matplotlib."""
     from matplotlib.patches import Patch
 
     return hasattr(Patch, "set_hatchcolor")
-
-
-_HATCH_COLOR_KEYWORD = _supports_hatch_color()
 
 #: CIELAB lightness below which a filled bar is hatched in white, not black:
 #: the midpoint, so that the hatch is whichever of the two differs more from
