@@ -214,8 +214,8 @@ def test_a_suite_tune_section_with_an_entry_to_search_is_kept():
                          ids=["2**31", "10**400"])
 def test_a_retrieval_parameter_beyond_a_c_int_is_refused_at_load(value, expected):
     # faiss raised OverflowError inside the run, which was stored as failed
-    message = _suite_error({"models": [{"name": "srgnn", "retrieval": {"method": "faiss-hnsw", "efSearch": value}}]})
-    assert "key 'efSearch': expected an integer >= 1 and <= 2147483647" in message and expected in message
+    message = _suite_error({"models": [{"name": "srgnn", "retrieval": {"method": "faiss-ivf", "nprobe": value}}]})
+    assert "key 'nprobe': expected an integer >= 1 and <= 2147483647" in message and expected in message
 
 
 @pytest.mark.parametrize("setting, expected", [

@@ -182,6 +182,66 @@ def test_bad_settings_name_the_key(value, message):
         parse_settings(value, where="suite.yaml: key models[0].retrieval")
 
 
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        # inside the old C-int bounds, yet hours of building or gigabytes of memory
+        ({"method": "annoy", "n_trees": 2**31 - 1}, r"key 'n_trees': expected an integer >= 1 and <= 10000,"),
+        ({"method": "faiss-hnsw", "efSearch": 2**31 - 1}, r"key 'efSearch': expected an integer >= 1 and <= 100000,"),
+        ({"method": "faiss-hnsw", "efConstruction": 2**31 - 1}, r"key 'efConstruction': .* <= 100000,"),
+        ({"method": "faiss-hnsw", "M": 2**31 - 1}, r"key 'M': expected an integer >= 2 and <= 1024,"),
+    ],
+)
+def test_index_parameters_past_their_documented_maxima_are_refused(value, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_settings(value, where="suite.yaml: key models[0].retrieval")
+    key = next(k for k in value if k != "method")
+    largest = {"n_trees": 10_000, "M": 1024}.get(key, 100_000)
+    assert parse_settings({**value, key: largest})[1].params[key] == largest
+
+
+@pytest.mark.parametrize("method", [["faiss-hnsw"], {"name": "annoy"}, 3, None])
+def test_a_method_that_is_not_a_name_is_refused_by_key(method):
+    with pytest.raises(ConfigError, match=r"suite.yaml: key models\[0\].retrieval: key 'method': expected one "
+                                          r"retrieval method name \(exact, .*\), got"):
+        parse_settings({"method": method}, where="suite.yaml: key models[0].retrieval")
+
+
+def test_a_sweep_of_more_settings_than_a_grid_may_hold_is_refused_before_expanding():
+    big = {"method": "faiss-hnsw", "M": list(range(2, 17)), "efSearch": list(range(1, 17)),
+           "efConstruction": list(range(1, 17)), "rerank": list(range(1, 11))}  # 38,400 settings
+    with pytest.raises(ConfigError, match=r"suite.yaml: key models\[0\].retrieval: 38,400 retrieval settings or "
+                                          r"more, expected at most 1,000"):
+        parse_settings(big, where="suite.yaml: key models[0].retrieval")
+    # 10**18 combinations: refused at once, never built
+    huge = {"method": "faiss-hnsw", "M": list(range(2, 1002)), "efSearch": list(range(1, 1001)),
+            "efConstruction": list(range(1, 1001)), "rerank": list(range(1, 1001)), "nprobe": "bad"}
+    with pytest.raises(ConfigError, match="expected at most 1,000"):
+        parse_settings(huge)
+    # across entries too; 999 listed settings plus the exact baseline still fit
+    with pytest.raises(ConfigError, match="1,001 retrieval settings or more"):
+        parse_settings([{"method": "annoy", "n_trees": list(range(1, 501))},
+                        {"method": "annoy", "search_k": list(range(1000, 1501)), "n_trees": 1}])
+    assert len(parse_settings({"method": "annoy", "n_trees": list(range(1, 1000))})) == 1000
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"nbits": 24}, r"faiss-ivfpq: nbits = 24 makes 2\*\*24 = 16,777,216 centroids per sub-quantiser for 300 "
+                        r"items; expected 2\*\*nbits <= 300, nbits <= 8"),
+        ({"nbits": 9}, r"nbits = 9 .* for 300 items"),
+        ({"m": 14}, r"faiss-ivfpq: m = 14 sub-quantisers for vectors of 13 dimensions .*expected at most 13"),
+    ],
+)
+def test_ivfpq_parameters_the_catalogue_cannot_take_are_refused_at_build(params, message):
+    items = _random(300, 12, 2)
+    with pytest.raises(ConfigError, match=message):
+        make_index(make_setting("faiss-ivfpq", {"nlist": 4, **params})).build(items)
+    # at the limits the index builds
+    make_index(make_setting("faiss-ivfpq", {"nlist": 4, "nbits": 8, "m": 13})).build(items)
+
+
 def test_a_model_without_embeddings_is_refused_by_name(data):
     from harness.models.registry import make_model
 

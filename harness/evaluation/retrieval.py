@@ -58,9 +58,10 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from harness.errors import ConfigError, ContractError, quote
+from harness.errors import ConfigError, ContractError, describe, quote
 from harness.evaluation.metrics import DEFAULT_KS, UNRANKED, rank_and_top
 from harness.evaluation.timing import torch_threads
+from harness.limits import MAX_GRID_POINTS
 
 #: Tunable parameters of each method and their defaults (``rerank`` is common to all).
 PARAMETERS: dict[str, dict[str, int]] = {
@@ -80,13 +81,23 @@ _MAY_BE_NEGATIVE = {"search_k"}
 _MAY_BE_ZERO = {"nlist", "m"}
 #: The largest value of any parameter: faiss and annoy take each as a C ``int``.
 _MAX_VALUE = 2**31 - 1
-#: Narrower bounds where faiss crashes or refuses outside them: an HNSW graph
-#: of M = 1 segfaults; IVF-PQ codes take at most 24 bits; an LSH code of
-#: millions of bits cannot be allocated.
+#: Narrower bounds where faiss or annoy crashes, refuses, hangs or exhausts
+#: memory outside them: an HNSW graph of M = 1 segfaults and one of M = 2**31 - 1
+#: throws from a vector allocation (each item keeps 2 M neighbour slots, so
+#: M = 1024 already costs 8 KB an item); an HNSW search or build keeps a
+#: candidate list of efSearch / efConstruction entries, which at 2**31 - 1
+#: runs for hours and eats memory; IVF-PQ codes take at most 24 bits; an LSH
+#: code of millions of bits cannot be allocated; every annoy tree holds about
+#: a node per item, so n_trees = 2**31 - 1 grows without end (and annoy's
+#: build ignores SIGTERM). The published settings sit far inside these (M
+#: 4..64, ef up to a few thousand, n_trees 10..1000).
 _BOUNDS: dict[tuple[str, str], tuple[int, int]] = {
-    ("faiss-hnsw", "M"): (2, _MAX_VALUE),
+    ("faiss-hnsw", "M"): (2, 1024),
+    ("faiss-hnsw", "efConstruction"): (1, 100_000),
+    ("faiss-hnsw", "efSearch"): (1, 100_000),
     ("faiss-ivfpq", "nbits"): (1, 24),
     ("faiss-lsh", "nbits"): (1, 16_384),
+    ("annoy", "n_trees"): (1, 10_000),
 }
 
 
@@ -125,6 +136,10 @@ class RetrievalSetting:
 
 def make_setting(method: Any, params: Mapping[str, Any] | None = None, *, where: str = "retrieval") -> RetrievalSetting:
     """A validated :class:`RetrievalSetting`; errors name ``where`` and the key."""
+    # a list or mapping is unhashable: checked before the lookup in PARAMETERS, which would raise TypeError
+    if not isinstance(method, str):
+        raise ConfigError(f"{where}: key 'method': expected one retrieval method name ({', '.join(METHODS)}), "
+                          f"got {describe(method)}")
     if method not in PARAMETERS:
         raise ConfigError(f"{where}: unknown retrieval method {quote(method)}; expected one of {', '.join(METHODS)}")
     allowed = {**PARAMETERS[method], **COMMON_PARAMETERS}
@@ -148,13 +163,16 @@ def parse_settings(value: Any, *, where: str = "retrieval") -> tuple[RetrievalSe
 
     ``value`` is a mapping ``{method: faiss-hnsw, M: 32, efSearch: 64}`` or a
     list of them; a parameter given as a list is swept (one setting per value,
-    every combination when several are lists). The ``exact`` setting is put
-    first when it is not listed, so that every sweep has its baseline.
+    every combination when several are lists), at most
+    :data:`~harness.limits.MAX_GRID_POINTS` settings in all, as for a grid.
+    The ``exact`` setting is put first when it is not listed, so that every
+    sweep has its baseline.
     """
     entries = value if isinstance(value, list) else [value]
     if not entries:
         raise ConfigError(f"{where}: expected a mapping with 'method' or a non-empty list of them")
     settings: list[RetrievalSetting] = []
+    count = 0
     for i, entry in enumerate(entries):
         at = f"{where}[{i}]" if isinstance(value, list) else where
         if not isinstance(entry, dict) or "method" not in entry:
@@ -163,6 +181,11 @@ def parse_settings(value: Any, *, where: str = "retrieval") -> tuple[RetrievalSe
         swept = sorted(k for k, v in params.items() if isinstance(v, list))
         if any(not params[k] for k in swept):
             raise ConfigError(f"{at}: a swept parameter needs a non-empty list")
+        # counted before expanding: five lists of 1,000 values would otherwise build 10**15 settings
+        count += math.prod(len(params[k]) for k in swept)
+        if count > MAX_GRID_POINTS:
+            raise ConfigError(f"{where}: {count:,} retrieval settings or more, expected at most {MAX_GRID_POINTS:,} "
+                              "(each is one evaluation of the test split); sweep fewer values")
         for combo in _product([params[k] for k in swept]):
             settings.append(make_setting(entry["method"], {**params, **dict(zip(swept, combo))}, where=at))
     if not any(s.method == "exact" for s in settings):
@@ -289,6 +312,10 @@ class FaissIndex(ItemIndex):
         x = np.ascontiguousarray(items, dtype=np.float32) if self.mips == "native" else augment_items(items)
         if self.method == "faiss-ivfpq":
             m = self._pq_m(x.shape[1])
+            if m > x.shape[1]:  # checked before padding: m = 100,000 would pad every vector to 100,000 columns
+                raise ConfigError(f"retrieval faiss-ivfpq: m = {m} sub-quantisers for vectors of {x.shape[1]} "
+                                  f"dimensions (the embedding dimension + 1); expected at most {x.shape[1]}, "
+                                  "one dimension or more per sub-quantiser (m = 0 chooses one per 4)")
             x = _pad_columns(x, m * math.ceil(x.shape[1] / m))
         return x
 
@@ -317,6 +344,10 @@ class FaissIndex(ItemIndex):
         if nlist > n:  # faiss's k-means needs a training point per list
             raise ConfigError(f"retrieval {self.method}: nlist = {nlist} lists for {n} items; expected at most "
                               f"{n} (about n / 39 for well-trained lists, what nlist = 0 chooses)")
+        if self.method == "faiss-ivfpq" and 2 ** p["nbits"] > n:  # each sub-quantiser's k-means likewise
+            raise ConfigError(f"retrieval faiss-ivfpq: nbits = {p['nbits']} makes 2**{p['nbits']} = "
+                              f"{2 ** p['nbits']:,} centroids per sub-quantiser for {n} items; expected "
+                              f"2**nbits <= {n}, nbits <= {n.bit_length() - 1}")
         quantizer = faiss.IndexFlatL2(dim)
         if self.method == "faiss-ivf":
             index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_L2)
