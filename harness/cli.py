@@ -85,10 +85,10 @@ def _parse_names(text: str) -> tuple[str, ...]:
 def _add_report_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--figure-width", default="column", metavar="W",
                         help="print width of the figures: column, text or inches (default column)")
-    parser.add_argument("--column-width", type=float, default=3.3, metavar="IN",
-                        help="inches of --figure-width column (default 3.3)")
-    parser.add_argument("--text-width", type=float, default=7.0, metavar="IN",
-                        help="inches of --figure-width text (default 7.0)")
+    parser.add_argument("--column-width", type=_width_inches, default=3.3, metavar="IN",
+                        help=f"inches of --figure-width column, {_MIN_WIDTH:g} to {_MAX_WIDTH:g} (default 3.3)")
+    parser.add_argument("--text-width", type=_width_inches, default=7.0, metavar="IN",
+                        help=f"inches of --figure-width text, {_MIN_WIDTH:g} to {_MAX_WIDTH:g} (default 7.0)")
     parser.add_argument("--metrics", type=_parse_names, default=None, metavar="NAME,...",
                         help="table columns: metrics (HitRate, Recall, MRR, NDCG, Coverage, Popularity) and "
                              "timings (fit_seconds, prefixes_per_second, latency_ms_p50, latency_ms_p95); "
@@ -102,6 +102,24 @@ def _add_report_options(parser: argparse.ArgumentParser) -> None:
                              "(table* across both columns)")
     parser.add_argument("--n-bootstrap", type=_bootstrap_count, default=1000, metavar="N",
                         help=f"bootstrap replicates per confidence interval, at most {MAX_BOOTSTRAP:,} (default 1000)")
+
+
+#: The figure widths, in inches, that harness.report.figure_width_inches draws at.
+_MIN_WIDTH, _MAX_WIDTH = 2.0, 20.0
+
+
+def _width_inches(text: str) -> float:
+    """``--column-width`` / ``--text-width``: checked here, not only when a
+    figure of that width is drawn, because the report stores both in its
+    options.json (a NaN there is not JSON) whichever width it draws at."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not _MIN_WIDTH <= value <= _MAX_WIDTH:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"expected a width between {_MIN_WIDTH:g} and {_MAX_WIDTH:g} inches, "
+                                         f"got {quote(text)}")
+    return value
 
 
 def _scale(text: str) -> float:
@@ -807,6 +825,8 @@ def _retrieval_option(args: argparse.Namespace, model: Any) -> Any:
             key, value = parse_param(text)
         except ConfigError as err:
             raise ConfigError(str(err).replace("--param", "--retrieval-param")) from None
+        if key in params:  # as for --param: a silent "last one wins" hides a typo in a long command
+            raise ConfigError(f"--retrieval-param {key} given twice")
         params[key] = value
     retrieval = Retrieval(args.retrieval, params, seed=args.seed)  # checks the method and parameters
     require_embeddings(model, args.retrieval)

@@ -311,6 +311,23 @@ def test_a_k_above_the_number_of_items_is_refused_by_report_and_compare(stored, 
     assert not (stored / "report").exists() and not (stored / "compare").exists()
 
 
+@pytest.mark.parametrize("option", ["--column-width", "--text-width"])
+@pytest.mark.parametrize("value", ["nan", "-1", "0", "inf", "1.9", "20.5", "wide"])
+def test_report_figure_widths_outside_2_to_20_inches_are_refused_by_option(stored, capsys, option, value):
+    # a NaN width was stored into report/options.json (not JSON) when no figure was drawn at it
+    line = _cli_error(capsys, "report", str(stored), option, value)
+    assert line.endswith(f"argument {option}: expected a width between 2 and 20 inches, got {value!r} "
+                         "(see sessionbench report --help)")
+    assert not (stored / "report").exists()
+
+
+def test_a_retrieval_parameter_given_twice_is_refused_like_a_param(capsys):
+    # the last one silently won, where a repeated --param is refused
+    line = _cli_error(capsys, "evaluate", "--dataset", "synthetic", "--model", "pop", "--retrieval", "faiss-hnsw",
+                      "--retrieval-param", "efSearch=1", "--retrieval-param", "efSearch=2")
+    assert line == "sessionbench: error: --retrieval-param efSearch given twice"
+
+
 @pytest.mark.parametrize("command", ["report", "compare"])
 def test_too_many_bootstrap_replicates_are_refused(stored, capsys, command):
     # 10**12 replicates ended in a MemoryError traceback
