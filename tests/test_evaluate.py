@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -206,6 +208,48 @@ def test_batch_size_does_not_change_results(data, protocol, exclude_seen):
         assert np.array_equal(r.n_targets, runs[0].n_targets)
         assert np.array_equal(r.top, runs[0].top)
         assert r.metrics() == runs[0].metrics()
+
+
+def _damaged_tables(table):
+    """(name, table, expected message) of evaluation tables to_table never writes."""
+    import pyarrow as pa
+
+    session = table.schema.get_field_index("session")
+    nulls = pa.array([None] * table.num_rows, type=pa.int64())
+    floats = pa.array(table.column("session").to_numpy().astype(np.float64) + 0.5)
+    ranks = table.schema.get_field_index("ranks")
+    null_list = pa.array([None, *table.column("ranks").to_pylist()[1:]], type=pa.list_(pa.int32()))
+    meta = json.loads(table.schema.metadata[METADATA_KEY.encode()])
+    return [
+        ("no session column", table.remove_column(session), r"lacks columns \['session'\]"),
+        ("no metadata", table.replace_schema_metadata(None), "no 'sessionbench.evaluation' schema metadata"),
+        ("metadata not JSON", table.replace_schema_metadata({METADATA_KEY: "{"}), "metadata is not JSON"),
+        ("metadata key missing", table.replace_schema_metadata({METADATA_KEY: json.dumps(
+            {k: v for k, v in meta.items() if k != "n_items"})}), r"metadata lacks keys \['n_items'\]"),
+        ("null sessions", table.set_column(session, "session", nulls), f"column 'session': {table.num_rows} null"),
+        ("float sessions", table.set_column(session, "session", floats), "column 'session': expected integers, got"),
+        ("a null ranks list", table.set_column(ranks, "ranks", null_list), "column 'ranks': 1 null values"),
+    ]
+
+
+def test_an_evaluation_table_to_table_would_not_write_is_a_one_line_error_naming_the_file(data, tmp_path):
+    import pyarrow.parquet as pq
+
+    from harness.errors import DataError
+    from harness.evaluation.evaluate import EvaluationFormatError
+
+    res = evaluate(FixedModel(), data, ks=(1, 3))
+    for name, table, message in _damaged_tables(res.to_table()):
+        with pytest.raises(EvaluationFormatError, match=message):  # null sessions were read as one session of NaN
+            EvaluationResult.from_table(table)
+        path = tmp_path / f"{name}.parquet"
+        pq.write_table(table, path)
+        with pytest.raises(DataError, match=f"^{re.escape(str(path))}: evaluation table: .*{message}") as err:
+            EvaluationResult.load(path)
+        assert "\n" not in str(err.value) and isinstance(err.value, ValueError), name
+    (tmp_path / "junk.parquet").write_bytes(b"not parquet")
+    with pytest.raises(DataError, match=r"junk.parquet: not a readable Parquet file"):
+        EvaluationResult.load(tmp_path / "junk.parquet")
 
 
 def test_save_load_and_frame_round_trip(data, tmp_path):

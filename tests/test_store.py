@@ -71,6 +71,79 @@ def test_truncated_ranks_make_the_run_broken_not_complete(tmp_path, evaluation):
     assert broken.status == BROKEN and not broken.complete and broken.problem.startswith("ranks.parquet: 100 bytes")
 
 
+def _rewrite_ranks(path, change):
+    """Replace a run's ranks.parquet by ``change(table)`` and record the new
+    file's size and checksum, as a hand edit that kept the manifest in step would."""
+    import pyarrow.parquet as pq
+
+    from harness.run.store import file_sha256
+
+    ranks = path / "ranks.parquet"
+    pq.write_table(change(pq.read_table(ranks)), ranks)
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["files"]["ranks.parquet"] = {"bytes": ranks.stat().st_size, "sha256": file_sha256(ranks)}
+    (path / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _drop_session(table):
+    return table.remove_column(table.schema.get_field_index("session"))
+
+
+def _null_session(table):
+    import pyarrow as pa
+
+    return table.set_column(table.schema.get_field_index("session"), "session",
+                            pa.array([None] * table.num_rows, type=pa.int64()))
+
+
+@pytest.mark.parametrize("change, problem", [
+    (_drop_session, "ranks.parquet: lacks columns ['session']"),
+    (lambda table: table.replace_schema_metadata(None),
+     "ranks.parquet: no 'sessionbench.evaluation' schema metadata; not an evaluation result"),
+    (_null_session, "ranks.parquet: column 'session' holds null values, expected none"),
+])
+def test_ranks_that_are_not_an_evaluation_table_fail_verification_despite_matching_checksums(
+        tmp_path, evaluation, change, problem):
+    path = _complete(tmp_path, "r1", evaluation)
+    _rewrite_ranks(path, change)
+    assert verify_run(path) == problem
+    assert not is_complete(tmp_path, "r1") and list(iter_runs(tmp_path)) == []
+    (broken,) = iter_runs(tmp_path, include_broken=True)
+    assert broken.status == BROKEN and broken.problem == problem
+
+
+def test_unreadable_ranks_of_a_run_taken_as_complete_are_one_line_naming_run_and_file(tmp_path, evaluation):
+    # what verification cannot see from the footer (a null inside a ranks list) still ends in one line
+    import pyarrow as pa
+
+    from harness.errors import SessionbenchError
+    from harness.run.store import RunRecord, load_run
+
+    path = _complete(tmp_path, "r1", evaluation)
+    _rewrite_ranks(path, lambda t: t.set_column(
+        t.schema.get_field_index("ranks"), "ranks",
+        pa.array([None, *t.column("ranks").to_pylist()[1:]], type=pa.list_(pa.int32()))))
+    record = load_run(path)
+    assert record.problem is None
+    with pytest.raises(SessionbenchError, match=rf"^run r1: {path / 'ranks.parquet'}: evaluation table: column "
+                                                r"'ranks': 1 null values, expected none$"):
+        RunRecord(record.path, record.manifest).evaluation
+
+
+def test_the_report_lists_a_run_with_a_damaged_ranks_file_as_failing_verification(tmp_path, capsys):
+    from report_fixtures import add_run
+
+    from harness.cli import main
+
+    data = tiny_dataset(n_test=30, seed=0)
+    add_run(tmp_path, data, "pop", 0)
+    bad = add_run(tmp_path, data, "markov", 0)
+    _rewrite_ranks(run_path(tmp_path, bad), _drop_session)  # the report printed a ValueError traceback
+    assert main(["report", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"failed verification, not shown: {bad}: ranks.parquet: lacks columns ['session']" in out
+
+
 def test_same_size_corruption_and_missing_files_are_caught(tmp_path, evaluation):
     path = _complete(tmp_path, "r1", evaluation)
     ranks = path / "ranks.parquet"

@@ -57,7 +57,7 @@ import pyarrow.parquet as pq
 import torch
 
 from harness.data.dataset import SessionDataset
-from harness.errors import ConfigError
+from harness.errors import ConfigError, DataError, quote
 from harness.evaluation.metrics import (
     DEFAULT_KS,
     DEFAULT_TOP_WIDTH,
@@ -93,6 +93,82 @@ SCHEMA = pa.schema(
         ("top_items", pa.list_(pa.int32())),
     ]
 )
+
+#: The columns of case ids and counts, read as int64: a float column would be
+#: truncated and a null one become NaN, so they must be integer and complete.
+_ID_COLUMNS = ("session", "prefix_length", "n_targets")
+_LIST_COLUMNS = ("ranks", "top_items")
+#: The metadata keys :meth:`EvaluationResult.from_table` reads without a default.
+_METADATA_KEYS = ("protocol", "split", "n_items", "ks", "top_k", "item_popularity")
+
+
+class EvaluationFormatError(DataError, ValueError):
+    """A stored evaluation table that is not what :meth:`EvaluationResult.to_table`
+    writes (a hand-edited or foreign ``ranks.parquet``). Also a ValueError,
+    which is what :meth:`EvaluationResult.from_table` raised before."""
+
+
+def schema_problem(schema: pa.Schema) -> str | None:
+    """One line on why ``schema`` (with its metadata) is not that of an
+    evaluation table, else None. Reads the schema only, so a run's
+    ``ranks.parquet`` can be checked from its footer when the run is verified."""
+    raw = (schema.metadata or {}).get(METADATA_KEY.encode())
+    if raw is None:
+        return f"no {METADATA_KEY!r} schema metadata; not an evaluation result"
+    try:
+        metadata = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return f"the {METADATA_KEY!r} schema metadata is not JSON"
+    return _metadata_problem(metadata) or _columns_problem(schema)
+
+
+def _metadata_problem(metadata: Any) -> str | None:
+    if not isinstance(metadata, dict):
+        return f"the {METADATA_KEY!r} metadata: expected a JSON object, got {type(metadata).__name__}"
+    if metadata.get("format") != FORMAT_VERSION:
+        return f"unsupported evaluation format {quote(metadata.get('format'), 60)}, expected {FORMAT_VERSION}"
+    missing = [k for k in _METADATA_KEYS if k not in metadata]
+    if missing:
+        return f"the {METADATA_KEY!r} metadata lacks keys {missing}"
+    for key in ("n_items", "top_k"):
+        if not _is_int(metadata[key]) or metadata[key] < 0:
+            return (f"the {METADATA_KEY!r} metadata: key {key!r}: expected a non-negative integer, "
+                    f"got {quote(metadata[key], 60)}")
+    for key in ("ks", "item_popularity"):
+        if not isinstance(metadata[key], list) or not all(_is_int(v) for v in metadata[key]):
+            return f"the {METADATA_KEY!r} metadata: key {key!r}: expected a list of integers"
+    return None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _columns_problem(schema: pa.Schema) -> str | None:
+    missing = [c for c in SCHEMA.names if c != "rank" and c not in schema.names]
+    if missing:
+        return f"lacks columns {missing}"
+    for name in _ID_COLUMNS:
+        kind = schema.field(name).type
+        if not pa.types.is_integer(kind):
+            return f"column {name!r}: expected integers, got {kind}"
+    for name in _LIST_COLUMNS:
+        kind = schema.field(name).type
+        if not (pa.types.is_list(kind) or pa.types.is_large_list(kind)) or not pa.types.is_integer(kind.value_type):
+            return f"column {name!r}: expected lists of integers, got {kind}"
+    return None
+
+
+def _nulls_problem(table: pa.Table) -> str | None:
+    """Nulls would be read as NaN ids (every case in one session) or as lists of no targets."""
+    for name in (*_ID_COLUMNS, *_LIST_COLUMNS):
+        column = table.column(name)
+        nulls = column.null_count
+        if name in _LIST_COLUMNS and column.num_chunks:
+            nulls += column.combine_chunks().flatten().null_count
+        if nulls:
+            return f"column {name!r}: {nulls:,} null values, expected none"
+    return None
 
 
 @dataclass(eq=False)
@@ -264,17 +340,18 @@ class EvaluationResult:
 
     @classmethod
     def from_table(cls, table: pa.Table, metadata: dict[str, Any] | None = None) -> EvaluationResult:
-        """Inverse of :meth:`to_table` (``metadata`` overrides the schema's)."""
+        """Inverse of :meth:`to_table` (``metadata`` overrides the schema's).
+        Raises :class:`EvaluationFormatError` for a table :meth:`to_table`
+        would not write: metadata or columns missing, id columns that are not
+        integers or hold nulls, ragged lists that do not match ``n_targets``."""
         if metadata is None:
-            raw = (table.schema.metadata or {}).get(METADATA_KEY.encode())
-            if raw is None:
-                raise ValueError(f"table has no {METADATA_KEY!r} metadata; not an evaluation result")
-            metadata = json.loads(raw)
-        if metadata.get("format") != FORMAT_VERSION:
-            raise ValueError(f"unsupported evaluation format {metadata.get('format')!r}")
-        missing = [c for c in SCHEMA.names if c != "rank" and c not in table.column_names]
-        if missing:
-            raise ValueError(f"evaluation table lacks columns {missing}")
+            problem = schema_problem(table.schema)
+            metadata = None if problem else json.loads(table.schema.metadata[METADATA_KEY.encode()])
+        else:
+            problem = _metadata_problem(metadata) or _columns_problem(table.schema)
+        problem = problem or _nulls_problem(table)
+        if problem:
+            raise EvaluationFormatError(f"evaluation table: {problem}")
 
         def col(name: str) -> np.ndarray:
             return table.column(name).to_numpy().astype(np.int64)
@@ -289,11 +366,11 @@ class EvaluationResult:
         ranks, lengths = flat("ranks")
         n_targets = col("n_targets")
         if not np.array_equal(lengths, n_targets):
-            raise ValueError("column 'ranks' does not hold n_targets ranks per case")
+            raise EvaluationFormatError("evaluation table: column 'ranks' does not hold n_targets ranks per case")
         top_flat, top_lengths = flat("top_items")
         width = int(top_lengths[0]) if len(top_lengths) else min(metadata["top_k"], metadata["n_items"])
         if np.any(top_lengths != width):
-            raise ValueError("column 'top_items' must hold lists of one length")
+            raise EvaluationFormatError("evaluation table: column 'top_items' must hold lists of one length")
         return cls(
             protocol=metadata["protocol"],
             split=metadata["split"],
@@ -340,8 +417,15 @@ class EvaluationResult:
 
     @classmethod
     def load(cls, path: str | Path) -> EvaluationResult:
-        """Read a file written by :meth:`save`."""
-        return cls.from_table(pq.read_table(path))
+        """Read a file written by :meth:`save`; :class:`EvaluationFormatError`
+        naming ``path`` for a file that is not one."""
+        try:
+            return cls.from_table(pq.read_table(path))
+        except EvaluationFormatError as err:
+            raise EvaluationFormatError(err.reason, path=path) from None
+        except (OSError, pa.ArrowException) as err:  # ArrowInvalid: not Parquet, truncated
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise EvaluationFormatError(f"not a readable Parquet file ({quote(first, 120)})", path=path) from None
 
     def equals(self, other: EvaluationResult) -> bool:
         """Exact equality of every field (arrays element-wise)."""
@@ -571,6 +655,6 @@ def evaluate(
 
 
 __all__ = [
-    "EvaluationResult", "FORMAT_VERSION", "METADATA_KEY", "POPULARITY_SPLIT", "SCHEMA", "check_ks", "evaluate",
-    "stored_top_width",
+    "EvaluationFormatError", "EvaluationResult", "FORMAT_VERSION", "METADATA_KEY", "POPULARITY_SPLIT", "SCHEMA",
+    "check_ks", "evaluate", "schema_problem", "stored_top_width",
 ]

@@ -29,7 +29,8 @@ manifest has ``status: failed`` and the traceback) so that reports can list
 it; the runner retries it next time. A failed attempt never replaces a
 complete run (:func:`install_run`). A run counts as complete only when its
 manifest says so *and* every file it lists has the recorded size and SHA-256
-(:func:`verify_run`); anything else is *broken* and is redone by the next
+*and* its ``ranks.parquet`` has the columns and metadata of an evaluation
+table (:func:`verify_run`); anything else is *broken* and is redone by the next
 ``run``. Everything a report shows is computed from these files.
 """
 
@@ -46,9 +47,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from harness.errors import SessionbenchError, quote
-from harness.evaluation.evaluate import EvaluationResult
+from harness.evaluation.evaluate import EvaluationFormatError, EvaluationResult, schema_problem
 from harness.evaluation.metrics import metric_key, parse_metric_key
 
 RUNS_DIR = "runs"
@@ -137,8 +140,14 @@ class RunRecord:
 
     @cached_property
     def evaluation(self) -> EvaluationResult:
-        """The per-case results (complete runs only)."""
-        return EvaluationResult.load(self.path / RANKS)
+        """The per-case results (complete runs only). A ``ranks.parquet``
+        that cannot be read as one gives a one-line :class:`SessionbenchError`
+        naming the run and the file; :func:`verify_run` has already marked
+        most such runs broken from the file's schema and statistics."""
+        try:
+            return EvaluationResult.load(self.path / RANKS)
+        except EvaluationFormatError as err:
+            raise SessionbenchError(f"run {self.run_id}: {err}") from None
 
     def metric(self, key: str) -> float:
         """The value of metric ``key`` (``NAME@K``, e.g. ``MRR@20``) of this
@@ -214,7 +223,9 @@ def verify_run(path: str | Path) -> str | None:
 
     Intact: a readable manifest with ``run_id`` equal to the folder name and
     a ``status``; every file of ``manifest["files"]`` present with the
-    recorded size and SHA-256; a complete run records ``ranks.parquet``.
+    recorded size and SHA-256; a complete run records ``ranks.parquet``,
+    whose footer holds an evaluation table's schema metadata and columns and
+    no null case ids (:func:`_ranks_problem`).
     """
     path = Path(path)
     manifest, problem = _load_manifest(path)
@@ -239,6 +250,47 @@ def verify_run(path: str | Path) -> str | None:
         problem = _check_file(path / name, name, want)
         if problem is not None:
             return problem
+    if manifest["status"] == COMPLETE:
+        return _ranks_problem(path / RANKS)
+    return None
+
+
+_RANKS_CACHE: dict[tuple[str, int, int, int], str | None] = {}
+_ID_COLUMNS = ("session", "prefix_length", "n_targets")
+
+
+def _ranks_problem(file: Path) -> str | None:
+    """None when ``ranks.parquet`` has an evaluation table's metadata and
+    columns and its statistics record no null ids, else one line. The
+    checksums only say the file is the one recorded: a hand-edited file
+    recorded with its new checksum (a column dropped, ids nulled) passed
+    them, and the report then failed on it. Reads the Parquet footer only;
+    cached like the checksums."""
+    st = file.stat()
+    key = (str(file), st.st_size, st.st_mtime_ns, st.st_ino)
+    if key not in _RANKS_CACHE:
+        _RANKS_CACHE[key] = _read_ranks_problem(file)
+    return _RANKS_CACHE[key]
+
+
+def _read_ranks_problem(file: Path) -> str | None:
+    try:
+        with pq.ParquetFile(file) as parquet:
+            problem = schema_problem(parquet.schema_arrow)
+            footer = parquet.metadata
+    except (OSError, pa.ArrowException) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        return f"{RANKS}: not a readable Parquet file ({quote(first, 120)})"
+    if problem is not None:
+        return f"{RANKS}: {problem}"
+    for group in range(footer.num_row_groups):
+        row_group = footer.row_group(group)
+        for column in range(row_group.num_columns):
+            chunk = row_group.column(column)
+            stats = chunk.statistics
+            # a writer may leave statistics out; EvaluationResult.from_table still refuses the nulls
+            if chunk.path_in_schema in _ID_COLUMNS and stats is not None and stats.has_null_count and stats.null_count:
+                return f"{RANKS}: column {chunk.path_in_schema!r} holds null values, expected none"
     return None
 
 
