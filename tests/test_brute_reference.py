@@ -494,15 +494,15 @@ def test_report_numbers_bold_daggers_and_tests_equal_scipy(stored_runs, recomput
         runs = {k: v for k, v in recomputed.items()
                 if k.parent.parent == folder and v["manifest"]["protocol"] == protocol}
         labels, per_case, means = _label_values(runs)
-        csv = pd.read_csv(tables / f"diginetica-sample_{protocol}.csv").set_index("label")
+        csv = pd.read_csv(tables / f"brute_diginetica-sample_{protocol}.csv").set_index("label")
         assert sorted(csv.index) == labels
         assert csv.loc["gru4rec", "n_seeds"] == 2 and (csv["n_cases"] == 99).all()
         for (label, key), value in means.items():
             assert csv.loc[label, key] == pytest.approx(value, rel=1e-8, abs=1e-12), (protocol, label, key)
-        sig = pd.read_csv(tables / f"diginetica-sample_{protocol}_significance.csv")
+        sig = pd.read_csv(tables / f"brute_diginetica-sample_{protocol}_significance.csv")
         sessions = np.array([c[0] for c in next(iter(runs.values()))["cases"]])
         significant = _check_significance(sig, list(csv.index), per_case, means, sessions)
-        _check_markdown((tables / f"diginetica-sample_{protocol}.md").read_text(), labels, means, significant)
+        _check_markdown((tables / f"brute_diginetica-sample_{protocol}.md").read_text(), labels, means, significant)
 
         # one CI: the report's session bootstrap against scipy's percentile bootstrap of
         # the ratio estimator over test sessions (per-session sums and case counts, paired), in standard errors
