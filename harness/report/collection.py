@@ -85,10 +85,8 @@ class Group:
     def cases_phrase(self) -> str:
         """``2,131 test cases of 411 sessions`` (``/``-joined where labels
         were evaluated on lists of other sizes)."""
-        cases = sorted(set(self.n_cases.values()))
-        sessions = sorted(set(self.n_sessions.values()))
-        return (f"{'/'.join(f'{n:,}' for n in cases)} test case{'' if cases == [1] else 's'} of "
-                f"{'/'.join(f'{n:,}' for n in sessions)} session{'' if sessions == [1] else 's'}")
+        cases = counts_text(self.n_cases.values(), "test case")
+        return f"{cases} of {counts_text(self.n_sessions.values(), 'session')}"
 
 
 def run_provenance(record: RunRecord) -> dict[str, Any]:
@@ -128,9 +126,12 @@ def stored_n_items(manifest: dict[str, Any]) -> int | None:
     return n_items if type(n_items) is int and n_items > 0 else None
 
 
-def _count(n: int, noun: str) -> str:
-    """``1 test session``, ``2,131 test cases``."""
-    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+def counts_text(counts: Iterable[int], noun: str) -> str:
+    """``1 test session``, ``2,131 test cases``, ``2,131/2,000 test cases``
+    (the distinct counts, ``/``-joined: labels evaluated on lists of other
+    sizes)."""
+    distinct = sorted({int(n) for n in counts})
+    return f"{'/'.join(f'{n:,}' for n in distinct)} {noun}" + ("" if distinct == [1] else "s")
 
 
 def file_prefix(selection: Selection) -> str | None:
@@ -304,15 +305,24 @@ def default_table_ks(report_ks: Iterable[int]) -> tuple[int, ...]:
     return normalise_ks(report_ks)[-TABLE_K_COUNT:]
 
 
+def planned_ks(plan: Plan | None) -> tuple[int, ...] | None:
+    """The ``ks`` of the suite a plan was made for, sorted; None without a
+    plan or with a (hand-edited) value that is not a list of valid K."""
+    planned = plan.suite.get("ks") if plan is not None else None
+    if isinstance(planned, list) and planned and all(type(k) is int and 1 <= k <= MAX_K for k in planned):
+        return normalise_ks(planned)
+    return None
+
+
 def _default_ks(records: Sequence[RunRecord], plan: Plan | None = None) -> tuple[int, ...]:
     """The cut-offs of a report that names none: the ``ks`` of the suite
     last run into the folder (its plan). A run is reused by suites of other
     ``ks`` than the one that made it, so the K its manifest records say
     nothing about the current suite; only a folder without a plan (older
     output) falls back to the union of its runs' K."""
-    planned = plan.suite.get("ks") if plan is not None else None
-    if isinstance(planned, list) and planned and all(type(k) is int and 1 <= k <= MAX_K for k in planned):
-        return normalise_ks(planned)
+    planned = planned_ks(plan)
+    if planned is not None:
+        return planned
     ks: set[int] = set()
     for record in records:
         found = record.manifest.get("ks")
@@ -344,8 +354,9 @@ def _build_group(
         n_cases = members[0].n_cases
         sessions[fp] = groups = Sessions(members[0].session_ids, n_cases)
         if groups.n_sessions < 2:  # resampling one session gives a zero-width interval, not a CI
-            notes.append(f"{_count(n_cases, 'test case')} in {_count(groups.n_sessions, 'test session')}: no "
-                         "confidence intervals or tests (sessions are the resampling unit; at least 2 needed)")
+            where = f"{counts_text([n_cases], 'test case')} in {counts_text([groups.n_sessions], 'test session')}"
+            notes.append(f"{where}: no confidence intervals or tests (sessions are the resampling unit; "
+                         "at least 2 needed)")
             for r in members:
                 per_run_t[id(r)] = np.full((n_boot, len(columns)), np.nan)
                 per_run_bins[id(r)] = np.full((n_boot, n_bins), np.nan)

@@ -31,15 +31,14 @@ import numpy as np
 import pandas as pd
 
 from harness.evaluation.metrics import RANK_METRICS, metric_key
-from harness.limits import MAX_K
 from harness.report.collection import (
-    _case_fingerprint, _group_key, beside, default_table_ks, file_slug, stored_n_items,
+    _case_fingerprint, _group_key, beside, counts_text, default_table_ks, file_slug, planned_ks, stored_n_items,
 )
 from harness.report.provenance import ReportError, label_of, select_runs
 from harness.report.statistics import (
     ALPHA, Sessions, _percentiles, _seed_weights, _stable_seed, clustered_replicates, holm, paired_ttest,
 )
-from harness.run.store import RunRecord, read_plan
+from harness.run.store import Plan, RunRecord
 
 #: default metrics and cut-offs of a comparison
 COMPARE_METRICS: tuple[str, ...] = ("HitRate", "MRR", "NDCG")
@@ -66,6 +65,8 @@ class Comparison:
     #: the runs behind each compared pair: dataset, protocol, label_a,
     #: label_b, and per side (suffix _a, _b) run_ids, code digests, model and params
     runs: list[dict] = field(default_factory=list)
+    #: the suite names of A's and B's plans (None: a folder without a plan)
+    suites: tuple[str | None, str | None] = (None, None)
 
     def text(self) -> str:
         """A compact text table (what the CLI prints)."""
@@ -101,14 +102,15 @@ def _check_metrics(metrics) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _runs_by_key(folder: Path) -> dict[tuple[str, str, str], list[RunRecord]]:
+def _runs_by_key(folder: Path) -> tuple[dict[tuple[str, str, str], list[RunRecord]], Plan | None]:
+    """A folder's test runs by (dataset, protocol, label), and its plan."""
     sel = select_runs(folder)
     out: dict[tuple[str, str, str], list[RunRecord]] = {}
     for record in sel.test:
         out.setdefault((*_group_key(record), label_of(record)), []).append(record)
     if not out:
         raise ReportError(f"compare: {folder}: no complete test runs (expected {folder}/runs/<run_id>/)")
-    return out
+    return out, sel.plan
 
 
 def _pairs(runs_a, runs_b, labels):
@@ -145,12 +147,13 @@ def compare(
     """
     a, b = Path(a), Path(b)
     names = _check_metrics(metrics)
-    runs_a, runs_b = _runs_by_key(a), _runs_by_key(b)
+    (runs_a, plan_a), (runs_b, plan_b) = _runs_by_key(a), _runs_by_key(b)
     notes: list[str] = []
     if ks:
         ks = tuple(sorted(set(ks)))
     else:
-        ks, left_out = _within_catalogue(_default_ks(a, b), [r for rs in (runs_a, runs_b) for r in rs.values()])
+        ks, left_out = _within_catalogue(_default_ks(plan_a, plan_b),
+                                         [r for rs in (runs_a, runs_b) for r in rs.values()])
         notes += left_out
     rows: list[dict] = []
     cols = [metric_key(n, k) for n in names for k in ks]
@@ -177,7 +180,8 @@ def compare(
     table = pd.DataFrame(rows, columns=[c for c in _COLUMNS if c != "p_holm" and c != "significant"])
     table["p_holm"] = holm(table["p"].to_numpy())
     table["significant"] = table["p_holm"] < ALPHA
-    return Comparison(a, b, table[_COLUMNS], int(n_bootstrap), notes, provenance)
+    suites = tuple(p.suite_name if p is not None and p.suite_name else None for p in (plan_a, plan_b))
+    return Comparison(a, b, table[_COLUMNS], int(n_bootstrap), notes, provenance, suites)
 
 
 def _within_catalogue(ks: tuple[int, ...], records: list[list[RunRecord]]) -> tuple[tuple[int, ...], list[str]]:
@@ -330,38 +334,22 @@ def _markdown(result: Comparison) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _default_ks(a: Path, b: Path) -> tuple[int, ...]:
+def _default_ks(plan_a: Plan | None, plan_b: Plan | None) -> tuple[int, ...]:
     """The cut-offs a comparison shows unless told: the two largest K that
     both folders' suites ask for (their plans' ``ks``), as their reports'
     tables show; :data:`COMPARE_KS` where a folder has no plan or the
     suites share no K."""
-    asked = []
-    for folder in (a, b):
-        try:
-            plan = read_plan(folder)
-        except (OSError, ValueError):
-            plan = None
-        ks = plan.suite.get("ks") if plan is not None else None
-        if not (isinstance(ks, list) and ks and all(type(k) is int and 1 <= k <= MAX_K for k in ks)):
-            return COMPARE_KS
-        asked.append(set(ks))
-    shared = asked[0] & asked[1]
+    asked = [planned_ks(plan_a), planned_ks(plan_b)]
+    if None in asked:
+        return COMPARE_KS
+    shared = set(asked[0]) & set(asked[1])
     return default_table_ks(shared) if shared else COMPARE_KS
 
 
-def _suite_name(folder: Path) -> str | None:
-    """The suite name of a result folder's plan (None: no readable plan)."""
-    try:
-        plan = read_plan(folder)
-    except (OSError, ValueError):  # an unreadable plan only costs the nicer name
-        plan = None
-    return plan.suite_name if plan is not None and plan.suite_name else None
-
-
-def _side_name(folder: Path) -> str:
-    """A result folder as a paper names it: its plan's suite name, else the folder's name (never a local path)."""
-    suite = _suite_name(folder)
-    return f"suite {suite}" if suite else f"folder {folder.name}"
+def _side_names(result: Comparison) -> list[str]:
+    """Each side as a paper names it: its suite, else its folder's name (never a local path)."""
+    return [f"suite {suite}" if suite else f"folder {Path(folder).name}"
+            for folder, suite in zip((result.a, result.b), result.suites)]
 
 
 def _single_pair(result: Comparison) -> tuple[str, str] | None:
@@ -374,16 +362,15 @@ def _figure_stem(result: Comparison) -> str:
     one compared pair of labels, the label: two comparisons' figures can go
     into one paper without one file or LaTeX label replacing the other."""
     pair = _single_pair(result)
-    sides = []
-    for i, folder in enumerate((Path(result.a), Path(result.b))):
-        sides.append(file_slug(_suite_name(folder) or folder.name, pair[i] if pair else None))
+    sides = [file_slug(suite or Path(folder).name, pair[i] if pair else None)
+             for i, (folder, suite) in enumerate(zip((result.a, result.b), result.suites))]
     return file_slug("compare", sides[0], "vs", sides[1])
 
 
 def _sides_text(result: Comparison) -> str:
     """``A: gru4rec of suite default, B: ...``: the suites, and the models when one pair is compared."""
     pair = _single_pair(result)
-    names = [_side_name(Path(result.a)), _side_name(Path(result.b))]
+    names = _side_names(result)
     if pair is not None:
         names = [f"{pair[0]} of {names[0]}", f"{pair[1]} of {names[1]}"]
     return f"A: {names[0]}, B: {names[1]}"
@@ -393,7 +380,7 @@ def _cases_text(table: pd.DataFrame) -> str:
     """`` (C test cases of G sessions)`` when every row shares its case list's size."""
     if "n_sessions" not in table or table["n_cases"].nunique() != 1 or table["n_sessions"].nunique() != 1:
         return ""
-    return f" ({int(table['n_cases'].iloc[0]):,} test cases of {int(table['n_sessions'].iloc[0]):,} sessions)"
+    return f" ({counts_text(table['n_cases'], 'test case')} of {counts_text(table['n_sessions'], 'session')})"
 
 
 def _figure(result: Comparison, stem: Path, width: float) -> list[Path]:

@@ -491,8 +491,9 @@ def _plot_accuracy_latency(group: Group, styles: dict[str, Style], width: float,
         segments = [tuple(ax.transData.transform([(x0, y0), (x1, y1)]).ravel()) for x0, y0, x1, y1 in lines]
         place_labels(ax, drawn, list(group.labels), segments_px=segments)
     caption = (f"{group.title}: {' and '.join(keys)} against single-session latency p50 (ms, log scale; one "
-               f"prefix at a time); error bars: 95% bootstrap CI over test sessions. The dashed line joins the Pareto-optimal "
-               f"models (no other model is both faster and more accurate); their markers have black edges."
+               f"prefix at a time); error bars: 95% bootstrap CI over test sessions. The dashed line joins the "
+               f"Pareto-optimal models (no other model is both faster and more accurate); their markers have "
+               f"black edges."
                + (" Markers that would cover each other are moved slightly apart sideways." if spread_any else ""))
     return Drawn(fig, caption)
 

@@ -209,7 +209,8 @@ def _latex(frame: pd.DataFrame, title: str, slug: str) -> str:
 def write_retrieval(runs: Iterable[RunRecord], folder: Path, width: float, *,
                     wide: bool = False, prefix: str | None = None) -> tuple[list[Path], list[Path], list[str]]:
     """Write the retrieval figures (``width`` inches wide, caption beside
-    each as text and as a LaTeX ``figure``, ``figure*`` when ``wide``) and tables of ``runs`` into the report folder being built
+    each as text and as a LaTeX ``figure``, ``figure*`` when ``wide``) and
+    tables of ``runs`` into the report folder being built
     (``folder``), their names starting with ``prefix`` (the suite's name, see
     :func:`harness.report.collection.file_prefix`); returns (figures, tables,
     summary.md lines)."""

@@ -11,7 +11,7 @@ import pandas as pd
 
 from harness.errors import ConfigError
 from harness.evaluation.metrics import METRICS, RANK_METRICS, MetricSpec, metric_key
-from harness.report.collection import Group
+from harness.report.collection import Group, counts_text
 from harness.report.constants import (
     LIST_K, TABLE_METRICS, TABLE_TIMINGS, TIMINGS, Timing,
 )
@@ -144,15 +144,8 @@ def _and(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def _plural(counts: dict[str, int], noun: str) -> str:
-    """``noun`` or ``nouns``: plural unless every count is 1."""
-    return noun if set(counts.values()) == {1} else noun + "s"
-
-
 def _caption(group: Group, spec: TableSpec, n_boot: int, *, latex: bool) -> str:
     """The table caption after the title: what the numbers are and how they were tested."""
-    cases = "/".join(f"{n:,}" for n in sorted(set(group.n_cases.values())))
-    sessions = "/".join(f"{n:,}" for n in sorted(set(group.n_sessions.values())))
     dag = r"$^{\dagger}$" if latex else "†"
     ci = (r"95\% session-bootstrap CIs are in Table~\ref{tab:sessionbench-" + group.slug + "-ci}." if latex
           else "95% session-bootstrap CIs are in the second table.")
@@ -162,8 +155,8 @@ def _caption(group: Group, spec: TableSpec, n_boot: int, *, latex: bool) -> str:
     n_seeds = {esc(label): n for label, n in group.n_seeds.items()}
     period = f", {group.test_period}" if getattr(group, "test_period", None) else ""
     text = (
-        f"Means over {seeds_phrase(n_seeds)}; {cases} test {_plural(group.n_cases, 'case')} (all prefixes of "
-        f"{sessions} test {_plural(group.n_sessions, 'session')}"
+        f"Means over {seeds_phrase(n_seeds)}; {counts_text(group.n_cases.values(), 'test case')} (all prefixes "
+        f"of {counts_text(group.n_sessions.values(), 'test session')}"
         f"{period}), "
         f"full ranking. {ci} Bold: best per column. {dag}: significantly worse than the column's best "
         f"(two-sided paired t-test over the test sessions, cluster-robust since the prefixes of one session "
@@ -363,8 +356,7 @@ def _compact_text(groups: Sequence[Group], ks: Sequence[int]) -> str:
             row += [_fmt_quantity(g.means.loc[label, "fit_seconds"]),
                     _fmt_quantity(g.means.loc[label, "latency_ms_p95"])]
             rows.append(row)
-        cases = "/".join(f"{n:,}" for n in sorted(set(g.n_cases.values())))
-        blocks.append(f"{g.title}: {cases} test cases\n" + _text_table(headers, rows))
+        blocks.append(f"{g.title}: {counts_text(g.n_cases.values(), 'test case')}\n" + _text_table(headers, rows))
     return "\n\n".join(blocks)
 
 
