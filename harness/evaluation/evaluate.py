@@ -96,7 +96,7 @@ SCHEMA = pa.schema(
 
 #: The columns of case ids and counts, read as int64: a float column would be
 #: truncated and a null one become NaN, so they must be integer and complete.
-_ID_COLUMNS = ("session", "prefix_length", "n_targets")
+ID_COLUMNS = ("session", "prefix_length", "n_targets")
 _LIST_COLUMNS = ("ranks", "top_items")
 #: The metadata keys :meth:`EvaluationResult.from_table` reads without a default.
 _METADATA_KEYS = ("protocol", "split", "n_items", "ks", "top_k", "item_popularity")
@@ -148,7 +148,7 @@ def _columns_problem(schema: pa.Schema) -> str | None:
     missing = [c for c in SCHEMA.names if c != "rank" and c not in schema.names]
     if missing:
         return f"lacks columns {missing}"
-    for name in _ID_COLUMNS:
+    for name in ID_COLUMNS:
         kind = schema.field(name).type
         if not pa.types.is_integer(kind):
             return f"column {name!r}: expected integers, got {kind}"
@@ -161,7 +161,7 @@ def _columns_problem(schema: pa.Schema) -> str | None:
 
 def _nulls_problem(table: pa.Table) -> str | None:
     """Nulls would be read as NaN ids (every case in one session) or as lists of no targets."""
-    for name in (*_ID_COLUMNS, *_LIST_COLUMNS):
+    for name in (*ID_COLUMNS, *_LIST_COLUMNS):
         column = table.column(name)
         nulls = column.null_count
         if name in _LIST_COLUMNS and column.num_chunks:

@@ -185,11 +185,8 @@ def outside_runs_digest() -> str:
     executes (:data:`OUTSIDE_RUNS`, the report code), which run ids leave
     out: what a report records of the code that drew it."""
     base, files = package_location("harness")
-    h = hashlib.sha256()
-    for rel, file in sorted((f.relative_to(base).as_posix(), f) for f in files):
-        if rel.startswith(OUTSIDE_RUNS):
-            h.update(f"{rel}\0{code_hash(file.read_bytes())}\n".encode())
-    return h.hexdigest()
+    report = sorted((f.relative_to(base).as_posix(), f) for f in files)
+    return _digest((rel, code_hash(file.read_bytes())) for rel, file in report if rel.startswith(OUTSIDE_RUNS))
 
 
 def package_files(top: str) -> tuple[tuple[str, str, str], ...]:

@@ -51,7 +51,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from harness.errors import SessionbenchError, quote
-from harness.evaluation.evaluate import EvaluationFormatError, EvaluationResult, schema_problem
+from harness.evaluation.evaluate import ID_COLUMNS, EvaluationFormatError, EvaluationResult, schema_problem
 from harness.evaluation.metrics import metric_key, parse_metric_key
 
 RUNS_DIR = "runs"
@@ -256,7 +256,6 @@ def verify_run(path: str | Path) -> str | None:
 
 
 _RANKS_CACHE: dict[tuple[str, int, int, int], str | None] = {}
-_ID_COLUMNS = ("session", "prefix_length", "n_targets")
 
 
 def _ranks_problem(file: Path) -> str | None:
@@ -266,8 +265,7 @@ def _ranks_problem(file: Path) -> str | None:
     recorded with its new checksum (a column dropped, ids nulled) passed
     them, and the report then failed on it. Reads the Parquet footer only;
     cached like the checksums."""
-    st = file.stat()
-    key = (str(file), st.st_size, st.st_mtime_ns, st.st_ino)
+    key = _file_key(file)
     if key not in _RANKS_CACHE:
         _RANKS_CACHE[key] = _read_ranks_problem(file)
     return _RANKS_CACHE[key]
@@ -289,7 +287,7 @@ def _read_ranks_problem(file: Path) -> str | None:
             chunk = row_group.column(column)
             stats = chunk.statistics
             # a writer may leave statistics out; EvaluationResult.from_table still refuses the nulls
-            if chunk.path_in_schema in _ID_COLUMNS and stats is not None and stats.has_null_count and stats.null_count:
+            if chunk.path_in_schema in ID_COLUMNS and stats is not None and stats.has_null_count and stats.null_count:
                 return f"{RANKS}: column {chunk.path_in_schema!r} holds null values, expected none"
     return None
 
@@ -338,11 +336,16 @@ def _check_file(file: Path, name: str, want: Any) -> str | None:
 _SHA_CACHE: dict[tuple[str, int, int, int], str] = {}
 
 
-def file_sha256(file: Path) -> str:
-    """The SHA-256 of a file (hex); cached per process while the file's
-    size, modification time and inode stay the same."""
+def _file_key(file: Path) -> tuple[str, int, int, int]:
+    """What a per-process cache of a file's content keys on: its path, size,
+    modification time and inode (any rewrite changes one of them)."""
     st = file.stat()
-    key = (str(file), st.st_size, st.st_mtime_ns, st.st_ino)
+    return str(file), st.st_size, st.st_mtime_ns, st.st_ino
+
+
+def file_sha256(file: Path) -> str:
+    """The SHA-256 of a file (hex); cached per process (:func:`_file_key`)."""
+    key = _file_key(file)
     digest = _SHA_CACHE.get(key)
     if digest is None:
         h = hashlib.sha256()
